@@ -1,0 +1,873 @@
+//! Source configuration: `infra/sources/<key>.yaml` files and the scripts beside them
+//! (DESIGN §2).
+//!
+//! [`load_dir`] reads every `*.yaml`/`*.yml` file of a directory, validates it against the
+//! schema below and compiles the scripts it names. Validation never stops at the first
+//! problem: it returns all of them, each naming the file, the line and the fix, so
+//! `inlet check` can print one complete report. Everything that can be checked before a
+//! request arrives is checked here (paths, action names, param names, required params,
+//! script syntax), so the request path never parses config.
+//!
+//! Decisions where DESIGN is silent:
+//! - `enforce_verification` defaults to `true` when the environment has a script and to
+//!   `false` when it has none; `true` without a script is an error, since nothing could
+//!   ever verify a request.
+//! - `event_type_path` defaults to `body.type`, Knock's default for custom sources.
+//! - `idempotency.window` takes a duration (`24h`, `90m`, `3600s`) or whole seconds.
+//! - A mapping that does not map one of its action's required params is a load error
+//!   (it could only ever be skipped).
+
+use crate::actions::{ActionKind, ParamType};
+use crate::path::FieldPath;
+use crate::script::{CompiledScript, ScriptEngine};
+use crate::yaml::{self, Kind, Node};
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Default idempotency window (DESIGN §9).
+pub const DEFAULT_IDEMPOTENCY_WINDOW_SECS: u64 = 24 * 3600;
+
+/// One problem in one config file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub file: PathBuf,
+    pub line: usize,
+    pub message: String,
+    pub fix: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}: {}\n    fix: {}",
+            self.file.display(),
+            self.line,
+            self.message,
+            self.fix
+        )
+    }
+}
+
+/// Every problem found while loading a config directory.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+/// All sources of one config directory, sorted by key.
+#[derive(Debug, Clone, Default)]
+pub struct Catalog {
+    pub sources: Vec<Arc<SourceConfig>>,
+}
+
+impl Catalog {
+    pub fn source(&self, key: &str) -> Option<&Arc<SourceConfig>> {
+        self.sources.iter().find(|s| s.key == key)
+    }
+
+    /// Every (source key, environment name) pair, in a stable order.
+    pub fn environments(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.sources.iter().flat_map(|s| {
+            s.environments
+                .keys()
+                .map(move |env| (s.key.as_str(), env.as_str()))
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct SourceConfig {
+    pub key: String,
+    pub name: String,
+    pub description: Option<String>,
+    pub file: PathBuf,
+    pub environments: BTreeMap<String, Arc<EnvironmentConfig>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct EnvironmentConfig {
+    pub script: Option<Arc<CompiledScript>>,
+    pub enforce_verification: bool,
+    pub event_type_path: FieldPath,
+    pub timestamp_path: Option<FieldPath>,
+    pub idempotency: IdempotencySettings,
+    /// Event type → its mappings, in config order.
+    pub mappings: BTreeMap<String, Vec<MappingConfig>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct IdempotencySettings {
+    pub enabled: bool,
+    pub key_path: Option<FieldPath>,
+    pub window_secs: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct MappingConfig {
+    pub action: ActionKind,
+    pub active: bool,
+    pub line: usize,
+    pub params: Vec<MappingParam>,
+}
+
+#[derive(Debug, Clone)]
+pub struct MappingParam {
+    /// `key`, `recipients`, or a dotted merge target such as `data.task_id`.
+    pub name: String,
+    pub source: ParamSource,
+}
+
+#[derive(Debug, Clone)]
+pub enum ParamSource {
+    Path(FieldPath),
+    Literal(Value),
+}
+
+impl ParamSource {
+    /// How the param is sourced, for skip reasons.
+    pub fn describe(&self) -> String {
+        match self {
+            ParamSource::Path(p) => format!("path `{p}`"),
+            ParamSource::Literal(_) => "literal value".to_string(),
+        }
+    }
+}
+
+impl MappingConfig {
+    /// The mapping as the user wrote it, for the action log's `params`.
+    pub fn params_as_json(&self) -> Value {
+        let params: Map<String, Value> = self
+            .params
+            .iter()
+            .map(|p| {
+                let v = match &p.source {
+                    ParamSource::Path(path) => Value::String(path.to_string()),
+                    ParamSource::Literal(value) => serde_json::json!({ "value": value }),
+                };
+                (p.name.clone(), v)
+            })
+            .collect();
+        Value::Object(params)
+    }
+}
+
+/// Loads and validates every source file in `dir`, compiling scripts with `engine`.
+pub fn load_dir(dir: &Path, engine: &ScriptEngine) -> Result<Catalog, ConfigErrors> {
+    let mut errors = Vec::new();
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) => {
+            return Err(ConfigErrors(vec![ConfigError {
+                file: dir.to_path_buf(),
+                line: 0,
+                message: format!("cannot read the sources directory: {e}"),
+                fix: "pass the directory that holds your `<key>.yaml` files (default `infra/sources`)".into(),
+            }]));
+        }
+    };
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.is_file()
+                && matches!(
+                    p.extension().and_then(|e| e.to_str()),
+                    Some("yaml" | "yml")
+                )
+        })
+        .collect();
+    files.sort();
+    let mut sources: Vec<Arc<SourceConfig>> = Vec::new();
+    for file in files {
+        let text = match std::fs::read_to_string(&file) {
+            Ok(text) => text,
+            Err(e) => {
+                errors.push(ConfigError {
+                    file: file.clone(),
+                    line: 0,
+                    message: format!("cannot read the file: {e}"),
+                    fix: "check the file's permissions and that it is UTF-8 text".into(),
+                });
+                continue;
+            }
+        };
+        let mut loader = FileLoader {
+            file: &file,
+            engine,
+            errors: Vec::new(),
+        };
+        let source = loader.load(&text);
+        errors.extend(loader.errors);
+        if let Some(source) = source {
+            if let Some(other) = sources.iter().find(|s| s.key == source.key) {
+                errors.push(ConfigError {
+                    file: file.clone(),
+                    line: 1,
+                    message: format!(
+                        "source key `{}` is already used by {}",
+                        source.key,
+                        other.file.display()
+                    ),
+                    fix: "give every source a unique `key`".into(),
+                });
+            } else {
+                sources.push(Arc::new(source));
+            }
+        }
+    }
+    if sources.is_empty() && errors.is_empty() {
+        errors.push(ConfigError {
+            file: dir.to_path_buf(),
+            line: 0,
+            message: "no source files (`*.yaml`) found".into(),
+            fix: "add a source file such as `infra/sources/task-app.yaml` (see the README)".into(),
+        });
+    }
+    if !errors.is_empty() {
+        return Err(ConfigErrors(errors));
+    }
+    sources.sort_by(|a, b| a.key.cmp(&b.key));
+    Ok(Catalog { sources })
+}
+
+/// Validates one file; problems accumulate in `errors`.
+struct FileLoader<'a> {
+    file: &'a Path,
+    engine: &'a ScriptEngine,
+    errors: Vec<ConfigError>,
+}
+
+const SOURCE_KEYS: &[&str] = &["key", "name", "description", "environments"];
+const ENV_KEYS: &[&str] = &[
+    "script",
+    "enforce_verification",
+    "event_type_path",
+    "timestamp_path",
+    "idempotency",
+    "mappings",
+];
+const IDEMPOTENCY_KEYS: &[&str] = &["enabled", "key_path", "window"];
+const MAPPING_KEYS: &[&str] = &["action", "params", "active"];
+
+impl FileLoader<'_> {
+    fn error(&mut self, line: usize, message: impl Into<String>, fix: impl Into<String>) {
+        self.errors.push(ConfigError {
+            file: self.file.to_path_buf(),
+            line,
+            message: message.into(),
+            fix: fix.into(),
+        });
+    }
+
+    /// The entries of a mapping node, reporting keys outside `allowed`.
+    fn entries<'n>(
+        &mut self,
+        node: &'n Node,
+        what: &str,
+        allowed: &[&str],
+    ) -> Option<&'n [(String, usize, Node)]> {
+        let Kind::Map(entries) = &node.kind else {
+            self.error(
+                node.line,
+                format!("{what} must be a mapping, found {}", node.describe()),
+                format!("write {what} as `key: value` lines"),
+            );
+            return None;
+        };
+        for (key, line, _) in entries {
+            if !allowed.contains(&key.as_str()) {
+                let fix = match strsim_closest(key, allowed) {
+                    Some(near) => format!("did you mean `{near}`? allowed keys: {}", allowed.join(", ")),
+                    None => format!("remove it; allowed keys: {}", allowed.join(", ")),
+                };
+                self.error(*line, format!("unknown key `{key}` in {what}"), fix);
+            }
+        }
+        Some(entries)
+    }
+
+    fn string(&mut self, node: &Node, what: &str) -> Option<String> {
+        match &node.kind {
+            Kind::Str(s) if !s.is_empty() => Some(s.clone()),
+            _ => {
+                self.error(
+                    node.line,
+                    format!("`{what}` must be a non-empty string, found {}", node.describe()),
+                    format!("write `{what}: some text`"),
+                );
+                None
+            }
+        }
+    }
+
+    fn boolean(&mut self, node: &Node, what: &str) -> Option<bool> {
+        match node.kind {
+            Kind::Bool(b) => Some(b),
+            _ => {
+                self.error(
+                    node.line,
+                    format!("`{what}` must be true or false, found {}", node.describe()),
+                    format!("write `{what}: true` or `{what}: false`"),
+                );
+                None
+            }
+        }
+    }
+
+    fn path(&mut self, node: &Node, what: &str) -> Option<FieldPath> {
+        let text = self.string(node, what)?;
+        match FieldPath::parse(&text) {
+            Ok(path) => Some(path),
+            Err(e) => {
+                self.error(node.line, format!("`{what}`: {e}"), e.fix);
+                None
+            }
+        }
+    }
+
+    fn identifier(&mut self, line: usize, what: &str, text: &str) -> bool {
+        let ok = !text.is_empty()
+            && text
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+        if !ok {
+            self.error(
+                line,
+                format!("{what} `{text}` may only use a-z, 0-9, `-` and `_`"),
+                format!("rename it, e.g. `{}`", slug(text)),
+            );
+        }
+        ok
+    }
+
+    fn load(&mut self, text: &str) -> Option<SourceConfig> {
+        let root = match yaml::parse(text) {
+            Ok(root) => root,
+            Err(e) => {
+                self.error(
+                    e.line,
+                    e.message,
+                    "fix the YAML syntax at this line (indentation, quotes, brackets)",
+                );
+                return None;
+            }
+        };
+        let entries = self.entries(&root, "the source", SOURCE_KEYS)?;
+        let get = |name: &str| entries.iter().find(|(k, ..)| k == name).map(|(_, _, v)| v);
+        let key = match get("key") {
+            Some(node) => self
+                .string(node, "key")
+                .filter(|k| self.identifier(node.line, "source key", k)),
+            None => {
+                self.error(
+                    1,
+                    "the source has no `key`",
+                    "add `key: my-source` (a-z, 0-9, `-`, `_`; unique across files)",
+                );
+                None
+            }
+        };
+        let name = match get("name") {
+            Some(node) => self.string(node, "name"),
+            None => {
+                self.error(1, "the source has no `name`", "add `name: A readable name`");
+                None
+            }
+        };
+        let description = get("description").and_then(|n| self.string(n, "description"));
+        let mut environments = BTreeMap::new();
+        match get("environments") {
+            None => self.error(
+                1,
+                "the source has no `environments`",
+                "add `environments:` with at least one environment, e.g. `development:`",
+            ),
+            Some(node) => match &node.kind {
+                Kind::Map(envs) => {
+                    if envs.is_empty() {
+                        self.error(
+                            node.line,
+                            "`environments` is empty",
+                            "add at least one environment, e.g. `development:`",
+                        );
+                    }
+                    for (env_name, line, env_node) in envs {
+                        if !self.identifier(*line, "environment name", env_name) {
+                            continue;
+                        }
+                        if let Some(env) = self.environment(env_node, env_name) {
+                            environments.insert(env_name.clone(), Arc::new(env));
+                        }
+                    }
+                }
+                _ => self.error(
+                    node.line,
+                    format!("`environments` must be a mapping, found {}", node.describe()),
+                    "write `environments:` then one `<name>:` block per environment",
+                ),
+            },
+        }
+        Some(SourceConfig {
+            key: key?,
+            name: name?,
+            description,
+            file: self.file.to_path_buf(),
+            environments,
+        })
+    }
+
+    fn environment(&mut self, node: &Node, env_name: &str) -> Option<EnvironmentConfig> {
+        let what = format!("environment `{env_name}`");
+        let entries = self.entries(node, &what, ENV_KEYS)?;
+        let get = |name: &str| entries.iter().find(|(k, ..)| k == name).map(|(_, _, v)| v);
+        let before = self.errors.len();
+
+        let script = get("script").and_then(|n| self.script(n));
+        let enforce_verification = match get("enforce_verification") {
+            Some(n) => self.boolean(n, "enforce_verification"),
+            None => Some(script.is_some() || get("script").is_some()),
+        };
+        if enforce_verification == Some(true) && get("script").is_none() {
+            self.error(
+                get("enforce_verification").map_or(node.line, |n| n.line),
+                format!("{what} enforces verification but has no `script` to verify requests"),
+                "add `script: <file>.rhai` that returns `verified`, or set `enforce_verification: false`",
+            );
+        }
+        let event_type_path = match get("event_type_path") {
+            Some(n) => self.path(n, "event_type_path"),
+            None => FieldPath::parse("body.type").ok(),
+        };
+        let timestamp_path = get("timestamp_path").map(|n| self.path(n, "timestamp_path"));
+        let idempotency = match get("idempotency") {
+            Some(n) => self.idempotency(n),
+            None => Some(IdempotencySettings {
+                enabled: false,
+                key_path: None,
+                window_secs: DEFAULT_IDEMPOTENCY_WINDOW_SECS,
+            }),
+        };
+        let mut mappings = BTreeMap::new();
+        if let Some(n) = get("mappings") {
+            if let Kind::Map(types) = &n.kind {
+                for (event_type, _, list) in types {
+                    let Kind::Seq(items) = &list.kind else {
+                        self.error(
+                            list.line,
+                            format!("mappings for `{event_type}` must be a list, found {}", list.describe()),
+                            "start each mapping with `- action: <name>`",
+                        );
+                        continue;
+                    };
+                    let parsed: Vec<MappingConfig> =
+                        items.iter().filter_map(|m| self.mapping(m, event_type)).collect();
+                    mappings.insert(event_type.clone(), parsed);
+                }
+            } else {
+                self.error(
+                    n.line,
+                    format!("`mappings` must map event types to lists, found {}", n.describe()),
+                    "write `mappings:` then `  task.assigned:` then `    - action: workflows_trigger`",
+                );
+            }
+        }
+        if self.errors.len() > before {
+            return None;
+        }
+        Some(EnvironmentConfig {
+            script,
+            enforce_verification: enforce_verification?,
+            event_type_path: event_type_path?,
+            timestamp_path: timestamp_path.flatten(),
+            idempotency: idempotency?,
+            mappings,
+        })
+    }
+
+    fn script(&mut self, node: &Node) -> Option<Arc<CompiledScript>> {
+        let relative = self.string(node, "script")?;
+        let path = self
+            .file
+            .parent()
+            .unwrap_or_else(|| Path::new("."))
+            .join(&relative);
+        let code = match std::fs::read_to_string(&path) {
+            Ok(code) => code,
+            Err(e) => {
+                self.error(
+                    node.line,
+                    format!("cannot read script `{}`: {e}", path.display()),
+                    "the script path is relative to this YAML file; create the file or fix the path",
+                );
+                return None;
+            }
+        };
+        match self.engine.compile(&path.display().to_string(), &code) {
+            Ok(script) => Some(script),
+            Err(e) => {
+                self.errors.push(ConfigError {
+                    file: path.clone(),
+                    line: e.line,
+                    message: e.message,
+                    fix: e.fix,
+                });
+                None
+            }
+        }
+    }
+
+    fn idempotency(&mut self, node: &Node) -> Option<IdempotencySettings> {
+        let entries = self.entries(node, "`idempotency`", IDEMPOTENCY_KEYS)?;
+        let get = |name: &str| entries.iter().find(|(k, ..)| k == name).map(|(_, _, v)| v);
+        let enabled = match get("enabled") {
+            Some(n) => self.boolean(n, "idempotency.enabled")?,
+            None => true,
+        };
+        let key_path = match get("key_path") {
+            Some(n) => Some(self.path(n, "idempotency.key_path")?),
+            None => None,
+        };
+        if enabled && key_path.is_none() {
+            self.error(
+                node.line,
+                "idempotency is enabled but has no `key_path`",
+                "add `key_path: body.event_id` (the field that identifies an event), or `enabled: false`",
+            );
+            return None;
+        }
+        let window_secs = match get("window") {
+            None => DEFAULT_IDEMPOTENCY_WINDOW_SECS,
+            Some(n) => match &n.kind {
+                Kind::Int(secs) if *secs > 0 => *secs as u64,
+                Kind::Str(text) => match humantime::parse_duration(text) {
+                    Ok(d) if d.as_secs() > 0 => d.as_secs(),
+                    _ => {
+                        self.error(
+                            n.line,
+                            format!("`window` `{text}` is not a duration"),
+                            "write a duration such as `24h`, `90m` or `3600s`",
+                        );
+                        return None;
+                    }
+                },
+                _ => {
+                    self.error(
+                        n.line,
+                        format!("`window` must be a duration, found {}", n.describe()),
+                        "write a duration such as `24h`, `90m` or `3600s`",
+                    );
+                    return None;
+                }
+            },
+        };
+        Some(IdempotencySettings {
+            enabled,
+            key_path,
+            window_secs,
+        })
+    }
+
+    fn mapping(&mut self, node: &Node, event_type: &str) -> Option<MappingConfig> {
+        let what = format!("a mapping of `{event_type}`");
+        let entries = self.entries(node, &what, MAPPING_KEYS)?;
+        let get = |name: &str| entries.iter().find(|(k, ..)| k == name).map(|(_, _, v)| v);
+        let known = || {
+            ActionKind::ALL
+                .iter()
+                .map(|a| a.name())
+                .collect::<Vec<_>>()
+        };
+        let action = match get("action") {
+            None => {
+                self.error(
+                    node.line,
+                    format!("{what} has no `action`"),
+                    format!("add `action: <name>`; actions: {}", known().join(", ")),
+                );
+                return None;
+            }
+            Some(n) => {
+                let name = self.string(n, "action")?;
+                match ActionKind::from_name(&name) {
+                    Some(action) => action,
+                    None => {
+                        let fix = match strsim_closest(&name, &known()) {
+                            Some(near) => format!("did you mean `{near}`?"),
+                            None => format!("use one of: {}", known().join(", ")),
+                        };
+                        self.error(n.line, format!("unknown action `{name}`"), fix);
+                        return None;
+                    }
+                }
+            }
+        };
+        let active = match get("active") {
+            Some(n) => self.boolean(n, "active")?,
+            None => true,
+        };
+        let mut params = Vec::new();
+        // Names present in the YAML, valid or not: a required param whose mapping is
+        // broken is reported once (as broken), not again as missing.
+        let mut written: Vec<String> = Vec::new();
+        let before = self.errors.len();
+        let spec_names: Vec<&str> = action.params().iter().map(|p| p.name).collect();
+        if let Some(pnode) = get("params") {
+            if let Kind::Map(entries) = &pnode.kind {
+                for (name, line, value) in entries {
+                    written.push(name.clone());
+                    if let Some(param) = self.param(action, &spec_names, name, *line, value) {
+                        params.push(param);
+                    }
+                }
+            } else {
+                self.error(
+                    pnode.line,
+                    format!("`params` must be a mapping, found {}", pnode.describe()),
+                    "write `params:` then one `name: path` line per param",
+                );
+            }
+        }
+        for spec in action.params().into_iter().filter(|p| p.required) {
+            let mapped = written
+                .iter()
+                .any(|name| name == spec.name || name.starts_with(&format!("{}.", spec.name)));
+            if !mapped {
+                self.error(
+                    node.line,
+                    format!("{} requires param `{}`, which is not mapped", action.name(), spec.name),
+                    format!("add `{}: <path>` (or `{{ value: ... }}`) under `params`", spec.name),
+                );
+            }
+        }
+        (self.errors.len() == before).then_some(MappingConfig {
+            action,
+            active,
+            line: node.line,
+            params,
+        })
+    }
+
+    fn param(
+        &mut self,
+        action: ActionKind,
+        spec_names: &[&str],
+        name: &str,
+        line: usize,
+        value: &Node,
+    ) -> Option<MappingParam> {
+        let head = name.split('.').next().unwrap_or(name);
+        let Some(spec) = action.param(head) else {
+            let fix = match strsim_closest(head, spec_names) {
+                Some(near) => format!("did you mean `{near}`? {} takes: {}", action.name(), spec_names.join(", ")),
+                None => format!("{} takes: {}", action.name(), spec_names.join(", ")),
+            };
+            self.error(line, format!("unknown param `{name}` for {}", action.name()), fix);
+            return None;
+        };
+        if head != name {
+            let mergeable = matches!(spec.ty, ParamType::Object | ParamType::Any);
+            if !mergeable || name.split('.').any(str::is_empty) {
+                self.error(
+                    line,
+                    format!("param `{name}` merges into `{head}`, which is not an object param"),
+                    format!("map `{head}` directly; only object params (like `data`) take `{head}.field` entries"),
+                );
+                return None;
+            }
+        }
+        let source = match &value.kind {
+            Kind::Str(_) => ParamSource::Path(self.path(value, name)?),
+            Kind::Map(entries) if entries.len() == 1 && entries[0].0 == "value" => {
+                ParamSource::Literal(entries[0].2.to_json())
+            }
+            _ => {
+                self.error(
+                    value.line,
+                    format!("param `{name}` must be a path string or `{{ value: ... }}`, found {}", value.describe()),
+                    format!("write `{name}: body.some.field` or `{name}: {{ value: \"literal\" }}`"),
+                );
+                return None;
+            }
+        };
+        Some(MappingParam {
+            name: name.to_string(),
+            source,
+        })
+    }
+}
+
+fn strsim_closest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
+    candidates
+        .iter()
+        .map(|c| (strsim::levenshtein(word, c), *c))
+        .filter(|(d, c)| *d <= 3.max(c.len() / 4) && *d < c.len())
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+fn slug(text: &str) -> String {
+    text.to_ascii_lowercase()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::script::{ScriptEngine, ScriptLimits};
+
+    fn load(files: &[(&str, &str)]) -> Result<Catalog, ConfigErrors> {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, text) in files {
+            std::fs::write(dir.path().join(name), text).unwrap();
+        }
+        let engine = ScriptEngine::new(ScriptLimits::default());
+        load_dir(dir.path(), &engine).map_err(|mut e| {
+            // Paths are temporary; keep only the file name for assertions.
+            for err in &mut e.0 {
+                err.file = PathBuf::from(err.file.file_name().unwrap());
+            }
+            e
+        })
+    }
+
+    const GOOD: &str = r#"
+key: task-app
+name: Task app
+environments:
+  development:
+    enforce_verification: false
+    event_type_path: body.event_type
+    timestamp_path: body.timestamp
+    idempotency: { enabled: true, key_path: body.event_id, window: 2h }
+    mappings:
+      task.assigned:
+        - action: workflows_trigger
+          params:
+            key: { value: task-assigned }
+            recipients: data.assigned_to
+            data.task_id: body.data.task_id
+"#;
+
+    #[test]
+    fn a_good_file_loads() {
+        let catalog = load(&[("task-app.yaml", GOOD)]).unwrap();
+        let env = &catalog.sources[0].environments["development"];
+        assert!(!env.enforce_verification);
+        assert_eq!(env.event_type_path.as_str(), "body.event_type");
+        assert_eq!(env.idempotency.window_secs, 7200);
+        let m = &env.mappings["task.assigned"][0];
+        assert_eq!(m.action, ActionKind::WorkflowsTrigger);
+        assert_eq!(
+            m.params_as_json(),
+            serde_json::json!({"key": {"value": "task-assigned"}, "recipients": "data.assigned_to",
+                               "data.task_id": "body.data.task_id"})
+        );
+    }
+
+    fn messages(result: Result<Catalog, ConfigErrors>) -> Vec<String> {
+        result
+            .unwrap_err()
+            .0
+            .iter()
+            .map(|e| format!("{}:{}: {} | {}", e.file.display(), e.line, e.message, e.fix))
+            .collect()
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_file_line_and_fix() {
+        let bad = r#"key: Task App
+name: x
+colour: blue
+environments:
+  development:
+    event_type_pth: body.type
+    idempotency: { enabled: true }
+    mappings:
+      a:
+        - action: workflow_trigger
+        - action: users_identify
+          params:
+            id: body..id
+            emial: body.email
+        - action: users_delete
+          params: {}
+"#;
+        let msgs = messages(load(&[("bad.yaml", bad)]));
+        let expected = [
+            "bad.yaml:3: unknown key `colour` in the source | remove it; allowed keys: key, name, description, environments",
+            "bad.yaml:1: source key `Task App` may only use a-z, 0-9, `-` and `_` | rename it, e.g. `task-app`",
+            "bad.yaml:6: unknown key `event_type_pth` in environment `development` | did you mean `event_type_path`? allowed keys: script, enforce_verification, event_type_path, timestamp_path, idempotency, mappings",
+            "bad.yaml:7: idempotency is enabled but has no `key_path` | add `key_path: body.event_id` (the field that identifies an event), or `enabled: false`",
+            "bad.yaml:10: unknown action `workflow_trigger` | did you mean `workflows_trigger`?",
+            "bad.yaml:13: `id`: invalid path `body..id`: the path has an empty segment (a leading, trailing or doubled `.`) | write segments separated by single dots, e.g. `body.data.id`",
+            "bad.yaml:14: unknown param `emial` for users_identify | did you mean `email`? users_identify takes: id, properties, name, email, phone_number, avatar, locale, timezone, created_at, channel_data, preferences",
+            "bad.yaml:15: users_delete requires param `id`, which is not mapped | add `id: <path>` (or `{ value: ... }`) under `params`",
+        ];
+        for e in expected {
+            assert!(msgs.iter().any(|m| m == e), "missing {e}\n got: {msgs:#?}");
+        }
+        assert_eq!(msgs.len(), expected.len(), "{msgs:#?}");
+    }
+
+    #[test]
+    fn yaml_syntax_errors_and_duplicates() {
+        let msgs = messages(load(&[
+            ("a.yaml", GOOD),
+            ("b.yaml", GOOD),
+            ("c.yaml", "key: [oops\n"),
+        ]));
+        assert!(msgs.iter().any(|m| m.starts_with("b.yaml:1: source key `task-app` is already used by")), "{msgs:?}");
+        assert!(msgs.iter().any(|m| m.starts_with("c.yaml:") && m.contains("YAML syntax error")), "{msgs:?}");
+    }
+
+    #[test]
+    fn scripts_missing_or_broken_and_unverifiable_enforcement() {
+        let with_script = |script: &str| {
+            GOOD.replace("    enforce_verification: false\n", &format!("    script: {script}\n"))
+        };
+        let msgs = messages(load(&[("a.yaml", &with_script("missing.rhai"))]));
+        assert!(msgs[0].starts_with("a.yaml:6: cannot read script"), "{msgs:?}");
+
+        let msgs = messages(load(&[
+            ("a.yaml", &with_script("broken.rhai")),
+            ("broken.rhai", "fn main(ctx) {\n  let x = ;\n}\n"),
+        ]));
+        assert!(msgs[0].starts_with("broken.rhai:2: "), "{msgs:?}");
+
+        let enforced = GOOD.replace("enforce_verification: false", "enforce_verification: true");
+        let msgs = messages(load(&[("a.yaml", &enforced)]));
+        assert!(msgs[0].contains("enforces verification but has no `script`"), "{msgs:?}");
+    }
+
+    #[test]
+    fn merge_params_only_into_objects_and_literals_need_value() {
+        let bad = GOOD.replace(
+            "data.task_id: body.data.task_id",
+            "key.x: body.a\n            actor: { literal: 1 }",
+        );
+        let msgs = messages(load(&[("a.yaml", &bad)]));
+        assert!(msgs.iter().any(|m| m.contains("param `key.x` merges into `key`, which is not an object param")), "{msgs:?}");
+        assert!(msgs.iter().any(|m| m.contains("param `actor` must be a path string or `{ value: ... }`")), "{msgs:?}");
+    }
+
+    #[test]
+    fn empty_directory_is_an_error() {
+        let msgs = messages(load(&[]));
+        assert!(msgs[0].contains("no source files"));
+    }
+}

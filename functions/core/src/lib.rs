@@ -1,0 +1,37 @@
+//! Inlet's core: everything between "an HTTP request arrived" and "its action plan is
+//! stored", with no AWS and no Lambda dependency (DESIGN §1).
+//!
+//! - [`config`]: source files and their validation; [`path`]: field paths;
+//! - [`script`] and [`helpers`]: the sandboxed Rhai engine;
+//! - [`actions`]: the action catalogue and plan resolution;
+//! - [`store`]: the traits the pipeline stores through; [`memory`]: in-memory versions
+//!   for tests, benchmarks and dry runs;
+//! - [`pipeline`]: the ingest steps; [`reply`]: the one place errors become HTTP
+//!   answers; [`clock`]: injectable time.
+
+pub mod actions;
+pub mod clock;
+pub mod config;
+pub mod helpers;
+pub mod memory;
+pub mod path;
+pub mod pipeline;
+pub mod reply;
+pub mod script;
+pub mod store;
+mod yaml;
+
+/// Published defaults (DESIGN §9); the README lists them.
+pub mod defaults {
+    /// Largest accepted request body.
+    pub const MAX_BODY_BYTES: usize = 256 * 1024;
+    /// How long an `in_progress` idempotency claim blocks duplicates before it counts
+    /// as abandoned.
+    pub const IN_PROGRESS_SECS: i64 = 60;
+    /// Event and action log retention.
+    pub const RETENTION_DAYS: i64 = 30;
+    /// Longest idempotency key accepted.
+    pub const MAX_IDEMPOTENCY_KEY_CHARS: usize = 255;
+    /// `Retry-After` sent with 503 answers.
+    pub const UNAVAILABLE_RETRY_AFTER_SECS: u64 = 5;
+}

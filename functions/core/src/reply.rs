@@ -1,0 +1,156 @@
+//! The one place where ingest errors become HTTP answers (DESIGN §5).
+//!
+//! Every error body is `{"error": {"code": "...", "message": "..."}}`. Messages of 4xx
+//! answers tell the sender what was wrong and how to fix it; 5xx answers carry a generic
+//! message, and their detail goes to the log only.
+
+use crate::defaults::UNAVAILABLE_RETRY_AFTER_SECS;
+use serde_json::{Value, json};
+
+/// An HTTP answer, independent of any HTTP library; adapters convert it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Reply {
+    pub fn json(status: u16, body: Value) -> Self {
+        Reply {
+            status,
+            headers: vec![("content-type".into(), "application/json".into())],
+            body: body.to_string(),
+        }
+    }
+
+    pub fn with_header(mut self, name: &str, value: impl Into<String>) -> Self {
+        self.headers.push((name.to_string(), value.into()));
+        self
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Why a request was not accepted.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum IngestError {
+    #[error("no source uses this webhook token")]
+    UnknownToken,
+    #[error("method {method} is not allowed")]
+    MethodNotAllowed { method: String },
+    #[error("body larger than {limit_bytes} bytes")]
+    PayloadTooLarge { limit_bytes: usize },
+    #[error("{message}")]
+    InvalidBody { code: &'static str, message: String },
+    #[error("request not verified")]
+    Unverified,
+    #[error("an event with this idempotency key is still being processed")]
+    InProgress { retry_after_secs: u64 },
+    /// A store, vars or dispatch failure; `detail` is logged, never sent.
+    #[error("service unavailable: {detail}")]
+    Unavailable { detail: String },
+}
+
+impl IngestError {
+    pub fn status(&self) -> u16 {
+        match self {
+            IngestError::UnknownToken => 404,
+            IngestError::MethodNotAllowed { .. } => 405,
+            IngestError::PayloadTooLarge { .. } => 413,
+            IngestError::InvalidBody { .. } => 400,
+            IngestError::Unverified => 401,
+            IngestError::InProgress { .. } => 409,
+            IngestError::Unavailable { .. } => 503,
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            IngestError::UnknownToken => "unknown_token",
+            IngestError::MethodNotAllowed { .. } => "method_not_allowed",
+            IngestError::PayloadTooLarge { .. } => "payload_too_large",
+            IngestError::InvalidBody { code, .. } => code,
+            IngestError::Unverified => "unverified",
+            IngestError::InProgress { .. } => "in_progress",
+            IngestError::Unavailable { .. } => "unavailable",
+        }
+    }
+
+    fn message(&self) -> String {
+        match self {
+            IngestError::UnknownToken => {
+                "no source uses this webhook URL; copy the URL that `inlet urls` (or `inlet dev` at start) prints".into()
+            }
+            IngestError::MethodNotAllowed { method } => {
+                format!("{method} is not accepted here; webhooks must be sent with POST")
+            }
+            IngestError::PayloadTooLarge { limit_bytes } => format!(
+                "the body is larger than the limit of {limit_bytes} bytes; send smaller events"
+            ),
+            IngestError::InvalidBody { message, .. } => message.clone(),
+            IngestError::Unverified => {
+                "the request could not be verified; check the signing secret and signature headers the sender uses".into()
+            }
+            IngestError::InProgress { retry_after_secs } => format!(
+                "an event with this idempotency key is still being processed; retry in {retry_after_secs} s"
+            ),
+            IngestError::Unavailable { .. } => {
+                "the event could not be stored right now; retry later".into()
+            }
+        }
+    }
+
+    /// The answer for this error. Logs 5xx details.
+    pub fn into_reply(self) -> Reply {
+        if let IngestError::Unavailable { detail } = &self {
+            tracing::error!(error = %detail, "ingest unavailable");
+        }
+        let reply = Reply::json(
+            self.status(),
+            json!({"error": {"code": self.code(), "message": self.message()}}),
+        );
+        match self {
+            IngestError::MethodNotAllowed { .. } => reply.with_header("allow", "POST"),
+            IngestError::InProgress { retry_after_secs } => {
+                reply.with_header("retry-after", retry_after_secs.to_string())
+            }
+            IngestError::Unavailable { .. } => {
+                reply.with_header("retry-after", UNAVAILABLE_RETRY_AFTER_SECS.to_string())
+            }
+            _ => reply,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unavailable_hides_detail_and_sets_retry_after() {
+        let reply = IngestError::Unavailable {
+            detail: "disk I/O error at /secret/path".into(),
+        }
+        .into_reply();
+        assert_eq!(reply.status, 503);
+        assert_eq!(reply.header("retry-after"), Some("5"));
+        assert!(!reply.body.contains("/secret/path"));
+        let body: Value = serde_json::from_str(&reply.body).unwrap();
+        assert_eq!(body["error"]["code"], "unavailable");
+    }
+
+    #[test]
+    fn method_not_allowed_names_post() {
+        let reply = IngestError::MethodNotAllowed {
+            method: "GET".into(),
+        }
+        .into_reply();
+        assert_eq!((reply.status, reply.header("allow")), (405, Some("POST")));
+    }
+}

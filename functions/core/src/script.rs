@@ -1,0 +1,605 @@
+//! The sandboxed Rhai script engine (DESIGN §4).
+//!
+//! One [`ScriptEngine`] is built at start-up and shared. Scripts are compiled once per
+//! content hash and cached, so a config reload that leaves a script unchanged reuses its
+//! AST. A script defines `fn main(ctx)` and returns a map: `verified` decides acceptance,
+//! `http_response` (optional) answers the sender directly, every other key becomes
+//! `preprocess.<key>`.
+//!
+//! The sandbox: Rhai has no file or network access of its own; `eval` and `import` are
+//! disabled and no module resolver is installed; operations, call depth, expression
+//! depth and string/array/map sizes are capped; and a wall-time budget is enforced from
+//! the progress callback, which Rhai calls on every operation (checked every 256
+//! operations, so the check costs nothing measurable). `print` and `debug` go to
+//! `tracing` and into the run's console, which the event log keeps. Per-run state
+//! (deadline, console, clock) lives in thread-locals because Rhai's callbacks are
+//! engine-wide; a run never awaits, so the thread is the run.
+
+use crate::helpers;
+use rhai::{Dynamic, Engine, EvalAltResult, Scope, AST};
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Sandbox limits; the defaults are the published ones (DESIGN §9, README).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScriptLimits {
+    pub max_operations: u64,
+    pub max_call_depth: usize,
+    /// Longest string a script may build, in bytes. Larger than the default body limit,
+    /// so that `rawBody` and strings derived from it fit.
+    pub max_string_bytes: usize,
+    pub max_array_len: usize,
+    pub max_map_len: usize,
+    pub wall_time: Duration,
+}
+
+impl Default for ScriptLimits {
+    fn default() -> Self {
+        ScriptLimits {
+            max_operations: 1_000_000,
+            max_call_depth: 32,
+            max_string_bytes: 1024 * 1024,
+            max_array_len: 10_000,
+            max_map_len: 10_000,
+            wall_time: Duration::from_millis(50),
+        }
+    }
+}
+
+/// Console lines kept per run, and the length of each, so a chatty script cannot bloat
+/// the event log.
+const MAX_CONSOLE_LINES: usize = 100;
+const MAX_CONSOLE_LINE_CHARS: usize = 1000;
+
+thread_local! {
+    static DEADLINE: Cell<Option<Instant>> = const { Cell::new(None) };
+    static CONSOLE: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
+    static NOW_MS: Cell<i64> = const { Cell::new(0) };
+}
+
+/// The time `now()` returns inside a script run (set from the pipeline's clock).
+pub(crate) fn script_now_ms() -> i64 {
+    NOW_MS.with(Cell::get)
+}
+
+fn push_console(line: String) {
+    CONSOLE.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.len() < MAX_CONSOLE_LINES {
+            c.push(line.chars().take(MAX_CONSOLE_LINE_CHARS).collect());
+        } else if c.len() == MAX_CONSOLE_LINES {
+            c.push("[console truncated]".into());
+        }
+    });
+}
+
+/// A compiled script, ready to run.
+pub struct CompiledScript {
+    /// Where the script came from (its file), for messages.
+    pub name: String,
+    /// SHA-256 of the source, hex.
+    pub hash: String,
+    ast: AST,
+}
+
+impl std::fmt::Debug for CompiledScript {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CompiledScript")
+            .field("name", &self.name)
+            .field("hash", &self.hash)
+            .finish()
+    }
+}
+
+/// A script that does not compile, or has no usable `main`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("line {line}: {message}")]
+pub struct CompileError {
+    pub line: usize,
+    pub message: String,
+    pub fix: String,
+}
+
+/// What one request looks like to a script (`ctx`).
+#[derive(Debug, Clone, Copy)]
+pub struct ScriptInput<'a> {
+    pub vars: &'a Map<String, Value>,
+    pub body: &'a Value,
+    pub raw_body: &'a str,
+    pub headers: &'a Value,
+    pub query: &'a Value,
+    pub method: &'a str,
+    /// Unix seconds at receipt.
+    pub received_at: i64,
+    /// The clock's current time, for `now()`.
+    pub now_ms: i64,
+}
+
+/// A custom answer to the sender (handshakes, challenges).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScriptHttpResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+/// What a successful run returned.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ScriptOutput {
+    pub verified: Option<bool>,
+    pub http_response: Option<ScriptHttpResponse>,
+    pub preprocess: Map<String, Value>,
+    pub console: Vec<String>,
+}
+
+/// Why a run failed. The message is for logs and the event record, never for the sender.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{kind}: {message}")]
+pub struct ScriptRunError {
+    pub kind: ScriptErrorKind,
+    pub message: String,
+    pub console: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScriptErrorKind {
+    /// A sandbox limit was hit.
+    Limit,
+    /// The script raised an error (`throw`, a failed helper, a type error...).
+    Runtime,
+    /// `main` returned something that is not the documented map.
+    BadReturn,
+}
+
+impl std::fmt::Display for ScriptErrorKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ScriptErrorKind::Limit => "script limit exceeded",
+            ScriptErrorKind::Runtime => "script error",
+            ScriptErrorKind::BadReturn => "script returned an invalid value",
+        })
+    }
+}
+
+pub struct ScriptEngine {
+    engine: Engine,
+    limits: ScriptLimits,
+    cache: Mutex<HashMap<String, Arc<CompiledScript>>>,
+}
+
+impl std::fmt::Debug for ScriptEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ScriptEngine")
+            .field("limits", &self.limits)
+            .finish()
+    }
+}
+
+impl ScriptEngine {
+    pub fn new(limits: ScriptLimits) -> Self {
+        let mut engine = Engine::new();
+        engine
+            .set_max_operations(limits.max_operations)
+            .set_max_call_levels(limits.max_call_depth)
+            .set_max_expr_depths(64, 32)
+            .set_max_string_size(limits.max_string_bytes)
+            .set_max_array_size(limits.max_array_len)
+            .set_max_map_size(limits.max_map_len)
+            .set_module_resolver(rhai::module_resolvers::DummyModuleResolver::new());
+        engine.disable_symbol("eval");
+        engine.disable_symbol("import");
+        engine.on_progress(|ops| {
+            if ops % 256 == 0 {
+                if let Some(deadline) = DEADLINE.with(Cell::get) {
+                    if Instant::now() >= deadline {
+                        return Some(Dynamic::from("wall time budget exhausted"));
+                    }
+                }
+            }
+            None
+        });
+        engine.on_print(|text| {
+            tracing::debug!(target: "inlet::script", "print: {text}");
+            push_console(text.to_string());
+        });
+        engine.on_debug(|text, _source, pos| {
+            tracing::debug!(target: "inlet::script", "debug at {pos}: {text}");
+            push_console(format!("[debug {pos}] {text}"));
+        });
+        helpers::register(&mut engine);
+        ScriptEngine {
+            engine,
+            limits,
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn limits(&self) -> &ScriptLimits {
+        &self.limits
+    }
+
+    /// Compiles `code` (named `name` in messages), or returns the cached compilation of
+    /// identical source.
+    pub fn compile(&self, name: &str, code: &str) -> Result<Arc<CompiledScript>, CompileError> {
+        let hash = hex::encode(Sha256::digest(code.as_bytes()));
+        if let Some(hit) = self.cache.lock().expect("script cache poisoned").get(&hash) {
+            return Ok(hit.clone());
+        }
+        let ast = self.engine.compile(code).map_err(|e| CompileError {
+            line: e.1.line().unwrap_or(1),
+            message: format!("script does not compile: {}", e.0),
+            fix: "fix the Rhai syntax at this line (see the README's script section)".into(),
+        })?;
+        let has_main = ast
+            .iter_functions()
+            .any(|f| f.name == "main" && f.params.len() == 1);
+        if !has_main {
+            return Err(CompileError {
+                line: 1,
+                message: "the script has no `fn main(ctx)`".into(),
+                fix: "define `fn main(ctx) { #{ verified: true } }` returning a map".into(),
+            });
+        }
+        let compiled = Arc::new(CompiledScript {
+            name: name.to_string(),
+            hash: hash.clone(),
+            ast,
+        });
+        self.cache
+            .lock()
+            .expect("script cache poisoned")
+            .insert(hash, compiled.clone());
+        Ok(compiled)
+    }
+
+    /// Runs `main(ctx)` under the sandbox limits.
+    pub fn run(
+        &self,
+        script: &CompiledScript,
+        input: ScriptInput<'_>,
+    ) -> Result<ScriptOutput, ScriptRunError> {
+        CONSOLE.with(|c| c.borrow_mut().clear());
+        NOW_MS.with(|n| n.set(input.now_ms));
+        let ctx = match build_ctx(&input) {
+            Ok(ctx) => ctx,
+            Err(message) => {
+                return Err(ScriptRunError {
+                    kind: ScriptErrorKind::Runtime,
+                    message,
+                    console: Vec::new(),
+                });
+            }
+        };
+        DEADLINE.with(|d| d.set(Some(Instant::now() + self.limits.wall_time)));
+        let result =
+            self.engine
+                .call_fn::<Dynamic>(&mut Scope::new(), &script.ast, "main", (ctx,));
+        DEADLINE.with(|d| d.set(None));
+        let console = CONSOLE.with(|c| std::mem::take(&mut *c.borrow_mut()));
+        match result {
+            Ok(value) => read_output(value, console),
+            Err(err) => Err(self.describe_failure(&err, console)),
+        }
+    }
+
+    fn describe_failure(&self, err: &EvalAltResult, console: Vec<String>) -> ScriptRunError {
+        let limits = &self.limits;
+        let (kind, message) = match root_cause(err) {
+            EvalAltResult::ErrorTooManyOperations(pos) => (
+                ScriptErrorKind::Limit,
+                format!("more than {} operations at {pos}", limits.max_operations),
+            ),
+            EvalAltResult::ErrorStackOverflow(pos) => (
+                ScriptErrorKind::Limit,
+                format!("call depth over {} at {pos}", limits.max_call_depth),
+            ),
+            EvalAltResult::ErrorDataTooLarge(what, pos) => (
+                ScriptErrorKind::Limit,
+                format!("{what} at {pos} (strings ≤ {} bytes, arrays ≤ {} items, maps ≤ {} entries)",
+                    limits.max_string_bytes, limits.max_array_len, limits.max_map_len),
+            ),
+            EvalAltResult::ErrorTerminated(_, pos) => (
+                ScriptErrorKind::Limit,
+                format!("wall time over {} ms at {pos}", limits.wall_time.as_millis()),
+            ),
+            _ => (ScriptErrorKind::Runtime, err.to_string()),
+        };
+        ScriptRunError {
+            kind,
+            message,
+            console,
+        }
+    }
+}
+
+/// Errors raised inside `main` arrive wrapped as "error in function call"; the limit
+/// that was hit is the innermost error.
+fn root_cause(err: &EvalAltResult) -> &EvalAltResult {
+    match err {
+        EvalAltResult::ErrorInFunctionCall(_, _, inner, _) => root_cause(inner),
+        other => other,
+    }
+}
+
+fn build_ctx(input: &ScriptInput<'_>) -> Result<Dynamic, String> {
+    let conv = |v: &Value| {
+        rhai::serde::to_dynamic(v).map_err(|e| format!("cannot pass the request to the script: {e}"))
+    };
+    let mut ctx = rhai::Map::new();
+    ctx.insert("vars".into(), rhai::serde::to_dynamic(input.vars).map_err(|e| e.to_string())?);
+    ctx.insert("body".into(), conv(input.body)?);
+    ctx.insert("rawBody".into(), input.raw_body.into());
+    ctx.insert("headers".into(), conv(input.headers)?);
+    ctx.insert("query".into(), conv(input.query)?);
+    ctx.insert("method".into(), input.method.into());
+    ctx.insert("received_at".into(), input.received_at.into());
+    Ok(ctx.into())
+}
+
+fn bad_return(message: String, console: Vec<String>) -> ScriptRunError {
+    ScriptRunError {
+        kind: ScriptErrorKind::BadReturn,
+        message,
+        console,
+    }
+}
+
+fn read_output(value: Dynamic, console: Vec<String>) -> Result<ScriptOutput, ScriptRunError> {
+    let type_name = value.type_name();
+    let Some(mut map) = value.try_cast::<rhai::Map>() else {
+        return Err(bad_return(
+            format!("main must return a map such as #{{ verified: true }}, it returned {type_name}"),
+            console,
+        ));
+    };
+    let verified = match map.remove("verified") {
+        None => None,
+        Some(v) if v.is_unit() => None,
+        Some(v) => match v.as_bool() {
+            Ok(b) => Some(b),
+            Err(t) => {
+                return Err(bad_return(
+                    format!("`verified` must be true or false, it was {t}"),
+                    console,
+                ));
+            }
+        },
+    };
+    let http_response = match map.remove("http_response") {
+        None => None,
+        Some(v) if v.is_unit() => None,
+        Some(v) => match read_http_response(v) {
+            Ok(r) => Some(r),
+            Err(message) => return Err(bad_return(message, console)),
+        },
+    };
+    let mut preprocess = Map::new();
+    for (key, value) in map {
+        match rhai::serde::from_dynamic::<Value>(&value) {
+            Ok(json) => {
+                preprocess.insert(key.to_string(), json);
+            }
+            Err(e) => {
+                return Err(bad_return(
+                    format!("`{key}` cannot be turned into JSON: {e}"),
+                    console,
+                ));
+            }
+        }
+    }
+    Ok(ScriptOutput {
+        verified,
+        http_response,
+        preprocess,
+        console,
+    })
+}
+
+fn read_http_response(value: Dynamic) -> Result<ScriptHttpResponse, String> {
+    let t = value.type_name();
+    let mut map = value
+        .try_cast::<rhai::Map>()
+        .ok_or_else(|| format!("`http_response` must be a map #{{status, headers, body}}, it was {t}"))?;
+    let status = match map.remove("status") {
+        None => 200,
+        Some(s) => s
+            .as_int()
+            .ok()
+            .and_then(|s| u16::try_from(s).ok())
+            .filter(|s| (100..=599).contains(s))
+            .ok_or("`http_response.status` must be an integer from 100 to 599")?,
+    };
+    let mut headers = Vec::new();
+    if let Some(h) = map.remove("headers") {
+        let h = h
+            .try_cast::<rhai::Map>()
+            .ok_or("`http_response.headers` must be a map of strings")?;
+        for (name, value) in h {
+            headers.push((name.to_string(), value.to_string()));
+        }
+    }
+    let body = match map.remove("body") {
+        None => String::new(),
+        Some(b) if b.is_string() => b.into_string().unwrap_or_default(),
+        Some(b) => {
+            let json = rhai::serde::from_dynamic::<Value>(&b)
+                .map_err(|e| format!("`http_response.body` cannot be turned into JSON: {e}"))?;
+            if !headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("content-type")) {
+                headers.push(("content-type".into(), "application/json".into()));
+            }
+            json.to_string()
+        }
+    };
+    if let Some(extra) = map.keys().next() {
+        return Err(format!(
+            "`http_response` has an unknown key `{extra}`; use status, headers and body"
+        ));
+    }
+    Ok(ScriptHttpResponse {
+        status,
+        headers,
+        body,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn engine() -> ScriptEngine {
+        ScriptEngine::new(ScriptLimits::default())
+    }
+
+    fn run_with(engine: &ScriptEngine, code: &str, body: Value) -> Result<ScriptOutput, ScriptRunError> {
+        let script = engine.compile("test.rhai", code).expect("compiles");
+        let vars: Map<String, Value> =
+            serde_json::from_value(json!({"SECRET": "s3cret", "KEYS": ["a", "b"]})).unwrap();
+        let raw = body.to_string();
+        let headers = json!({"x-webhook-secret": "s3cret"});
+        let query = json!({"q": "1"});
+        engine.run(
+            &script,
+            ScriptInput {
+                vars: &vars,
+                body: &body,
+                raw_body: &raw,
+                headers: &headers,
+                query: &query,
+                method: "POST",
+                received_at: 1_700_000_000,
+                now_ms: 1_700_000_000_500,
+            },
+        )
+    }
+
+    fn run(code: &str) -> Result<ScriptOutput, ScriptRunError> {
+        run_with(&engine(), code, json!({"type": "a.b", "n": 2}))
+    }
+
+    #[test]
+    fn contract_fields_and_preprocess() {
+        let out = run(r#"
+            fn main(ctx) {
+                print("hello " + ctx.method);
+                #{
+                    verified: ctx.headers["x-webhook-secret"] == ctx.vars.SECRET,
+                    normalized_event: `${ctx.body.type}.v2`,
+                    keys: ctx.vars.KEYS.len(),
+                    raw_len: ctx.rawBody.len(),
+                    q: ctx.query.q,
+                    at: ctx.received_at,
+                    now: now(),
+                }
+            }"#)
+        .unwrap();
+        assert_eq!(out.verified, Some(true));
+        assert_eq!(out.http_response, None);
+        assert_eq!(
+            Value::Object(out.preprocess),
+            json!({"normalized_event": "a.b.v2", "keys": 2, "raw_len": 20, "q": "1",
+                   "at": 1_700_000_000, "now": 1_700_000_000})
+        );
+        assert_eq!(out.console, vec!["hello POST".to_string()]);
+    }
+
+    #[test]
+    fn verified_missing_or_wrong_type() {
+        assert_eq!(run("fn main(ctx) { #{ x: 1 } }").unwrap().verified, None);
+        let err = run("fn main(ctx) { #{ verified: \"yes\" } }").unwrap_err();
+        assert_eq!(err.kind, ScriptErrorKind::BadReturn);
+        assert!(err.message.contains("`verified` must be true or false"), "{err}");
+        let err = run("fn main(ctx) { 42 }").unwrap_err();
+        assert!(err.message.contains("main must return a map"), "{err}");
+    }
+
+    #[test]
+    fn http_response() {
+        let out = run(r#"fn main(ctx) { #{ verified: true, http_response: #{ status: 200, body: #{ challenge: "c" } } } }"#).unwrap();
+        assert_eq!(
+            out.http_response,
+            Some(ScriptHttpResponse {
+                status: 200,
+                headers: vec![("content-type".into(), "application/json".into())],
+                body: r#"{"challenge":"c"}"#.into()
+            })
+        );
+        let err = run(r#"fn main(ctx) { #{ http_response: #{ status: 99 } } }"#).unwrap_err();
+        assert!(err.message.contains("100 to 599"));
+    }
+
+    #[test]
+    fn every_limit_is_enforced() {
+        // A generous wall time, so that each other limit is what stops the script even
+        // in an unoptimised build.
+        let e = ScriptEngine::new(ScriptLimits {
+            wall_time: Duration::from_secs(30),
+            ..ScriptLimits::default()
+        });
+        let cases = [
+            ("fn main(ctx) { let x = 0; loop { x += 1; } }", "operations"),
+            ("fn f(n) { f(n + 1) } fn main(ctx) { f(0) }", "call depth"),
+            ("fn main(ctx) { let s = \"x\"; loop { s += s; } }", "Length of string"),
+            ("fn main(ctx) { let a = []; loop { a.push(1); } }", "Size of array"),
+            ("fn main(ctx) { let m = #{}; let i = 0; loop { m += #{ k: i }; m[`k${i}`] = i; i += 1; } }", "Size of object map"),
+        ];
+        for (code, needle) in cases {
+            let err = run_with(&e, code, json!({})).unwrap_err();
+            assert_eq!(err.kind, ScriptErrorKind::Limit, "{code}: {err}");
+            assert!(err.message.contains(needle), "{code}: {err}");
+        }
+    }
+
+    #[test]
+    fn wall_time_budget() {
+        let e = ScriptEngine::new(ScriptLimits {
+            max_operations: u64::MAX / 2,
+            wall_time: Duration::from_millis(20),
+            ..ScriptLimits::default()
+        });
+        let started = Instant::now();
+        let err = run_with(&e, "fn main(ctx) { let x = 0; loop { x += 1; } }", json!({})).unwrap_err();
+        assert_eq!(err.kind, ScriptErrorKind::Limit);
+        assert!(err.message.contains("wall time over 20 ms"), "{err}");
+        // The budget stops the loop; generous bound only guards against "never stops".
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
+
+    #[test]
+    fn eval_and_import_are_unavailable() {
+        let e = engine();
+        assert!(e.compile("x", "fn main(ctx) { eval(\"1\") }").is_err());
+        assert!(e.compile("x", "import \"fs\" as fs; fn main(ctx) { 1 }").is_err());
+    }
+
+    #[test]
+    fn compile_errors_and_missing_main() {
+        let e = engine();
+        let err = e.compile("x", "fn main(ctx) {\n let = 1;\n}").unwrap_err();
+        assert_eq!(err.line, 2);
+        let err = e.compile("x", "fn other(ctx) { 1 }").unwrap_err();
+        assert!(err.message.contains("no `fn main(ctx)`"));
+    }
+
+    #[test]
+    fn compiled_once_per_content_hash() {
+        let e = engine();
+        let a = e.compile("a.rhai", "fn main(ctx) { #{} }").unwrap();
+        let b = e.compile("b.rhai", "fn main(ctx) { #{} }").unwrap();
+        assert!(Arc::ptr_eq(&a, &b));
+        let c = e.compile("c.rhai", "fn main(ctx) { #{ x: 1 } }").unwrap();
+        assert!(!Arc::ptr_eq(&a, &c));
+    }
+
+    #[test]
+    fn runtime_errors_keep_console() {
+        let err = run("fn main(ctx) { print(\"before\"); throw \"boom\"; }").unwrap_err();
+        assert_eq!(err.kind, ScriptErrorKind::Runtime);
+        assert!(err.message.contains("boom"));
+        assert_eq!(err.console, vec!["before".to_string()]);
+    }
+}

@@ -1,0 +1,402 @@
+//! The traits the pipeline stores through, and the records they speak.
+//!
+//! Each trait has a local implementation (SQLite, in the `inlet` crate) and an AWS one
+//! (DynamoDB/SSM/Lambda, in `functions/aws`); a test-and-rehearsal implementation in
+//! memory lives in [`crate::memory`]. Store errors say whether a retry may succeed:
+//! [`StoreError::Unavailable`] becomes a 503 with `Retry-After` at the edge.
+
+use crate::actions::ActionPlan;
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use std::sync::Arc;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// The store could not be reached or is throttling; the same call may succeed later.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// The store answered but the operation failed for good (corrupt row, bad schema).
+    #[error("store error: {0}")]
+    Failed(String),
+}
+
+/// What an idempotency record is scoped to: key + event type + source + environment.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct IdempotencyScope {
+    pub source: String,
+    pub environment: String,
+    pub event_type: String,
+    pub key: String,
+}
+
+impl IdempotencyScope {
+    /// One string that identifies the scope (a primary key). Parts are length-prefixed
+    /// so that no choice of key can collide with another scope.
+    pub fn storage_key(&self) -> String {
+        format!(
+            "{}:{}|{}:{}|{}:{}|{}",
+            self.source.len(),
+            self.source,
+            self.environment.len(),
+            self.environment,
+            self.event_type.len(),
+            self.event_type,
+            self.key
+        )
+    }
+}
+
+/// Times and lifetimes of one claim, all in unix milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClaimTimes {
+    pub now_ms: i64,
+    /// When a completed record stops deduplicating (claim time + window).
+    pub expires_at_ms: i64,
+    /// When an `in_progress` claim is considered abandoned (a crashed request).
+    pub in_progress_until_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClaimOutcome {
+    /// This request owns the key now.
+    Claimed,
+    /// An earlier event with this key completed within the window.
+    Duplicate { original_event_id: String },
+    /// An earlier event with this key is still being processed.
+    InFlight {
+        original_event_id: String,
+        retry_after_ms: i64,
+    },
+}
+
+/// The idempotency state machine: absent → `in_progress` (claim) → `completed`, or back
+/// to absent (release). A record whose `expires_at` is past, or an `in_progress` record
+/// whose `in_progress_until` is past, counts as absent on every read and condition: TTL
+/// deletion is lazy on every store Inlet supports.
+#[async_trait]
+pub trait IdempotencyStore: Send + Sync {
+    async fn claim(
+        &self,
+        scope: &IdempotencyScope,
+        event_id: &str,
+        times: ClaimTimes,
+    ) -> Result<ClaimOutcome, StoreError>;
+
+    /// Marks the claim held by `event_id` completed. A no-op if the claim is not held.
+    async fn complete(
+        &self,
+        scope: &IdempotencyScope,
+        event_id: &str,
+        now_ms: i64,
+    ) -> Result<(), StoreError>;
+
+    /// Removes the `in_progress` claim held by `event_id`, so a retry can claim again.
+    async fn release(&self, scope: &IdempotencyScope, event_id: &str) -> Result<(), StoreError>;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClaimState {
+    InProgress,
+    Completed,
+}
+
+impl ClaimState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClaimState::InProgress => "in_progress",
+            ClaimState::Completed => "completed",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "in_progress" => Some(ClaimState::InProgress),
+            "completed" => Some(ClaimState::Completed),
+            _ => None,
+        }
+    }
+}
+
+/// A stored idempotency record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyRecord {
+    pub event_id: String,
+    pub state: ClaimState,
+    pub expires_at_ms: i64,
+    pub in_progress_until_ms: i64,
+}
+
+impl IdempotencyRecord {
+    /// What a new claim meets when this record exists: `None` if the record no longer
+    /// counts (expired, or an abandoned `in_progress` claim) and may be overwritten.
+    /// Stores that evaluate the condition themselves (DynamoDB) encode the same rule.
+    pub fn blocks_claim(&self, now_ms: i64) -> Option<ClaimOutcome> {
+        if self.expires_at_ms <= now_ms {
+            return None;
+        }
+        match self.state {
+            ClaimState::Completed => Some(ClaimOutcome::Duplicate {
+                original_event_id: self.event_id.clone(),
+            }),
+            ClaimState::InProgress if self.in_progress_until_ms > now_ms => {
+                Some(ClaimOutcome::InFlight {
+                    original_event_id: self.event_id.clone(),
+                    retry_after_ms: self.in_progress_until_ms - now_ms,
+                })
+            }
+            ClaimState::InProgress => None,
+        }
+    }
+
+    pub fn new_claim(event_id: &str, times: ClaimTimes) -> Self {
+        IdempotencyRecord {
+            event_id: event_id.to_string(),
+            state: ClaimState::InProgress,
+            expires_at_ms: times.expires_at_ms,
+            in_progress_until_ms: times.in_progress_until_ms,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventStatus {
+    Accepted,
+    Duplicate,
+    Rejected,
+    InvalidEventType,
+    Error,
+}
+
+impl EventStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventStatus::Accepted => "accepted",
+            EventStatus::Duplicate => "duplicate",
+            EventStatus::Rejected => "rejected",
+            EventStatus::InvalidEventType => "invalid_event_type",
+            EventStatus::Error => "error",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        [
+            EventStatus::Accepted,
+            EventStatus::Duplicate,
+            EventStatus::Rejected,
+            EventStatus::InvalidEventType,
+            EventStatus::Error,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == text)
+    }
+}
+
+/// Whether verification was enforced and what the script said.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum VerificationStatus {
+    #[serde(rename = "none")]
+    None,
+    #[serde(rename = "enforced:verified")]
+    EnforcedVerified,
+    #[serde(rename = "enforced:unverified")]
+    EnforcedUnverified,
+    #[serde(rename = "unenforced:verified")]
+    UnenforcedVerified,
+    #[serde(rename = "unenforced:unverified")]
+    UnenforcedUnverified,
+}
+
+impl VerificationStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VerificationStatus::None => "none",
+            VerificationStatus::EnforcedVerified => "enforced:verified",
+            VerificationStatus::EnforcedUnverified => "enforced:unverified",
+            VerificationStatus::UnenforcedVerified => "unenforced:verified",
+            VerificationStatus::UnenforcedUnverified => "unenforced:unverified",
+        }
+    }
+
+    pub fn from_parts(enforced: bool, verified: bool) -> Self {
+        match (enforced, verified) {
+            (true, true) => VerificationStatus::EnforcedVerified,
+            (true, false) => VerificationStatus::EnforcedUnverified,
+            (false, true) => VerificationStatus::UnenforcedVerified,
+            (false, false) => VerificationStatus::UnenforcedUnverified,
+        }
+    }
+}
+
+/// One received request as the event log keeps it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EventRecord {
+    /// A UUIDv7: unique and ordered by receive time.
+    pub id: String,
+    pub source: String,
+    pub environment: String,
+    pub status: EventStatus,
+    pub verification: VerificationStatus,
+    pub event_type: Option<String>,
+    pub received_at_ms: i64,
+    /// From `timestamp_path`, else the receive time.
+    pub occurred_at_ms: i64,
+    pub idempotency_key: Option<String>,
+    /// For duplicates: the event this one repeats.
+    pub duplicate_of: Option<String>,
+    pub method: String,
+    pub query: String,
+    /// Lower-cased names; secret values replaced by `[redacted]`.
+    pub headers: Vec<(String, String)>,
+    pub raw_body: String,
+    pub preprocess: Option<Map<String, Value>>,
+    pub script_console: Vec<String>,
+    /// What went wrong (script error, dispatch error), for operators; never sent to the
+    /// client.
+    pub error: Option<String>,
+    pub warnings: Vec<String>,
+    pub actions: ActionPlan,
+    /// Retention: the record may be deleted after this time.
+    pub expires_at_ms: i64,
+}
+
+/// One row of the event-type registry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EventTypeStats {
+    pub source: String,
+    pub environment: String,
+    pub event_type: String,
+    pub count: u64,
+    pub first_seen_ms: i64,
+    pub last_seen_ms: i64,
+    pub last_event_id: String,
+    /// The raw body of the last event of this type.
+    pub last_sample: String,
+}
+
+/// The event log and event-type registry.
+#[async_trait]
+pub trait EventLog: Send + Sync {
+    /// Stores the event and its planned actions, and bumps the event-type registry for
+    /// accepted and duplicate events. Implementations whose dispatch is a local outbox
+    /// write the outbox row in the same transaction (see [`ActionDispatcher`]).
+    async fn record(&self, event: &EventRecord) -> Result<(), StoreError>;
+
+    /// Marks a recorded event failed (e.g. its dispatch failed after it was stored).
+    async fn mark_failed(&self, event_id: &str, error: &str) -> Result<(), StoreError>;
+
+    async fn get(&self, event_id: &str) -> Result<Option<EventRecord>, StoreError>;
+
+    async fn event_types(
+        &self,
+        source: &str,
+        environment: &str,
+    ) -> Result<Vec<EventTypeStats>, StoreError>;
+}
+
+/// Hands an accepted event's action plan to the executor, durably: once `dispatch`
+/// returns `Ok`, the actions will run at least once. On AWS this is an async invoke of
+/// the actions function; locally the outbox row was already written by
+/// [`EventLog::record`] in the event's transaction, and dispatch wakes the worker.
+#[async_trait]
+pub trait ActionDispatcher: Send + Sync {
+    async fn dispatch(&self, event: &EventRecord) -> Result<(), StoreError>;
+}
+
+/// The variables of one environment. A value that parses as JSON is given to scripts as
+/// that value, else as a string.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Vars {
+    raw: Vec<(String, String)>,
+    for_scripts: Map<String, Value>,
+}
+
+impl Vars {
+    pub fn new(raw: impl IntoIterator<Item = (String, String)>) -> Self {
+        let raw: Vec<(String, String)> = raw.into_iter().collect();
+        let for_scripts = raw
+            .iter()
+            .map(|(k, v)| {
+                let value = serde_json::from_str::<Value>(v)
+                    .ok()
+                    .filter(|parsed| !parsed.is_string() || v.starts_with('"'))
+                    .unwrap_or_else(|| Value::String(v.clone()));
+                (k.clone(), value)
+            })
+            .collect();
+        Vars { raw, for_scripts }
+    }
+
+    /// The values as scripts see them (`ctx.vars`).
+    pub fn for_scripts(&self) -> &Map<String, Value> {
+        &self.for_scripts
+    }
+
+    /// Every secret string a var holds (the raw value, and each string inside a JSON
+    /// value), for redaction.
+    pub fn secret_strings(&self) -> Vec<&str> {
+        fn strings<'a>(v: &'a Value, out: &mut Vec<&'a str>) {
+            match v {
+                Value::String(s) => out.push(s),
+                Value::Array(items) => items.iter().for_each(|i| strings(i, out)),
+                Value::Object(map) => map.values().for_each(|i| strings(i, out)),
+                _ => {}
+            }
+        }
+        let mut out: Vec<&str> = self.raw.iter().map(|(_, v)| v.as_str()).collect();
+        self.for_scripts.values().for_each(|v| strings(v, &mut out));
+        out.retain(|s| !s.is_empty());
+        out
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.raw.iter().map(|(k, _)| k.as_str())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("vars unavailable: {0}")]
+pub struct VarsError(pub String);
+
+#[async_trait]
+pub trait VarsProvider: Send + Sync {
+    async fn vars(&self, environment: &str) -> Result<Arc<Vars>, VarsError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vars_parse_json_values_and_list_secrets() {
+        let vars = Vars::new([
+            ("A".to_string(), "plain secret".to_string()),
+            ("B".to_string(), r#"["old","new"]"#.to_string()),
+            ("N".to_string(), "42".to_string()),
+        ]);
+        assert_eq!(
+            Value::Object(vars.for_scripts().clone()),
+            serde_json::json!({"A": "plain secret", "B": ["old", "new"], "N": 42})
+        );
+        let secrets = vars.secret_strings();
+        assert!(secrets.contains(&"old") && secrets.contains(&"new") && secrets.contains(&"plain secret"));
+    }
+
+    #[test]
+    fn scope_keys_do_not_collide() {
+        let a = IdempotencyScope {
+            source: "a|b".into(),
+            environment: "e".into(),
+            event_type: "t".into(),
+            key: "k".into(),
+        };
+        let b = IdempotencyScope {
+            source: "a".into(),
+            environment: "b|e".into(),
+            event_type: "t".into(),
+            key: "k".into(),
+        };
+        assert_ne!(a.storage_key(), b.storage_key());
+    }
+}
