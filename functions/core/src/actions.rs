@@ -45,7 +45,9 @@ pub enum ParamType {
     /// A user id string or an inline user/object `{id, ...}`.
     Recipient,
     /// One recipient or a list of them, at most `max`.
-    Recipients { max: usize },
+    Recipients {
+        max: usize,
+    },
     /// A tenant id string or an inline tenant object.
     IdOrObject,
     Any,
@@ -329,9 +331,9 @@ pub(crate) fn type_name(value: &Value) -> &'static str {
 fn check_type(spec: ParamSpec, value: &mut Value) -> Result<(), String> {
     let got = type_name(value);
     match spec.ty {
-        Id => normalise_id(value).map_err(|()| {
-            format!("must be a string or integer id, got {got}")
-        }),
+        Id => {
+            normalise_id(value).map_err(|()| format!("must be a string or integer id, got {got}"))
+        }
         Text => match value {
             Value::String(s) if !s.is_empty() => Ok(()),
             Value::String(_) => Err("must be a non-empty string, got an empty string".into()),
@@ -369,8 +371,7 @@ fn check_type(spec: ParamSpec, value: &mut Value) -> Result<(), String> {
         }
         IdOrObject => match value {
             Value::Object(map) => match map.get_mut("id") {
-                Some(id) => normalise_id(id)
-                    .map_err(|()| "must have a string `id`".to_string()),
+                Some(id) => normalise_id(id).map_err(|()| "must have a string `id`".to_string()),
                 None => Err("is an object without an `id`".into()),
             },
             other => normalise_id(other)
@@ -400,7 +401,8 @@ fn check_recipient(value: &mut Value) -> Result<(), String> {
             let id = map
                 .get_mut("id")
                 .ok_or_else(|| "an inline recipient needs an `id`".to_string())?;
-            normalise_id(id).map_err(|()| "an inline recipient's `id` must be a string".to_string())?;
+            normalise_id(id)
+                .map_err(|()| "an inline recipient's `id` must be a string".to_string())?;
             match map.get("collection") {
                 None | Some(Value::String(_)) => Ok(()),
                 Some(_) => Err("an inline object's `collection` must be a string".into()),
@@ -520,7 +522,10 @@ mod tests {
     #[test]
     fn type_errors_name_the_param_and_the_type() {
         let body = json!({"n": 3.5, "list": ["a", 7, {"name": "x"}], "obj": "str"});
-        let p = plan(&[mapping(ActionKind::UsersDelete, &[("id", "n")])], body.clone());
+        let p = plan(
+            &[mapping(ActionKind::UsersDelete, &[("id", "n")])],
+            body.clone(),
+        );
         assert_eq!(
             p[0].skipped.as_deref(),
             Some("param `id` (path `n`) must be a string or integer id, got a number")
@@ -565,7 +570,9 @@ mod tests {
         );
         assert_eq!(
             p[0].skipped.as_deref(),
-            Some("param `recipients` (path `many`) lists 101 recipients; at most 100 are allowed per action")
+            Some(
+                "param `recipients` (path `many`) lists 101 recipients; at most 100 are allowed per action"
+            )
         );
     }
 
@@ -574,7 +581,10 @@ mod tests {
         let mut inactive = mapping(ActionKind::UsersDelete, &[("id", "id")]);
         inactive.active = false;
         let p = plan(
-            &[mapping(ActionKind::UsersIdentify, &[("id", "id")]), inactive],
+            &[
+                mapping(ActionKind::UsersIdentify, &[("id", "id")]),
+                inactive,
+            ],
             json!({"id": 42}),
         );
         assert_eq!(p.len(), 1);

@@ -182,11 +182,7 @@ pub fn load_dir(dir: &Path, engine: &ScriptEngine) -> Result<Catalog, ConfigErro
     let mut files: Vec<PathBuf> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| {
-            p.is_file()
-                && matches!(
-                    p.extension().and_then(|e| e.to_str()),
-                    Some("yaml" | "yml")
-                )
+            p.is_file() && matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"))
         })
         .collect();
     files.sort();
@@ -290,7 +286,10 @@ impl FileLoader<'_> {
         for (key, line, _) in entries {
             if !allowed.contains(&key.as_str()) {
                 let fix = match strsim_closest(key, allowed) {
-                    Some(near) => format!("did you mean `{near}`? allowed keys: {}", allowed.join(", ")),
+                    Some(near) => format!(
+                        "did you mean `{near}`? allowed keys: {}",
+                        allowed.join(", ")
+                    ),
                     None => format!("remove it; allowed keys: {}", allowed.join(", ")),
                 };
                 self.error(*line, format!("unknown key `{key}` in {what}"), fix);
@@ -305,7 +304,10 @@ impl FileLoader<'_> {
             _ => {
                 self.error(
                     node.line,
-                    format!("`{what}` must be a non-empty string, found {}", node.describe()),
+                    format!(
+                        "`{what}` must be a non-empty string, found {}",
+                        node.describe()
+                    ),
                     format!("write `{what}: some text`"),
                 );
                 None
@@ -415,7 +417,10 @@ impl FileLoader<'_> {
                 }
                 _ => self.error(
                     node.line,
-                    format!("`environments` must be a mapping, found {}", node.describe()),
+                    format!(
+                        "`environments` must be a mapping, found {}",
+                        node.describe()
+                    ),
                     "write `environments:` then one `<name>:` block per environment",
                 ),
             },
@@ -467,13 +472,18 @@ impl FileLoader<'_> {
                     let Kind::Seq(items) = &list.kind else {
                         self.error(
                             list.line,
-                            format!("mappings for `{event_type}` must be a list, found {}", list.describe()),
+                            format!(
+                                "mappings for `{event_type}` must be a list, found {}",
+                                list.describe()
+                            ),
                             "start each mapping with `- action: <name>`",
                         );
                         continue;
                     };
-                    let parsed: Vec<MappingConfig> =
-                        items.iter().filter_map(|m| self.mapping(m, event_type)).collect();
+                    let parsed: Vec<MappingConfig> = items
+                        .iter()
+                        .filter_map(|m| self.mapping(m, event_type))
+                        .collect();
                     mappings.insert(event_type.clone(), parsed);
                 }
             } else {
@@ -584,12 +594,7 @@ impl FileLoader<'_> {
         let what = format!("a mapping of `{event_type}`");
         let entries = self.entries(node, &what, MAPPING_KEYS)?;
         let get = |name: &str| entries.iter().find(|(k, ..)| k == name).map(|(_, _, v)| v);
-        let known = || {
-            ActionKind::ALL
-                .iter()
-                .map(|a| a.name())
-                .collect::<Vec<_>>()
-        };
+        let known = || ActionKind::ALL.iter().map(|a| a.name()).collect::<Vec<_>>();
         let action = match get("action") {
             None => {
                 self.error(
@@ -647,8 +652,15 @@ impl FileLoader<'_> {
             if !mapped {
                 self.error(
                     node.line,
-                    format!("{} requires param `{}`, which is not mapped", action.name(), spec.name),
-                    format!("add `{}: <path>` (or `{{ value: ... }}`) under `params`", spec.name),
+                    format!(
+                        "{} requires param `{}`, which is not mapped",
+                        action.name(),
+                        spec.name
+                    ),
+                    format!(
+                        "add `{}: <path>` (or `{{ value: ... }}`) under `params`",
+                        spec.name
+                    ),
                 );
             }
         }
@@ -671,10 +683,18 @@ impl FileLoader<'_> {
         let head = name.split('.').next().unwrap_or(name);
         let Some(spec) = action.param(head) else {
             let fix = match strsim_closest(head, spec_names) {
-                Some(near) => format!("did you mean `{near}`? {} takes: {}", action.name(), spec_names.join(", ")),
+                Some(near) => format!(
+                    "did you mean `{near}`? {} takes: {}",
+                    action.name(),
+                    spec_names.join(", ")
+                ),
                 None => format!("{} takes: {}", action.name(), spec_names.join(", ")),
             };
-            self.error(line, format!("unknown param `{name}` for {}", action.name()), fix);
+            self.error(
+                line,
+                format!("unknown param `{name}` for {}", action.name()),
+                fix,
+            );
             return None;
         };
         if head != name {
@@ -696,8 +716,13 @@ impl FileLoader<'_> {
             _ => {
                 self.error(
                     value.line,
-                    format!("param `{name}` must be a path string or `{{ value: ... }}`, found {}", value.describe()),
-                    format!("write `{name}: body.some.field` or `{name}: {{ value: \"literal\" }}`"),
+                    format!(
+                        "param `{name}` must be a path string or `{{ value: ... }}`, found {}",
+                        value.describe()
+                    ),
+                    format!(
+                        "write `{name}: body.some.field` or `{name}: {{ value: \"literal\" }}`"
+                    ),
                 );
                 return None;
             }
@@ -721,7 +746,13 @@ fn strsim_closest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
 fn slug(text: &str) -> String {
     text.to_ascii_lowercase()
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
         .collect()
 }
 
@@ -831,17 +862,31 @@ environments:
             ("b.yaml", GOOD),
             ("c.yaml", "key: [oops\n"),
         ]));
-        assert!(msgs.iter().any(|m| m.starts_with("b.yaml:1: source key `task-app` is already used by")), "{msgs:?}");
-        assert!(msgs.iter().any(|m| m.starts_with("c.yaml:") && m.contains("YAML syntax error")), "{msgs:?}");
+        assert!(
+            msgs.iter()
+                .any(|m| m.starts_with("b.yaml:1: source key `task-app` is already used by")),
+            "{msgs:?}"
+        );
+        assert!(
+            msgs.iter()
+                .any(|m| m.starts_with("c.yaml:") && m.contains("YAML syntax error")),
+            "{msgs:?}"
+        );
     }
 
     #[test]
     fn scripts_missing_or_broken_and_unverifiable_enforcement() {
         let with_script = |script: &str| {
-            GOOD.replace("    enforce_verification: false\n", &format!("    script: {script}\n"))
+            GOOD.replace(
+                "    enforce_verification: false\n",
+                &format!("    script: {script}\n"),
+            )
         };
         let msgs = messages(load(&[("a.yaml", &with_script("missing.rhai"))]));
-        assert!(msgs[0].starts_with("a.yaml:6: cannot read script"), "{msgs:?}");
+        assert!(
+            msgs[0].starts_with("a.yaml:6: cannot read script"),
+            "{msgs:?}"
+        );
 
         let msgs = messages(load(&[
             ("a.yaml", &with_script("broken.rhai")),
@@ -851,7 +896,10 @@ environments:
 
         let enforced = GOOD.replace("enforce_verification: false", "enforce_verification: true");
         let msgs = messages(load(&[("a.yaml", &enforced)]));
-        assert!(msgs[0].contains("enforces verification but has no `script`"), "{msgs:?}");
+        assert!(
+            msgs[0].contains("enforces verification but has no `script`"),
+            "{msgs:?}"
+        );
     }
 
     #[test]
@@ -861,8 +909,17 @@ environments:
             "key.x: body.a\n            actor: { literal: 1 }",
         );
         let msgs = messages(load(&[("a.yaml", &bad)]));
-        assert!(msgs.iter().any(|m| m.contains("param `key.x` merges into `key`, which is not an object param")), "{msgs:?}");
-        assert!(msgs.iter().any(|m| m.contains("param `actor` must be a path string or `{ value: ... }`")), "{msgs:?}");
+        assert!(
+            msgs.iter().any(
+                |m| m.contains("param `key.x` merges into `key`, which is not an object param")
+            ),
+            "{msgs:?}"
+        );
+        assert!(
+            msgs.iter()
+                .any(|m| m.contains("param `actor` must be a path string or `{ value: ... }`")),
+            "{msgs:?}"
+        );
     }
 
     #[test]

@@ -20,7 +20,8 @@ use subtle::ConstantTimeEq;
 type HelperResult<T> = Result<T, Box<EvalAltResult>>;
 
 fn hmac_bytes<M: Mac + hmac::digest::KeyInit>(key: &[u8], message: &[u8]) -> Vec<u8> {
-    let mut mac = <M as hmac::digest::KeyInit>::new_from_slice(key).expect("HMAC takes keys of any length");
+    let mut mac =
+        <M as hmac::digest::KeyInit>::new_from_slice(key).expect("HMAC takes keys of any length");
     mac.update(message);
     mac.finalize().into_bytes().to_vec()
 }
@@ -33,9 +34,15 @@ pub fn hmac_sha256(key: &[u8], message: &[u8]) -> Vec<u8> {
 macro_rules! bytes2 {
     ($engine:expr, $name:expr, $f:expr) => {{
         let f = $f;
-        $engine.register_fn($name, move |a: ImmutableString, b: ImmutableString| f(a.as_bytes(), b.as_bytes()));
-        $engine.register_fn($name, move |a: Blob, b: ImmutableString| f(&a, b.as_bytes()));
-        $engine.register_fn($name, move |a: ImmutableString, b: Blob| f(a.as_bytes(), &b));
+        $engine.register_fn($name, move |a: ImmutableString, b: ImmutableString| {
+            f(a.as_bytes(), b.as_bytes())
+        });
+        $engine.register_fn($name, move |a: Blob, b: ImmutableString| {
+            f(&a, b.as_bytes())
+        });
+        $engine.register_fn($name, move |a: ImmutableString, b: Blob| {
+            f(a.as_bytes(), &b)
+        });
         $engine.register_fn($name, move |a: Blob, b: Blob| f(&a, &b));
     }};
 }
@@ -54,41 +61,86 @@ fn script_error(helper: &str, problem: impl std::fmt::Display) -> Box<EvalAltRes
 }
 
 pub fn register(engine: &mut Engine) {
-    bytes2!(engine, "hmac_sha1", |k: &[u8], m: &[u8]| -> Blob { hmac_bytes::<Hmac<Sha1>>(k, m) });
-    bytes2!(engine, "hmac_sha256", |k: &[u8], m: &[u8]| -> Blob { hmac_sha256(k, m) });
-    bytes2!(engine, "hmac_sha512", |k: &[u8], m: &[u8]| -> Blob { hmac_bytes::<Hmac<Sha512>>(k, m) });
-    bytes2!(engine, "hmac_sha1_hex", |k: &[u8], m: &[u8]| -> String { hex::encode(hmac_bytes::<Hmac<Sha1>>(k, m)) });
-    bytes2!(engine, "hmac_sha256_hex", |k: &[u8], m: &[u8]| -> String { hex::encode(hmac_sha256(k, m)) });
-    bytes2!(engine, "hmac_sha512_hex", |k: &[u8], m: &[u8]| -> String { hex::encode(hmac_bytes::<Hmac<Sha512>>(k, m)) });
-    bytes2!(engine, "hmac_sha1_base64", |k: &[u8], m: &[u8]| -> String { STANDARD.encode(hmac_bytes::<Hmac<Sha1>>(k, m)) });
-    bytes2!(engine, "hmac_sha256_base64", |k: &[u8], m: &[u8]| -> String { STANDARD.encode(hmac_sha256(k, m)) });
-    bytes2!(engine, "hmac_sha512_base64", |k: &[u8], m: &[u8]| -> String { STANDARD.encode(hmac_bytes::<Hmac<Sha512>>(k, m)) });
-    bytes2!(engine, "secure_eq", |a: &[u8], b: &[u8]| -> bool { a.ct_eq(b).into() });
+    bytes2!(engine, "hmac_sha1", |k: &[u8], m: &[u8]| -> Blob {
+        hmac_bytes::<Hmac<Sha1>>(k, m)
+    });
+    bytes2!(engine, "hmac_sha256", |k: &[u8], m: &[u8]| -> Blob {
+        hmac_sha256(k, m)
+    });
+    bytes2!(engine, "hmac_sha512", |k: &[u8], m: &[u8]| -> Blob {
+        hmac_bytes::<Hmac<Sha512>>(k, m)
+    });
+    bytes2!(engine, "hmac_sha1_hex", |k: &[u8], m: &[u8]| -> String {
+        hex::encode(hmac_bytes::<Hmac<Sha1>>(k, m))
+    });
+    bytes2!(engine, "hmac_sha256_hex", |k: &[u8], m: &[u8]| -> String {
+        hex::encode(hmac_sha256(k, m))
+    });
+    bytes2!(engine, "hmac_sha512_hex", |k: &[u8], m: &[u8]| -> String {
+        hex::encode(hmac_bytes::<Hmac<Sha512>>(k, m))
+    });
+    bytes2!(engine, "hmac_sha1_base64", |k: &[u8], m: &[u8]| -> String {
+        STANDARD.encode(hmac_bytes::<Hmac<Sha1>>(k, m))
+    });
+    bytes2!(engine, "hmac_sha256_base64", |k: &[u8],
+                                           m: &[u8]|
+     -> String {
+        STANDARD.encode(hmac_sha256(k, m))
+    });
+    bytes2!(engine, "hmac_sha512_base64", |k: &[u8],
+                                           m: &[u8]|
+     -> String {
+        STANDARD.encode(hmac_bytes::<Hmac<Sha512>>(k, m))
+    });
+    bytes2!(engine, "secure_eq", |a: &[u8], b: &[u8]| -> bool {
+        a.ct_eq(b).into()
+    });
 
-    bytes1!(engine, "sha256", |d: &[u8]| -> Blob { Sha256::digest(d).to_vec() });
-    bytes1!(engine, "sha256_hex", |d: &[u8]| -> String { hex::encode(Sha256::digest(d)) });
-    bytes1!(engine, "hex_encode", |d: &[u8]| -> String { hex::encode(d) });
-    bytes1!(engine, "base64_encode", |d: &[u8]| -> String { STANDARD.encode(d) });
-    bytes1!(engine, "base64url_encode", |d: &[u8]| -> String { URL_SAFE_NO_PAD.encode(d) });
+    bytes1!(engine, "sha256", |d: &[u8]| -> Blob {
+        Sha256::digest(d).to_vec()
+    });
+    bytes1!(engine, "sha256_hex", |d: &[u8]| -> String {
+        hex::encode(Sha256::digest(d))
+    });
+    bytes1!(engine, "hex_encode", |d: &[u8]| -> String {
+        hex::encode(d)
+    });
+    bytes1!(engine, "base64_encode", |d: &[u8]| -> String {
+        STANDARD.encode(d)
+    });
+    bytes1!(engine, "base64url_encode", |d: &[u8]| -> String {
+        URL_SAFE_NO_PAD.encode(d)
+    });
 
     engine.register_fn("hex_decode", |s: ImmutableString| -> HelperResult<Blob> {
         hex::decode(s.as_str()).map_err(|e| script_error("hex_decode", e))
     });
-    engine.register_fn("base64_decode", |s: ImmutableString| -> HelperResult<Blob> {
-        STANDARD.decode(s.as_str()).map_err(|e| script_error("base64_decode", e))
-    });
-    engine.register_fn("base64url_decode", |s: ImmutableString| -> HelperResult<Blob> {
-        let trimmed = s.trim_end_matches('=');
-        URL_SAFE_NO_PAD
-            .decode(trimmed)
-            .or_else(|_| URL_SAFE.decode(s.as_str()))
-            .map_err(|e| script_error("base64url_decode", e))
-    });
-    engine.register_fn("json_parse", |s: ImmutableString| -> HelperResult<Dynamic> {
-        let value: serde_json::Value =
-            serde_json::from_str(&s).map_err(|e| script_error("json_parse", e))?;
-        rhai::serde::to_dynamic(value)
-    });
+    engine.register_fn(
+        "base64_decode",
+        |s: ImmutableString| -> HelperResult<Blob> {
+            STANDARD
+                .decode(s.as_str())
+                .map_err(|e| script_error("base64_decode", e))
+        },
+    );
+    engine.register_fn(
+        "base64url_decode",
+        |s: ImmutableString| -> HelperResult<Blob> {
+            let trimmed = s.trim_end_matches('=');
+            URL_SAFE_NO_PAD
+                .decode(trimmed)
+                .or_else(|_| URL_SAFE.decode(s.as_str()))
+                .map_err(|e| script_error("base64url_decode", e))
+        },
+    );
+    engine.register_fn(
+        "json_parse",
+        |s: ImmutableString| -> HelperResult<Dynamic> {
+            let value: serde_json::Value =
+                serde_json::from_str(&s).map_err(|e| script_error("json_parse", e))?;
+            rhai::serde::to_dynamic(value)
+        },
+    );
     engine.register_fn("json_stringify", |v: Dynamic| -> HelperResult<String> {
         let value: serde_json::Value =
             rhai::serde::from_dynamic(&v).map_err(|e| script_error("json_stringify", e))?;
@@ -99,7 +151,9 @@ pub fn register(engine: &mut Engine) {
             .map(|(k, v)| (k.as_ref().into(), Dynamic::from(v.into_owned())))
             .collect()
     });
-    engine.register_fn("now", || -> i64 { crate::script::script_now_ms().div_euclid(1000) });
+    engine.register_fn("now", || -> i64 {
+        crate::script::script_now_ms().div_euclid(1000)
+    });
     engine.register_fn("now_ms", crate::script::script_now_ms);
 }
 
@@ -152,20 +206,41 @@ mod tests {
             json!("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
         );
         assert_eq!(
-            eval(r#"hmac_sha256_base64("key", "msg") == base64_encode(hmac_sha256("key", "msg"))"#).unwrap(),
+            eval(r#"hmac_sha256_base64("key", "msg") == base64_encode(hmac_sha256("key", "msg"))"#)
+                .unwrap(),
             json!(true)
         );
     }
 
     #[test]
     fn encodings_round_trip_and_fail_clearly() {
-        assert_eq!(eval(r#"hex_decode("6869").as_string()"#).unwrap(), json!("hi"));
+        assert_eq!(
+            eval(r#"hex_decode("6869").as_string()"#).unwrap(),
+            json!("hi")
+        );
         assert_eq!(eval(r#"base64_encode("hi?>")"#).unwrap(), json!("aGk/Pg=="));
-        assert_eq!(eval(r#"base64url_encode("hi?>")"#).unwrap(), json!("aGk_Pg"));
-        assert_eq!(eval(r#"base64url_decode("aGk_Pg==").as_string()"#).unwrap(), json!("hi?>"));
-        assert_eq!(eval(r#"base64_decode("aGk/Pg==").as_string()"#).unwrap(), json!("hi?>"));
-        assert!(eval(r#"hex_decode("zz")"#).unwrap_err().contains("hex_decode: Invalid character"));
-        assert!(eval(r#"base64_decode("***")"#).unwrap_err().contains("base64_decode"));
+        assert_eq!(
+            eval(r#"base64url_encode("hi?>")"#).unwrap(),
+            json!("aGk_Pg")
+        );
+        assert_eq!(
+            eval(r#"base64url_decode("aGk_Pg==").as_string()"#).unwrap(),
+            json!("hi?>")
+        );
+        assert_eq!(
+            eval(r#"base64_decode("aGk/Pg==").as_string()"#).unwrap(),
+            json!("hi?>")
+        );
+        assert!(
+            eval(r#"hex_decode("zz")"#)
+                .unwrap_err()
+                .contains("hex_decode: Invalid character")
+        );
+        assert!(
+            eval(r#"base64_decode("***")"#)
+                .unwrap_err()
+                .contains("base64_decode")
+        );
     }
 
     #[test]
@@ -173,11 +248,27 @@ mod tests {
         assert_eq!(eval(r#"secure_eq("abc", "abc")"#).unwrap(), json!(true));
         assert_eq!(eval(r#"secure_eq("abc", "abd")"#).unwrap(), json!(false));
         assert_eq!(eval(r#"secure_eq("abc", "abcd")"#).unwrap(), json!(false));
-        assert_eq!(eval(r#"secure_eq(hex_decode("01"), hex_decode("01"))"#).unwrap(), json!(true));
-        assert_eq!(eval(r#"json_parse("{\"a\":[1,2]}").a[1]"#).unwrap(), json!(2));
-        assert_eq!(eval(r#"json_stringify(#{a: 1})"#).unwrap(), json!("{\"a\":1}"));
-        assert!(eval(r#"json_parse("{")"#).unwrap_err().contains("json_parse"));
-        assert_eq!(eval(r#"form_decode("a=1&b=x+y%21").b"#).unwrap(), json!("x y!"));
+        assert_eq!(
+            eval(r#"secure_eq(hex_decode("01"), hex_decode("01"))"#).unwrap(),
+            json!(true)
+        );
+        assert_eq!(
+            eval(r#"json_parse("{\"a\":[1,2]}").a[1]"#).unwrap(),
+            json!(2)
+        );
+        assert_eq!(
+            eval(r#"json_stringify(#{a: 1})"#).unwrap(),
+            json!("{\"a\":1}")
+        );
+        assert!(
+            eval(r#"json_parse("{")"#)
+                .unwrap_err()
+                .contains("json_parse")
+        );
+        assert_eq!(
+            eval(r#"form_decode("a=1&b=x+y%21").b"#).unwrap(),
+            json!("x y!")
+        );
         assert_eq!(eval("now()").unwrap(), json!(1234));
         assert_eq!(eval("now_ms()").unwrap(), json!(1_234_567));
     }

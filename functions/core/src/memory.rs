@@ -36,7 +36,11 @@ impl MemoryStore {
     }
 
     pub fn claim_record(&self, scope: &IdempotencyScope) -> Option<IdempotencyRecord> {
-        self.claims.lock().unwrap().get(&scope.storage_key()).cloned()
+        self.claims
+            .lock()
+            .unwrap()
+            .get(&scope.storage_key())
+            .cloned()
     }
 }
 
@@ -63,10 +67,10 @@ impl IdempotencyStore for MemoryStore {
         event_id: &str,
         _now_ms: i64,
     ) -> Result<(), StoreError> {
-        if let Some(record) = self.claims.lock().unwrap().get_mut(&scope.storage_key()) {
-            if record.event_id == event_id {
-                record.state = ClaimState::Completed;
-            }
+        if let Some(record) = self.claims.lock().unwrap().get_mut(&scope.storage_key())
+            && record.event_id == event_id
+        {
+            record.state = ClaimState::Completed;
         }
         Ok(())
     }
@@ -91,7 +95,11 @@ impl EventLog for MemoryStore {
         if let (Some(event_type), EventStatus::Accepted | EventStatus::Duplicate) =
             (&event.event_type, event.status)
         {
-            let key = (event.source.clone(), event.environment.clone(), event_type.clone());
+            let key = (
+                event.source.clone(),
+                event.environment.clone(),
+                event_type.clone(),
+            );
             let mut types = self.types.lock().unwrap();
             let stats = types.entry(key).or_insert_with(|| EventTypeStats {
                 source: event.source.clone(),
@@ -112,7 +120,13 @@ impl EventLog for MemoryStore {
     }
 
     async fn mark_failed(&self, event_id: &str, error: &str) -> Result<(), StoreError> {
-        for e in self.events.lock().unwrap().iter_mut().filter(|e| e.id == event_id) {
+        for e in self
+            .events
+            .lock()
+            .unwrap()
+            .iter_mut()
+            .filter(|e| e.id == event_id)
+        {
             e.status = EventStatus::Error;
             e.error = Some(error.to_string());
         }
@@ -120,7 +134,13 @@ impl EventLog for MemoryStore {
     }
 
     async fn get(&self, event_id: &str) -> Result<Option<EventRecord>, StoreError> {
-        Ok(self.events.lock().unwrap().iter().find(|e| e.id == event_id).cloned())
+        Ok(self
+            .events
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|e| e.id == event_id)
+            .cloned())
     }
 
     async fn event_types(
@@ -186,26 +206,46 @@ mod tests {
     async fn idempotency_state_machine() {
         let store = MemoryStore::new();
         let s = scope();
-        assert_eq!(store.claim(&s, "e1", times(0)).await.unwrap(), ClaimOutcome::Claimed);
+        assert_eq!(
+            store.claim(&s, "e1", times(0)).await.unwrap(),
+            ClaimOutcome::Claimed
+        );
         assert_eq!(
             store.claim(&s, "e2", times(10_000)).await.unwrap(),
-            ClaimOutcome::InFlight { original_event_id: "e1".into(), retry_after_ms: 50_000 }
+            ClaimOutcome::InFlight {
+                original_event_id: "e1".into(),
+                retry_after_ms: 50_000
+            }
         );
         // An abandoned claim (crash before complete/release) stops blocking after 60 s.
-        assert_eq!(store.claim(&s, "e3", times(60_000)).await.unwrap(), ClaimOutcome::Claimed);
+        assert_eq!(
+            store.claim(&s, "e3", times(60_000)).await.unwrap(),
+            ClaimOutcome::Claimed
+        );
         // Only the holder can complete or release.
         store.complete(&s, "e1", 60_001).await.unwrap();
-        assert_eq!(store.claim_record(&s).unwrap().state, ClaimState::InProgress);
+        assert_eq!(
+            store.claim_record(&s).unwrap().state,
+            ClaimState::InProgress
+        );
         store.complete(&s, "e3", 60_001).await.unwrap();
         assert_eq!(
             store.claim(&s, "e4", times(120_000)).await.unwrap(),
-            ClaimOutcome::Duplicate { original_event_id: "e3".into() }
+            ClaimOutcome::Duplicate {
+                original_event_id: "e3".into()
+            }
         );
         store.release(&s, "e3").await.unwrap();
-        assert!(store.claim_record(&s).is_some(), "a completed claim is never released");
+        assert!(
+            store.claim_record(&s).is_some(),
+            "a completed claim is never released"
+        );
         // Expiry is compared on read: the record is still there, but past the window.
         assert_eq!(
-            store.claim(&s, "e5", times(60_000 + 86_400_000)).await.unwrap(),
+            store
+                .claim(&s, "e5", times(60_000 + 86_400_000))
+                .await
+                .unwrap(),
             ClaimOutcome::Claimed
         );
         store.release(&s, "e5").await.unwrap();

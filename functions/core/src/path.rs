@@ -94,15 +94,14 @@ impl FieldPath {
             "preprocess" => (Namespace::Preprocess, &parts[1..]),
             _ => (Namespace::Body, &parts[..]),
         };
-        if namespace == Namespace::Headers {
-            if let Some(name) = rest.first() {
-                if name.chars().any(|c| c.is_ascii_uppercase()) {
-                    return Err(err(
-                        "header names are matched in lower case",
-                        &format!("write `headers.{}`", name.to_ascii_lowercase()),
-                    ));
-                }
-            }
+        if namespace == Namespace::Headers
+            && let Some(name) = rest.first()
+            && name.chars().any(|c| c.is_ascii_uppercase())
+        {
+            return Err(err(
+                "header names are matched in lower case",
+                &format!("write `headers.{}`", name.to_ascii_lowercase()),
+            ));
         }
         let segments = rest
             .iter()

@@ -161,13 +161,13 @@ impl Pipeline {
         let method = request.method.to_ascii_uppercase();
         let query_string = request.query.clone();
         let parsed = parse_request(request)?;
-        let vars = self
-            .vars
-            .vars(&route.environment)
-            .await
-            .map_err(|e| IngestError::Unavailable {
-                detail: e.to_string(),
-            })?;
+        let vars =
+            self.vars
+                .vars(&route.environment)
+                .await
+                .map_err(|e| IngestError::Unavailable {
+                    detail: e.to_string(),
+                })?;
         let env = &route.env;
         let mut event = EventRecord {
             id: uuid::Uuid::now_v7().to_string(),
@@ -212,15 +212,15 @@ impl Pipeline {
                 Ok(output) => {
                     event.script_console = output.console;
                     let verified = output.verified == Some(true);
-                    if let Some(custom) = output.http_response {
-                        if verified || !env.enforce_verification {
-                            tracing::info!(source = %event.source, status = custom.status, "answered by the script's http_response");
-                            return Ok(Reply {
-                                status: custom.status,
-                                headers: custom.headers,
-                                body: custom.body,
-                            });
-                        }
+                    if let Some(custom) = output.http_response
+                        && (verified || !env.enforce_verification)
+                    {
+                        tracing::info!(source = %event.source, status = custom.status, "answered by the script's http_response");
+                        return Ok(Reply {
+                            status: custom.status,
+                            headers: custom.headers,
+                            body: custom.body,
+                        });
                     }
                     if !output.preprocess.is_empty() {
                         preprocess = Value::Object(output.preprocess.clone());
@@ -333,24 +333,23 @@ impl Pipeline {
                 detail: format!("recording event {}: {e}", event.id),
             });
         }
-        if runnable > 0 {
-            if let Err(e) = self.dispatcher.dispatch(&event).await {
-                let detail = format!("dispatching event {}: {e}", event.id);
-                if let Err(mark) = self.events.mark_failed(&event.id, &detail).await {
-                    tracing::error!(error = %mark, event_id = %event.id, "could not mark event failed");
-                }
-                self.release(scope.as_ref(), &event.id).await;
-                return Err(IngestError::Unavailable { detail });
+        if runnable > 0
+            && let Err(e) = self.dispatcher.dispatch(&event).await
+        {
+            let detail = format!("dispatching event {}: {e}", event.id);
+            if let Err(mark) = self.events.mark_failed(&event.id, &detail).await {
+                tracing::error!(error = %mark, event_id = %event.id, "could not mark event failed");
             }
+            self.release(scope.as_ref(), &event.id).await;
+            return Err(IngestError::Unavailable { detail });
         }
-        if let Some(scope) = &scope {
-            if let Err(e) = self
+        if let Some(scope) = &scope
+            && let Err(e) = self
                 .idempotency
                 .complete(scope, &event.id, self.clock.now_ms())
                 .await
-            {
-                tracing::warn!(error = %e, event_id = %event.id, "could not complete the idempotency claim; it expires in-progress");
-            }
+        {
+            tracing::warn!(error = %e, event_id = %event.id, "could not complete the idempotency claim; it expires in-progress");
         }
         tracing::info!(source = %event.source, environment = %event.environment, event_id = %event.id, %event_type, actions = runnable, "event accepted");
         Ok(Reply::json(
@@ -406,11 +405,11 @@ impl Pipeline {
     }
 
     async fn release(&self, scope: Option<&IdempotencyScope>, event_id: &str) {
-        if let Some(scope) = scope {
-            if let Err(e) = self.idempotency.release(scope, event_id).await {
-                // The claim then expires by itself after the in-progress timeout.
-                tracing::error!(error = %e, event_id, "could not release the idempotency claim");
-            }
+        if let Some(scope) = scope
+            && let Err(e) = self.idempotency.release(scope, event_id).await
+        {
+            // The claim then expires by itself after the in-progress timeout.
+            tracing::error!(error = %e, event_id, "could not release the idempotency claim");
         }
     }
 }
@@ -431,7 +430,11 @@ fn parse_timestamp_ms(value: &Value) -> Option<i64> {
         if !n.is_finite() || n < 0.0 {
             return None;
         }
-        Some(if n > 1e11 { n as i64 } else { (n * 1000.0) as i64 })
+        Some(if n > 1e11 {
+            n as i64
+        } else {
+            (n * 1000.0) as i64
+        })
     };
     match value {
         Value::Number(n) => from_number(n.as_f64()?),
@@ -484,7 +487,8 @@ fn parse_request(request: InboundRequest) -> Result<Parsed, IngestError> {
     } else if raw_body.trim().is_empty() {
         return Err(IngestError::InvalidBody {
             code: "invalid_json",
-            message: "the body is empty; send a JSON document with Content-Type: application/json".into(),
+            message: "the body is empty; send a JSON document with Content-Type: application/json"
+                .into(),
         });
     } else {
         serde_json::from_str(&raw_body).map_err(|e| IngestError::InvalidBody {
@@ -512,8 +516,14 @@ fn parse_request(request: InboundRequest) -> Result<Parsed, IngestError> {
 /// and of names containing token/secret/password/api-key are replaced, and so is any
 /// value that contains a var's value (a secret sent as a header, e.g. `Bearer <secret>`).
 pub fn redact_headers(headers: &[(String, String)], vars: &Vars) -> Vec<(String, String)> {
-    const SENSITIVE: [&str; 7] = ["token", "secret", "password", "api-key", "api_key", "apikey", "session"];
-    let secrets: Vec<&str> = vars.secret_strings().into_iter().filter(|s| s.len() >= 4).collect();
+    const SENSITIVE: [&str; 7] = [
+        "token", "secret", "password", "api-key", "api_key", "apikey", "session",
+    ];
+    let secrets: Vec<&str> = vars
+        .secret_strings()
+        .into_iter()
+        .filter(|s| s.len() >= 4)
+        .collect();
     headers
         .iter()
         .map(|(name, value)| {
@@ -540,11 +550,26 @@ mod tests {
 
     #[test]
     fn timestamps() {
-        assert_eq!(parse_timestamp_ms(&json!("2024-09-15T14:30:00Z")), Some(1_726_410_600_000));
-        assert_eq!(parse_timestamp_ms(&json!("2024-09-15T16:30:00+02:00")), Some(1_726_410_600_000));
-        assert_eq!(parse_timestamp_ms(&json!(1_726_410_600)), Some(1_726_410_600_000));
-        assert_eq!(parse_timestamp_ms(&json!(1_726_410_600_123_i64)), Some(1_726_410_600_123));
-        assert_eq!(parse_timestamp_ms(&json!("1726410600")), Some(1_726_410_600_000));
+        assert_eq!(
+            parse_timestamp_ms(&json!("2024-09-15T14:30:00Z")),
+            Some(1_726_410_600_000)
+        );
+        assert_eq!(
+            parse_timestamp_ms(&json!("2024-09-15T16:30:00+02:00")),
+            Some(1_726_410_600_000)
+        );
+        assert_eq!(
+            parse_timestamp_ms(&json!(1_726_410_600)),
+            Some(1_726_410_600_000)
+        );
+        assert_eq!(
+            parse_timestamp_ms(&json!(1_726_410_600_123_i64)),
+            Some(1_726_410_600_123)
+        );
+        assert_eq!(
+            parse_timestamp_ms(&json!("1726410600")),
+            Some(1_726_410_600_000)
+        );
         assert_eq!(parse_timestamp_ms(&json!("yesterday")), None);
         assert_eq!(parse_timestamp_ms(&json!(true)), None);
     }
@@ -561,6 +586,15 @@ mod tests {
         ];
         let redacted = redact_headers(&headers, &vars);
         let values: Vec<&str> = redacted.iter().map(|(_, v)| v.as_str()).collect();
-        assert_eq!(values, ["[redacted]", "[redacted]", "[redacted]", "[redacted]", "application/json"]);
+        assert_eq!(
+            values,
+            [
+                "[redacted]",
+                "[redacted]",
+                "[redacted]",
+                "[redacted]",
+                "application/json"
+            ]
+        );
     }
 }

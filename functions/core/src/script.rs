@@ -16,7 +16,7 @@
 //! engine-wide; a run never awaits, so the thread is the run.
 
 use crate::helpers;
-use rhai::{Dynamic, Engine, EvalAltResult, Scope, AST};
+use rhai::{AST, Dynamic, Engine, EvalAltResult, Scope};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use std::cell::{Cell, RefCell};
@@ -193,12 +193,11 @@ impl ScriptEngine {
         engine.disable_symbol("eval");
         engine.disable_symbol("import");
         engine.on_progress(|ops| {
-            if ops % 256 == 0 {
-                if let Some(deadline) = DEADLINE.with(Cell::get) {
-                    if Instant::now() >= deadline {
-                        return Some(Dynamic::from("wall time budget exhausted"));
-                    }
-                }
+            if ops % 256 == 0
+                && let Some(deadline) = DEADLINE.with(Cell::get)
+                && Instant::now() >= deadline
+            {
+                return Some(Dynamic::from("wall time budget exhausted"));
             }
             None
         });
@@ -275,9 +274,9 @@ impl ScriptEngine {
             }
         };
         DEADLINE.with(|d| d.set(Some(Instant::now() + self.limits.wall_time)));
-        let result =
-            self.engine
-                .call_fn::<Dynamic>(&mut Scope::new(), &script.ast, "main", (ctx,));
+        let result = self
+            .engine
+            .call_fn::<Dynamic>(&mut Scope::new(), &script.ast, "main", (ctx,));
         DEADLINE.with(|d| d.set(None));
         let console = CONSOLE.with(|c| std::mem::take(&mut *c.borrow_mut()));
         match result {
@@ -299,12 +298,17 @@ impl ScriptEngine {
             ),
             EvalAltResult::ErrorDataTooLarge(what, pos) => (
                 ScriptErrorKind::Limit,
-                format!("{what} at {pos} (strings ≤ {} bytes, arrays ≤ {} items, maps ≤ {} entries)",
-                    limits.max_string_bytes, limits.max_array_len, limits.max_map_len),
+                format!(
+                    "{what} at {pos} (strings ≤ {} bytes, arrays ≤ {} items, maps ≤ {} entries)",
+                    limits.max_string_bytes, limits.max_array_len, limits.max_map_len
+                ),
             ),
             EvalAltResult::ErrorTerminated(_, pos) => (
                 ScriptErrorKind::Limit,
-                format!("wall time over {} ms at {pos}", limits.wall_time.as_millis()),
+                format!(
+                    "wall time over {} ms at {pos}",
+                    limits.wall_time.as_millis()
+                ),
             ),
             _ => (ScriptErrorKind::Runtime, err.to_string()),
         };
@@ -327,10 +331,14 @@ fn root_cause(err: &EvalAltResult) -> &EvalAltResult {
 
 fn build_ctx(input: &ScriptInput<'_>) -> Result<Dynamic, String> {
     let conv = |v: &Value| {
-        rhai::serde::to_dynamic(v).map_err(|e| format!("cannot pass the request to the script: {e}"))
+        rhai::serde::to_dynamic(v)
+            .map_err(|e| format!("cannot pass the request to the script: {e}"))
     };
     let mut ctx = rhai::Map::new();
-    ctx.insert("vars".into(), rhai::serde::to_dynamic(input.vars).map_err(|e| e.to_string())?);
+    ctx.insert(
+        "vars".into(),
+        rhai::serde::to_dynamic(input.vars).map_err(|e| e.to_string())?,
+    );
     ctx.insert("body".into(), conv(input.body)?);
     ctx.insert("rawBody".into(), input.raw_body.into());
     ctx.insert("headers".into(), conv(input.headers)?);
@@ -352,7 +360,9 @@ fn read_output(value: Dynamic, console: Vec<String>) -> Result<ScriptOutput, Scr
     let type_name = value.type_name();
     let Some(mut map) = value.try_cast::<rhai::Map>() else {
         return Err(bad_return(
-            format!("main must return a map such as #{{ verified: true }}, it returned {type_name}"),
+            format!(
+                "main must return a map such as #{{ verified: true }}, it returned {type_name}"
+            ),
             console,
         ));
     };
@@ -401,9 +411,9 @@ fn read_output(value: Dynamic, console: Vec<String>) -> Result<ScriptOutput, Scr
 
 fn read_http_response(value: Dynamic) -> Result<ScriptHttpResponse, String> {
     let t = value.type_name();
-    let mut map = value
-        .try_cast::<rhai::Map>()
-        .ok_or_else(|| format!("`http_response` must be a map #{{status, headers, body}}, it was {t}"))?;
+    let mut map = value.try_cast::<rhai::Map>().ok_or_else(|| {
+        format!("`http_response` must be a map #{{status, headers, body}}, it was {t}")
+    })?;
     let status = match map.remove("status") {
         None => 200,
         Some(s) => s
@@ -428,7 +438,10 @@ fn read_http_response(value: Dynamic) -> Result<ScriptHttpResponse, String> {
         Some(b) => {
             let json = rhai::serde::from_dynamic::<Value>(&b)
                 .map_err(|e| format!("`http_response.body` cannot be turned into JSON: {e}"))?;
-            if !headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("content-type")) {
+            if !headers
+                .iter()
+                .any(|(n, _)| n.eq_ignore_ascii_case("content-type"))
+            {
                 headers.push(("content-type".into(), "application/json".into()));
             }
             json.to_string()
@@ -455,7 +468,11 @@ mod tests {
         ScriptEngine::new(ScriptLimits::default())
     }
 
-    fn run_with(engine: &ScriptEngine, code: &str, body: Value) -> Result<ScriptOutput, ScriptRunError> {
+    fn run_with(
+        engine: &ScriptEngine,
+        code: &str,
+        body: Value,
+    ) -> Result<ScriptOutput, ScriptRunError> {
         let script = engine.compile("test.rhai", code).expect("compiles");
         let vars: Map<String, Value> =
             serde_json::from_value(json!({"SECRET": "s3cret", "KEYS": ["a", "b"]})).unwrap();
@@ -512,7 +529,10 @@ mod tests {
         assert_eq!(run("fn main(ctx) { #{ x: 1 } }").unwrap().verified, None);
         let err = run("fn main(ctx) { #{ verified: \"yes\" } }").unwrap_err();
         assert_eq!(err.kind, ScriptErrorKind::BadReturn);
-        assert!(err.message.contains("`verified` must be true or false"), "{err}");
+        assert!(
+            err.message.contains("`verified` must be true or false"),
+            "{err}"
+        );
         let err = run("fn main(ctx) { 42 }").unwrap_err();
         assert!(err.message.contains("main must return a map"), "{err}");
     }
@@ -543,9 +563,18 @@ mod tests {
         let cases = [
             ("fn main(ctx) { let x = 0; loop { x += 1; } }", "operations"),
             ("fn f(n) { f(n + 1) } fn main(ctx) { f(0) }", "call depth"),
-            ("fn main(ctx) { let s = \"x\"; loop { s += s; } }", "Length of string"),
-            ("fn main(ctx) { let a = []; loop { a.push(1); } }", "Size of array"),
-            ("fn main(ctx) { let m = #{}; let i = 0; loop { m += #{ k: i }; m[`k${i}`] = i; i += 1; } }", "Size of object map"),
+            (
+                "fn main(ctx) { let s = \"x\"; loop { s += s; } }",
+                "Length of string",
+            ),
+            (
+                "fn main(ctx) { let a = []; loop { a.push(1); } }",
+                "Size of array",
+            ),
+            (
+                "fn main(ctx) { let m = #{}; let i = 0; loop { m += #{ k: i }; m[`k${i}`] = i; i += 1; } }",
+                "Size of object map",
+            ),
         ];
         for (code, needle) in cases {
             let err = run_with(&e, code, json!({})).unwrap_err();
@@ -562,7 +591,12 @@ mod tests {
             ..ScriptLimits::default()
         });
         let started = Instant::now();
-        let err = run_with(&e, "fn main(ctx) { let x = 0; loop { x += 1; } }", json!({})).unwrap_err();
+        let err = run_with(
+            &e,
+            "fn main(ctx) { let x = 0; loop { x += 1; } }",
+            json!({}),
+        )
+        .unwrap_err();
         assert_eq!(err.kind, ScriptErrorKind::Limit);
         assert!(err.message.contains("wall time over 20 ms"), "{err}");
         // The budget stops the loop; generous bound only guards against "never stops".
@@ -573,7 +607,10 @@ mod tests {
     fn eval_and_import_are_unavailable() {
         let e = engine();
         assert!(e.compile("x", "fn main(ctx) { eval(\"1\") }").is_err());
-        assert!(e.compile("x", "import \"fs\" as fs; fn main(ctx) { 1 }").is_err());
+        assert!(
+            e.compile("x", "import \"fs\" as fs; fn main(ctx) { 1 }")
+                .is_err()
+        );
     }
 
     #[test]

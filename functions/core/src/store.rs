@@ -364,6 +364,14 @@ pub trait VarsProvider: Send + Sync {
     async fn vars(&self, environment: &str) -> Result<Arc<Vars>, VarsError>;
 }
 
+/// A new random webhook token: 192 bits from the OS, hex-encoded (48 characters).
+pub fn new_webhook_token() -> Result<String, StoreError> {
+    let mut bytes = [0u8; 24];
+    getrandom::fill(&mut bytes)
+        .map_err(|e| StoreError::Failed(format!("no randomness for a token: {e}")))?;
+    Ok(hex::encode(bytes))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -380,7 +388,11 @@ mod tests {
             serde_json::json!({"A": "plain secret", "B": ["old", "new"], "N": 42})
         );
         let secrets = vars.secret_strings();
-        assert!(secrets.contains(&"old") && secrets.contains(&"new") && secrets.contains(&"plain secret"));
+        assert!(
+            secrets.contains(&"old")
+                && secrets.contains(&"new")
+                && secrets.contains(&"plain secret")
+        );
     }
 
     #[test]

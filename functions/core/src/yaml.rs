@@ -47,7 +47,8 @@ pub fn parse(text: &str) -> Result<Node, YamlError> {
     if let Some(second) = docs.next() {
         return Err(YamlError {
             line: second.span.start.line(),
-            message: "the file holds more than one YAML document (`---`); keep one source per file".into(),
+            message: "the file holds more than one YAML document (`---`); keep one source per file"
+                .into(),
         });
     }
     convert(first)
@@ -58,12 +59,9 @@ fn convert(node: MarkedYaml<'_>) -> Result<Node, YamlError> {
     let kind = match node.data {
         YamlData::Value(scalar) => scalar_kind(scalar),
         YamlData::Representation(text, ..) => Kind::Str(text.into_owned()),
-        YamlData::Sequence(items) => Kind::Seq(
-            items
-                .into_iter()
-                .map(convert)
-                .collect::<Result<_, _>>()?,
-        ),
+        YamlData::Sequence(items) => {
+            Kind::Seq(items.into_iter().map(convert).collect::<Result<_, _>>()?)
+        }
         YamlData::Mapping(map) => {
             let mut entries = Vec::with_capacity(map.len());
             for (key, value) in map {

@@ -1,0 +1,350 @@
+//! The local dev server behind `inlet dev`: an axum HTTP server that runs the core
+//! pipeline on the SQLite store.
+//!
+//! - `POST /receive/{token}`: webhooks. The token is looked up first (unknown → 404), then
+//!   the method (405), then the body is read with the size limit (413); the pipeline
+//!   does the rest. Every answer, errors included, comes from the core's `Reply`.
+//! - `GET /healthz`: 200 when the server is up.
+//! - Config is reloaded when a file under the sources directory changes. A reload that
+//!   fails validation is logged with every problem and the last good config stays live.
+//! - Shutdown is graceful: the listener closes, in-flight requests finish (their events
+//!   are committed before their 2xx is written), then the process exits.
+
+use crate::sqlite::{SqliteStore, TokenRow};
+use crate::vars::{LocalVars, load_local_vars};
+use anyhow::Context;
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path as UrlPath, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use inlet_core::clock::{Clock, SystemClock};
+use inlet_core::config::{Catalog, load_dir};
+use inlet_core::pipeline::{InboundRequest, Pipeline, PipelineSettings, RouteTable};
+use inlet_core::reply::{IngestError, Reply};
+use inlet_core::script::{ScriptEngine, ScriptLimits};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+/// Everything `inlet dev` can be told.
+#[derive(Debug, Clone)]
+pub struct DevOptions {
+    pub addr: SocketAddr,
+    pub sources_dir: PathBuf,
+    pub vars_file: Option<PathBuf>,
+    pub db_path: PathBuf,
+    pub max_body_bytes: usize,
+    /// How long a store call waits on a lock held elsewhere before answering 503.
+    pub busy_timeout: Duration,
+    /// Reload config when files change.
+    pub watch: bool,
+}
+
+impl DevOptions {
+    pub fn new(sources_dir: PathBuf, db_path: PathBuf) -> Self {
+        DevOptions {
+            addr: SocketAddr::from(([127, 0, 0, 1], 8787)),
+            sources_dir,
+            vars_file: None,
+            db_path,
+            max_body_bytes: inlet_core::defaults::MAX_BODY_BYTES,
+            busy_timeout: Duration::from_secs(5),
+            watch: true,
+        }
+    }
+}
+
+/// One webhook URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookUrl {
+    pub source: String,
+    pub environment: String,
+    pub url: String,
+}
+
+pub fn webhook_urls(base: &str, tokens: &[TokenRow]) -> Vec<WebhookUrl> {
+    tokens
+        .iter()
+        .map(|t| WebhookUrl {
+            source: t.source.clone(),
+            environment: t.environment.clone(),
+            url: format!("{}/receive/{}", base.trim_end_matches('/'), t.token),
+        })
+        .collect()
+}
+
+struct AppState {
+    pipeline: Pipeline,
+    routes: RwLock<Arc<RouteTable>>,
+    max_body_bytes: usize,
+}
+
+/// A running dev server.
+pub struct DevServer {
+    pub addr: SocketAddr,
+    pub urls: Vec<WebhookUrl>,
+    pub store: Arc<SqliteStore>,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+impl DevServer {
+    /// The webhook URL of one source environment.
+    pub fn url(&self, source: &str, environment: &str) -> Option<&str> {
+        self.urls
+            .iter()
+            .find(|u| u.source == source && u.environment == environment)
+            .map(|u| u.url.as_str())
+    }
+
+    /// Stops accepting, lets in-flight requests finish, and waits for the server to end.
+    pub async fn shutdown(mut self) -> anyhow::Result<()> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        self.wait().await
+    }
+
+    /// Waits until the server ends (after its shutdown signal fired).
+    pub async fn wait(self) -> anyhow::Result<()> {
+        self.task.await.context("server task panicked")??;
+        Ok(())
+    }
+}
+
+/// Loads config and store, binds, and serves until `stop` completes or
+/// [`DevServer::shutdown`] is called.
+pub async fn start(
+    options: DevOptions,
+    stop: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<DevServer> {
+    let engine = Arc::new(ScriptEngine::new(ScriptLimits::default()));
+    let catalog = load_catalog(&options, &engine).await?;
+    let vars = load_local_vars(options.vars_file.as_deref(), std::env::vars())?;
+    let store = Arc::new(
+        SqliteStore::open(&options.db_path, options.busy_timeout)
+            .with_context(|| format!("opening the store {}", options.db_path.display()))?,
+    );
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let tokens = store.ensure_tokens(&catalog, clock.now_ms()).await?;
+    let routes = RouteTable::new(&catalog, tokens.iter().map(token_triple));
+    match store.purge_expired(clock.now_ms()).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(rows = n, "purged records past retention"),
+        Err(e) => tracing::warn!(error = %e, "could not purge expired records"),
+    }
+
+    let pipeline = Pipeline {
+        engine: engine.clone(),
+        idempotency: store.clone(),
+        events: store.clone(),
+        dispatcher: store.clone(),
+        vars: Arc::new(LocalVars(Arc::new(vars))),
+        clock: clock.clone(),
+        settings: PipelineSettings {
+            max_body_bytes: options.max_body_bytes,
+            ..PipelineSettings::default()
+        },
+    };
+    let state = Arc::new(AppState {
+        pipeline,
+        routes: RwLock::new(Arc::new(routes)),
+        max_body_bytes: options.max_body_bytes,
+    });
+
+    let listener = tokio::net::TcpListener::bind(options.addr)
+        .await
+        .with_context(|| format!("cannot listen on {}; pass another --addr", options.addr))?;
+    let addr = listener.local_addr()?;
+    let base = format!("http://{addr}");
+    let urls = webhook_urls(&base, &tokens);
+
+    if options.watch {
+        let known = urls.iter().map(|u| u.url.clone()).collect();
+        spawn_config_watcher(
+            options.clone(),
+            engine,
+            store.clone(),
+            state.clone(),
+            base,
+            known,
+        )?;
+    }
+    spawn_purger(store.clone(), clock);
+
+    let app = Router::new()
+        .route("/receive/{token}", any(receive))
+        .route(
+            "/healthz",
+            get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }),
+        )
+        .fallback(not_found)
+        .with_state(state);
+    let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                tokio::select! {
+                    _ = stop => {},
+                    _ = shutdown_rx => {},
+                }
+                tracing::info!("shutting down: finishing in-flight requests");
+            })
+            .await
+    });
+    Ok(DevServer {
+        addr,
+        urls,
+        store,
+        shutdown: Some(shutdown_tx),
+        task,
+    })
+}
+
+fn token_triple(t: &TokenRow) -> (&str, &str, &str) {
+    (t.token.as_str(), t.source.as_str(), t.environment.as_str())
+}
+
+async fn load_catalog(options: &DevOptions, engine: &Arc<ScriptEngine>) -> anyhow::Result<Catalog> {
+    let (dir, engine) = (options.sources_dir.clone(), engine.clone());
+    tokio::task::spawn_blocking(move || load_dir(&dir, &engine))
+        .await?
+        .map_err(|errors| anyhow::anyhow!("the source config has problems:\n{errors}"))
+}
+
+async fn receive(
+    State(state): State<Arc<AppState>>,
+    UrlPath(token): UrlPath<String>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let routes = state.routes.read().expect("route lock poisoned").clone();
+    let route = routes.get(&token);
+    let mut request = InboundRequest {
+        method: method.to_string(),
+        ..InboundRequest::default()
+    };
+    // Unknown tokens and wrong methods are answered without reading the body.
+    if route.is_some() && method == Method::POST {
+        request.body = match axum::body::to_bytes(body, state.max_body_bytes).await {
+            Ok(bytes) => bytes.to_vec(),
+            Err(_) => {
+                return to_response(
+                    IngestError::PayloadTooLarge {
+                        limit_bytes: state.max_body_bytes,
+                    }
+                    .into_reply(),
+                );
+            }
+        };
+        request.query = uri.query().unwrap_or("").to_string();
+        request.headers = headers
+            .iter()
+            .map(|(n, v)| {
+                (
+                    n.as_str().to_string(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect();
+    }
+    to_response(state.pipeline.ingest(route, request).await)
+}
+
+async fn not_found(uri: Uri) -> Response {
+    to_response(Reply::json(
+        404,
+        serde_json::json!({"error": {"code": "not_found",
+            "message": format!("nothing at {}; webhooks go to POST /receive/{{token}}", uri.path())}}),
+    ))
+}
+
+fn to_response(reply: Reply) -> Response {
+    let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut response = (status, reply.body).into_response();
+    let headers = response.headers_mut();
+    for (name, value) in reply.headers {
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(&value),
+        ) {
+            headers.insert(name, value);
+        }
+    }
+    response
+}
+
+/// Watches the sources directory and swaps in a new route table after each valid edit.
+fn spawn_config_watcher(
+    options: DevOptions,
+    engine: Arc<ScriptEngine>,
+    store: Arc<SqliteStore>,
+    state: Arc<AppState>,
+    base: String,
+    known_urls: std::collections::HashSet<String>,
+) -> anyhow::Result<()> {
+    use notify::Watcher;
+    let (tx, mut rx) = mpsc::unbounded_channel::<()>();
+    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        if event.is_ok_and(|e| !e.kind.is_access()) {
+            let _ = tx.send(());
+        }
+    })?;
+    watcher
+        .watch(&options.sources_dir, notify::RecursiveMode::Recursive)
+        .with_context(|| format!("cannot watch {}", options.sources_dir.display()))?;
+    tokio::spawn(async move {
+        let _watcher = watcher; // dropping it would stop the notifications
+        let mut known_urls: std::collections::HashSet<String> = known_urls;
+        while rx.recv().await.is_some() {
+            // Editors write in several steps; wait for the burst to settle.
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            while rx.try_recv().is_ok() {}
+            let catalog = match load_catalog(&options, &engine).await {
+                Ok(catalog) => catalog,
+                Err(e) => {
+                    tracing::error!("config reload failed; keeping the last good config\n{e:#}");
+                    continue;
+                }
+            };
+            match store.ensure_tokens(&catalog, SystemClock.now_ms()).await {
+                Ok(tokens) => {
+                    let routes = RouteTable::new(&catalog, tokens.iter().map(token_triple));
+                    *state.routes.write().expect("route lock poisoned") = Arc::new(routes);
+                    tracing::info!(sources = catalog.sources.len(), "config reloaded");
+                    for u in webhook_urls(&base, &tokens) {
+                        if known_urls.insert(u.url.clone()) {
+                            tracing::info!(source = %u.source, environment = %u.environment, url = %u.url, "new webhook URL");
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "config reload could not read tokens; keeping the last good config")
+                }
+            }
+        }
+    });
+    Ok(())
+}
+
+/// Deletes records past retention once an hour.
+fn spawn_purger(store: Arc<SqliteStore>, clock: Arc<dyn Clock>) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(3600));
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            if let Err(e) = store.purge_expired(clock.now_ms()).await {
+                tracing::warn!(error = %e, "could not purge expired records");
+            }
+        }
+    });
+}

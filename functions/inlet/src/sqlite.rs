@@ -1,0 +1,546 @@
+//! The embedded SQLite store of `inlet dev` (DESIGN §1, local column).
+//!
+//! One database file (default `.inlet/inlet.db`) holds webhook tokens, idempotency
+//! records, the event log, planned actions, the event-type registry and the action
+//! outbox. It implements the core traits [`IdempotencyStore`], [`EventLog`] and
+//! [`ActionDispatcher`] with the same semantics as the DynamoDB store:
+//!
+//! - a claim is one `INSERT ... ON CONFLICT DO UPDATE ... WHERE <record no longer
+//!   counts>` statement, the SQL twin of DynamoDB's conditional put, so two claims can
+//!   never both win; expiry is compared on every read because rows are only purged
+//!   lazily;
+//! - an accepted event, its planned actions and its outbox row are written in one
+//!   transaction: once the sender has its 202, the actions are durably queued
+//!   ([`ActionDispatcher::dispatch`] then only wakes the worker);
+//! - the file runs in WAL mode with `synchronous=FULL`, so an acknowledged event
+//!   survives a crash of the process or the machine.
+//!
+//! Calls run on tokio's blocking pool; one connection behind a mutex is plenty for a
+//! laptop and keeps transactions trivially serial.
+
+use async_trait::async_trait;
+use inlet_core::actions::{ActionKind, PlannedAction};
+use inlet_core::config::Catalog;
+use inlet_core::store::{
+    ActionDispatcher, ClaimOutcome, ClaimState, ClaimTimes, EventLog, EventRecord, EventStatus,
+    EventTypeStats, IdempotencyRecord, IdempotencyScope, IdempotencyStore, StoreError,
+    VerificationStatus,
+};
+use rusqlite::{Connection, OptionalExtension, params};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::Notify;
+
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS tokens (
+    token          TEXT PRIMARY KEY,
+    source         TEXT NOT NULL,
+    environment    TEXT NOT NULL,
+    created_at_ms  INTEGER NOT NULL,
+    -- set when the token is rotated out; it keeps working until then (overlap period)
+    retires_at_ms  INTEGER
+);
+CREATE INDEX IF NOT EXISTS tokens_by_source ON tokens (source, environment);
+
+CREATE TABLE IF NOT EXISTS idempotency (
+    scope_key             TEXT PRIMARY KEY,
+    event_id              TEXT NOT NULL,
+    state                 TEXT NOT NULL,
+    expires_at_ms         INTEGER NOT NULL,
+    in_progress_until_ms  INTEGER NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS events (
+    id               TEXT PRIMARY KEY,
+    source           TEXT NOT NULL,
+    environment      TEXT NOT NULL,
+    status           TEXT NOT NULL,
+    verification     TEXT NOT NULL,
+    event_type       TEXT,
+    received_at_ms   INTEGER NOT NULL,
+    occurred_at_ms   INTEGER NOT NULL,
+    idempotency_key  TEXT,
+    duplicate_of     TEXT,
+    method           TEXT NOT NULL,
+    query            TEXT NOT NULL,
+    headers          TEXT NOT NULL,
+    raw_body         TEXT NOT NULL,
+    preprocess       TEXT,
+    script_console   TEXT NOT NULL,
+    error            TEXT,
+    warnings         TEXT NOT NULL,
+    expires_at_ms    INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_by_source ON events (source, environment, id);
+CREATE INDEX IF NOT EXISTS events_by_expiry ON events (expires_at_ms);
+
+CREATE TABLE IF NOT EXISTS actions (
+    event_id       TEXT NOT NULL,
+    idx            INTEGER NOT NULL,
+    action         TEXT NOT NULL,
+    params         TEXT NOT NULL,
+    payload        TEXT NOT NULL,
+    -- planned | skipped (the executor moves planned actions on)
+    status         TEXT NOT NULL,
+    error          TEXT,
+    result         TEXT,
+    attempts       INTEGER NOT NULL DEFAULT 0,
+    updated_at_ms  INTEGER NOT NULL,
+    expires_at_ms  INTEGER NOT NULL,
+    PRIMARY KEY (event_id, idx)
+);
+
+CREATE TABLE IF NOT EXISTS outbox (
+    event_id            TEXT PRIMARY KEY,
+    -- pending | done | dead
+    state               TEXT NOT NULL,
+    attempts            INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at_ms  INTEGER NOT NULL,
+    last_error          TEXT,
+    created_at_ms       INTEGER NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS event_types (
+    source         TEXT NOT NULL,
+    environment    TEXT NOT NULL,
+    event_type     TEXT NOT NULL,
+    count          INTEGER NOT NULL,
+    first_seen_ms  INTEGER NOT NULL,
+    last_seen_ms   INTEGER NOT NULL,
+    last_event_id  TEXT NOT NULL,
+    last_sample    TEXT NOT NULL,
+    PRIMARY KEY (source, environment, event_type)
+);
+"#;
+
+/// A webhook token and where it leads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRow {
+    pub token: String,
+    pub source: String,
+    pub environment: String,
+}
+
+pub struct SqliteStore {
+    conn: Arc<Mutex<Connection>>,
+    outbox_wakeup: Arc<Notify>,
+}
+
+fn store_error(e: rusqlite::Error) -> StoreError {
+    use rusqlite::ErrorCode::*;
+    match e.sqlite_error_code() {
+        Some(
+            DatabaseBusy | DatabaseLocked | DiskFull | SystemIoFailure | CannotOpen | OutOfMemory,
+        ) => StoreError::Unavailable(e.to_string()),
+        _ => StoreError::Failed(e.to_string()),
+    }
+}
+
+fn json_text<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string(value).expect("plain data serialises")
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> rusqlite::Result<T> {
+    serde_json::from_str(text).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
+    })
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path`. `busy_timeout` bounds how long
+    /// a call waits for a lock held by another process before it reports the store
+    /// unavailable.
+    pub fn open(path: &Path, busy_timeout: Duration) -> Result<Self, StoreError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                StoreError::Unavailable(format!("cannot create {}: {e}", dir.display()))
+            })?;
+        }
+        let conn = Connection::open(path).map_err(store_error)?;
+        conn.busy_timeout(busy_timeout).map_err(store_error)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(store_error)?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(store_error)?;
+        conn.execute_batch(SCHEMA).map_err(store_error)?;
+        Ok(SqliteStore {
+            conn: Arc::new(Mutex::new(conn)),
+            outbox_wakeup: Arc::new(Notify::new()),
+        })
+    }
+
+    /// Signalled whenever an event with runnable actions has been dispatched.
+    pub fn outbox_wakeup(&self) -> Arc<Notify> {
+        self.outbox_wakeup.clone()
+    }
+
+    async fn call<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
+    {
+        let conn = self.conn.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            f(&mut conn).map_err(store_error)
+        })
+        .await
+        .map_err(|e| StoreError::Failed(format!("store task failed: {e}")))?
+    }
+
+    /// Makes sure every (source, environment) of `catalog` has an active token, creating
+    /// random ones (192 bits) where missing, and returns all active tokens.
+    pub async fn ensure_tokens(
+        &self,
+        catalog: &Catalog,
+        now_ms: i64,
+    ) -> Result<Vec<TokenRow>, StoreError> {
+        let pairs: Vec<(String, String)> = catalog
+            .environments()
+            .map(|(s, e)| (s.to_string(), e.to_string()))
+            .collect();
+        let mut fresh = Vec::with_capacity(pairs.len());
+        for _ in &pairs {
+            fresh.push(inlet_core::store::new_webhook_token()?);
+        }
+        self.call(move |conn| {
+            let tx = conn.transaction()?;
+            for ((source, environment), token) in pairs.iter().zip(fresh) {
+                let exists: bool = tx.query_row(
+                    "SELECT EXISTS (SELECT 1 FROM tokens WHERE source = ?1 AND environment = ?2
+                       AND (retires_at_ms IS NULL OR retires_at_ms > ?3))",
+                    params![source, environment, now_ms],
+                    |r| r.get(0),
+                )?;
+                if !exists {
+                    tx.execute(
+                        "INSERT INTO tokens (token, source, environment, created_at_ms) VALUES (?1, ?2, ?3, ?4)",
+                        params![token, source, environment, now_ms],
+                    )?;
+                }
+            }
+            tx.commit()?;
+            active_tokens(conn, now_ms)
+        })
+        .await
+    }
+
+    /// All tokens that still work at `now_ms`.
+    pub async fn tokens(&self, now_ms: i64) -> Result<Vec<TokenRow>, StoreError> {
+        self.call(move |conn| active_tokens(conn, now_ms)).await
+    }
+
+    /// Deletes events, actions and idempotency records whose retention has passed.
+    pub async fn purge_expired(&self, now_ms: i64) -> Result<usize, StoreError> {
+        self.call(move |conn| {
+            let tx = conn.transaction()?;
+            let mut n = tx.execute("DELETE FROM actions WHERE expires_at_ms <= ?1", [now_ms])?;
+            n += tx.execute(
+                "DELETE FROM outbox WHERE state != 'pending' AND event_id IN (SELECT id FROM events WHERE expires_at_ms <= ?1)",
+                [now_ms],
+            )?;
+            n += tx.execute("DELETE FROM events WHERE expires_at_ms <= ?1", [now_ms])?;
+            n += tx.execute("DELETE FROM idempotency WHERE expires_at_ms <= ?1", [now_ms])?;
+            tx.commit()?;
+            Ok(n)
+        })
+        .await
+    }
+}
+
+fn active_tokens(conn: &Connection, now_ms: i64) -> rusqlite::Result<Vec<TokenRow>> {
+    let mut stmt = conn.prepare(
+        "SELECT token, source, environment FROM tokens
+         WHERE retires_at_ms IS NULL OR retires_at_ms > ?1 ORDER BY source, environment, created_at_ms",
+    )?;
+    let rows = stmt.query_map([now_ms], |r| {
+        Ok(TokenRow {
+            token: r.get(0)?,
+            source: r.get(1)?,
+            environment: r.get(2)?,
+        })
+    })?;
+    rows.collect()
+}
+
+#[async_trait]
+impl IdempotencyStore for SqliteStore {
+    async fn claim(
+        &self,
+        scope: &IdempotencyScope,
+        event_id: &str,
+        times: ClaimTimes,
+    ) -> Result<ClaimOutcome, StoreError> {
+        let key = scope.storage_key();
+        let event_id = event_id.to_string();
+        self.call(move |conn| {
+            // The WHERE clause is the condition of DynamoDB's conditional put: the new
+            // claim may replace only a record that no longer counts.
+            let changed = conn.execute(
+                "INSERT INTO idempotency (scope_key, event_id, state, expires_at_ms, in_progress_until_ms)
+                 VALUES (?1, ?2, 'in_progress', ?3, ?4)
+                 ON CONFLICT (scope_key) DO UPDATE SET
+                     event_id = excluded.event_id, state = 'in_progress',
+                     expires_at_ms = excluded.expires_at_ms,
+                     in_progress_until_ms = excluded.in_progress_until_ms
+                 WHERE idempotency.expires_at_ms <= ?5
+                    OR (idempotency.state = 'in_progress' AND idempotency.in_progress_until_ms <= ?5)",
+                params![key, event_id, times.expires_at_ms, times.in_progress_until_ms, times.now_ms],
+            )?;
+            if changed == 1 {
+                return Ok(ClaimOutcome::Claimed);
+            }
+            let existing = conn.query_row(
+                "SELECT event_id, state, expires_at_ms, in_progress_until_ms FROM idempotency WHERE scope_key = ?1",
+                [&key],
+                |r| {
+                    let state: String = r.get(1)?;
+                    Ok(IdempotencyRecord {
+                        event_id: r.get(0)?,
+                        state: ClaimState::parse(&state).unwrap_or(ClaimState::Completed),
+                        expires_at_ms: r.get(2)?,
+                        in_progress_until_ms: r.get(3)?,
+                    })
+                },
+            )?;
+            Ok(existing
+                .blocks_claim(times.now_ms)
+                .unwrap_or(ClaimOutcome::Claimed))
+        })
+        .await
+    }
+
+    async fn complete(
+        &self,
+        scope: &IdempotencyScope,
+        event_id: &str,
+        _now_ms: i64,
+    ) -> Result<(), StoreError> {
+        let (key, event_id) = (scope.storage_key(), event_id.to_string());
+        self.call(move |conn| {
+            conn.execute(
+                "UPDATE idempotency SET state = 'completed' WHERE scope_key = ?1 AND event_id = ?2",
+                params![key, event_id],
+            )
+            .map(drop)
+        })
+        .await
+    }
+
+    async fn release(&self, scope: &IdempotencyScope, event_id: &str) -> Result<(), StoreError> {
+        let (key, event_id) = (scope.storage_key(), event_id.to_string());
+        self.call(move |conn| {
+            conn.execute(
+                "DELETE FROM idempotency WHERE scope_key = ?1 AND event_id = ?2 AND state = 'in_progress'",
+                params![key, event_id],
+            )
+            .map(drop)
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl EventLog for SqliteStore {
+    async fn record(&self, event: &EventRecord) -> Result<(), StoreError> {
+        let event = event.clone();
+        self.call(move |conn| {
+            let tx = conn.transaction()?;
+            tx.execute(
+                "INSERT INTO events (id, source, environment, status, verification, event_type,
+                    received_at_ms, occurred_at_ms, idempotency_key, duplicate_of, method, query,
+                    headers, raw_body, preprocess, script_console, error, warnings, expires_at_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
+                params![
+                    event.id,
+                    event.source,
+                    event.environment,
+                    event.status.as_str(),
+                    event.verification.as_str(),
+                    event.event_type,
+                    event.received_at_ms,
+                    event.occurred_at_ms,
+                    event.idempotency_key,
+                    event.duplicate_of,
+                    event.method,
+                    event.query,
+                    json_text(&event.headers),
+                    event.raw_body,
+                    event.preprocess.as_ref().map(json_text),
+                    json_text(&event.script_console),
+                    event.error,
+                    json_text(&event.warnings),
+                    event.expires_at_ms,
+                ],
+            )?;
+            for action in &event.actions {
+                tx.execute(
+                    "INSERT INTO actions (event_id, idx, action, params, payload, status, error,
+                        updated_at_ms, expires_at_ms)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                    params![
+                        event.id,
+                        action.index as i64,
+                        action.action.name(),
+                        json_text(&action.params),
+                        json_text(&action.payload),
+                        if action.skipped.is_some() { "skipped" } else { "planned" },
+                        action.skipped,
+                        event.received_at_ms,
+                        event.expires_at_ms,
+                    ],
+                )?;
+            }
+            let runnable = event.actions.iter().any(|a| a.skipped.is_none());
+            if event.status == EventStatus::Accepted && runnable {
+                tx.execute(
+                    "INSERT INTO outbox (event_id, state, next_attempt_at_ms, created_at_ms)
+                     VALUES (?1, 'pending', ?2, ?2)",
+                    params![event.id, event.received_at_ms],
+                )?;
+            }
+            if let (Some(event_type), EventStatus::Accepted | EventStatus::Duplicate) =
+                (&event.event_type, event.status)
+            {
+                tx.execute(
+                    "INSERT INTO event_types (source, environment, event_type, count, first_seen_ms,
+                        last_seen_ms, last_event_id, last_sample)
+                     VALUES (?1, ?2, ?3, 1, ?4, ?4, ?5, ?6)
+                     ON CONFLICT (source, environment, event_type) DO UPDATE SET
+                        count = count + 1, last_seen_ms = excluded.last_seen_ms,
+                        last_event_id = excluded.last_event_id, last_sample = excluded.last_sample",
+                    params![
+                        event.source,
+                        event.environment,
+                        event_type,
+                        event.received_at_ms,
+                        event.id,
+                        event.raw_body
+                    ],
+                )?;
+            }
+            tx.commit()
+        })
+        .await
+    }
+
+    async fn mark_failed(&self, event_id: &str, error: &str) -> Result<(), StoreError> {
+        let (event_id, error) = (event_id.to_string(), error.to_string());
+        self.call(move |conn| {
+            let tx = conn.transaction()?;
+            tx.execute(
+                "UPDATE events SET status = 'error', error = ?2 WHERE id = ?1",
+                params![event_id, error],
+            )?;
+            tx.execute("DELETE FROM outbox WHERE event_id = ?1", [&event_id])?;
+            tx.commit()
+        })
+        .await
+    }
+
+    async fn get(&self, event_id: &str) -> Result<Option<EventRecord>, StoreError> {
+        let event_id = event_id.to_string();
+        self.call(move |conn| read_event(conn, &event_id)).await
+    }
+
+    async fn event_types(
+        &self,
+        source: &str,
+        environment: &str,
+    ) -> Result<Vec<EventTypeStats>, StoreError> {
+        let (source, environment) = (source.to_string(), environment.to_string());
+        self.call(move |conn| {
+            let mut stmt = conn.prepare(
+                "SELECT source, environment, event_type, count, first_seen_ms, last_seen_ms,
+                        last_event_id, last_sample
+                 FROM event_types WHERE source = ?1 AND environment = ?2 ORDER BY event_type",
+            )?;
+            let rows = stmt.query_map(params![source, environment], |r| {
+                Ok(EventTypeStats {
+                    source: r.get(0)?,
+                    environment: r.get(1)?,
+                    event_type: r.get(2)?,
+                    count: r.get::<_, i64>(3)? as u64,
+                    first_seen_ms: r.get(4)?,
+                    last_seen_ms: r.get(5)?,
+                    last_event_id: r.get(6)?,
+                    last_sample: r.get(7)?,
+                })
+            })?;
+            rows.collect()
+        })
+        .await
+    }
+}
+
+fn read_event(conn: &Connection, event_id: &str) -> rusqlite::Result<Option<EventRecord>> {
+    let event = conn
+        .query_row(
+            "SELECT id, source, environment, status, verification, event_type, received_at_ms,
+                    occurred_at_ms, idempotency_key, duplicate_of, method, query, headers, raw_body,
+                    preprocess, script_console, error, warnings, expires_at_ms
+             FROM events WHERE id = ?1",
+            [event_id],
+            |r| {
+                let status: String = r.get(3)?;
+                let verification: String = r.get(4)?;
+                let preprocess: Option<String> = r.get(14)?;
+                Ok(EventRecord {
+                    id: r.get(0)?,
+                    source: r.get(1)?,
+                    environment: r.get(2)?,
+                    status: EventStatus::parse(&status).unwrap_or(EventStatus::Error),
+                    verification: from_json(&format!("\"{verification}\""))
+                        .unwrap_or(VerificationStatus::None),
+                    event_type: r.get(5)?,
+                    received_at_ms: r.get(6)?,
+                    occurred_at_ms: r.get(7)?,
+                    idempotency_key: r.get(8)?,
+                    duplicate_of: r.get(9)?,
+                    method: r.get(10)?,
+                    query: r.get(11)?,
+                    headers: from_json(&r.get::<_, String>(12)?)?,
+                    raw_body: r.get(13)?,
+                    preprocess: preprocess.as_deref().map(from_json).transpose()?,
+                    script_console: from_json(&r.get::<_, String>(15)?)?,
+                    error: r.get(16)?,
+                    warnings: from_json(&r.get::<_, String>(17)?)?,
+                    actions: Vec::new(),
+                    expires_at_ms: r.get(18)?,
+                })
+            },
+        )
+        .optional()?;
+    let Some(mut event) = event else {
+        return Ok(None);
+    };
+    let mut stmt = conn.prepare(
+        "SELECT idx, action, params, payload, status, error FROM actions WHERE event_id = ?1 ORDER BY idx",
+    )?;
+    let actions = stmt.query_map([event_id], |r| {
+        let action: String = r.get(1)?;
+        let status: String = r.get(4)?;
+        let error: Option<String> = r.get(5)?;
+        Ok(PlannedAction {
+            index: r.get::<_, i64>(0)? as usize,
+            action: ActionKind::from_name(&action).ok_or_else(|| {
+                rusqlite::Error::InvalidColumnType(1, action.clone(), rusqlite::types::Type::Text)
+            })?,
+            params: from_json(&r.get::<_, String>(2)?)?,
+            payload: from_json(&r.get::<_, String>(3)?)?,
+            skipped: (status == "skipped").then(|| error.unwrap_or_default()),
+        })
+    })?;
+    event.actions = actions.collect::<rusqlite::Result<_>>()?;
+    Ok(Some(event))
+}
+
+#[async_trait]
+impl ActionDispatcher for SqliteStore {
+    /// The outbox row was written with the event; wake the worker.
+    async fn dispatch(&self, _event: &EventRecord) -> Result<(), StoreError> {
+        self.outbox_wakeup.notify_one();
+        Ok(())
+    }
+}
