@@ -598,3 +598,260 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod pipeline_tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::config::load_dir;
+    use crate::memory::{MemoryStore, StaticVars};
+    use crate::script::ScriptLimits;
+    use crate::store::{ActionDispatcher, EventTypeStats, StoreError};
+    use async_trait::async_trait;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    /// A memory store whose event log or dispatcher can be made to fail.
+    #[derive(Default)]
+    struct Flaky {
+        inner: MemoryStore,
+        fail_record: AtomicBool,
+        fail_dispatch: AtomicBool,
+    }
+
+    #[async_trait]
+    impl EventLog for Flaky {
+        async fn record(&self, event: &EventRecord) -> Result<(), StoreError> {
+            if self.fail_record.load(Ordering::SeqCst) {
+                return Err(StoreError::Unavailable("disk full".into()));
+            }
+            self.inner.record(event).await
+        }
+        async fn mark_failed(&self, id: &str, error: &str) -> Result<(), StoreError> {
+            self.inner.mark_failed(id, error).await
+        }
+        async fn get(&self, id: &str) -> Result<Option<EventRecord>, StoreError> {
+            self.inner.get(id).await
+        }
+        async fn event_types(&self, s: &str, e: &str) -> Result<Vec<EventTypeStats>, StoreError> {
+            self.inner.event_types(s, e).await
+        }
+    }
+
+    #[async_trait]
+    impl ActionDispatcher for Flaky {
+        async fn dispatch(&self, event: &EventRecord) -> Result<(), StoreError> {
+            if self.fail_dispatch.load(Ordering::SeqCst) {
+                return Err(StoreError::Unavailable("throttled".into()));
+            }
+            self.inner.dispatch(event).await
+        }
+    }
+
+    const YAML: &str = r#"
+key: shop
+name: Shop
+environments:
+  development:
+    script: shop.rhai
+    enforce_verification: ENFORCE
+    event_type_path: body.type
+    idempotency: { key_path: body.id }
+    mappings:
+      order.paid:
+        - action: users_identify
+          params: { id: body.user }
+"#;
+
+    struct Harness {
+        pipeline: Pipeline,
+        store: Arc<Flaky>,
+        clock: Arc<ManualClock>,
+        route: Route,
+        _dir: tempfile::TempDir,
+    }
+
+    fn harness(script: &str, enforce: bool) -> Harness {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("shop.yaml"),
+            YAML.replace("ENFORCE", &enforce.to_string()),
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("shop.rhai"), script).unwrap();
+        let engine = Arc::new(ScriptEngine::new(ScriptLimits::default()));
+        let catalog = load_dir(dir.path(), &engine).unwrap();
+        let routes = RouteTable::new(&catalog, [("tok", "shop", "development")]);
+        let store = Arc::new(Flaky::default());
+        let clock = Arc::new(ManualClock::new(1_700_000_000_000));
+        let pipeline = Pipeline {
+            engine,
+            idempotency: Arc::new(MemoryStore::new()),
+            events: store.clone(),
+            dispatcher: store.clone(),
+            vars: Arc::new(StaticVars::default()),
+            clock: clock.clone(),
+            settings: PipelineSettings::default(),
+        };
+        Harness {
+            route: routes.get("tok").unwrap().clone(),
+            pipeline,
+            store,
+            clock,
+            _dir: dir,
+        }
+    }
+
+    fn request(body: &str) -> InboundRequest {
+        InboundRequest {
+            method: "POST".into(),
+            headers: vec![("Content-Type".into(), "application/json".into())],
+            query: String::new(),
+            body: body.as_bytes().to_vec(),
+        }
+    }
+
+    const PAID: &str = r#"{"type": "order.paid", "id": "o1", "user": "u1"}"#;
+    const OK_SCRIPT: &str = "fn main(ctx) { #{ verified: true, tag: 1 } }";
+
+    #[tokio::test]
+    async fn record_failure_releases_the_claim_so_the_retry_succeeds() {
+        let h = harness(OK_SCRIPT, true);
+        h.store.fail_record.store(true, Ordering::SeqCst);
+        let reply = h.pipeline.ingest(Some(&h.route), request(PAID)).await;
+        assert_eq!(reply.status, 503);
+        assert_eq!(reply.header("retry-after"), Some("5"));
+        h.store.fail_record.store(false, Ordering::SeqCst);
+        let reply = h.pipeline.ingest(Some(&h.route), request(PAID)).await;
+        assert_eq!(reply.status, 202, "{}", reply.body);
+        assert_eq!(h.store.inner.dispatched().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn dispatch_failure_marks_the_event_and_releases_the_claim() {
+        let h = harness(OK_SCRIPT, true);
+        h.store.fail_dispatch.store(true, Ordering::SeqCst);
+        let reply = h.pipeline.ingest(Some(&h.route), request(PAID)).await;
+        assert_eq!(reply.status, 503);
+        let events = h.store.inner.events();
+        assert_eq!(events[0].status, EventStatus::Error);
+        assert!(events[0].error.as_deref().unwrap().contains("throttled"));
+        h.store.fail_dispatch.store(false, Ordering::SeqCst);
+        let reply = h.pipeline.ingest(Some(&h.route), request(PAID)).await;
+        assert_eq!(
+            reply.status, 202,
+            "the released claim lets the retry through"
+        );
+    }
+
+    #[tokio::test]
+    async fn idempotency_window_expires_with_the_clock() {
+        let h = harness(OK_SCRIPT, true);
+        assert_eq!(
+            h.pipeline
+                .ingest(Some(&h.route), request(PAID))
+                .await
+                .status,
+            202
+        );
+        h.clock.advance_ms(24 * 3600 * 1000 - 1);
+        assert_eq!(
+            h.pipeline
+                .ingest(Some(&h.route), request(PAID))
+                .await
+                .status,
+            200
+        );
+        h.clock.advance_ms(1);
+        assert_eq!(
+            h.pipeline
+                .ingest(Some(&h.route), request(PAID))
+                .await
+                .status,
+            202
+        );
+    }
+
+    #[tokio::test]
+    async fn script_errors_reject_when_enforced_and_are_logged_when_not() {
+        let broken = "fn main(ctx) { throw \"kaboom\"; }";
+        let h = harness(broken, true);
+        let reply = h.pipeline.ingest(Some(&h.route), request(PAID)).await;
+        assert_eq!(reply.status, 401);
+        assert!(
+            !reply.body.contains("kaboom"),
+            "script internals stay in the log"
+        );
+        let logged = &h.store.inner.events()[0];
+        assert_eq!(logged.status, EventStatus::Rejected);
+        assert!(logged.error.as_deref().unwrap().contains("kaboom"));
+
+        let h = harness(broken, false);
+        let reply = h.pipeline.ingest(Some(&h.route), request(PAID)).await;
+        assert_eq!(reply.status, 202);
+        let logged = &h.store.inner.events()[0];
+        assert_eq!(
+            logged.verification,
+            VerificationStatus::UnenforcedUnverified
+        );
+        assert_eq!(logged.preprocess, None);
+        assert!(logged.error.as_deref().unwrap().contains("kaboom"));
+    }
+
+    #[tokio::test]
+    async fn http_response_answers_handshakes() {
+        let h = harness(
+            r#"fn main(ctx) { #{ verified: true, http_response: #{ status: 200, headers: #{ "x-echo": "1" }, body: ctx.body.challenge } } }"#,
+            true,
+        );
+        let reply = h
+            .pipeline
+            .ingest(Some(&h.route), request(r#"{"challenge": "abc"}"#))
+            .await;
+        assert_eq!(
+            (reply.status, reply.body.as_str(), reply.header("x-echo")),
+            (200, "abc", Some("1"))
+        );
+        assert!(h.store.inner.events().is_empty());
+    }
+
+    #[tokio::test]
+    async fn integer_keys_dedupe_and_overlong_keys_do_not() {
+        let h = harness(OK_SCRIPT, true);
+        let numeric = r#"{"type": "order.paid", "id": 42, "user": "u1"}"#;
+        assert_eq!(
+            h.pipeline
+                .ingest(Some(&h.route), request(numeric))
+                .await
+                .status,
+            202
+        );
+        assert_eq!(
+            h.pipeline
+                .ingest(Some(&h.route), request(numeric))
+                .await
+                .status,
+            200
+        );
+        let long = format!(
+            r#"{{"type": "order.paid", "id": "{}", "user": "u1"}}"#,
+            "k".repeat(256)
+        );
+        assert_eq!(
+            h.pipeline
+                .ingest(Some(&h.route), request(&long))
+                .await
+                .status,
+            202
+        );
+        assert_eq!(
+            h.pipeline
+                .ingest(Some(&h.route), request(&long))
+                .await
+                .status,
+            202
+        );
+        let last = h.store.inner.events().pop().unwrap();
+        assert_eq!(last.idempotency_key, None);
+        assert!(last.warnings[0].contains("longer than 255 characters"));
+    }
+}

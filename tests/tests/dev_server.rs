@@ -1,0 +1,622 @@
+//! The real `inlet dev` server, on port 0 with a real SQLite file, driven over HTTP with
+//! the example config of `infra/sources`. Each test asserts on the answer *and* on what
+//! the store holds.
+
+use hmac::{Hmac, Mac};
+use inlet::server::{self, DevOptions, DevServer};
+use reqwest::StatusCode;
+use rusqlite::Connection;
+use serde_json::{Value, json};
+use sha2::Sha256;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use tempfile::TempDir;
+
+const SECRET: &str = "integration-secret";
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+fn sample(name: &str) -> String {
+    std::fs::read_to_string(repo_root().join("events").join(name)).unwrap()
+}
+
+/// A scratch copy of `infra/sources`, a vars file and a database path.
+struct Workspace {
+    dir: TempDir,
+}
+
+impl Workspace {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let sources = dir.path().join("sources");
+        std::fs::create_dir(&sources).unwrap();
+        for entry in std::fs::read_dir(repo_root().join("infra/sources")).unwrap() {
+            let entry = entry.unwrap();
+            std::fs::copy(entry.path(), sources.join(entry.file_name())).unwrap();
+        }
+        std::fs::write(
+            dir.path().join("vars.json"),
+            json!({ "TASK_APP_SECRET": SECRET }).to_string(),
+        )
+        .unwrap();
+        Workspace { dir }
+    }
+
+    fn sources(&self) -> PathBuf {
+        self.dir.path().join("sources")
+    }
+
+    fn db(&self) -> PathBuf {
+        self.dir.path().join("store").join("inlet.db")
+    }
+
+    fn options(&self) -> DevOptions {
+        let mut options = DevOptions::new(self.sources(), self.db());
+        options.addr = "127.0.0.1:0".parse().unwrap();
+        options.vars_file = Some(self.dir.path().join("vars.json"));
+        options.busy_timeout = Duration::from_millis(300);
+        options
+    }
+
+    async fn start(&self) -> DevServer {
+        self.start_with(self.options()).await
+    }
+
+    async fn start_with(&self, options: DevOptions) -> DevServer {
+        server::start(options, std::future::pending())
+            .await
+            .unwrap()
+    }
+
+    fn db_conn(&self) -> Connection {
+        Connection::open(self.db()).unwrap()
+    }
+
+    fn query_one(&self, sql: &str, params: &[&dyn rusqlite::ToSql]) -> Value {
+        let conn = self.db_conn();
+        let mut stmt = conn.prepare(sql).unwrap();
+        let columns: Vec<String> = stmt.column_names().map(|c| c.to_string()).collect();
+        stmt.query_row(params, |row| {
+            let mut obj = serde_json::Map::new();
+            for (i, name) in columns.iter().enumerate() {
+                let v: rusqlite::types::Value = row.get(i)?;
+                let v = match v {
+                    rusqlite::types::Value::Null => Value::Null,
+                    rusqlite::types::Value::Integer(n) => json!(n),
+                    rusqlite::types::Value::Real(f) => json!(f),
+                    rusqlite::types::Value::Text(t) => {
+                        serde_json::from_str(&t).unwrap_or(Value::String(t))
+                    }
+                    rusqlite::types::Value::Blob(_) => Value::Null,
+                };
+                obj.insert(name.clone(), v);
+            }
+            Ok(Value::Object(obj))
+        })
+        .unwrap()
+    }
+
+    fn count(&self, sql: &str) -> i64 {
+        self.db_conn().query_row(sql, [], |r| r.get(0)).unwrap()
+    }
+}
+
+struct Answer {
+    status: StatusCode,
+    headers: reqwest::header::HeaderMap,
+    body: Value,
+}
+
+async fn post(url: &str, body: &str, headers: &[(&str, &str)]) -> Answer {
+    let mut request = reqwest::Client::new()
+        .post(url)
+        .header("content-type", "application/json")
+        .body(body.to_string());
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    answer(request.send().await.unwrap()).await
+}
+
+async fn answer(response: reqwest::Response) -> Answer {
+    let status = response.status();
+    let headers = response.headers().clone();
+    let text = response.text().await.unwrap();
+    let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    Answer {
+        status,
+        headers,
+        body,
+    }
+}
+
+fn signed(body: &str) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
+    mac.update(body.as_bytes());
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+#[tokio::test]
+async fn accepted_then_duplicate_with_everything_stored() {
+    let ws = Workspace::new();
+    let server = ws.start().await;
+    let url = server.url("task-app", "development").unwrap().to_string();
+    let body = sample("task-assigned.json");
+
+    let first = post(
+        &url,
+        &body,
+        &[("x-webhook-secret", SECRET), ("x-trace", "abc")],
+    )
+    .await;
+    assert_eq!(first.status, StatusCode::ACCEPTED, "{:?}", first.body);
+    assert_eq!(first.body["status"], "accepted");
+    assert_eq!(first.body["event_type"], "task.assigned");
+    assert_eq!(first.body["actions"], 1);
+    let event_id = first.body["event_id"].as_str().unwrap().to_string();
+
+    let again = post(&url, &body, &[("x-webhook-secret", SECRET)]).await;
+    assert_eq!(again.status, StatusCode::OK);
+    assert_eq!(
+        again.body,
+        json!({"status": "duplicate", "event_id": event_id})
+    );
+    assert_eq!(again.headers["inlet-duplicate"], "true");
+
+    let event = ws.query_one("SELECT * FROM events WHERE id = ?1", &[&event_id]);
+    assert_eq!(event["status"], "accepted");
+    assert_eq!(event["verification"], "enforced:verified");
+    assert_eq!(
+        event["raw_body"],
+        serde_json::from_str::<Value>(&body).unwrap()
+    );
+    assert_eq!(event["occurred_at_ms"], 1_726_410_600_000_i64);
+    assert_eq!(event["idempotency_key"], "evt_task_assigned_0001");
+    assert_eq!(
+        event["preprocess"],
+        json!({"normalized_event": "task.assigned"})
+    );
+    let headers: Vec<(String, String)> = serde_json::from_value(event["headers"].clone()).unwrap();
+    assert!(headers.contains(&("x-webhook-secret".into(), "[redacted]".into())));
+    assert!(headers.contains(&("x-trace".into(), "abc".into())));
+    assert!(
+        !event.to_string().contains(SECRET),
+        "the secret leaked into the log"
+    );
+
+    let action = ws.query_one("SELECT * FROM actions WHERE event_id = ?1", &[&event_id]);
+    assert_eq!(action["action"], "workflows_trigger");
+    assert_eq!(action["status"], "planned");
+    assert_eq!(
+        action["payload"],
+        json!({"key": "task-assigned", "recipients": ["user_456"], "actor": "user_789",
+               "data": {"task_id": "task_123", "title": "Write the launch announcement"}})
+    );
+    let outbox = ws.query_one("SELECT * FROM outbox WHERE event_id = ?1", &[&event_id]);
+    assert_eq!(outbox["state"], "pending");
+
+    let duplicate = ws.query_one("SELECT * FROM events WHERE status = 'duplicate'", &[]);
+    assert_eq!(duplicate["duplicate_of"], event_id.as_str());
+    assert_eq!(
+        ws.count("SELECT COUNT(*) FROM actions"),
+        1,
+        "a duplicate plans no actions"
+    );
+    assert_eq!(ws.count("SELECT COUNT(*) FROM outbox"), 1);
+    let types = ws.query_one(
+        "SELECT * FROM event_types WHERE event_type = 'task.assigned'",
+        &[],
+    );
+    assert_eq!(types["count"], 2);
+    assert_eq!(
+        types["last_sample"],
+        serde_json::from_str::<Value>(&body).unwrap()
+    );
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn signatures_and_secrets() {
+    let ws = Workspace::new();
+    let server = ws.start().await;
+    let url = server.url("task-app", "development").unwrap().to_string();
+    let body = sample("task-completed.json");
+
+    let wrong = post(&url, &body, &[("x-webhook-secret", "wrong")]).await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(wrong.body["error"]["code"], "unverified");
+    let forged = post(&url, &body, &[("x-webhook-signature", "sha256=00")]).await;
+    assert_eq!(forged.status, StatusCode::UNAUTHORIZED);
+    let none = post(&url, &body, &[]).await;
+    assert_eq!(none.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        ws.count("SELECT COUNT(*) FROM events WHERE status = 'rejected' AND verification = 'enforced:unverified'"),
+        3
+    );
+    assert_eq!(
+        ws.count("SELECT COUNT(*) FROM idempotency"),
+        0,
+        "rejected requests claim nothing"
+    );
+
+    let good = post(&url, &body, &[("x-webhook-signature", &signed(&body))]).await;
+    assert_eq!(good.status, StatusCode::ACCEPTED, "{:?}", good.body);
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn every_bad_input_has_its_status_and_code() {
+    let ws = Workspace::new();
+    let mut options = ws.options();
+    options.max_body_bytes = 4096;
+    let server = ws.start_with(options).await;
+    let url = server.url("task-app", "development").unwrap().to_string();
+    let base = format!("http://{}", server.addr);
+    let auth = [("x-webhook-secret", SECRET)];
+    let client = reqwest::Client::new();
+
+    let unknown = post(&format!("{base}/receive/nottoken"), "{}", &auth).await;
+    assert_eq!(
+        (
+            unknown.status.as_u16(),
+            unknown.body["error"]["code"].as_str()
+        ),
+        (404, Some("unknown_token"))
+    );
+
+    let get = answer(client.get(&url).send().await.unwrap()).await;
+    assert_eq!(
+        (get.status.as_u16(), get.body["error"]["code"].as_str()),
+        (405, Some("method_not_allowed"))
+    );
+    assert_eq!(get.headers["allow"], "POST");
+
+    let big = format!(
+        "{{\"event_type\": \"x\", \"pad\": \"{}\"}}",
+        "a".repeat(5000)
+    );
+    let too_large = post(&url, &big, &auth).await;
+    assert_eq!(
+        (
+            too_large.status.as_u16(),
+            too_large.body["error"]["code"].as_str()
+        ),
+        (413, Some("payload_too_large"))
+    );
+    assert!(
+        too_large.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("4096 bytes")
+    );
+
+    let bad_json = post(&url, "{\"event_type\": ", &auth).await;
+    assert_eq!(
+        (
+            bad_json.status.as_u16(),
+            bad_json.body["error"]["code"].as_str()
+        ),
+        (400, Some("invalid_json"))
+    );
+    assert!(
+        bad_json.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("line 1 column 15"),
+        "{:?}",
+        bad_json.body
+    );
+
+    let empty = post(&url, "", &auth).await;
+    assert_eq!(
+        (empty.status.as_u16(), empty.body["error"]["code"].as_str()),
+        (400, Some("invalid_json"))
+    );
+
+    let binary = answer(
+        client
+            .post(&url)
+            .header("x-webhook-secret", SECRET)
+            .body(vec![b'{', 0xff, b'}'])
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (
+            binary.status.as_u16(),
+            binary.body["error"]["code"].as_str()
+        ),
+        (400, Some("invalid_encoding"))
+    );
+    assert!(
+        binary.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("offset 1")
+    );
+
+    let nowhere = answer(
+        client
+            .get(format!("{base}/elsewhere"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (
+            nowhere.status.as_u16(),
+            nowhere.body["error"]["code"].as_str()
+        ),
+        (404, Some("not_found"))
+    );
+
+    let health = answer(client.get(format!("{base}/healthz")).send().await.unwrap()).await;
+    assert_eq!(
+        (health.status.as_u16(), health.body.clone()),
+        (200, json!({"status": "ok"}))
+    );
+
+    assert_eq!(
+        ws.count("SELECT COUNT(*) FROM events"),
+        0,
+        "refused requests are not events"
+    );
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn missing_event_type_and_skipped_actions_are_logged() {
+    let ws = Workspace::new();
+    let server = ws.start().await;
+    let url = server.url("task-app", "development").unwrap().to_string();
+    let auth = [("x-webhook-secret", SECRET)];
+
+    let untyped = post(&url, r#"{"event_id": "e1", "data": {}}"#, &auth).await;
+    assert_eq!(untyped.status, StatusCode::ACCEPTED);
+    assert_eq!(untyped.body["status"], "invalid_event_type");
+    assert!(
+        untyped.body["message"]
+            .as_str()
+            .unwrap()
+            .contains("body.event_type")
+    );
+    let id = untyped.body["event_id"].as_str().unwrap().to_string();
+    let event = ws.query_one("SELECT status, warnings FROM events WHERE id = ?1", &[&id]);
+    assert_eq!(event["status"], "invalid_event_type");
+
+    // No recipient: the trigger is planned as skipped, with the missing field named.
+    let body = r#"{"event_type": "task.assigned", "event_id": "e2", "data": {"task_id": "t", "title": "x"}}"#;
+    let skipped = post(&url, body, &auth).await;
+    assert_eq!(skipped.status, StatusCode::ACCEPTED);
+    assert_eq!(skipped.body["actions"], 0);
+    let id = skipped.body["event_id"].as_str().unwrap().to_string();
+    let action = ws.query_one(
+        "SELECT status, error FROM actions WHERE event_id = ?1",
+        &[&id],
+    );
+    assert_eq!(action["status"], "skipped");
+    assert_eq!(
+        action["error"],
+        "required param `recipients` did not resolve (path `data.assigned_to`)"
+    );
+    assert_eq!(
+        ws.count("SELECT COUNT(*) FROM outbox"),
+        0,
+        "nothing to run, nothing queued"
+    );
+
+    // A bad timestamp falls back to the receive time, with a warning.
+    let body = r#"{"event_type": "task.assigned", "event_id": "e3", "timestamp": "soon", "data": {"assigned_to": "u"}}"#;
+    let late = post(&url, body, &auth).await;
+    let id = late.body["event_id"].as_str().unwrap().to_string();
+    let event = ws.query_one(
+        "SELECT received_at_ms = occurred_at_ms AS same, warnings FROM events WHERE id = ?1",
+        &[&id],
+    );
+    assert_eq!(event["same"], 1);
+    assert!(
+        event["warnings"][0]
+            .as_str()
+            .unwrap()
+            .contains("not an ISO-8601 time")
+    );
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_duplicate_while_the_first_is_in_flight_gets_409() {
+    let ws = Workspace::new();
+    let server = ws.start().await;
+    let url = server.url("task-app", "development").unwrap().to_string();
+    // Another request holds the claim, as if it were still between claim and complete.
+    let now: i64 = chrono_now_ms();
+    let scope = inlet_core::store::IdempotencyScope {
+        source: "task-app".into(),
+        environment: "development".into(),
+        event_type: "task.assigned".into(),
+        key: "evt_task_assigned_0001".into(),
+    };
+    ws.db_conn()
+        .execute(
+            "INSERT INTO idempotency VALUES (?1, 'first-event', 'in_progress', ?2, ?3)",
+            rusqlite::params![scope.storage_key(), now + 86_400_000, now + 30_000],
+        )
+        .unwrap();
+    let answer = post(
+        &url,
+        &sample("task-assigned.json"),
+        &[("x-webhook-secret", SECRET)],
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::CONFLICT);
+    assert_eq!(answer.body["error"]["code"], "in_progress");
+    let retry_after: u64 = answer.headers["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((29..=30).contains(&retry_after), "{retry_after}");
+    assert_eq!(ws.count("SELECT COUNT(*) FROM events"), 0);
+
+    // An abandoned claim (its holder crashed) stops blocking once it is past due.
+    ws.db_conn()
+        .execute(
+            "UPDATE idempotency SET in_progress_until_ms = ?1",
+            [now - 1],
+        )
+        .unwrap();
+    let answer = post(
+        &url,
+        &sample("task-assigned.json"),
+        &[("x-webhook-secret", SECRET)],
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::ACCEPTED);
+    server.shutdown().await.unwrap();
+}
+
+fn chrono_now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+#[tokio::test]
+async fn restart_keeps_tokens_and_dedup() {
+    let ws = Workspace::new();
+    let server = ws.start().await;
+    let url = server.url("task-app", "development").unwrap().to_string();
+    let first = post(
+        &url,
+        &sample("task-assigned.json"),
+        &[("x-webhook-secret", SECRET)],
+    )
+    .await;
+    assert_eq!(first.status, StatusCode::ACCEPTED);
+    let token = url.rsplit('/').next().unwrap().to_string();
+    server.shutdown().await.unwrap();
+
+    let server = ws.start().await;
+    let url = server.url("task-app", "development").unwrap().to_string();
+    assert!(url.ends_with(&token), "the token survives a restart");
+    assert!(token.len() >= 32, "at least 128 bits of token");
+    let again = post(
+        &url,
+        &sample("task-assigned.json"),
+        &[("x-webhook-secret", SECRET)],
+    )
+    .await;
+    assert_eq!(again.status, StatusCode::OK);
+    assert_eq!(again.body["event_id"], first.body["event_id"]);
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_store_outage_answers_503_and_the_retry_succeeds() {
+    let ws = Workspace::new();
+    let server = ws.start().await;
+    let url = server.url("task-app", "development").unwrap().to_string();
+    let body = sample("task-assigned.json");
+
+    // Another process holds the database's write lock longer than the busy timeout.
+    let blocker = ws.db_conn();
+    blocker.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    let refused = post(&url, &body, &[("x-webhook-secret", SECRET)]).await;
+    assert_eq!(refused.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(refused.body["error"]["code"], "unavailable");
+    assert_eq!(refused.headers["retry-after"], "5");
+    assert!(
+        !refused.body.to_string().contains("locked"),
+        "no internals to the client"
+    );
+    blocker.execute_batch("ROLLBACK").unwrap();
+
+    let retried = post(&url, &body, &[("x-webhook-secret", SECRET)]).await;
+    assert_eq!(retried.status, StatusCode::ACCEPTED, "{:?}", retried.body);
+    assert_eq!(
+        ws.count("SELECT COUNT(*) FROM events WHERE status = 'accepted'"),
+        1
+    );
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn config_reloads_and_a_broken_edit_keeps_the_last_good_config() {
+    let ws = Workspace::new();
+    let server = ws.start().await;
+    let url = server.url("task-app", "development").unwrap().to_string();
+    let yaml_path = ws.sources().join("task-app.yaml");
+    let original = std::fs::read_to_string(&yaml_path).unwrap();
+    let auth = [("x-webhook-secret", SECRET)];
+    let mut n = 0;
+    let mut send_completed = || {
+        n += 1;
+        format!(
+            r#"{{"event_type": "task.completed", "event_id": "c{n}", "data": {{"assigned_to": "u1", "assigned_by": "u2"}}}}"#
+        )
+    };
+    assert_eq!(
+        post(&url, &send_completed(), &auth).await.body["actions"],
+        1
+    );
+
+    // Add an identify to task.completed: two actions once the reload lands.
+    let edited = original.replace(
+        "      task.completed:\n",
+        "      task.completed:\n        - action: users_identify\n          params:\n            id: data.assigned_to\n",
+    );
+    std::fs::write(&yaml_path, &edited).unwrap();
+    let mut actions = Value::Null;
+    for _ in 0..50 {
+        actions = post(&url, &send_completed(), &auth).await.body["actions"].clone();
+        if actions == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(actions, 2, "the edit was not picked up");
+
+    // A broken edit is refused; the last good config keeps serving.
+    std::fs::write(
+        &yaml_path,
+        edited.replace("users_identify", "users_identifyy"),
+    )
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(
+        post(&url, &send_completed(), &auth).await.body["actions"],
+        2
+    );
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn form_bodies_and_query_strings_reach_paths() {
+    let ws = Workspace::new();
+    let server = ws.start().await;
+    let url = server.url("task-app", "development").unwrap().to_string();
+    let response = reqwest::Client::new()
+        .post(format!("{url}?via=form"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("x-webhook-secret", SECRET)
+        .body("event_type=task.assigned&event_id=f1&data=x")
+        .send()
+        .await
+        .unwrap();
+    let answer = answer(response).await;
+    assert_eq!(answer.status, StatusCode::ACCEPTED, "{:?}", answer.body);
+    assert_eq!(answer.body["event_type"], "task.assigned");
+    let id = answer.body["event_id"].as_str().unwrap().to_string();
+    let event = ws.query_one("SELECT query FROM events WHERE id = ?1", &[&id]);
+    assert_eq!(event["query"], "via=form");
+    server.shutdown().await.unwrap();
+}
