@@ -77,7 +77,9 @@ const fn opt(name: &'static str, ty: ParamType) -> ParamSpec {
 
 use ParamType::*;
 
-const USER_FIELDS: [ParamSpec; 10] = [
+/// `id` plus the user fields Knock's identify takes.
+const USERS_IDENTIFY: &[ParamSpec] = &[
+    req("id", Id),
     opt("properties", Object),
     opt("name", Text),
     opt("email", Text),
@@ -89,6 +91,65 @@ const USER_FIELDS: [ParamSpec; 10] = [
     opt("channel_data", Object),
     opt("preferences", Object),
 ];
+const OBJECTS_SET: &[ParamSpec] = &[
+    req("collection", Text),
+    req("id", Id),
+    opt("properties", Object),
+    opt("name", Text),
+    opt("email", Text),
+    opt("phone_number", Text),
+    opt("avatar", Text),
+    opt("locale", Text),
+    opt("timezone", Text),
+    opt("created_at", Any),
+    opt("channel_data", Object),
+    opt("preferences", Object),
+];
+const ID_ONLY: &[ParamSpec] = &[req("id", Id)];
+const OBJECTS_DELETE: &[ParamSpec] = &[req("collection", Text), req("id", Id)];
+const TENANTS_SET: &[ParamSpec] = &[
+    req("id", Id),
+    opt("properties", Object),
+    opt("name", Text),
+    opt("settings", Object),
+    opt("channel_data", Object),
+];
+const OBJECTS_SUBSCRIBE: &[ParamSpec] = &[
+    req("collection", Text),
+    req("id", Id),
+    req("recipients", Recipients { max: 100 }),
+    opt("properties", Object),
+];
+const OBJECTS_UNSUBSCRIBE: &[ParamSpec] = &[
+    req("collection", Text),
+    req("id", Id),
+    req("recipients", Recipients { max: 100 }),
+];
+const AUDIENCES_ADD_MEMBER: &[ParamSpec] = &[
+    req("key", Text),
+    req("members", Recipients { max: 1000 }),
+    opt("tenant", Id),
+    opt("create_if_missing", Bool),
+];
+const AUDIENCES_REMOVE_MEMBER: &[ParamSpec] = &[
+    req("key", Text),
+    req("members", Recipients { max: 1000 }),
+    opt("tenant", Id),
+];
+const WORKFLOWS_CANCEL: &[ParamSpec] = &[
+    req("key", Text),
+    req("cancellation_key", Text),
+    opt("recipients", Recipients { max: 1000 }),
+];
+const WORKFLOWS_TRIGGER: &[ParamSpec] = &[
+    req("key", Text),
+    req("recipients", Recipients { max: 1000 }),
+    opt("actor", Recipient),
+    opt("tenant", IdOrObject),
+    opt("data", Object),
+    opt("cancellation_key", Text),
+];
+const LAMBDA_INVOKE: &[ParamSpec] = &[req("function", Text), opt("payload", Any)];
 
 impl ActionKind {
     pub const ALL: [ActionKind; 13] = [
@@ -130,65 +191,25 @@ impl ActionKind {
     }
 
     /// The params this action takes.
-    pub fn params(self) -> Vec<ParamSpec> {
-        let with_user_fields = |head: &[ParamSpec]| {
-            let mut all = head.to_vec();
-            all.extend_from_slice(&USER_FIELDS);
-            all
-        };
+    pub fn params(self) -> &'static [ParamSpec] {
         match self {
-            ActionKind::UsersIdentify => with_user_fields(&[req("id", Id)]),
-            ActionKind::UsersDelete | ActionKind::TenantsDelete => vec![req("id", Id)],
-            ActionKind::ObjectsSet => with_user_fields(&[req("collection", Text), req("id", Id)]),
-            ActionKind::ObjectsDelete => vec![req("collection", Text), req("id", Id)],
-            ActionKind::TenantsSet => vec![
-                req("id", Id),
-                opt("properties", Object),
-                opt("name", Text),
-                opt("settings", Object),
-                opt("channel_data", Object),
-            ],
-            ActionKind::ObjectsSubscribe => vec![
-                req("collection", Text),
-                req("id", Id),
-                req("recipients", Recipients { max: 100 }),
-                opt("properties", Object),
-            ],
-            ActionKind::ObjectsUnsubscribe => vec![
-                req("collection", Text),
-                req("id", Id),
-                req("recipients", Recipients { max: 100 }),
-            ],
-            ActionKind::AudiencesAddMember => vec![
-                req("key", Text),
-                req("members", Recipients { max: 1000 }),
-                opt("tenant", Id),
-                opt("create_if_missing", Bool),
-            ],
-            ActionKind::AudiencesRemoveMember => vec![
-                req("key", Text),
-                req("members", Recipients { max: 1000 }),
-                opt("tenant", Id),
-            ],
-            ActionKind::WorkflowsCancel => vec![
-                req("key", Text),
-                req("cancellation_key", Text),
-                opt("recipients", Recipients { max: 1000 }),
-            ],
-            ActionKind::WorkflowsTrigger => vec![
-                req("key", Text),
-                req("recipients", Recipients { max: 1000 }),
-                opt("actor", Recipient),
-                opt("tenant", IdOrObject),
-                opt("data", Object),
-                opt("cancellation_key", Text),
-            ],
-            ActionKind::LambdaInvoke => vec![req("function", Text), opt("payload", Any)],
+            ActionKind::UsersIdentify => USERS_IDENTIFY,
+            ActionKind::UsersDelete | ActionKind::TenantsDelete => ID_ONLY,
+            ActionKind::ObjectsSet => OBJECTS_SET,
+            ActionKind::ObjectsDelete => OBJECTS_DELETE,
+            ActionKind::TenantsSet => TENANTS_SET,
+            ActionKind::ObjectsSubscribe => OBJECTS_SUBSCRIBE,
+            ActionKind::ObjectsUnsubscribe => OBJECTS_UNSUBSCRIBE,
+            ActionKind::AudiencesAddMember => AUDIENCES_ADD_MEMBER,
+            ActionKind::AudiencesRemoveMember => AUDIENCES_REMOVE_MEMBER,
+            ActionKind::WorkflowsCancel => WORKFLOWS_CANCEL,
+            ActionKind::WorkflowsTrigger => WORKFLOWS_TRIGGER,
+            ActionKind::LambdaInvoke => LAMBDA_INVOKE,
         }
     }
 
     pub fn param(self, name: &str) -> Option<ParamSpec> {
-        self.params().into_iter().find(|p| p.name == name)
+        self.params().iter().find(|p| p.name == name).copied()
     }
 }
 
@@ -223,7 +244,7 @@ pub fn plan_actions(mappings: &[MappingConfig], roots: &PathRoots<'_>) -> Action
             PlannedAction {
                 index,
                 action: mapping.action,
-                params: mapping.params_as_json(),
+                params: mapping.params_json.clone(),
                 payload,
                 skipped: (!problems.is_empty()).then(|| problems.join("; ")),
             }
@@ -266,7 +287,7 @@ fn resolve_mapping(mapping: &MappingConfig, roots: &PathRoots<'_>) -> (Value, Ve
             }
         }
     }
-    for spec in mapping.action.params() {
+    for &spec in mapping.action.params() {
         let source_of = |name: &str| {
             mapping
                 .params
@@ -421,11 +442,11 @@ mod tests {
     use serde_json::json;
 
     fn mapping(action: ActionKind, params: &[(&str, &str)]) -> MappingConfig {
-        MappingConfig {
+        MappingConfig::new(
             action,
-            active: true,
-            line: 1,
-            params: params
+            true,
+            1,
+            params
                 .iter()
                 .map(|(name, src)| MappingParam {
                     name: name.to_string(),
@@ -435,7 +456,7 @@ mod tests {
                     },
                 })
                 .collect(),
-        }
+        )
     }
 
     fn plan(mappings: &[MappingConfig], body: Value) -> ActionPlan {

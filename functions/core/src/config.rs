@@ -122,6 +122,8 @@ pub struct MappingConfig {
     pub active: bool,
     pub line: usize,
     pub params: Vec<MappingParam>,
+    /// `params` as the user wrote them, built once at load for every action log entry.
+    pub params_json: Value,
 }
 
 #[derive(Debug, Clone)]
@@ -148,10 +150,22 @@ impl ParamSource {
 }
 
 impl MappingConfig {
-    /// The mapping as the user wrote it, for the action log's `params`.
-    pub fn params_as_json(&self) -> Value {
-        let params: Map<String, Value> = self
-            .params
+    pub fn new(action: ActionKind, active: bool, line: usize, params: Vec<MappingParam>) -> Self {
+        let params_json = params_as_json(&params);
+        MappingConfig {
+            action,
+            active,
+            line,
+            params,
+            params_json,
+        }
+    }
+}
+
+/// The mapping as the user wrote it, for the action log's `params`.
+fn params_as_json(params: &[MappingParam]) -> Value {
+    {
+        let params: Map<String, Value> = params
             .iter()
             .map(|p| {
                 let v = match &p.source {
@@ -629,6 +643,7 @@ impl FileLoader<'_> {
         let mut written: Vec<String> = Vec::new();
         let before = self.errors.len();
         let spec_names: Vec<&str> = action.params().iter().map(|p| p.name).collect();
+
         if let Some(pnode) = get("params") {
             if let Kind::Map(entries) = &pnode.kind {
                 for (name, line, value) in entries {
@@ -645,7 +660,7 @@ impl FileLoader<'_> {
                 );
             }
         }
-        for spec in action.params().into_iter().filter(|p| p.required) {
+        for spec in action.params().iter().filter(|p| p.required) {
             let mapped = written
                 .iter()
                 .any(|name| name == spec.name || name.starts_with(&format!("{}.", spec.name)));
@@ -664,12 +679,7 @@ impl FileLoader<'_> {
                 );
             }
         }
-        (self.errors.len() == before).then_some(MappingConfig {
-            action,
-            active,
-            line: node.line,
-            params,
-        })
+        (self.errors.len() == before).then(|| MappingConfig::new(action, active, node.line, params))
     }
 
     fn param(
@@ -804,7 +814,7 @@ environments:
         let m = &env.mappings["task.assigned"][0];
         assert_eq!(m.action, ActionKind::WorkflowsTrigger);
         assert_eq!(
-            m.params_as_json(),
+            m.params_json,
             serde_json::json!({"key": {"value": "task-assigned"}, "recipients": "data.assigned_to",
                                "data.task_id": "body.data.task_id"})
         );

@@ -183,7 +183,7 @@ impl Pipeline {
             method: method.clone(),
             query: query_string,
             headers: redact_headers(&parsed.header_list, &vars),
-            raw_body: parsed.raw_body.clone(),
+            raw_body: parsed.raw_body,
             preprocess: None,
             script_console: Vec::new(),
             error: None,
@@ -200,7 +200,7 @@ impl Pipeline {
                 ScriptInput {
                     vars: vars.for_scripts(),
                     body: &parsed.body,
-                    raw_body: &parsed.raw_body,
+                    raw_body: &event.raw_body,
                     headers: &parsed.headers,
                     query: &parsed.query,
                     method: &method,

@@ -263,16 +263,7 @@ impl ScriptEngine {
     ) -> Result<ScriptOutput, ScriptRunError> {
         CONSOLE.with(|c| c.borrow_mut().clear());
         NOW_MS.with(|n| n.set(input.now_ms));
-        let ctx = match build_ctx(&input) {
-            Ok(ctx) => ctx,
-            Err(message) => {
-                return Err(ScriptRunError {
-                    kind: ScriptErrorKind::Runtime,
-                    message,
-                    console: Vec::new(),
-                });
-            }
-        };
+        let ctx = build_ctx(&input);
         DEADLINE.with(|d| d.set(Some(Instant::now() + self.limits.wall_time)));
         let result = self
             .engine
@@ -329,23 +320,41 @@ fn root_cause(err: &EvalAltResult) -> &EvalAltResult {
     }
 }
 
-fn build_ctx(input: &ScriptInput<'_>) -> Result<Dynamic, String> {
-    let conv = |v: &Value| {
-        rhai::serde::to_dynamic(v)
-            .map_err(|e| format!("cannot pass the request to the script: {e}"))
-    };
+/// JSON → Rhai value, directly (much cheaper than going through serde, and this runs
+/// on every request). Integers beyond `i64` become floats, as in JavaScript.
+pub(crate) fn json_to_dynamic(value: &Value) -> Dynamic {
+    match value {
+        Value::Null => Dynamic::UNIT,
+        Value::Bool(b) => Dynamic::from_bool(*b),
+        Value::Number(n) => match n.as_i64() {
+            Some(i) => Dynamic::from_int(i),
+            None => Dynamic::from_float(n.as_f64().unwrap_or(f64::NAN)),
+        },
+        Value::String(s) => rhai::ImmutableString::from(s.as_str()).into(),
+        Value::Array(items) => Dynamic::from_array(items.iter().map(json_to_dynamic).collect()),
+        Value::Object(map) => Dynamic::from_map(
+            map.iter()
+                .map(|(k, v)| (k.as_str().into(), json_to_dynamic(v)))
+                .collect(),
+        ),
+    }
+}
+
+fn build_ctx(input: &ScriptInput<'_>) -> Dynamic {
     let mut ctx = rhai::Map::new();
-    ctx.insert(
-        "vars".into(),
-        rhai::serde::to_dynamic(input.vars).map_err(|e| e.to_string())?,
-    );
-    ctx.insert("body".into(), conv(input.body)?);
+    let vars = input
+        .vars
+        .iter()
+        .map(|(k, v)| (k.as_str().into(), json_to_dynamic(v)))
+        .collect::<rhai::Map>();
+    ctx.insert("vars".into(), Dynamic::from_map(vars));
+    ctx.insert("body".into(), json_to_dynamic(input.body));
     ctx.insert("rawBody".into(), input.raw_body.into());
-    ctx.insert("headers".into(), conv(input.headers)?);
-    ctx.insert("query".into(), conv(input.query)?);
+    ctx.insert("headers".into(), json_to_dynamic(input.headers));
+    ctx.insert("query".into(), json_to_dynamic(input.query));
     ctx.insert("method".into(), input.method.into());
     ctx.insert("received_at".into(), input.received_at.into());
-    Ok(ctx.into())
+    ctx.into()
 }
 
 fn bad_return(message: String, console: Vec<String>) -> ScriptRunError {
