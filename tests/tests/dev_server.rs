@@ -144,7 +144,10 @@ fn signed(body: &str) -> String {
 #[tokio::test]
 async fn accepted_then_duplicate_with_everything_stored() {
     let ws = Workspace::new();
-    let server = ws.start().await;
+    // Actions paused: this test looks at the stored plan before anything runs.
+    let mut options = ws.options();
+    options.pause_actions = true;
+    let server = ws.start_with(options).await;
     let url = server.url("task-app", "development").unwrap().to_string();
     let body = sample("task-assigned.json");
 

@@ -3,7 +3,8 @@
 //!
 //! - [`config`]: source files and their validation; [`path`]: field paths;
 //! - [`script`] and [`helpers`]: the sandboxed Rhai engine;
-//! - [`actions`]: the action catalogue and plan resolution;
+//! - [`actions`]: the action catalogue and plan resolution; [`executor`]: running one
+//!   action against the [`directory`] and outside targets;
 //! - [`store`]: the traits the pipeline stores through; [`memory`]: in-memory versions
 //!   for tests, benchmarks and dry runs;
 //! - [`pipeline`]: the ingest steps; [`reply`]: the one place errors become HTTP
@@ -12,6 +13,8 @@
 pub mod actions;
 pub mod clock;
 pub mod config;
+pub mod directory;
+pub mod executor;
 pub mod helpers;
 pub mod memory;
 pub mod path;

@@ -5,9 +5,10 @@
 //! benchmark, and dry runs. They are not a production store: nothing survives the process.
 
 use crate::store::{
-    ActionDispatcher, ClaimOutcome, ClaimState, ClaimTimes, EventLog, EventRecord, EventStatus,
-    EventTypeStats, IdempotencyRecord, IdempotencyScope, IdempotencyStore, StoreError, Vars,
-    VarsError, VarsProvider,
+    ActionDispatcher, ActionLogEntry, ActionStatus, ActionUpdate, ClaimOutcome, ClaimState,
+    ClaimTimes, EventLog, EventPage, EventQuery, EventRecord, EventStatus, EventTypeStats,
+    IdempotencyRecord, IdempotencyScope, IdempotencyStore, StoreError, Vars, VarsError,
+    VarsProvider,
 };
 use async_trait::async_trait;
 use std::collections::HashMap;
@@ -18,6 +19,7 @@ pub struct MemoryStore {
     claims: Mutex<HashMap<String, IdempotencyRecord>>,
     events: Mutex<Vec<EventRecord>>,
     types: Mutex<HashMap<(String, String, String), EventTypeStats>>,
+    actions: Mutex<HashMap<String, Vec<ActionLogEntry>>>,
     dispatched: Mutex<Vec<String>>,
 }
 
@@ -92,6 +94,26 @@ impl IdempotencyStore for MemoryStore {
 impl EventLog for MemoryStore {
     async fn record(&self, event: &EventRecord) -> Result<(), StoreError> {
         self.events.lock().unwrap().push(event.clone());
+        let log = event
+            .actions
+            .iter()
+            .map(|a| ActionLogEntry {
+                index: a.index,
+                action: a.action,
+                params: a.params.clone(),
+                payload: a.payload.clone(),
+                status: if a.skipped.is_some() {
+                    ActionStatus::Skipped
+                } else {
+                    ActionStatus::Planned
+                },
+                result: None,
+                error: a.skipped.clone(),
+                attempts: 0,
+                updated_at_ms: event.received_at_ms,
+            })
+            .collect();
+        self.actions.lock().unwrap().insert(event.id.clone(), log);
         if let (Some(event_type), EventStatus::Accepted | EventStatus::Duplicate) =
             (&event.event_type, event.status)
         {
@@ -158,6 +180,54 @@ impl EventLog for MemoryStore {
             .collect();
         out.sort_by(|a, b| a.event_type.cmp(&b.event_type));
         Ok(out)
+    }
+
+    async fn list(&self, query: &EventQuery) -> Result<EventPage, StoreError> {
+        let mut events: Vec<EventRecord> = self
+            .events
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|e| query.matches(e))
+            .map(|e| EventRecord {
+                actions: Vec::new(),
+                ..e.clone()
+            })
+            .collect();
+        events.sort_by(|a, b| b.id.cmp(&a.id));
+        let more = events.len() > query.limit;
+        events.truncate(query.limit);
+        let next_cursor = more.then(|| events.last().map(|e| e.id.clone())).flatten();
+        Ok(EventPage {
+            events,
+            next_cursor,
+        })
+    }
+
+    async fn action_log(&self, event_id: &str) -> Result<Vec<ActionLogEntry>, StoreError> {
+        Ok(self
+            .actions
+            .lock()
+            .unwrap()
+            .get(event_id)
+            .cloned()
+            .unwrap_or_default())
+    }
+
+    async fn update_action(&self, event_id: &str, update: &ActionUpdate) -> Result<(), StoreError> {
+        let mut actions = self.actions.lock().unwrap();
+        let entry = actions
+            .get_mut(event_id)
+            .and_then(|log| log.iter_mut().find(|a| a.index == update.index))
+            .ok_or_else(|| {
+                StoreError::Failed(format!("no action {} on event {event_id}", update.index))
+            })?;
+        entry.status = update.status;
+        entry.result = update.result.clone();
+        entry.error = update.error.clone();
+        entry.attempts = update.attempts;
+        entry.updated_at_ms = update.now_ms;
+        Ok(())
     }
 }
 

@@ -606,7 +606,10 @@ mod pipeline_tests {
     use crate::config::load_dir;
     use crate::memory::{MemoryStore, StaticVars};
     use crate::script::ScriptLimits;
-    use crate::store::{ActionDispatcher, EventTypeStats, StoreError};
+    use crate::store::{
+        ActionDispatcher, ActionLogEntry, ActionUpdate, EventPage, EventQuery, EventTypeStats,
+        StoreError,
+    };
     use async_trait::async_trait;
     use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -634,6 +637,15 @@ mod pipeline_tests {
         }
         async fn event_types(&self, s: &str, e: &str) -> Result<Vec<EventTypeStats>, StoreError> {
             self.inner.event_types(s, e).await
+        }
+        async fn list(&self, q: &EventQuery) -> Result<EventPage, StoreError> {
+            self.inner.list(q).await
+        }
+        async fn action_log(&self, id: &str) -> Result<Vec<ActionLogEntry>, StoreError> {
+            self.inner.action_log(id).await
+        }
+        async fn update_action(&self, id: &str, u: &ActionUpdate) -> Result<(), StoreError> {
+            self.inner.update_action(id, u).await
         }
     }
 

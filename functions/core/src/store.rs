@@ -5,7 +5,7 @@
 //! memory lives in [`crate::memory`]. Store errors say whether a retry may succeed:
 //! [`StoreError::Unavailable`] becomes a 503 with `Retry-After` at the edge.
 
-use crate::actions::ActionPlan;
+use crate::actions::{ActionKind, ActionPlan};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -275,7 +275,109 @@ pub struct EventTypeStats {
     pub last_sample: String,
 }
 
-/// The event log and event-type registry.
+/// Where an action of the plan stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ActionStatus {
+    /// Waiting for the executor (or for a retry).
+    Planned,
+    Succeeded,
+    Skipped,
+    Failed,
+}
+
+impl ActionStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActionStatus::Planned => "planned",
+            ActionStatus::Succeeded => "succeeded",
+            ActionStatus::Skipped => "skipped",
+            ActionStatus::Failed => "failed",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        [
+            ActionStatus::Planned,
+            ActionStatus::Succeeded,
+            ActionStatus::Skipped,
+            ActionStatus::Failed,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == text)
+    }
+}
+
+/// One action log entry (DESIGN §6).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ActionLogEntry {
+    pub index: usize,
+    pub action: ActionKind,
+    /// The mapping as configured.
+    pub params: Value,
+    /// The values resolved from the event.
+    pub payload: Value,
+    pub status: ActionStatus,
+    pub result: Option<Value>,
+    pub error: Option<String>,
+    pub attempts: u32,
+    pub updated_at_ms: i64,
+}
+
+/// A change to one action log entry, written by the executor.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ActionUpdate {
+    pub index: usize,
+    pub status: ActionStatus,
+    pub result: Option<Value>,
+    pub error: Option<String>,
+    pub attempts: u32,
+    pub now_ms: i64,
+}
+
+/// Filters for listing events, newest first; `cursor` is the last id of the previous
+/// page.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EventQuery {
+    pub source: Option<String>,
+    pub environment: Option<String>,
+    pub event_type: Option<String>,
+    pub status: Option<EventStatus>,
+    pub since_ms: Option<i64>,
+    pub until_ms: Option<i64>,
+    pub cursor: Option<String>,
+    pub limit: usize,
+}
+
+impl EventQuery {
+    pub fn matches(&self, e: &EventRecord) -> bool {
+        self.source.as_ref().is_none_or(|s| *s == e.source)
+            && self
+                .environment
+                .as_ref()
+                .is_none_or(|s| *s == e.environment)
+            && self
+                .event_type
+                .as_ref()
+                .is_none_or(|t| Some(t) == e.event_type.as_ref())
+            && self.status.is_none_or(|s| s == e.status)
+            && self.since_ms.is_none_or(|t| e.received_at_ms >= t)
+            && self.until_ms.is_none_or(|t| e.received_at_ms < t)
+            && self
+                .cursor
+                .as_ref()
+                .is_none_or(|c| e.id.as_str() < c.as_str())
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct EventPage {
+    /// Events without their action plans (see [`EventLog::action_log`]).
+    pub events: Vec<EventRecord>,
+    pub next_cursor: Option<String>,
+}
+
+/// The event log, action log and event-type registry.
 #[async_trait]
 pub trait EventLog: Send + Sync {
     /// Stores the event and its planned actions, and bumps the event-type registry for
@@ -293,6 +395,13 @@ pub trait EventLog: Send + Sync {
         source: &str,
         environment: &str,
     ) -> Result<Vec<EventTypeStats>, StoreError>;
+
+    async fn list(&self, query: &EventQuery) -> Result<EventPage, StoreError>;
+
+    /// The action log of one event, in plan order.
+    async fn action_log(&self, event_id: &str) -> Result<Vec<ActionLogEntry>, StoreError>;
+
+    async fn update_action(&self, event_id: &str, update: &ActionUpdate) -> Result<(), StoreError>;
 }
 
 /// Hands an accepted event's action plan to the executor, durably: once `dispatch`

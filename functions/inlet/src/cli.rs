@@ -36,6 +36,52 @@ pub enum Command {
     },
     /// Print the webhook URL of every source environment (creating tokens if needed).
     Urls(UrlsArgs),
+    /// List recent events (newest last); `--follow` keeps printing new ones.
+    Logs(LogsArgs),
+    /// Show one event with its action log.
+    Event(EventArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServerArgs {
+    /// Where `inlet dev` runs.
+    #[arg(long, default_value = "http://127.0.0.1:8787")]
+    pub server: String,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    #[command(flatten)]
+    pub server: ServerArgs,
+    #[arg(long)]
+    pub source: Option<String>,
+    #[arg(long)]
+    pub env: Option<String>,
+    /// Event type.
+    #[arg(long = "type")]
+    pub event_type: Option<String>,
+    /// accepted, duplicate, rejected, invalid_event_type or error.
+    #[arg(long)]
+    pub status: Option<String>,
+    /// RFC 3339 time or unix milliseconds.
+    #[arg(long)]
+    pub since: Option<String>,
+    #[arg(long, default_value_t = 20)]
+    pub limit: usize,
+    /// Keep polling and print new events as they arrive.
+    #[arg(long, short)]
+    pub follow: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct EventArgs {
+    #[command(flatten)]
+    pub server: ServerArgs,
+    /// The event id (from `inlet logs` or a 202 answer).
+    pub id: String,
 }
 
 #[derive(Debug, Args)]
@@ -64,6 +110,15 @@ pub struct DevArgs {
     /// Do not reload config when files change.
     #[arg(long)]
     pub no_watch: bool,
+    /// YAML file of targets for workflow runs and `lambda_invoke` (`workflows:` / `functions:`).
+    #[arg(long)]
+    pub targets: Option<PathBuf>,
+    /// Accept and queue events without running their actions (they run at the next start).
+    #[arg(long)]
+    pub pause_actions: bool,
+    /// Serve /admin on a non-loopback --addr too (it has no authentication).
+    #[arg(long)]
+    pub expose_admin: bool,
 }
 
 #[derive(Debug, Args)]
@@ -89,6 +144,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Dev(args) => dev(args).await,
         Command::Check { dir } => Ok(check(dir)),
         Command::Urls(args) => urls(args).await,
+        Command::Logs(args) => logs(args).await,
+        Command::Event(args) => event(args).await,
     }
 }
 
@@ -101,6 +158,9 @@ async fn dev(args: DevArgs) -> anyhow::Result<ExitCode> {
         max_body_bytes: args.max_body_bytes,
         busy_timeout: Duration::from_secs(5),
         watch: !args.no_watch,
+        targets_file: args.targets,
+        pause_actions: args.pause_actions,
+        expose_admin: args.expose_admin,
     };
     let server = server::start(options.clone(), shutdown_signal()).await?;
     println!(
@@ -201,6 +261,159 @@ async fn urls(args: UrlsArgs) -> anyhow::Result<ExitCode> {
                 u.url
             );
         }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// GET `path` from the admin API; errors carry the API's own message.
+async fn admin_get(
+    server: &str,
+    path: &str,
+    query: &[(&str, String)],
+) -> anyhow::Result<serde_json::Value> {
+    let mut url = format!("{}{path}", server.trim_end_matches('/'));
+    if !query.is_empty() {
+        let encoded = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(query.iter().map(|(k, v)| (*k, v.as_str())))
+            .finish();
+        url = format!("{url}?{encoded}");
+    }
+    let response = reqwest::Client::new()
+        .get(&url)
+        .send()
+        .await
+        .with_context(|| {
+            format!("cannot reach {server}; is `inlet dev` running? (--server sets the address)")
+        })?;
+    let status = response.status();
+    let body: serde_json::Value = response
+        .json()
+        .await
+        .with_context(|| format!("{url} did not answer JSON"))?;
+    if !status.is_success() {
+        let message = body["error"]["message"].as_str().unwrap_or("no message");
+        anyhow::bail!("{url} answered {status}: {message}");
+    }
+    Ok(body)
+}
+
+fn time_of(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.format("%Y-%m-%d %H:%M:%S%.3f").to_string())
+        .unwrap_or_else(|| ms.to_string())
+}
+
+/// One line per event, for `inlet logs`.
+pub fn event_line(e: &serde_json::Value) -> String {
+    format!(
+        "{}  {}  {:<24} {:<22} {:<18} {}",
+        time_of(e["received_at_ms"].as_i64().unwrap_or(0)),
+        e["id"].as_str().unwrap_or("?"),
+        format!(
+            "{}/{}",
+            e["source"].as_str().unwrap_or("?"),
+            e["environment"].as_str().unwrap_or("?")
+        ),
+        e["event_type"].as_str().unwrap_or("-"),
+        e["status"].as_str().unwrap_or("?"),
+        e["verification"].as_str().unwrap_or("?"),
+    )
+}
+
+async fn logs(args: LogsArgs) -> anyhow::Result<ExitCode> {
+    let mut query: Vec<(&str, String)> = vec![("limit", args.limit.to_string())];
+    for (name, value) in [
+        ("source", &args.source),
+        ("env", &args.env),
+        ("type", &args.event_type),
+        ("status", &args.status),
+        ("since", &args.since),
+    ] {
+        if let Some(v) = value {
+            query.push((name, v.clone()));
+        }
+    }
+    let mut newest: Option<String> = None;
+    loop {
+        let page = admin_get(&args.server.server, "/admin/events", &query).await?;
+        let events = page["events"].as_array().cloned().unwrap_or_default();
+        // The API lists newest first; print oldest first, each event once.
+        for e in events.iter().rev() {
+            let id = e["id"].as_str().unwrap_or_default().to_string();
+            if newest.as_ref().is_some_and(|n| id <= *n) {
+                continue;
+            }
+            if args.server.json {
+                println!("{e}");
+            } else {
+                println!("{}", event_line(e));
+            }
+            newest = Some(id);
+        }
+        if !args.follow {
+            if events.is_empty() && !args.server.json {
+                eprintln!("no events match");
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+async fn event(args: EventArgs) -> anyhow::Result<ExitCode> {
+    let body = admin_get(
+        &args.server.server,
+        &format!("/admin/events/{}", args.id),
+        &[],
+    )
+    .await?;
+    if args.server.json {
+        println!("{}", serde_json::to_string_pretty(&body)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let e = &body["event"];
+    println!("{}", event_line(e));
+    println!(
+        "  received  {}",
+        time_of(e["received_at_ms"].as_i64().unwrap_or(0))
+    );
+    println!(
+        "  occurred  {}",
+        time_of(e["occurred_at_ms"].as_i64().unwrap_or(0))
+    );
+    if let Some(key) = e["idempotency_key"].as_str() {
+        println!("  idempotency key  {key}");
+    }
+    if let Some(original) = e["duplicate_of"].as_str() {
+        println!("  duplicate of  {original}");
+    }
+    if let Some(error) = e["error"].as_str() {
+        println!("  error  {error}");
+    }
+    for w in e["warnings"].as_array().into_iter().flatten() {
+        println!("  warning  {}", w.as_str().unwrap_or_default());
+    }
+    if !e["preprocess"].is_null() {
+        println!("  preprocess  {}", e["preprocess"]);
+    }
+    println!("  body  {}", e["raw_body"].as_str().unwrap_or_default());
+    let actions = body["actions"].as_array().cloned().unwrap_or_default();
+    println!("actions ({}):", actions.len());
+    for a in &actions {
+        println!(
+            "  {} {:<24} {:<10} attempts {}  {}",
+            a["index"],
+            a["action"].as_str().unwrap_or("?"),
+            a["status"].as_str().unwrap_or("?"),
+            a["attempts"],
+            match a["error"].as_str() {
+                Some(error) => format!("error: {error}"),
+                None => format!("payload {} result {}", a["payload"], a["result"]),
+            }
+        );
+    }
+    if let Some(outbox) = body["outbox"].as_object() {
+        println!("outbox: {}", serde_json::Value::Object(outbox.clone()));
     }
     Ok(ExitCode::SUCCESS)
 }

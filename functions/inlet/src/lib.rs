@@ -2,10 +2,18 @@
 //!
 //! - [`cli`]: the `inlet` commands (`dev`, `check`, `urls`);
 //! - [`server`]: the HTTP server of `inlet dev`;
-//! - [`sqlite`]: the embedded store that implements the core's store traits;
+//! - [`sqlite`] and [`directory`]: the embedded store that implements the core's store
+//!   and directory traits;
+//! - [`worker`]: the background action executor; [`targets`]: HTTP targets for
+//!   workflow runs and `lambda_invoke`;
+//! - [`admin`]: the admin API;
 //! - [`vars`]: local variables from a file and the environment.
 
+pub mod admin;
 pub mod cli;
+pub mod directory;
 pub mod server;
 pub mod sqlite;
+pub mod targets;
 pub mod vars;
+pub mod worker;

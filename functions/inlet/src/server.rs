@@ -7,11 +7,15 @@
 //! - `GET /healthz`: 200 when the server is up.
 //! - Config is reloaded when a file under the sources directory changes. A reload that
 //!   fails validation is logged with every problem and the last good config stays live.
+//! - `/admin/*`: the admin API ([`crate::admin`]), on loopback only by default.
+//! - The action worker ([`crate::worker`]) drains the outbox in the background.
 //! - Shutdown is graceful: the listener closes, in-flight requests finish (their events
 //!   are committed before their 2xx is written), then the process exits.
 
 use crate::sqlite::{SqliteStore, TokenRow};
+use crate::targets::HttpTargets;
 use crate::vars::{LocalVars, load_local_vars};
+use crate::worker::Worker;
 use anyhow::Context;
 use axum::Router;
 use axum::body::Body;
@@ -21,6 +25,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use inlet_core::clock::{Clock, SystemClock};
 use inlet_core::config::{Catalog, load_dir};
+use inlet_core::executor::ActionExecutor;
 use inlet_core::pipeline::{InboundRequest, Pipeline, PipelineSettings, RouteTable};
 use inlet_core::reply::{IngestError, Reply};
 use inlet_core::script::{ScriptEngine, ScriptLimits};
@@ -29,7 +34,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 /// Everything `inlet dev` can be told.
@@ -44,6 +49,12 @@ pub struct DevOptions {
     pub busy_timeout: Duration,
     /// Reload config when files change.
     pub watch: bool,
+    /// Targets for workflow runs and `lambda_invoke` (see `inlet_core::config::Targets`).
+    pub targets_file: Option<PathBuf>,
+    /// Accept and queue events but do not run actions (they run at the next start).
+    pub pause_actions: bool,
+    /// Serve `/admin` even when listening on a non-loopback address.
+    pub expose_admin: bool,
 }
 
 impl DevOptions {
@@ -56,6 +67,9 @@ impl DevOptions {
             max_body_bytes: inlet_core::defaults::MAX_BODY_BYTES,
             busy_timeout: Duration::from_secs(5),
             watch: true,
+            targets_file: None,
+            pause_actions: false,
+            expose_admin: false,
         }
     }
 }
@@ -79,10 +93,24 @@ pub fn webhook_urls(base: &str, tokens: &[TokenRow]) -> Vec<WebhookUrl> {
         .collect()
 }
 
-struct AppState {
-    pipeline: Pipeline,
-    routes: RwLock<Arc<RouteTable>>,
+/// The config in force: swapped whole on reload.
+pub struct LiveConfig {
+    pub catalog: Catalog,
+    pub routes: RouteTable,
+    pub urls: Vec<WebhookUrl>,
+}
+
+pub struct AppState {
+    pub pipeline: Pipeline,
+    pub store: Arc<SqliteStore>,
+    live: RwLock<Arc<LiveConfig>>,
     max_body_bytes: usize,
+}
+
+impl AppState {
+    pub fn live(&self) -> Arc<LiveConfig> {
+        self.live.read().expect("config lock poisoned").clone()
+    }
 }
 
 /// A running dev server.
@@ -92,6 +120,7 @@ pub struct DevServer {
     pub store: Arc<SqliteStore>,
     shutdown: Option<oneshot::Sender<()>>,
     task: JoinHandle<std::io::Result<()>>,
+    worker: Option<(watch::Sender<bool>, JoinHandle<()>)>,
 }
 
 impl DevServer {
@@ -111,9 +140,14 @@ impl DevServer {
         self.wait().await
     }
 
-    /// Waits until the server ends (after its shutdown signal fired).
+    /// Waits until the server ends (after its shutdown signal fired), then stops the
+    /// action worker after its current action.
     pub async fn wait(self) -> anyhow::Result<()> {
         self.task.await.context("server task panicked")??;
+        if let Some((stop, handle)) = self.worker {
+            let _ = stop.send(true);
+            handle.await.context("action worker panicked")?;
+        }
         Ok(())
     }
 }
@@ -127,13 +161,17 @@ pub async fn start(
     let engine = Arc::new(ScriptEngine::new(ScriptLimits::default()));
     let catalog = load_catalog(&options, &engine).await?;
     let vars = load_local_vars(options.vars_file.as_deref(), std::env::vars())?;
+    let targets = match &options.targets_file {
+        Some(file) => inlet_core::config::load_targets(file)
+            .map_err(|errors| anyhow::anyhow!("the targets file has problems:\n{errors}"))?,
+        None => Default::default(),
+    };
     let store = Arc::new(
         SqliteStore::open(&options.db_path, options.busy_timeout)
             .with_context(|| format!("opening the store {}", options.db_path.display()))?,
     );
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let tokens = store.ensure_tokens(&catalog, clock.now_ms()).await?;
-    let routes = RouteTable::new(&catalog, tokens.iter().map(token_triple));
     match store.purge_expired(clock.now_ms()).await {
         Ok(0) => {}
         Ok(n) => tracing::info!(rows = n, "purged records past retention"),
@@ -152,18 +190,39 @@ pub async fn start(
             ..PipelineSettings::default()
         },
     };
-    let state = Arc::new(AppState {
-        pipeline,
-        routes: RwLock::new(Arc::new(routes)),
-        max_body_bytes: options.max_body_bytes,
-    });
-
     let listener = tokio::net::TcpListener::bind(options.addr)
         .await
         .with_context(|| format!("cannot listen on {}; pass another --addr", options.addr))?;
     let addr = listener.local_addr()?;
     let base = format!("http://{addr}");
     let urls = webhook_urls(&base, &tokens);
+    let live = LiveConfig {
+        routes: RouteTable::new(&catalog, tokens.iter().map(token_triple)),
+        catalog,
+        urls: urls.clone(),
+    };
+    let state = Arc::new(AppState {
+        pipeline,
+        store: store.clone(),
+        live: RwLock::new(Arc::new(live)),
+        max_body_bytes: options.max_body_bytes,
+    });
+    let worker = (!options.pause_actions).then(|| {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let worker = Worker {
+            store: store.clone(),
+            executor: ActionExecutor {
+                directory: store.clone(),
+                targets: Arc::new(HttpTargets::new(targets)),
+                clock: clock.clone(),
+            },
+            clock: clock.clone(),
+            max_attempts: 3,
+            backoff: Duration::from_secs(1),
+        };
+        let handle = worker.spawn(store.outbox_wakeup(), stop_rx, Duration::from_millis(500));
+        (stop_tx, handle)
+    });
 
     if options.watch {
         let known = urls.iter().map(|u| u.url.clone()).collect();
@@ -178,14 +237,18 @@ pub async fn start(
     }
     spawn_purger(store.clone(), clock);
 
-    let app = Router::new()
-        .route("/receive/{token}", any(receive))
-        .route(
-            "/healthz",
-            get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }),
-        )
-        .fallback(not_found)
-        .with_state(state);
+    let mut app = Router::new().route("/receive/{token}", any(receive)).route(
+        "/healthz",
+        get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }),
+    );
+    if addr.ip().is_loopback() || options.expose_admin {
+        app = app.merge(crate::admin::router());
+    } else {
+        tracing::warn!(
+            "not on a loopback address: /admin is off (pass --expose-admin to serve it)"
+        );
+    }
+    let app = app.fallback(not_found).with_state(state);
     let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         axum::serve(listener, app)
@@ -204,6 +267,7 @@ pub async fn start(
         store,
         shutdown: Some(shutdown_tx),
         task,
+        worker,
     })
 }
 
@@ -226,8 +290,8 @@ async fn receive(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let routes = state.routes.read().expect("route lock poisoned").clone();
-    let route = routes.get(&token);
+    let live = state.live();
+    let route = live.routes.get(&token);
     let mut request = InboundRequest {
         method: method.to_string(),
         ..InboundRequest::default()
@@ -267,7 +331,7 @@ async fn not_found(uri: Uri) -> Response {
     ))
 }
 
-fn to_response(reply: Reply) -> Response {
+pub fn to_response(reply: Reply) -> Response {
     let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut response = (status, reply.body).into_response();
     let headers = response.headers_mut();
@@ -317,14 +381,19 @@ fn spawn_config_watcher(
             };
             match store.ensure_tokens(&catalog, SystemClock.now_ms()).await {
                 Ok(tokens) => {
-                    let routes = RouteTable::new(&catalog, tokens.iter().map(token_triple));
-                    *state.routes.write().expect("route lock poisoned") = Arc::new(routes);
-                    tracing::info!(sources = catalog.sources.len(), "config reloaded");
-                    for u in webhook_urls(&base, &tokens) {
+                    let urls = webhook_urls(&base, &tokens);
+                    for u in &urls {
                         if known_urls.insert(u.url.clone()) {
                             tracing::info!(source = %u.source, environment = %u.environment, url = %u.url, "new webhook URL");
                         }
                     }
+                    tracing::info!(sources = catalog.sources.len(), "config reloaded");
+                    let live = LiveConfig {
+                        routes: RouteTable::new(&catalog, tokens.iter().map(token_triple)),
+                        catalog,
+                        urls,
+                    };
+                    *state.live.write().expect("config lock poisoned") = Arc::new(live);
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "config reload could not read tokens; keeping the last good config")

@@ -22,9 +22,9 @@ use async_trait::async_trait;
 use inlet_core::actions::{ActionKind, PlannedAction};
 use inlet_core::config::Catalog;
 use inlet_core::store::{
-    ActionDispatcher, ClaimOutcome, ClaimState, ClaimTimes, EventLog, EventRecord, EventStatus,
-    EventTypeStats, IdempotencyRecord, IdempotencyScope, IdempotencyStore, StoreError,
-    VerificationStatus,
+    ActionDispatcher, ActionLogEntry, ActionStatus, ActionUpdate, ClaimOutcome, ClaimState,
+    ClaimTimes, EventLog, EventPage, EventQuery, EventRecord, EventStatus, EventTypeStats,
+    IdempotencyRecord, IdempotencyScope, IdempotencyStore, StoreError, VerificationStatus,
 };
 use rusqlite::{Connection, OptionalExtension, params};
 use std::path::Path;
@@ -101,6 +101,76 @@ CREATE TABLE IF NOT EXISTS outbox (
     created_at_ms       INTEGER NOT NULL
 );
 
+CREATE TABLE IF NOT EXISTS users (
+    environment    TEXT NOT NULL,
+    id             TEXT NOT NULL,
+    properties     TEXT NOT NULL,
+    created_at_ms  INTEGER NOT NULL,
+    updated_at_ms  INTEGER NOT NULL,
+    PRIMARY KEY (environment, id)
+);
+CREATE TABLE IF NOT EXISTS objects (
+    environment    TEXT NOT NULL,
+    collection     TEXT NOT NULL,
+    id             TEXT NOT NULL,
+    properties     TEXT NOT NULL,
+    created_at_ms  INTEGER NOT NULL,
+    updated_at_ms  INTEGER NOT NULL,
+    PRIMARY KEY (environment, collection, id)
+);
+CREATE TABLE IF NOT EXISTS tenants (
+    environment    TEXT NOT NULL,
+    id             TEXT NOT NULL,
+    properties     TEXT NOT NULL,
+    created_at_ms  INTEGER NOT NULL,
+    updated_at_ms  INTEGER NOT NULL,
+    PRIMARY KEY (environment, id)
+);
+CREATE TABLE IF NOT EXISTS subscriptions (
+    environment    TEXT NOT NULL,
+    collection     TEXT NOT NULL,
+    object_id      TEXT NOT NULL,
+    -- the recipient as JSON: "user-id" or {"collection":..,"id":..}
+    recipient      TEXT NOT NULL,
+    properties     TEXT NOT NULL,
+    PRIMARY KEY (environment, collection, object_id, recipient)
+);
+CREATE INDEX IF NOT EXISTS subscriptions_by_recipient ON subscriptions (environment, recipient);
+CREATE TABLE IF NOT EXISTS audiences (
+    environment    TEXT NOT NULL,
+    key            TEXT NOT NULL,
+    created_at_ms  INTEGER NOT NULL,
+    PRIMARY KEY (environment, key)
+);
+CREATE TABLE IF NOT EXISTS audience_members (
+    environment    TEXT NOT NULL,
+    key            TEXT NOT NULL,
+    user_id        TEXT NOT NULL,
+    tenant         TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (environment, key, user_id, tenant)
+);
+CREATE INDEX IF NOT EXISTS audience_members_by_user ON audience_members (environment, user_id);
+CREATE TABLE IF NOT EXISTS workflow_runs (
+    environment       TEXT NOT NULL,
+    id                TEXT NOT NULL,
+    workflow_key      TEXT NOT NULL,
+    run               TEXT NOT NULL,
+    cancellation_key  TEXT,
+    status            TEXT NOT NULL,
+    created_at_ms     INTEGER NOT NULL,
+    PRIMARY KEY (environment, id)
+);
+CREATE INDEX IF NOT EXISTS workflow_runs_by_key ON workflow_runs (environment, workflow_key, created_at_ms);
+-- Directory changes applied per action: the key that makes re-runs no-ops.
+CREATE TABLE IF NOT EXISTS applied_actions (
+    environment    TEXT NOT NULL,
+    event_id       TEXT NOT NULL,
+    idx            INTEGER NOT NULL,
+    result         TEXT NOT NULL,
+    applied_at_ms  INTEGER NOT NULL,
+    PRIMARY KEY (environment, event_id, idx)
+);
+
 CREATE TABLE IF NOT EXISTS event_types (
     source         TEXT NOT NULL,
     environment    TEXT NOT NULL,
@@ -127,7 +197,7 @@ pub struct SqliteStore {
     outbox_wakeup: Arc<Notify>,
 }
 
-fn store_error(e: rusqlite::Error) -> StoreError {
+pub(crate) fn store_error(e: rusqlite::Error) -> StoreError {
     use rusqlite::ErrorCode::*;
     match e.sqlite_error_code() {
         Some(
@@ -137,11 +207,11 @@ fn store_error(e: rusqlite::Error) -> StoreError {
     }
 }
 
-fn json_text<T: serde::Serialize>(value: &T) -> String {
+pub(crate) fn json_text<T: serde::Serialize>(value: &T) -> String {
     serde_json::to_string(value).expect("plain data serialises")
 }
 
-fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> rusqlite::Result<T> {
+pub(crate) fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> rusqlite::Result<T> {
     serde_json::from_str(text).map_err(|e| {
         rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
     })
@@ -175,7 +245,7 @@ impl SqliteStore {
         self.outbox_wakeup.clone()
     }
 
-    async fn call<T, F>(&self, f: F) -> Result<T, StoreError>
+    pub(crate) async fn call<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
@@ -469,6 +539,202 @@ impl EventLog for SqliteStore {
                 })
             })?;
             rows.collect()
+        })
+        .await
+    }
+
+    async fn list(&self, query: &EventQuery) -> Result<EventPage, StoreError> {
+        let query = query.clone();
+        self.call(move |conn| {
+            let mut sql = String::from("SELECT id FROM events WHERE 1 = 1");
+            let mut args: Vec<rusqlite::types::Value> = Vec::new();
+            let mut filter = |clause: &str, value: rusqlite::types::Value| {
+                args.push(value);
+                sql.push_str(&format!(" AND {clause} ?{}", args.len()));
+            };
+            if let Some(v) = &query.source {
+                filter("source =", v.clone().into());
+            }
+            if let Some(v) = &query.environment {
+                filter("environment =", v.clone().into());
+            }
+            if let Some(v) = &query.event_type {
+                filter("event_type =", v.clone().into());
+            }
+            if let Some(v) = query.status {
+                filter("status =", v.as_str().to_string().into());
+            }
+            if let Some(v) = query.since_ms {
+                filter("received_at_ms >=", v.into());
+            }
+            if let Some(v) = query.until_ms {
+                filter("received_at_ms <", v.into());
+            }
+            if let Some(v) = &query.cursor {
+                filter("id <", v.clone().into());
+            }
+            sql.push_str(&format!(" ORDER BY id DESC LIMIT {}", query.limit + 1));
+            let ids: Vec<String> = conn
+                .prepare(&sql)?
+                .query_map(rusqlite::params_from_iter(args), |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            let more = ids.len() > query.limit;
+            let mut events = Vec::with_capacity(ids.len());
+            for id in ids.iter().take(query.limit) {
+                if let Some(mut event) = read_event(conn, id)? {
+                    event.actions.clear();
+                    events.push(event);
+                }
+            }
+            let next_cursor = more.then(|| events.last().map(|e| e.id.clone())).flatten();
+            Ok(EventPage {
+                events,
+                next_cursor,
+            })
+        })
+        .await
+    }
+
+    async fn action_log(&self, event_id: &str) -> Result<Vec<ActionLogEntry>, StoreError> {
+        let event_id = event_id.to_string();
+        self.call(move |conn| {
+            let mut stmt = conn.prepare(
+                "SELECT idx, action, params, payload, status, result, error, attempts, updated_at_ms
+                 FROM actions WHERE event_id = ?1 ORDER BY idx",
+            )?;
+            let rows = stmt.query_map([&event_id], |r| {
+                let action: String = r.get(1)?;
+                let status: String = r.get(4)?;
+                let result: Option<String> = r.get(5)?;
+                Ok(ActionLogEntry {
+                    index: r.get::<_, i64>(0)? as usize,
+                    action: ActionKind::from_name(&action).ok_or_else(|| {
+                        rusqlite::Error::InvalidColumnType(
+                            1,
+                            action.clone(),
+                            rusqlite::types::Type::Text,
+                        )
+                    })?,
+                    params: from_json(&r.get::<_, String>(2)?)?,
+                    payload: from_json(&r.get::<_, String>(3)?)?,
+                    status: ActionStatus::parse(&status).unwrap_or(ActionStatus::Failed),
+                    result: result.as_deref().map(from_json).transpose()?,
+                    error: r.get(6)?,
+                    attempts: r.get::<_, i64>(7)? as u32,
+                    updated_at_ms: r.get(8)?,
+                })
+            })?;
+            rows.collect()
+        })
+        .await
+    }
+
+    async fn update_action(&self, event_id: &str, update: &ActionUpdate) -> Result<(), StoreError> {
+        let (event_id, update) = (event_id.to_string(), update.clone());
+        self.call(move |conn| {
+            conn.execute(
+                "UPDATE actions SET status = ?3, result = ?4, error = ?5, attempts = ?6, updated_at_ms = ?7
+                 WHERE event_id = ?1 AND idx = ?2",
+                params![
+                    event_id,
+                    update.index as i64,
+                    update.status.as_str(),
+                    update.result.as_ref().map(json_text),
+                    update.error,
+                    update.attempts as i64,
+                    update.now_ms
+                ],
+            )
+            .map(drop)
+        })
+        .await
+    }
+}
+
+/// One outbox row that is due.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxItem {
+    pub event_id: String,
+    pub attempts: u32,
+}
+
+impl SqliteStore {
+    /// Pending outbox rows whose next attempt is due, oldest first.
+    pub async fn due_outbox(
+        &self,
+        now_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<OutboxItem>, StoreError> {
+        self.call(move |conn| {
+            let mut stmt = conn.prepare(
+                "SELECT event_id, attempts FROM outbox
+                 WHERE state = 'pending' AND next_attempt_at_ms <= ?1
+                 ORDER BY next_attempt_at_ms, event_id LIMIT ?2",
+            )?;
+            let rows = stmt.query_map(params![now_ms, limit as i64], |r| {
+                Ok(OutboxItem {
+                    event_id: r.get(0)?,
+                    attempts: r.get::<_, i64>(1)? as u32,
+                })
+            })?;
+            rows.collect()
+        })
+        .await
+    }
+
+    /// Schedules another attempt of an outbox row.
+    pub async fn outbox_retry_at(
+        &self,
+        event_id: &str,
+        attempts: u32,
+        next_attempt_at_ms: i64,
+        error: &str,
+    ) -> Result<(), StoreError> {
+        let (event_id, error) = (event_id.to_string(), error.to_string());
+        self.call(move |conn| {
+            conn.execute(
+                "UPDATE outbox SET attempts = ?2, next_attempt_at_ms = ?3, last_error = ?4 WHERE event_id = ?1",
+                params![event_id, attempts as i64, next_attempt_at_ms, error],
+            )
+            .map(drop)
+        })
+        .await
+    }
+
+    /// Closes an outbox row: `done`, or `dead` with the error that stopped it.
+    pub async fn outbox_finish(
+        &self,
+        event_id: &str,
+        error: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let (event_id, error) = (event_id.to_string(), error.map(str::to_string));
+        self.call(move |conn| {
+            conn.execute(
+                "UPDATE outbox SET state = ?2, last_error = ?3 WHERE event_id = ?1",
+                params![
+                    event_id,
+                    if error.is_some() { "dead" } else { "done" },
+                    error
+                ],
+            )
+            .map(drop)
+        })
+        .await
+    }
+
+    /// The outbox row of an event: (state, attempts, last error).
+    pub async fn outbox_state(
+        &self,
+        event_id: &str,
+    ) -> Result<Option<(String, u32, Option<String>)>, StoreError> {
+        let event_id = event_id.to_string();
+        self.call(move |conn| {
+            conn.query_row(
+                "SELECT state, attempts, last_error FROM outbox WHERE event_id = ?1",
+                [&event_id],
+                |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u32, r.get(2)?)),
+            )
+            .optional()
         })
         .await
     }
