@@ -611,4 +611,75 @@ mod tests {
         assert_eq!(p.len(), 1);
         assert_eq!(p[0].payload, json!({"id": "42"}));
     }
+
+    fn literal(ty: ParamType, valid: bool) -> &'static str {
+        match (ty, valid) {
+            (Bool, true) => "=true",
+            (Bool, false) => "=\"yes\"",
+            (Object, true) => "={}",
+            (Recipients { .. }, true) => "=[\"u1\"]",
+            (Any, _) => "=1",
+            (_, true) => "=\"x\"",
+            (_, false) => "=true",
+        }
+    }
+
+    #[test]
+    fn every_required_param_and_every_type_of_every_action_is_checked() {
+        for kind in ActionKind::ALL {
+            let specs = kind.params();
+            let required: Vec<&ParamSpec> = specs.iter().filter(|p| p.required).collect();
+            for missing in &required {
+                let params: Vec<(&str, &str)> = required
+                    .iter()
+                    .map(|p| {
+                        (
+                            p.name,
+                            if p.name == missing.name {
+                                "body.nothing"
+                            } else {
+                                literal(p.ty, true)
+                            },
+                        )
+                    })
+                    .collect();
+                let p = plan(&[mapping(kind, &params)], json!({}));
+                assert_eq!(
+                    p[0].skipped.as_deref(),
+                    Some(
+                        format!(
+                            "required param `{}` did not resolve (path `body.nothing`)",
+                            missing.name
+                        )
+                        .as_str()
+                    ),
+                    "{kind:?}"
+                );
+            }
+            let all_valid: Vec<(&str, &str)> = specs
+                .iter()
+                .map(|p| (p.name, literal(p.ty, true)))
+                .collect();
+            assert_eq!(
+                plan(&[mapping(kind, &all_valid)], json!({}))[0].skipped,
+                None,
+                "{kind:?}"
+            );
+            for wrong in specs.iter().filter(|p| p.ty != Any) {
+                let params: Vec<(&str, &str)> = specs
+                    .iter()
+                    .map(|p| (p.name, literal(p.ty, p.name != wrong.name)))
+                    .collect();
+                let reason = plan(&[mapping(kind, &params)], json!({}))[0]
+                    .skipped
+                    .clone();
+                let reason = reason
+                    .unwrap_or_else(|| panic!("{kind:?}.{} accepted a wrong type", wrong.name));
+                assert!(
+                    reason.starts_with(&format!("param `{}` (literal value)", wrong.name)),
+                    "{kind:?}: {reason}"
+                );
+            }
+        }
+    }
 }

@@ -1,0 +1,466 @@
+//! Every action through the real executor on the SQLite directory: happy paths, merge
+//! semantics, cascades, exactly-once application, and outside targets on a real local
+//! HTTP server.
+
+use axum::Json;
+use axum::routing::post;
+use inlet::sqlite::SqliteStore;
+use inlet::targets::HttpTargets;
+use inlet_core::actions::{ActionKind, PlannedAction};
+use inlet_core::clock::ManualClock;
+use inlet_core::config::{Target, Targets};
+use inlet_core::directory::{Directory, RecipientRef};
+use inlet_core::executor::{ActionExecutor, ActionOutcome};
+use inlet_core::store::{EventRecord, EventStatus, VerificationStatus};
+use serde_json::{Value, json};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+const ENV: &str = "development";
+
+struct Harness {
+    _dir: tempfile::TempDir,
+    store: Arc<SqliteStore>,
+    executor: ActionExecutor,
+}
+
+fn harness(targets: Targets) -> Harness {
+    let dir = tempfile::tempdir().unwrap();
+    let store =
+        Arc::new(SqliteStore::open(&dir.path().join("a.db"), Duration::from_secs(5)).unwrap());
+    let executor = ActionExecutor {
+        directory: store.clone(),
+        targets: Arc::new(HttpTargets::new(targets)),
+        clock: Arc::new(ManualClock::new(1_700_000_000_000)),
+    };
+    Harness {
+        _dir: dir,
+        store,
+        executor,
+    }
+}
+
+fn event(id: &str) -> EventRecord {
+    EventRecord {
+        id: id.into(),
+        source: "s".into(),
+        environment: ENV.into(),
+        status: EventStatus::Accepted,
+        verification: VerificationStatus::None,
+        event_type: Some("t".into()),
+        received_at_ms: 0,
+        occurred_at_ms: 0,
+        idempotency_key: None,
+        duplicate_of: None,
+        method: "POST".into(),
+        query: String::new(),
+        headers: vec![],
+        raw_body: "{}".into(),
+        preprocess: None,
+        script_console: vec![],
+        error: None,
+        warnings: vec![],
+        actions: vec![],
+        expires_at_ms: i64::MAX,
+    }
+}
+
+impl Harness {
+    async fn run(
+        &self,
+        event_id: &str,
+        index: usize,
+        action: ActionKind,
+        payload: Value,
+    ) -> ActionOutcome {
+        let planned = PlannedAction {
+            index,
+            action,
+            params: json!({}),
+            payload,
+            skipped: None,
+        };
+        self.executor.execute(&event(event_id), &planned).await
+    }
+
+    async fn ok(&self, event_id: &str, index: usize, action: ActionKind, payload: Value) -> Value {
+        match self.run(event_id, index, action, payload).await {
+            ActionOutcome::Succeeded(result) => result,
+            other => panic!("{action:?} failed: {other:?}"),
+        }
+    }
+
+    async fn user(&self, id: &str) -> Option<Value> {
+        self.store
+            .user(ENV, id)
+            .await
+            .unwrap()
+            .map(|u| Value::Object(u.properties))
+    }
+}
+
+#[tokio::test]
+async fn users_identify_merges_and_delete_cascades() {
+    let h = harness(Targets::default());
+    h.ok(
+        "e1",
+        0,
+        ActionKind::UsersIdentify,
+        json!({"id": "u1", "name": "Ada", "email": "a@x.io", "properties": {"plan": "free"}}),
+    )
+    .await;
+    h.ok(
+        "e2",
+        0,
+        ActionKind::UsersIdentify,
+        json!({"id": "u1", "properties": {"plan": "pro"}}),
+    )
+    .await;
+    assert_eq!(
+        h.user("u1").await,
+        Some(json!({"name": "Ada", "email": "a@x.io", "plan": "pro"})),
+        "only the fields sent change"
+    );
+
+    h.ok("e3", 0, ActionKind::ObjectsSubscribe, json!({"collection": "projects", "id": "p1", "recipients": ["u1", "u2"], "properties": {"role": "watcher"}})).await;
+    h.ok(
+        "e4",
+        0,
+        ActionKind::AudiencesAddMember,
+        json!({"key": "beta", "members": ["u1", "u2"]}),
+    )
+    .await;
+    h.ok("e5", 0, ActionKind::UsersDelete, json!({"id": "u1"}))
+        .await;
+    assert_eq!(h.user("u1").await, None);
+    let subs = h.store.subscriptions(ENV, "projects", "p1").await.unwrap();
+    assert_eq!(
+        subs.iter().map(|(r, _)| r.clone()).collect::<Vec<_>>(),
+        vec![RecipientRef::User("u2".into())]
+    );
+    assert_eq!(
+        subs[0].1,
+        serde_json::from_value::<serde_json::Map<String, Value>>(json!({"role": "watcher"}))
+            .unwrap()
+    );
+    assert_eq!(
+        h.store.audience_members(ENV, "beta").await.unwrap(),
+        Some(vec!["u2".to_string()])
+    );
+}
+
+#[tokio::test]
+async fn objects_and_tenants() {
+    let h = harness(Targets::default());
+    h.ok(
+        "e1",
+        0,
+        ActionKind::ObjectsSet,
+        json!({"collection": "projects", "id": "p1", "name": "Launch", "properties": {"stage": 1}}),
+    )
+    .await;
+    h.ok(
+        "e2",
+        0,
+        ActionKind::ObjectsSet,
+        json!({"collection": "projects", "id": "p1", "properties": {"stage": 2}}),
+    )
+    .await;
+    let object = h
+        .store
+        .object(ENV, "projects", "p1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        Value::Object(object.properties),
+        json!({"name": "Launch", "stage": 2})
+    );
+    h.ok("e3", 0, ActionKind::ObjectsSubscribe, json!({"collection": "teams", "id": "t1", "recipients": [{"id": "p1", "collection": "projects"}]})).await;
+    h.ok(
+        "e4",
+        0,
+        ActionKind::ObjectsDelete,
+        json!({"collection": "projects", "id": "p1"}),
+    )
+    .await;
+    assert!(
+        h.store
+            .object(ENV, "projects", "p1")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        h.store
+            .subscriptions(ENV, "teams", "t1")
+            .await
+            .unwrap()
+            .is_empty(),
+        "a deleted object leaves no subscriptions"
+    );
+
+    h.ok(
+        "e5",
+        0,
+        ActionKind::TenantsSet,
+        json!({"id": "acme", "name": "Acme", "settings": {"branding": {"primary": "#000"}}}),
+    )
+    .await;
+    h.ok(
+        "e6",
+        0,
+        ActionKind::TenantsSet,
+        json!({"id": "acme", "properties": {"tier": "gold"}}),
+    )
+    .await;
+    let tenant = h.store.tenant(ENV, "acme").await.unwrap().unwrap();
+    assert_eq!(
+        Value::Object(tenant.properties),
+        json!({"name": "Acme", "settings": {"branding": {"primary": "#000"}}, "tier": "gold"})
+    );
+    h.ok("e7", 0, ActionKind::TenantsDelete, json!({"id": "acme"}))
+        .await;
+    assert!(h.store.tenant(ENV, "acme").await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn subscriptions_and_audiences() {
+    let h = harness(Targets::default());
+    h.ok("e1", 0, ActionKind::ObjectsSubscribe, json!({"collection": "projects", "id": "p1", "recipients": [{"id": "u9", "email": "n@x.io"}, "u2"]})).await;
+    assert_eq!(
+        h.user("u9").await,
+        Some(json!({"email": "n@x.io"})),
+        "inline recipients are identified"
+    );
+    h.ok(
+        "e2",
+        0,
+        ActionKind::ObjectsUnsubscribe,
+        json!({"collection": "projects", "id": "p1", "recipients": ["u2"]}),
+    )
+    .await;
+    let subs: Vec<_> = h
+        .store
+        .subscriptions(ENV, "projects", "p1")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(r, _)| r)
+        .collect();
+    assert_eq!(subs, vec![RecipientRef::User("u9".into())]);
+
+    match h
+        .run(
+            "e3",
+            0,
+            ActionKind::AudiencesAddMember,
+            json!({"key": "vip", "members": ["u1"], "create_if_missing": false}),
+        )
+        .await
+    {
+        ActionOutcome::Failed { error, retryable } => {
+            assert!(!retryable);
+            assert!(error.contains("audience `vip` does not exist"), "{error}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        h.store.audience_members(ENV, "vip").await.unwrap(),
+        None,
+        "a rejected action changes nothing"
+    );
+    h.ok(
+        "e4",
+        0,
+        ActionKind::AudiencesAddMember,
+        json!({"key": "vip", "members": ["u1", "u2", "u3"]}),
+    )
+    .await;
+    h.ok(
+        "e5",
+        0,
+        ActionKind::AudiencesRemoveMember,
+        json!({"key": "vip", "members": ["u2"]}),
+    )
+    .await;
+    assert_eq!(
+        h.store.audience_members(ENV, "vip").await.unwrap(),
+        Some(vec!["u1".to_string(), "u3".to_string()])
+    );
+}
+
+#[tokio::test]
+async fn trigger_records_runs_once_and_cancel_marks_them() {
+    let h = harness(Targets::default());
+    h.ok("e0", 0, ActionKind::UsersIdentify, json!({"id": "known"}))
+        .await;
+    let trigger = json!({"key": "welcome", "recipients": ["known", "stranger", {"id": "inline", "name": "In"}],
+                         "actor": {"id": "boss", "name": "B"}, "tenant": {"id": "acme", "name": "Acme"},
+                         "data": {"x": 1}, "cancellation_key": "c1"});
+    let result = h
+        .ok("e1", 2, ActionKind::WorkflowsTrigger, trigger.clone())
+        .await;
+    assert_eq!(result["workflow_run_id"], "wr_e1_2");
+    assert_eq!(
+        result["unknown_recipients"],
+        json!(["stranger"]),
+        "bare ids never identified are reported"
+    );
+    let run = h.store.workflow_run(ENV, "wr_e1_2").await.unwrap().unwrap();
+    assert_eq!(
+        run.recipients,
+        vec![
+            RecipientRef::User("known".into()),
+            RecipientRef::User("stranger".into()),
+            RecipientRef::User("inline".into())
+        ]
+    );
+    assert_eq!(run.actor, Some(RecipientRef::User("boss".into())));
+    assert_eq!(run.tenant.as_deref(), Some("acme"));
+    assert_eq!(Value::Object(run.data.clone()), json!({"x": 1}));
+    assert_eq!(h.user("inline").await, Some(json!({"name": "In"})));
+    assert_eq!(h.user("boss").await, Some(json!({"name": "B"})));
+    assert!(h.store.tenant(ENV, "acme").await.unwrap().is_some());
+
+    // The same action again (a re-run after a crash) applies nothing new.
+    let again = h.ok("e1", 2, ActionKind::WorkflowsTrigger, trigger).await;
+    assert_eq!(again, result);
+    assert_eq!(
+        h.store
+            .workflow_runs(ENV, Some("welcome"), 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+
+    h.ok(
+        "e2",
+        0,
+        ActionKind::WorkflowsTrigger,
+        json!({"key": "welcome", "recipients": ["other"], "cancellation_key": "c2"}),
+    )
+    .await;
+    h.ok(
+        "e3",
+        0,
+        ActionKind::WorkflowsCancel,
+        json!({"key": "welcome", "cancellation_key": "c1"}),
+    )
+    .await;
+    let statuses: Vec<(String, String)> = h
+        .store
+        .workflow_runs(ENV, Some("welcome"), 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.id, r.status))
+        .collect();
+    assert!(
+        statuses.contains(&("wr_e1_2".into(), "cancelled".into())),
+        "{statuses:?}"
+    );
+    assert!(
+        statuses.contains(&("wr_e2_0".into(), "triggered".into())),
+        "{statuses:?}"
+    );
+}
+
+/// A local HTTP target that records what it receives and answers with `status`.
+async fn target(status: u16) -> (String, Arc<Mutex<Vec<Value>>>) {
+    let seen: Arc<Mutex<Vec<Value>>> = Arc::default();
+    let log = seen.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        post(move |Json(body): Json<Value>| {
+            let log = log.clone();
+            async move {
+                log.lock().unwrap().push(body);
+                (
+                    axum::http::StatusCode::from_u16(status).unwrap(),
+                    Json(json!({"ok": status < 300})),
+                )
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, seen)
+}
+
+#[tokio::test]
+async fn targets_receive_runs_and_function_calls() {
+    let (ok_url, ok_seen) = target(200).await;
+    let (bad_url, _) = target(503).await;
+    let mut targets = Targets::default();
+    targets
+        .workflows
+        .insert("welcome".into(), Target::Url(ok_url.clone()));
+    targets
+        .workflows
+        .insert("flaky".into(), Target::Url(bad_url));
+    targets
+        .functions
+        .insert("enrich".into(), Target::Url(ok_url));
+    let h = harness(targets);
+
+    let result = h
+        .ok(
+            "e1",
+            0,
+            ActionKind::WorkflowsTrigger,
+            json!({"key": "welcome", "recipients": ["u1"]}),
+        )
+        .await;
+    assert_eq!(
+        result["delivery"],
+        json!({"status": 200, "body": {"ok": true}})
+    );
+    assert_eq!(ok_seen.lock().unwrap()[0]["id"], "wr_e1_0");
+
+    match h
+        .run(
+            "e2",
+            0,
+            ActionKind::WorkflowsTrigger,
+            json!({"key": "flaky", "recipients": ["u1"]}),
+        )
+        .await
+    {
+        ActionOutcome::Failed { error, retryable } => {
+            assert!(retryable && error.contains("503"), "{error}")
+        }
+        other => panic!("{other:?}"),
+    }
+
+    let result = h
+        .ok(
+            "e3",
+            0,
+            ActionKind::LambdaInvoke,
+            json!({"function": "enrich", "payload": {"order": 7}}),
+        )
+        .await;
+    assert_eq!(result["response"]["status"], 200);
+    assert_eq!(ok_seen.lock().unwrap()[1], json!({"order": 7}));
+    match h
+        .run(
+            "e4",
+            0,
+            ActionKind::LambdaInvoke,
+            json!({"function": "missing"}),
+        )
+        .await
+    {
+        ActionOutcome::Failed { error, retryable } => {
+            assert!(!retryable);
+            assert!(
+                error.contains("no target for function `missing`"),
+                "{error}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+}

@@ -1,0 +1,142 @@
+//! Helpers shared by the integration tests: a scratch copy of the example config, a
+//! real dev server on port 0, HTTP helpers and SQLite queries.
+#![allow(dead_code)]
+
+use hmac::{Hmac, Mac};
+use inlet::server::{self, DevOptions, DevServer};
+use reqwest::StatusCode;
+use rusqlite::Connection;
+use serde_json::{Value, json};
+use sha2::Sha256;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use tempfile::TempDir;
+
+pub const SECRET: &str = "integration-secret";
+
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+pub fn sample(name: &str) -> String {
+    std::fs::read_to_string(repo_root().join("events").join(name)).unwrap()
+}
+
+/// A scratch copy of `infra/sources`, a vars file and a database path.
+pub struct Workspace {
+    pub dir: TempDir,
+}
+
+impl Workspace {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let sources = dir.path().join("sources");
+        std::fs::create_dir(&sources).unwrap();
+        for entry in std::fs::read_dir(repo_root().join("infra/sources")).unwrap() {
+            let entry = entry.unwrap();
+            std::fs::copy(entry.path(), sources.join(entry.file_name())).unwrap();
+        }
+        std::fs::write(
+            dir.path().join("vars.json"),
+            json!({ "TASK_APP_SECRET": SECRET }).to_string(),
+        )
+        .unwrap();
+        Workspace { dir }
+    }
+
+    pub fn sources(&self) -> PathBuf {
+        self.dir.path().join("sources")
+    }
+
+    pub fn db(&self) -> PathBuf {
+        self.dir.path().join("store").join("inlet.db")
+    }
+
+    pub fn options(&self) -> DevOptions {
+        let mut options = DevOptions::new(self.sources(), self.db());
+        options.addr = "127.0.0.1:0".parse().unwrap();
+        options.vars_file = Some(self.dir.path().join("vars.json"));
+        options.busy_timeout = Duration::from_millis(300);
+        options
+    }
+
+    pub async fn start(&self) -> DevServer {
+        self.start_with(self.options()).await
+    }
+
+    pub async fn start_with(&self, options: DevOptions) -> DevServer {
+        server::start(options, std::future::pending())
+            .await
+            .unwrap()
+    }
+
+    pub fn db_conn(&self) -> Connection {
+        Connection::open(self.db()).unwrap()
+    }
+
+    pub fn query_one(&self, sql: &str, params: &[&dyn rusqlite::ToSql]) -> Value {
+        let conn = self.db_conn();
+        let mut stmt = conn.prepare(sql).unwrap();
+        let columns: Vec<String> = stmt.column_names().map(|c| c.to_string()).collect();
+        stmt.query_row(params, |row| {
+            let mut obj = serde_json::Map::new();
+            for (i, name) in columns.iter().enumerate() {
+                let v: rusqlite::types::Value = row.get(i)?;
+                let v = match v {
+                    rusqlite::types::Value::Null => Value::Null,
+                    rusqlite::types::Value::Integer(n) => json!(n),
+                    rusqlite::types::Value::Real(f) => json!(f),
+                    rusqlite::types::Value::Text(t) => {
+                        serde_json::from_str(&t).unwrap_or(Value::String(t))
+                    }
+                    rusqlite::types::Value::Blob(_) => Value::Null,
+                };
+                obj.insert(name.clone(), v);
+            }
+            Ok(Value::Object(obj))
+        })
+        .unwrap()
+    }
+
+    pub fn count(&self, sql: &str) -> i64 {
+        self.db_conn().query_row(sql, [], |r| r.get(0)).unwrap()
+    }
+}
+
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+pub async fn post(url: &str, body: &str, headers: &[(&str, &str)]) -> Answer {
+    let mut request = reqwest::Client::new()
+        .post(url)
+        .header("content-type", "application/json")
+        .body(body.to_string());
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    answer(request.send().await.unwrap()).await
+}
+
+pub async fn answer(response: reqwest::Response) -> Answer {
+    let status = response.status();
+    let headers = response.headers().clone();
+    let text = response.text().await.unwrap();
+    let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    Answer {
+        status,
+        headers,
+        body,
+    }
+}
+
+pub fn signed(body: &str) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
+    mac.update(body.as_bytes());
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}

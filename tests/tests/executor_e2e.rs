@@ -1,0 +1,336 @@
+//! Actions that really happen: the dev server's worker runs each accepted event's plan,
+//! seen through the admin API and the `inlet` binary, including a SIGKILL between the
+//! 202 and the actions.
+
+mod common;
+
+use common::*;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+async fn get(url: &str) -> Answer {
+    answer(reqwest::get(url).await.unwrap()).await
+}
+
+/// Polls the admin API until every action of `event_id` has left `planned`.
+async fn settled(base: &str, event_id: &str) -> Value {
+    for _ in 0..200 {
+        let body = get(&format!("{base}/admin/events/{event_id}")).await.body;
+        let actions = body["actions"].as_array().cloned().unwrap_or_default();
+        if !actions.is_empty() && actions.iter().all(|a| a["status"] != "planned") {
+            return body;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("actions of {event_id} never finished");
+}
+
+const CRM: &str = r#"
+key: crm
+name: CRM
+environments:
+  development:
+    event_type_path: type
+    mappings:
+      customer.created:
+        # Listed before the identify on purpose: the identify must still run first.
+        - action: workflows_trigger
+          params:
+            key: { value: welcome }
+            recipients: data.id
+        - action: users_identify
+          params:
+            id: data.id
+            email: data.email
+        - action: objects_set
+          params:
+            collection: data.company.collection
+            id: data.company.id
+"#;
+
+#[tokio::test]
+async fn the_worked_example_runs_end_to_end() {
+    let ws = Workspace::new();
+    let server = ws.start().await;
+    let base = format!("http://{}", server.addr);
+    let url = server.url("task-app", "development").unwrap().to_string();
+    let accepted = post(
+        &url,
+        &sample("task-assigned.json"),
+        &[("x-webhook-secret", SECRET)],
+    )
+    .await;
+    assert_eq!(accepted.status, StatusCode::ACCEPTED);
+    let id = accepted.body["event_id"].as_str().unwrap();
+
+    let detail = settled(&base, id).await;
+    assert_eq!(detail["actions"][0]["status"], "succeeded", "{detail}");
+    assert_eq!(detail["actions"][0]["attempts"], 1);
+    assert_eq!(detail["outbox"]["state"], "done");
+    let run_id = detail["actions"][0]["result"]["workflow_run_id"]
+        .as_str()
+        .unwrap();
+
+    let runs = get(&format!(
+        "{base}/admin/directory/workflow-runs?key=task-assigned"
+    ))
+    .await
+    .body;
+    let run = &runs["workflow_runs"][0];
+    assert_eq!(run["id"], run_id);
+    assert_eq!(run["recipients"], json!(["user_456"]));
+    assert_eq!(run["actor"], "user_789");
+    assert_eq!(
+        run["data"],
+        json!({"task_id": "task_123", "title": "Write the launch announcement"})
+    );
+    assert_eq!(run["status"], "triggered");
+    assert_eq!(
+        get(&format!("{base}/admin/directory/workflow-runs/{run_id}"))
+            .await
+            .body["event_id"],
+        id
+    );
+
+    let sources = get(&format!("{base}/admin/sources")).await.body;
+    assert_eq!(
+        sources["sources"][0]["environments"][0]["urls"][0],
+        url.as_str()
+    );
+    let types = get(&format!("{base}/admin/sources/task-app/event-types"))
+        .await
+        .body;
+    assert_eq!(types["event_types"][0]["event_type"], "task.assigned");
+    let page = get(&format!(
+        "{base}/admin/events?source=task-app&status=accepted&limit=5"
+    ))
+    .await
+    .body;
+    assert_eq!(page["events"][0]["id"], id);
+
+    let bad = get(&format!("{base}/admin/events?status=great")).await;
+    assert_eq!(
+        (bad.status.as_u16(), bad.body["error"]["code"].as_str()),
+        (400, Some("bad_request"))
+    );
+    let missing = get(&format!("{base}/admin/events/nope")).await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn identify_runs_before_trigger_and_a_skipped_action_spares_the_rest() {
+    let ws = Workspace::new();
+    std::fs::write(ws.sources().join("crm.yaml"), CRM).unwrap();
+    let server = ws.start().await;
+    let base = format!("http://{}", server.addr);
+    let url = server.url("crm", "development").unwrap().to_string();
+    let body =
+        json!({"type": "customer.created", "data": {"id": "cus_1", "email": "c@x.io"}}).to_string();
+    let accepted = post(&url, &body, &[]).await;
+    assert_eq!(accepted.body["actions"], 2, "{:?}", accepted.body);
+    let detail = settled(&base, accepted.body["event_id"].as_str().unwrap()).await;
+    let actions = detail["actions"].as_array().unwrap();
+    let order: Vec<(&str, &str)> = actions
+        .iter()
+        .map(|a| (a["action"].as_str().unwrap(), a["status"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        order,
+        vec![
+            ("users_identify", "succeeded"),
+            ("objects_set", "skipped"),
+            ("workflows_trigger", "succeeded")
+        ]
+    );
+    assert_eq!(
+        actions[1]["error"],
+        "required param `collection` did not resolve (path `data.company.collection`); required param `id` did not resolve (path `data.company.id`)"
+    );
+    // The user existed when the trigger ran: identify went first.
+    assert!(
+        actions[2]["result"].get("unknown_recipients").is_none(),
+        "{}",
+        actions[2]
+    );
+    assert!(actions[0]["updated_at_ms"].as_i64() <= actions[2]["updated_at_ms"].as_i64());
+    let user = get(&format!("{base}/admin/directory/users/cus_1"))
+        .await
+        .body;
+    assert_eq!(user["properties"], json!({"email": "c@x.io"}));
+    assert_eq!(detail["outbox"]["state"], "done");
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_failing_target_is_retried_then_the_action_fails_and_the_outbox_row_dies() {
+    let ws = Workspace::new();
+    // Nothing listens on this port: every delivery fails, retryably.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let targets = ws.dir.path().join("targets.yaml");
+    std::fs::write(
+        &targets,
+        format!("workflows:\n  task-assigned: {{ url: http://127.0.0.1:{port}/runs }}\n"),
+    )
+    .unwrap();
+    let mut options = ws.options();
+    options.targets_file = Some(targets);
+    let server = ws.start_with(options).await;
+    let base = format!("http://{}", server.addr);
+    let url = server.url("task-app", "development").unwrap().to_string();
+    let accepted = post(
+        &url,
+        &sample("task-assigned.json"),
+        &[("x-webhook-secret", SECRET)],
+    )
+    .await;
+    let detail = settled(&base, accepted.body["event_id"].as_str().unwrap()).await;
+    let action = &detail["actions"][0];
+    assert_eq!(action["status"], "failed");
+    assert_eq!(action["attempts"], 3);
+    assert!(
+        action["error"]
+            .as_str()
+            .unwrap()
+            .contains("POST http://127.0.0.1"),
+        "{action}"
+    );
+    assert_eq!(detail["outbox"]["state"], "dead");
+    assert!(
+        detail["outbox"]["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("workflows_trigger")
+    );
+    // The run itself was recorded once, on the first attempt; retries did not add more.
+    let runs = get(&format!(
+        "{base}/admin/directory/workflow-runs?key=task-assigned"
+    ))
+    .await
+    .body;
+    assert_eq!(runs["workflow_runs"].as_array().unwrap().len(), 1);
+    server.shutdown().await.unwrap();
+}
+
+/// The `inlet` binary, built once if needed.
+fn inlet_binary() -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let target_dir = exe.parent().unwrap().parent().unwrap();
+    let binary = target_dir.join("inlet");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .args(["build", "-q", "-p", "inlet", "--bin", "inlet"])
+        .current_dir(repo_root())
+        .status()
+        .unwrap();
+    assert!(status.success(), "building the inlet binary failed");
+    assert!(binary.exists(), "{} missing", binary.display());
+    binary
+}
+
+struct Process {
+    child: Child,
+    base: String,
+    url: String,
+}
+
+fn spawn_dev(binary: &std::path::Path, ws: &Workspace, port: u16, extra: &[&str]) -> Process {
+    let mut child = Command::new(binary)
+        .arg("dev")
+        .args(["--addr", &format!("127.0.0.1:{port}")])
+        .args(["--sources", ws.sources().to_str().unwrap()])
+        .args(["--db", ws.db().to_str().unwrap()])
+        .args(["--vars", ws.dir.path().join("vars.json").to_str().unwrap()])
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let url = loop {
+        let line = lines.next().expect("inlet dev printed no URL").unwrap();
+        if line.trim_start().starts_with("task-app/development") {
+            break line.split_whitespace().last().unwrap().to_string();
+        }
+    };
+    Process {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+        url,
+    }
+}
+
+#[tokio::test]
+async fn sigkill_after_the_202_loses_nothing_and_runs_every_action_once() {
+    let binary = inlet_binary();
+    let ws = Workspace::new();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+
+    // First life: accepts, acknowledges, and is killed before any action runs.
+    let mut first = spawn_dev(&binary, &ws, port, &["--pause-actions"]);
+    let accepted = post(
+        &first.url,
+        &sample("task-assigned.json"),
+        &[("x-webhook-secret", SECRET)],
+    )
+    .await;
+    assert_eq!(accepted.status, StatusCode::ACCEPTED);
+    let id = accepted.body["event_id"].as_str().unwrap().to_string();
+    let first_url = first.url.clone();
+    first.child.kill().unwrap(); // SIGKILL
+    first.child.wait().unwrap();
+    assert_eq!(
+        ws.count("SELECT COUNT(*) FROM outbox WHERE state = 'pending'"),
+        1
+    );
+    assert_eq!(ws.count("SELECT COUNT(*) FROM workflow_runs"), 0);
+
+    // Second life: resumes the outbox.
+    let mut second = spawn_dev(&binary, &ws, port, &[]);
+    assert_eq!(second.url, first_url, "same token after a crash");
+    let detail = settled(&second.base, &id).await;
+    assert_eq!(detail["actions"][0]["status"], "succeeded");
+    assert_eq!(detail["actions"][0]["attempts"], 1);
+    assert_eq!(ws.count("SELECT COUNT(*) FROM workflow_runs"), 1);
+    assert_eq!(ws.count("SELECT COUNT(*) FROM applied_actions"), 1);
+
+    // The CLI sees it through the admin API.
+    let shown = Command::new(&binary)
+        .args(["event", &id, "--server", &second.base])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&shown.stdout);
+    assert!(shown.status.success(), "{text}");
+    assert!(
+        text.contains("workflows_trigger") && text.contains("succeeded"),
+        "{text}"
+    );
+    assert!(text.contains(&id));
+    let logs = Command::new(&binary)
+        .args(["logs", "--server", &second.base, "--json"])
+        .output()
+        .unwrap();
+    let line: Value =
+        serde_json::from_slice(logs.stdout.split(|b| *b == b'\n').next().unwrap()).unwrap();
+    assert_eq!(line["id"], id.as_str());
+    let unreachable = Command::new(&binary)
+        .args(["logs", "--server", "http://127.0.0.1:9"])
+        .output()
+        .unwrap();
+    assert!(!unreachable.status.success());
+    assert!(String::from_utf8_lossy(&unreachable.stderr).contains("is `inlet dev` running?"));
+
+    second.child.kill().unwrap();
+    second.child.wait().unwrap();
+}
