@@ -1,13 +1,13 @@
 //! One contract for every store implementation. Each check is written once, against the
-//! core traits, and run on every store: the in-memory one and SQLite today, DynamoDB (in
-//! the emulator) when the AWS adapters land.
+//! core traits, and run on every store: in memory, SQLite, and DynamoDB through the real
+//! AWS SDK against the emulator that `tests/run` starts (moto's server).
 
 use inlet::sqlite::SqliteStore;
 use inlet_core::actions::{ActionKind, PlannedAction};
 use inlet_core::memory::MemoryStore;
 use inlet_core::store::{
-    ClaimOutcome, ClaimTimes, EventLog, EventRecord, EventStatus, IdempotencyScope,
-    IdempotencyStore, VerificationStatus,
+    ActionStatus, ActionUpdate, ClaimOutcome, ClaimTimes, EventLog, EventQuery, EventRecord,
+    EventStatus, IdempotencyScope, IdempotencyStore, VerificationStatus,
 };
 use serde_json::json;
 use std::sync::Arc;
@@ -150,6 +150,7 @@ fn event(
 }
 
 async fn event_log_contract(log: &dyn EventLog) {
+    list_contract(log).await;
     let first = event("e1", EventStatus::Accepted, Some("task.assigned"), 1_000);
     log.record(&first).await.unwrap();
     assert_eq!(
@@ -208,6 +209,90 @@ async fn event_log_contract(log: &dyn EventLog) {
     assert_eq!(
         (failed.status, failed.error.as_deref()),
         (EventStatus::Error, Some("dispatch failed"))
+    );
+}
+
+/// Paging and filters (listing by source and environment, which every store supports).
+async fn list_contract(log: &dyn EventLog) {
+    for (i, status) in [
+        EventStatus::Accepted,
+        EventStatus::Rejected,
+        EventStatus::Accepted,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut e = event(
+            &format!("l{i}"),
+            status,
+            Some("list.type"),
+            10_000 + i as i64,
+        );
+        e.source = "lister".into();
+        log.record(&e).await.unwrap();
+    }
+    let query = |cursor: Option<String>, status: Option<EventStatus>| EventQuery {
+        source: Some("lister".into()),
+        environment: Some("development".into()),
+        status,
+        cursor,
+        limit: 2,
+        ..EventQuery::default()
+    };
+    let first = log.list(&query(None, None)).await.unwrap();
+    let ids: Vec<&str> = first.events.iter().map(|e| e.id.as_str()).collect();
+    assert_eq!(ids, ["l2", "l1"], "newest first");
+    assert!(first.events.iter().all(|e| e.actions.is_empty()));
+    let second = log
+        .list(&query(first.next_cursor.clone(), None))
+        .await
+        .unwrap();
+    assert_eq!(
+        second
+            .events
+            .iter()
+            .map(|e| e.id.as_str())
+            .collect::<Vec<_>>(),
+        ["l0"]
+    );
+    assert_eq!(second.next_cursor, None);
+    let accepted = log
+        .list(&query(None, Some(EventStatus::Accepted)))
+        .await
+        .unwrap();
+    assert_eq!(
+        accepted
+            .events
+            .iter()
+            .map(|e| e.id.as_str())
+            .collect::<Vec<_>>(),
+        ["l2", "l0"]
+    );
+
+    // The action log and its updates.
+    let entries = log.action_log("l0").await.unwrap();
+    assert_eq!(
+        entries.iter().map(|a| a.status).collect::<Vec<_>>(),
+        [ActionStatus::Planned, ActionStatus::Skipped]
+    );
+    let update = ActionUpdate {
+        index: 0,
+        status: ActionStatus::Succeeded,
+        result: Some(json!({"user_id": "u1"})),
+        error: None,
+        attempts: 1,
+        now_ms: 20_000,
+    };
+    log.update_action("l0", &update).await.unwrap();
+    let entry = log.action_log("l0").await.unwrap().remove(0);
+    assert_eq!(
+        (entry.status, entry.attempts, entry.result),
+        (ActionStatus::Succeeded, 1, Some(json!({"user_id": "u1"})))
+    );
+    assert!(
+        log.update_action("l0", &ActionUpdate { index: 7, ..update })
+            .await
+            .is_err()
     );
 }
 
@@ -273,4 +358,71 @@ async fn concurrent_claims_sqlite_across_connections() {
     let (dir, a) = sqlite();
     let b = SqliteStore::open(&dir.path().join("contract.db"), Duration::from_secs(5)).unwrap();
     one_winner(vec![Arc::new(a), Arc::new(b)]).await;
+}
+
+/// Fails (rather than skips) when the emulator is not there: these tests are part of
+/// the suite, and `tests/run` starts it.
+fn require_emulator() {
+    assert!(
+        std::env::var("AWS_ENDPOINT_URL").is_ok(),
+        "AWS_ENDPOINT_URL is not set: run the suite with tests/run, which starts the AWS emulator"
+    );
+}
+
+/// Fresh tables with a unique prefix, so tests do not see each other's items.
+async fn dynamo() -> (
+    inlet_aws::idempotency::DynamoIdempotency,
+    inlet_aws::events::DynamoEventLog,
+) {
+    require_emulator();
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let unique = format!(
+        "{}-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    );
+    let clients = inlet_aws::provision::clients_from_env().await;
+    let (claims, events) = (format!("claims-{unique}"), format!("events-{unique}"));
+    inlet_aws::provision::create_table(&clients.dynamodb, &claims, false)
+        .await
+        .unwrap();
+    inlet_aws::provision::create_table(&clients.dynamodb, &events, true)
+        .await
+        .unwrap();
+    (
+        inlet_aws::idempotency::DynamoIdempotency {
+            client: clients.dynamodb.clone(),
+            table: claims,
+        },
+        inlet_aws::events::DynamoEventLog {
+            client: clients.dynamodb,
+            table: events,
+        },
+    )
+}
+
+#[tokio::test]
+async fn idempotency_dynamodb() {
+    let (claims, _) = dynamo().await;
+    idempotency_contract(&claims).await;
+}
+
+#[tokio::test]
+async fn event_log_dynamodb() {
+    let (_, events) = dynamo().await;
+    event_log_contract(&events).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_claims_dynamodb() {
+    let (claims, _) = dynamo().await;
+    let second = inlet_aws::idempotency::DynamoIdempotency {
+        client: claims.client.clone(),
+        table: claims.table.clone(),
+    };
+    one_winner(vec![Arc::new(claims), Arc::new(second)]).await;
 }

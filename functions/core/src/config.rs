@@ -179,47 +179,89 @@ fn params_as_json(params: &[MappingParam]) -> Value {
     }
 }
 
+/// One source file's path and text (read from disk, or from the AWS config table).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceFile {
+    pub path: PathBuf,
+    pub text: String,
+}
+
+/// Reads a script named by a source file (path already joined to the file's directory).
+pub type ScriptReader<'a> = &'a dyn Fn(&Path) -> std::io::Result<String>;
+
 /// Loads and validates every source file in `dir`, compiling scripts with `engine`.
 pub fn load_dir(dir: &Path, engine: &ScriptEngine) -> Result<Catalog, ConfigErrors> {
-    let mut errors = Vec::new();
-    let entries = match std::fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(e) => {
-            return Err(ConfigErrors(vec![ConfigError {
-                file: dir.to_path_buf(),
-                line: 0,
-                message: format!("cannot read the sources directory: {e}"),
-                fix: "pass the directory that holds your `<key>.yaml` files (default `infra/sources`)".into(),
-            }]));
+    let (files, errors) = read_source_files(dir)?;
+    if files.is_empty() && errors.is_empty() {
+        return Err(ConfigErrors(vec![ConfigError {
+            file: dir.to_path_buf(),
+            line: 0,
+            message: "no source files (`*.yaml`) found".into(),
+            fix: "add a source file such as `infra/sources/task-app.yaml` (see the README)".into(),
+        }]));
+    }
+    let result = load_sources(&files, &|p| std::fs::read_to_string(p), engine);
+    match (result, errors.is_empty()) {
+        (Ok(catalog), true) => Ok(catalog),
+        (Ok(_), false) => Err(ConfigErrors(errors)),
+        (Err(ConfigErrors(mut more)), _) => {
+            more.splice(0..0, errors);
+            Err(ConfigErrors(more))
         }
-    };
-    let mut files: Vec<PathBuf> = entries
+    }
+}
+
+/// The `*.yaml`/`*.yml` files of `dir`, sorted, and the ones that could not be read.
+pub fn read_source_files(dir: &Path) -> Result<(Vec<SourceFile>, Vec<ConfigError>), ConfigErrors> {
+    let entries = std::fs::read_dir(dir).map_err(|e| {
+        ConfigErrors(vec![ConfigError {
+            file: dir.to_path_buf(),
+            line: 0,
+            message: format!("cannot read the sources directory: {e}"),
+            fix: "pass the directory that holds your `<key>.yaml` files (default `infra/sources`)"
+                .into(),
+        }])
+    })?;
+    let mut paths: Vec<PathBuf> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| {
             p.is_file() && matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"))
         })
         .collect();
-    files.sort();
+    paths.sort();
+    let mut files = Vec::new();
+    let mut errors = Vec::new();
+    for path in paths {
+        match std::fs::read_to_string(&path) {
+            Ok(text) => files.push(SourceFile { path, text }),
+            Err(e) => errors.push(ConfigError {
+                file: path,
+                line: 0,
+                message: format!("cannot read the file: {e}"),
+                fix: "check the file's permissions and that it is UTF-8 text".into(),
+            }),
+        }
+    }
+    Ok((files, errors))
+}
+
+/// Validates `files` (scripts read through `read_script`) into a catalog, reporting
+/// every problem.
+pub fn load_sources(
+    files: &[SourceFile],
+    read_script: ScriptReader<'_>,
+    engine: &ScriptEngine,
+) -> Result<Catalog, ConfigErrors> {
+    let mut errors = Vec::new();
     let mut sources: Vec<Arc<SourceConfig>> = Vec::new();
-    for file in files {
-        let text = match std::fs::read_to_string(&file) {
-            Ok(text) => text,
-            Err(e) => {
-                errors.push(ConfigError {
-                    file: file.clone(),
-                    line: 0,
-                    message: format!("cannot read the file: {e}"),
-                    fix: "check the file's permissions and that it is UTF-8 text".into(),
-                });
-                continue;
-            }
-        };
+    for SourceFile { path: file, text } in files {
         let mut loader = FileLoader {
-            file: &file,
+            file,
             engine,
+            read_script,
             errors: Vec::new(),
         };
-        let source = loader.load(&text);
+        let source = loader.load(text);
         errors.extend(loader.errors);
         if let Some(source) = source {
             if let Some(other) = sources.iter().find(|s| s.key == source.key) {
@@ -240,7 +282,7 @@ pub fn load_dir(dir: &Path, engine: &ScriptEngine) -> Result<Catalog, ConfigErro
     }
     if sources.is_empty() && errors.is_empty() {
         errors.push(ConfigError {
-            file: dir.to_path_buf(),
+            file: files.first().map(|f| f.path.clone()).unwrap_or_default(),
             line: 0,
             message: "no source files (`*.yaml`) found".into(),
             fix: "add a source file such as `infra/sources/task-app.yaml` (see the README)".into(),
@@ -257,6 +299,7 @@ pub fn load_dir(dir: &Path, engine: &ScriptEngine) -> Result<Catalog, ConfigErro
 struct FileLoader<'a> {
     file: &'a Path,
     engine: &'a ScriptEngine,
+    read_script: ScriptReader<'a>,
     errors: Vec<ConfigError>,
 }
 
@@ -528,7 +571,7 @@ impl FileLoader<'_> {
             .parent()
             .unwrap_or_else(|| Path::new("."))
             .join(&relative);
-        let code = match std::fs::read_to_string(&path) {
+        let code = match (self.read_script)(&path) {
             Ok(code) => code,
             Err(e) => {
                 self.error(

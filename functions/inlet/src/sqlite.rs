@@ -630,6 +630,7 @@ impl EventLog for SqliteStore {
     }
 
     async fn update_action(&self, event_id: &str, update: &ActionUpdate) -> Result<(), StoreError> {
+        let (update_index, event_id_for_error) = (update.index, event_id.to_string());
         let (event_id, update) = (event_id.to_string(), update.clone());
         self.call(move |conn| {
             conn.execute(
@@ -645,9 +646,15 @@ impl EventLog for SqliteStore {
                     update.now_ms
                 ],
             )
-            .map(drop)
         })
         .await
+        .and_then(|changed| match changed {
+            0 => Err(StoreError::Failed(format!(
+                "no action {} on event {}",
+                update_index, event_id_for_error
+            ))),
+            _ => Ok(()),
+        })
     }
 }
 

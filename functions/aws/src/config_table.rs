@@ -1,0 +1,250 @@
+//! Source config and webhook tokens in the stack's config table.
+//!
+//! `inlet config push` writes the whole `infra/sources` directory (YAML and scripts) as
+//! one bundle item and one item per token. The ingest function reads the bundle, runs the
+//! same validation as `inlet check`, and caches the result (and each token lookup) for
+//! 30 s per execution environment (DESIGN §9); a new bundle is compiled once, scripts
+//! being cached by content hash.
+
+use crate::error::store_error;
+use crate::item::{Item, get_n, get_s, n, s};
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::AttributeValue;
+use inlet_core::clock::Clock;
+use inlet_core::config::{Catalog, ConfigErrors, SourceFile, load_sources};
+use inlet_core::pipeline::{Route, RouteTable};
+use inlet_core::script::ScriptEngine;
+use inlet_core::store::StoreError;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+pub const CONFIG_CACHE_MS: i64 = 30_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigTableError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(
+        "no config has been pushed to this stack; run `inlet config push --env <env> --table <config table>`"
+    )]
+    NotPushed,
+    #[error("the pushed config does not validate:\n{0}")]
+    Invalid(ConfigErrors),
+}
+
+/// A webhook token as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredToken {
+    pub token: String,
+    pub source: String,
+    pub environment: String,
+    pub created_at_ms: i64,
+}
+
+pub struct ConfigTable {
+    pub client: Client,
+    pub table: String,
+    pub engine: Arc<ScriptEngine>,
+    pub clock: Arc<dyn Clock>,
+    catalog: Mutex<Option<(i64, String, Arc<Catalog>)>>,
+    tokens: Mutex<HashMap<String, (i64, Option<Route>)>>,
+}
+
+impl ConfigTable {
+    pub fn new(
+        client: Client,
+        table: String,
+        engine: Arc<ScriptEngine>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        ConfigTable {
+            client,
+            table,
+            engine,
+            clock,
+            catalog: Mutex::default(),
+            tokens: Mutex::default(),
+        }
+    }
+
+    /// Writes the bundle: every file, keyed by its name inside the sources directory.
+    pub async fn push_bundle(&self, files: &[(String, String)]) -> Result<(), StoreError> {
+        let map: HashMap<String, AttributeValue> = files
+            .iter()
+            .map(|(name, text)| (name.clone(), s(text.clone())))
+            .collect();
+        let version = format!("{}", self.clock.now_ms());
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s("CONFIG"))
+            .item("sk", s("BUNDLE"))
+            .item("files", AttributeValue::M(map))
+            .item("version", s(version))
+            .send()
+            .await
+            .map_err(|e| store_error("push config", e))?;
+        Ok(())
+    }
+
+    pub async fn tokens(&self) -> Result<Vec<StoredToken>, StoreError> {
+        let page = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", s("TOKEN"))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| store_error("list tokens", e))?;
+        page.items
+            .unwrap_or_default()
+            .iter()
+            .map(token_of)
+            .collect()
+    }
+
+    /// Stores a token unless it exists.
+    pub async fn put_token(&self, token: &StoredToken) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s("TOKEN"))
+            .item("sk", s(token.token.clone()))
+            .item("source", s(token.source.clone()))
+            .item("environment", s(token.environment.clone()))
+            .item("created_at_ms", n(token.created_at_ms))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await
+            .map_err(|e| store_error("put token", e))?;
+        Ok(())
+    }
+
+    /// The validated catalog, from cache when fresh.
+    pub async fn catalog(&self) -> Result<Arc<Catalog>, ConfigTableError> {
+        let now = self.clock.now_ms();
+        let cached = self.catalog.lock().expect("config cache poisoned").clone();
+        if let Some((at, _, catalog)) = &cached {
+            if now - at < CONFIG_CACHE_MS {
+                return Ok(catalog.clone());
+            }
+        }
+        let item = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s("CONFIG"))
+            .key("sk", s("BUNDLE"))
+            .send()
+            .await
+            .map_err(|e| store_error("read config", e))?
+            .item
+            .ok_or(ConfigTableError::NotPushed)?;
+        let version = get_s(&item, "version")?.to_string();
+        if let Some((_, cached_version, catalog)) = cached.filter(|(_, v, _)| *v == version) {
+            *self.catalog.lock().expect("config cache poisoned") =
+                Some((now, cached_version, catalog.clone()));
+            return Ok(catalog);
+        }
+        let catalog = Arc::new(catalog_from_bundle(&item, &self.engine)?);
+        *self.catalog.lock().expect("config cache poisoned") =
+            Some((now, version, catalog.clone()));
+        Ok(catalog)
+    }
+
+    /// Where `token` leads in `environment`, from cache when fresh (unknown tokens are
+    /// cached too, so a flood of bad tokens costs one read per token per 30 s).
+    pub async fn route(
+        &self,
+        token: &str,
+        environment: &str,
+    ) -> Result<Option<Route>, ConfigTableError> {
+        let now = self.clock.now_ms();
+        if let Some((at, route)) = self.tokens.lock().expect("token cache poisoned").get(token) {
+            if now - at < CONFIG_CACHE_MS {
+                return Ok(route.clone());
+            }
+        }
+        let catalog = self.catalog().await?;
+        let item = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s("TOKEN"))
+            .key("sk", s(token))
+            .send()
+            .await
+            .map_err(|e| store_error("read token", e))?
+            .item;
+        let route = match item {
+            Some(item) => {
+                let stored = token_of(&item)?;
+                (stored.environment == environment)
+                    .then(|| {
+                        RouteTable::new(
+                            &catalog,
+                            [(token, stored.source.as_str(), stored.environment.as_str())],
+                        )
+                        .get(token)
+                        .cloned()
+                    })
+                    .flatten()
+            }
+            None => None,
+        };
+        let mut cache = self.tokens.lock().expect("token cache poisoned");
+        if cache.len() > 10_000 {
+            cache.clear();
+        }
+        cache.insert(token.to_string(), (now, route.clone()));
+        Ok(route)
+    }
+}
+
+fn token_of(item: &Item) -> Result<StoredToken, StoreError> {
+    Ok(StoredToken {
+        token: get_s(item, "sk")?.to_string(),
+        source: get_s(item, "source")?.to_string(),
+        environment: get_s(item, "environment")?.to_string(),
+        created_at_ms: get_n(item, "created_at_ms")?,
+    })
+}
+
+/// Validates a bundle item exactly as `inlet check` validates the directory.
+fn catalog_from_bundle(item: &Item, engine: &ScriptEngine) -> Result<Catalog, ConfigTableError> {
+    let files: HashMap<String, String> = item
+        .get("files")
+        .and_then(|f| f.as_m().ok())
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| v.as_s().ok().map(|v| (k.clone(), v.clone())))
+                .collect()
+        })
+        .ok_or_else(|| StoreError::Failed("the config bundle has no files".into()))?;
+    let root = Path::new("sources");
+    let mut sources: Vec<SourceFile> = files
+        .iter()
+        .filter(|(name, _)| name.ends_with(".yaml") || name.ends_with(".yml"))
+        .map(|(name, text)| SourceFile {
+            path: root.join(name),
+            text: text.clone(),
+        })
+        .collect();
+    sources.sort_by(|a, b| a.path.cmp(&b.path));
+    let read = |path: &Path| -> std::io::Result<String> {
+        let name = path
+            .strip_prefix(root)
+            .map(PathBuf::from)
+            .unwrap_or_else(|_| path.to_path_buf());
+        files
+            .get(&name.to_string_lossy().to_string())
+            .cloned()
+            .ok_or_else(|| {
+                std::io::Error::new(std::io::ErrorKind::NotFound, "not in the pushed bundle")
+            })
+    };
+    load_sources(&sources, &read, engine).map_err(ConfigTableError::Invalid)
+}

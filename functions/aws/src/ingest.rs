@@ -1,0 +1,125 @@
+//! The ingest function: API Gateway HTTP API (payload v2) → the core pipeline.
+//!
+//! Clients, the script engine and the config are built once per execution environment
+//! ([`IngestFunction::from_env`]), and the config is loaded during init so the first
+//! request does not pay for it. Each request is turned into the core's
+//! `InboundRequest`; the core's `Reply` is turned back into the HTTP response.
+
+use crate::StackNames;
+use crate::config_table::{ConfigTable, ConfigTableError};
+use crate::dispatch::LambdaDispatcher;
+use crate::events::DynamoEventLog;
+use crate::idempotency::DynamoIdempotency;
+use crate::vars::SsmVars;
+use inlet_core::clock::{Clock, SystemClock};
+use inlet_core::pipeline::{InboundRequest, Pipeline, PipelineSettings};
+use inlet_core::reply::{IngestError, Reply};
+use inlet_core::script::{ScriptEngine, ScriptLimits};
+use lambda_http::{Body, Request, RequestExt, Response};
+use std::sync::Arc;
+
+pub struct IngestFunction {
+    pub pipeline: Pipeline,
+    pub config: ConfigTable,
+    pub environment: String,
+}
+
+impl IngestFunction {
+    /// Builds everything from the standard AWS config and the stack's environment
+    /// variables, and warms the config cache.
+    pub async fn from_env() -> Result<Self, String> {
+        let names = StackNames::from_env()?;
+        let aws = aws_config::load_from_env().await;
+        let dynamo = aws_sdk_dynamodb::Client::new(&aws);
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let engine = Arc::new(ScriptEngine::new(ScriptLimits::default()));
+        let function = IngestFunction {
+            pipeline: Pipeline {
+                engine: engine.clone(),
+                idempotency: Arc::new(DynamoIdempotency {
+                    client: dynamo.clone(),
+                    table: names.idempotency_table,
+                }),
+                events: Arc::new(DynamoEventLog {
+                    client: dynamo.clone(),
+                    table: names.events_table,
+                }),
+                dispatcher: Arc::new(LambdaDispatcher {
+                    client: aws_sdk_lambda::Client::new(&aws),
+                    function: names.actions_function,
+                }),
+                vars: Arc::new(SsmVars::new(aws_sdk_ssm::Client::new(&aws), clock.clone())),
+                clock: clock.clone(),
+                settings: PipelineSettings::default(),
+            },
+            config: ConfigTable::new(dynamo, names.config_table, engine, clock),
+            environment: names.environment,
+        };
+        if let Err(e) = function.config.catalog().await {
+            // Not fatal: the config may be pushed after the deploy; requests say so.
+            tracing::warn!(error = %e, "config not loaded during init");
+        }
+        Ok(function)
+    }
+
+    pub async fn handle(&self, request: Request) -> Result<Response<Body>, lambda_http::Error> {
+        let token = request
+            .path_parameters_ref()
+            .and_then(|p| p.first("token"))
+            .map(str::to_string)
+            .or_else(|| request.uri().path().rsplit('/').next().map(str::to_string))
+            .unwrap_or_default();
+        let route = match self.config.route(&token, &self.environment).await {
+            Ok(route) => route,
+            Err(ConfigTableError::Store(e)) => {
+                return Ok(to_response(
+                    IngestError::Unavailable {
+                        detail: e.to_string(),
+                    }
+                    .into_reply(),
+                ));
+            }
+            Err(e) => {
+                return Ok(to_response(
+                    IngestError::Unavailable {
+                        detail: e.to_string(),
+                    }
+                    .into_reply(),
+                ));
+            }
+        };
+        let inbound = InboundRequest {
+            method: request.method().to_string(),
+            headers: request
+                .headers()
+                .iter()
+                .map(|(n, v)| {
+                    (
+                        n.as_str().to_string(),
+                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                    )
+                })
+                .collect(),
+            query: request.uri().query().unwrap_or("").to_string(),
+            body: match request.body() {
+                Body::Empty => Vec::new(),
+                Body::Text(text) => text.as_bytes().to_vec(),
+                Body::Binary(bytes) => bytes.clone(),
+                _ => Vec::new(),
+            },
+        };
+        Ok(to_response(
+            self.pipeline.ingest(route.as_ref(), inbound).await,
+        ))
+    }
+}
+
+pub fn to_response(reply: Reply) -> Response<Body> {
+    let mut builder = Response::builder().status(reply.status);
+    for (name, value) in &reply.headers {
+        builder = builder.header(name, value);
+    }
+    builder
+        .body(Body::Text(reply.body))
+        .expect("status and headers come from the core and are valid")
+}

@@ -1,0 +1,80 @@
+//! Inlet on AWS: the only crate that names the AWS SDK.
+//!
+//! It implements the core's traits on AWS services and holds the Lambda handlers:
+//!
+//! - [`idempotency::DynamoIdempotency`]: [`IdempotencyStore`](inlet_core::store::IdempotencyStore)
+//!   on DynamoDB, one conditional `PutItem` per claim;
+//! - [`events::DynamoEventLog`]: [`EventLog`](inlet_core::store::EventLog) (event log,
+//!   action log, event-type registry) on DynamoDB;
+//! - [`vars::SsmVars`]: [`VarsProvider`](inlet_core::store::VarsProvider) on SSM Parameter
+//!   Store, cached;
+//! - [`dispatch::LambdaDispatcher`]: [`ActionDispatcher`](inlet_core::store::ActionDispatcher)
+//!   as an async `Invoke` of the actions function;
+//! - [`config_table::ConfigTable`]: source config and webhook tokens, written by
+//!   `inlet config push`, cached per execution environment;
+//! - [`ingest`]: the ingest function's handler (API Gateway HTTP API → pipeline).
+//!
+//! Every SDK error becomes a core [`StoreError`](inlet_core::store::StoreError):
+//! throttling, 5xx and transport failures are `Unavailable` (503 with `Retry-After` at
+//! the edge), the rest `Failed`. No SDK type crosses into core. Endpoints, regions and
+//! credentials come from the standard AWS configuration chain, so tests point the real
+//! SDK at an emulator with `AWS_ENDPOINT_URL` and nothing else.
+//!
+//! # Tables and access patterns
+//!
+//! All tables are on-demand, with string keys `pk` and `sk`, and TTL on `expires_at`
+//! (unix seconds) where items expire. Every list is a `Query`, never a `Scan`.
+//!
+//! | table | item | pk | sk | notes |
+//! |---|---|---|---|---|
+//! | idempotency | claim | scope key (source, env, type, key; length-prefixed) | `CLAIM` | `status`, `event_id`, `expires_at_ms`, `in_progress_until_ms`; TTL `expires_at` |
+//! | events | event | `EVENT#<id>` | `EVENT` | record as JSON in `data`; `gsi1pk` = `<source>#<env>`, `gsi1sk` = id (UUIDv7, time-ordered) for listing; TTL |
+//! | events | action | `EVENT#<id>` | `ACTION#<index, 5 digits>` | action log entry as JSON; TTL |
+//! | events | event type | `TYPES#<source>#<env>` | event type | `count` (ADD), first/last seen, last sample |
+//! | config | bundle | `CONFIG` | `BUNDLE` | every file of `infra/sources` (YAML and scripts) |
+//! | config | token | `TOKEN` | token | `source`, `environment`, `created_at_ms` |
+//!
+//! Access patterns: claim/complete/release = one conditional write each; record an event
+//! = one `TransactWriteItems` (event + its actions + registry bump); one event with its
+//! actions = one `Query` on `EVENT#<id>`; events of a source = `Query` on `gsi1` newest
+//! first with `id < cursor`; event types = `Query` on `TYPES#…`; config = one `GetItem`
+//! for the bundle and one per token lookup, both cached 30 s.
+
+pub mod config_table;
+pub mod dispatch;
+pub mod error;
+pub mod events;
+pub mod idempotency;
+pub mod ingest;
+pub mod item;
+pub mod provision;
+pub mod vars;
+
+/// Table and function names of one stack, from the environment the template sets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StackNames {
+    pub environment: String,
+    pub idempotency_table: String,
+    pub events_table: String,
+    pub config_table: String,
+    pub actions_function: String,
+}
+
+impl StackNames {
+    /// Reads `INLET_ENVIRONMENT`, `INLET_IDEMPOTENCY_TABLE`, `INLET_EVENTS_TABLE`,
+    /// `INLET_CONFIG_TABLE` and `INLET_ACTIONS_FUNCTION`.
+    pub fn from_env() -> Result<Self, String> {
+        let var = |name: &str| {
+            std::env::var(name).map_err(|_| {
+                format!("{name} is not set; the SAM template sets it for every function")
+            })
+        };
+        Ok(StackNames {
+            environment: var("INLET_ENVIRONMENT")?,
+            idempotency_table: var("INLET_IDEMPOTENCY_TABLE")?,
+            events_table: var("INLET_EVENTS_TABLE")?,
+            config_table: var("INLET_CONFIG_TABLE")?,
+            actions_function: var("INLET_ACTIONS_FUNCTION")?,
+        })
+    }
+}

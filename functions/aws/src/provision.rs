@@ -1,0 +1,104 @@
+//! Table creation for emulators and tests, and the client set. In AWS the SAM template
+//! creates the tables; these definitions mirror it (same keys, index and TTL attribute).
+
+use crate::StackNames;
+use crate::error::store_error;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+    ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
+};
+use inlet_core::store::StoreError;
+
+/// Clients for every service Inlet uses, from the standard AWS configuration chain
+/// (`AWS_ENDPOINT_URL`, `AWS_REGION`, credentials...).
+#[derive(Clone, Debug)]
+pub struct AwsClients {
+    pub dynamodb: Client,
+    pub ssm: aws_sdk_ssm::Client,
+    pub lambda: aws_sdk_lambda::Client,
+}
+
+pub async fn clients_from_env() -> AwsClients {
+    let config = aws_config::load_from_env().await;
+    AwsClients {
+        dynamodb: Client::new(&config),
+        ssm: aws_sdk_ssm::Client::new(&config),
+        lambda: aws_sdk_lambda::Client::new(&config),
+    }
+}
+
+fn build_error(e: aws_sdk_dynamodb::error::BuildError) -> StoreError {
+    StoreError::Failed(format!("building a table definition: {e}"))
+}
+
+fn key(name: &str, kind: KeyType) -> Result<KeySchemaElement, StoreError> {
+    KeySchemaElement::builder()
+        .attribute_name(name)
+        .key_type(kind)
+        .build()
+        .map_err(build_error)
+}
+
+fn attr(name: &str) -> Result<AttributeDefinition, StoreError> {
+    AttributeDefinition::builder()
+        .attribute_name(name)
+        .attribute_type(ScalarAttributeType::S)
+        .build()
+        .map_err(build_error)
+}
+
+/// Creates one `pk`/`sk` table (with `gsi1` when asked) and turns TTL on.
+pub async fn create_table(client: &Client, name: &str, with_gsi1: bool) -> Result<(), StoreError> {
+    let mut request = client
+        .create_table()
+        .table_name(name)
+        .billing_mode(BillingMode::PayPerRequest)
+        .key_schema(key("pk", KeyType::Hash)?)
+        .key_schema(key("sk", KeyType::Range)?)
+        .attribute_definitions(attr("pk")?)
+        .attribute_definitions(attr("sk")?);
+    if with_gsi1 {
+        request = request
+            .attribute_definitions(attr("gsi1pk")?)
+            .attribute_definitions(attr("gsi1sk")?)
+            .global_secondary_indexes(
+                GlobalSecondaryIndex::builder()
+                    .index_name("gsi1")
+                    .key_schema(key("gsi1pk", KeyType::Hash)?)
+                    .key_schema(key("gsi1sk", KeyType::Range)?)
+                    .projection(
+                        Projection::builder()
+                            .projection_type(ProjectionType::All)
+                            .build(),
+                    )
+                    .build()
+                    .map_err(build_error)?,
+            );
+    }
+    request
+        .send()
+        .await
+        .map_err(|e| store_error("create table", e))?;
+    client
+        .update_time_to_live()
+        .table_name(name)
+        .time_to_live_specification(
+            TimeToLiveSpecification::builder()
+                .enabled(true)
+                .attribute_name("expires_at")
+                .build()
+                .map_err(build_error)?,
+        )
+        .send()
+        .await
+        .map_err(|e| store_error("enable TTL", e))?;
+    Ok(())
+}
+
+/// Creates the three tables of a stack.
+pub async fn create_tables(client: &Client, names: &StackNames) -> Result<(), StoreError> {
+    create_table(client, &names.idempotency_table, false).await?;
+    create_table(client, &names.events_table, true).await?;
+    create_table(client, &names.config_table, false).await
+}
