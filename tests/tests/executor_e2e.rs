@@ -219,22 +219,6 @@ async fn a_failing_target_is_retried_then_the_action_fails_and_the_outbox_row_di
     server.shutdown().await.unwrap();
 }
 
-/// The `inlet` binary, built once if needed.
-fn inlet_binary() -> std::path::PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let target_dir = exe.parent().unwrap().parent().unwrap();
-    let binary = target_dir.join("inlet");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
-        .args(["build", "-q", "-p", "inlet", "--bin", "inlet"])
-        .current_dir(repo_root())
-        .status()
-        .unwrap();
-    assert!(status.success(), "building the inlet binary failed");
-    assert!(binary.exists(), "{} missing", binary.display());
-    binary
-}
-
 struct Process {
     child: Child,
     base: String,

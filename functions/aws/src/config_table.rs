@@ -127,10 +127,10 @@ impl ConfigTable {
     pub async fn catalog(&self) -> Result<Arc<Catalog>, ConfigTableError> {
         let now = self.clock.now_ms();
         let cached = self.catalog.lock().expect("config cache poisoned").clone();
-        if let Some((at, _, catalog)) = &cached {
-            if now - at < CONFIG_CACHE_MS {
-                return Ok(catalog.clone());
-            }
+        if let Some((at, _, catalog)) = &cached
+            && now - at < CONFIG_CACHE_MS
+        {
+            return Ok(catalog.clone());
         }
         let item = self
             .client
@@ -163,10 +163,10 @@ impl ConfigTable {
         environment: &str,
     ) -> Result<Option<Route>, ConfigTableError> {
         let now = self.clock.now_ms();
-        if let Some((at, route)) = self.tokens.lock().expect("token cache poisoned").get(token) {
-            if now - at < CONFIG_CACHE_MS {
-                return Ok(route.clone());
-            }
+        if let Some((at, route)) = self.tokens.lock().expect("token cache poisoned").get(token)
+            && now - at < CONFIG_CACHE_MS
+        {
+            return Ok(route.clone());
         }
         let catalog = self.catalog().await?;
         let item = self

@@ -2,13 +2,13 @@
 //!
 //! It implements the core's traits on AWS services and holds the Lambda handlers:
 //!
-//! - [`idempotency::DynamoIdempotency`]: [`IdempotencyStore`](inlet_core::store::IdempotencyStore)
+//! - [`idempotency::DynamoIdempotency`] implements [`IdempotencyStore`](inlet_core::store::IdempotencyStore)
 //!   on DynamoDB, one conditional `PutItem` per claim;
 //! - [`events::DynamoEventLog`]: [`EventLog`](inlet_core::store::EventLog) (event log,
 //!   action log, event-type registry) on DynamoDB;
 //! - [`vars::SsmVars`]: [`VarsProvider`](inlet_core::store::VarsProvider) on SSM Parameter
 //!   Store, cached;
-//! - [`dispatch::LambdaDispatcher`]: [`ActionDispatcher`](inlet_core::store::ActionDispatcher)
+//! - [`dispatch::LambdaDispatcher`] implements [`ActionDispatcher`](inlet_core::store::ActionDispatcher)
 //!   as an async `Invoke` of the actions function;
 //! - [`config_table::ConfigTable`]: source config and webhook tokens, written by
 //!   `inlet config push`, cached per execution environment;
@@ -61,6 +61,18 @@ pub struct StackNames {
 }
 
 impl StackNames {
+    /// The names the SAM template gives a stack's tables and functions
+    /// (`inlet-<env>-events`, ...), so the CLI needs only the environment.
+    pub fn for_environment(environment: &str) -> Self {
+        StackNames {
+            environment: environment.to_string(),
+            idempotency_table: format!("inlet-{environment}-idempotency"),
+            events_table: format!("inlet-{environment}-events"),
+            config_table: format!("inlet-{environment}-config"),
+            actions_function: format!("inlet-{environment}-actions"),
+        }
+    }
+
     /// Reads `INLET_ENVIRONMENT`, `INLET_IDEMPOTENCY_TABLE`, `INLET_EVENTS_TABLE`,
     /// `INLET_CONFIG_TABLE` and `INLET_ACTIONS_FUNCTION`.
     pub fn from_env() -> Result<Self, String> {

@@ -19,6 +19,16 @@ pub struct AwsClients {
     pub lambda: aws_sdk_lambda::Client,
 }
 
+impl AwsClients {
+    /// The event log of a stack.
+    pub fn event_log(&self, names: &StackNames) -> crate::events::DynamoEventLog {
+        crate::events::DynamoEventLog {
+            client: self.dynamodb.clone(),
+            table: names.events_table.clone(),
+        }
+    }
+}
+
 pub async fn clients_from_env() -> AwsClients {
     let config = aws_config::load_from_env().await;
     AwsClients {

@@ -72,10 +72,10 @@ impl VarsProvider for SsmVars {
             .expect("vars cache poisoned")
             .get(environment)
             .cloned();
-        if let Some((at, vars)) = &cached {
-            if now - at < self.cache_ms {
-                return Ok(vars.clone());
-            }
+        if let Some((at, vars)) = &cached
+            && now - at < self.cache_ms
+        {
+            return Ok(vars.clone());
         }
         match self.fetch(environment).await {
             Ok(vars) => {

@@ -40,6 +40,29 @@ pub enum Command {
     Logs(LogsArgs),
     /// Show one event with its action log.
     Event(EventArgs),
+    /// Source config on a deployed stack.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Validate like `inlet check`, write the sources to the stack's config table, create
+    /// tokens for new source environments, and print the webhook URLs.
+    Push(PushArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PushArgs {
+    /// The stack's environment (tables `inlet-<env>-*`).
+    #[arg(long)]
+    pub env: String,
+    /// Directory of `<key>.yaml` source files.
+    #[arg(long, default_value = "infra/sources")]
+    pub sources: PathBuf,
+    /// The stack's `WebhookBaseUrl` output, to print full URLs.
+    #[arg(long)]
+    pub base_url: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -47,6 +70,10 @@ pub struct ServerArgs {
     /// Where `inlet dev` runs.
     #[arg(long, default_value = "http://127.0.0.1:8787")]
     pub server: String,
+    /// Read a deployed stack of this environment instead (its DynamoDB tables, with your
+    /// AWS credentials).
+    #[arg(long, conflicts_with = "server")]
+    pub aws_env: Option<String>,
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -137,6 +164,9 @@ pub struct UrlsArgs {
     /// Print URLs only, one per line (for scripts).
     #[arg(long, short)]
     pub quiet: bool,
+    /// List the tokens of a deployed stack of this environment instead.
+    #[arg(long)]
+    pub aws_env: Option<String>,
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -146,6 +176,37 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Urls(args) => urls(args).await,
         Command::Logs(args) => logs(args).await,
         Command::Event(args) => event(args).await,
+        Command::Config(ConfigCommand::Push(args)) => config_push(args).await,
+    }
+}
+
+async fn config_push(args: PushArgs) -> anyhow::Result<ExitCode> {
+    let names = inlet_aws::StackNames::for_environment(&args.env);
+    let report = crate::aws_cli::push(&args.sources, &names).await?;
+    println!(
+        "Pushed {} file(s) to {}; {} new token(s).",
+        report.files, names.config_table, report.new_tokens
+    );
+    print_stack_urls(&report.tokens, args.base_url.as_deref(), &args.env);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_stack_urls(tokens: &[(String, String)], base_url: Option<&str>, env: &str) {
+    for (source, token) in tokens {
+        match base_url {
+            Some(base) => println!(
+                "  {:<28} {}/{token}",
+                format!("{source}/{env}"),
+                base.trim_end_matches('/')
+            ),
+            None => println!(
+                "  {:<28} <WebhookBaseUrl>{token}",
+                format!("{source}/{env}")
+            ),
+        }
+    }
+    if base_url.is_none() {
+        println!("(pass --base-url with the stack's WebhookBaseUrl output to print full URLs)");
     }
 }
 
@@ -236,6 +297,13 @@ fn check(dir: PathBuf) -> ExitCode {
 }
 
 async fn urls(args: UrlsArgs) -> anyhow::Result<ExitCode> {
+    if let Some(env) = &args.aws_env {
+        let names = inlet_aws::StackNames::for_environment(env);
+        let tokens = crate::aws_cli::tokens(&names).await?;
+        let base = (args.base_url != "http://127.0.0.1:8787").then_some(args.base_url.as_str());
+        print_stack_urls(&tokens, base, env);
+        return Ok(ExitCode::SUCCESS);
+    }
     let engine = ScriptEngine::new(ScriptLimits::default());
     let catalog = load_dir(&args.store.sources, &engine)
         .map_err(|errors| anyhow::anyhow!("the source config has problems:\n{errors}"))?;
@@ -335,7 +403,36 @@ async fn logs(args: LogsArgs) -> anyhow::Result<ExitCode> {
     }
     let mut newest: Option<String> = None;
     loop {
-        let page = admin_get(&args.server.server, "/admin/events", &query).await?;
+        let page = match &args.server.aws_env {
+            Some(env) => {
+                let names = inlet_aws::StackNames::for_environment(env);
+                let status = args
+                    .status
+                    .as_deref()
+                    .map(|s| {
+                        inlet_core::store::EventStatus::parse(s)
+                            .ok_or_else(|| anyhow::anyhow!("unknown status `{s}`"))
+                    })
+                    .transpose()?;
+                let since_ms = args
+                    .since
+                    .as_deref()
+                    .map(|t| {
+                        crate::admin::parse_time("since", t).map_err(|e| anyhow::anyhow!("{e}"))
+                    })
+                    .transpose()?;
+                let query = inlet_core::store::EventQuery {
+                    source: args.source.clone(),
+                    event_type: args.event_type.clone(),
+                    status,
+                    since_ms,
+                    limit: args.limit,
+                    ..Default::default()
+                };
+                serde_json::to_value(crate::aws_cli::list(&names, query).await?)?
+            }
+            None => admin_get(&args.server.server, "/admin/events", &query).await?,
+        };
         let events = page["events"].as_array().cloned().unwrap_or_default();
         // The API lists newest first; print oldest first, each event once.
         for e in events.iter().rev() {

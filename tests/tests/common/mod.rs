@@ -140,3 +140,16 @@ pub fn signed(body: &str) -> String {
     mac.update(body.as_bytes());
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
 }
+
+/// The `inlet` binary, which `tests/run` builds before the tests (building it from
+/// inside a test would fight the test build over the target directory).
+pub fn inlet_binary() -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let binary = exe.parent().unwrap().parent().unwrap().join("inlet");
+    assert!(
+        binary.exists(),
+        "{} is missing: run tests/run, or `cargo build -p inlet --bin inlet` first",
+        binary.display()
+    );
+    binary
+}

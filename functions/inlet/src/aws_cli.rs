@@ -1,0 +1,161 @@
+//! The CLI against a deployed stack: `inlet config push`, and `inlet logs/event/urls`
+//! with `--aws-env`. It talks to the stack's tables directly with the caller's AWS
+//! credentials (the standard chain: profile, env vars, SSO...), found by the names the
+//! SAM template gives them (`inlet-<env>-config`, `inlet-<env>-events`). Reading needs
+//! only `dynamodb:GetItem`/`Query` on those tables; pushing needs `PutItem` on the
+//! config table.
+
+use anyhow::Context;
+use inlet_aws::StackNames;
+use inlet_aws::config_table::{ConfigTable, StoredToken};
+use inlet_aws::provision::clients_from_env;
+use inlet_core::clock::{Clock, SystemClock};
+use inlet_core::config::load_dir;
+use inlet_core::script::{ScriptEngine, ScriptLimits};
+use inlet_core::store::{EventLog, EventPage, EventQuery, EventRecord, new_webhook_token};
+use std::path::Path;
+use std::sync::Arc;
+
+/// What `config push` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushReport {
+    pub files: usize,
+    pub new_tokens: usize,
+    /// (source, token) of every source environment of `environment`.
+    pub tokens: Vec<(String, String)>,
+}
+
+async fn config_table(names: &StackNames) -> ConfigTable {
+    let clients = clients_from_env().await;
+    ConfigTable::new(
+        clients.dynamodb,
+        names.config_table.clone(),
+        Arc::new(ScriptEngine::new(ScriptLimits::default())),
+        Arc::new(SystemClock),
+    )
+}
+
+/// Validates `sources` like `inlet check`, writes every file of it to the config table,
+/// and creates tokens for source environments of `environment` that have none.
+pub async fn push(sources: &Path, names: &StackNames) -> anyhow::Result<PushReport> {
+    let engine = ScriptEngine::new(ScriptLimits::default());
+    let catalog = load_dir(sources, &engine).map_err(|errors| {
+        anyhow::anyhow!("the source config has problems (nothing was pushed):\n{errors}")
+    })?;
+    let mut files = Vec::new();
+    for entry in
+        std::fs::read_dir(sources).with_context(|| format!("reading {}", sources.display()))?
+    {
+        let path = entry?.path();
+        if path.is_file() {
+            let name = path
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .to_string();
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            files.push((name, text));
+        }
+    }
+    files.sort();
+    let table = config_table(names).await;
+    table.push_bundle(&files).await.with_context(|| {
+        format!(
+            "writing to {} (is the stack deployed, and are AWS credentials set?)",
+            names.config_table
+        )
+    })?;
+    let existing = table.tokens().await?;
+    let mut tokens = Vec::new();
+    let mut new_tokens = 0;
+    for (source, env) in catalog
+        .environments()
+        .filter(|(_, e)| *e == names.environment)
+    {
+        let token = match existing
+            .iter()
+            .find(|t| t.source == source && t.environment == env)
+        {
+            Some(t) => t.token.clone(),
+            None => {
+                let stored = StoredToken {
+                    token: new_webhook_token()?,
+                    source: source.to_string(),
+                    environment: env.to_string(),
+                    created_at_ms: SystemClock.now_ms(),
+                };
+                table.put_token(&stored).await?;
+                new_tokens += 1;
+                stored.token
+            }
+        };
+        tokens.push((source.to_string(), token));
+    }
+    Ok(PushReport {
+        files: files.len(),
+        new_tokens,
+        tokens,
+    })
+}
+
+/// (source, token) pairs of the stack's environment.
+pub async fn tokens(names: &StackNames) -> anyhow::Result<Vec<(String, String)>> {
+    let table = config_table(names).await;
+    Ok(table
+        .tokens()
+        .await?
+        .into_iter()
+        .filter(|t| t.environment == names.environment)
+        .map(|t| (t.source, t.token))
+        .collect())
+}
+
+/// Events of every source (or one) of the stack's environment, newest first.
+pub async fn list(names: &StackNames, mut query: EventQuery) -> anyhow::Result<EventPage> {
+    let log = clients_from_env().await.event_log(names);
+    query.environment = Some(names.environment.clone());
+    let sources: Vec<String> = match &query.source {
+        Some(s) => vec![s.clone()],
+        None => config_table(names)
+            .await
+            .catalog()
+            .await?
+            .sources
+            .iter()
+            .map(|s| s.key.clone())
+            .collect(),
+    };
+    let mut events: Vec<EventRecord> = Vec::new();
+    for source in sources {
+        let page = log
+            .list(&EventQuery {
+                source: Some(source),
+                ..query.clone()
+            })
+            .await?;
+        events.extend(page.events);
+    }
+    events.sort_by(|a, b| b.id.cmp(&a.id));
+    let more = events.len() > query.limit;
+    events.truncate(query.limit);
+    let next_cursor = more.then(|| events.last().map(|e| e.id.clone())).flatten();
+    Ok(EventPage {
+        events,
+        next_cursor,
+    })
+}
+
+/// One event with its action log, as the admin API shapes it.
+pub async fn event(names: &StackNames, id: &str) -> anyhow::Result<serde_json::Value> {
+    let log = clients_from_env().await.event_log(names);
+    let mut event = log.get(id).await?.ok_or_else(|| {
+        anyhow::anyhow!(
+            "no event `{id}` in {} (events are kept 30 days)",
+            names.events_table
+        )
+    })?;
+    event.actions.clear();
+    let actions = log.action_log(id).await?;
+    Ok(serde_json::json!({ "event": event, "actions": actions, "outbox": null }))
+}

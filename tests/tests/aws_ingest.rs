@@ -1,0 +1,297 @@
+//! The ingest function's handler on real API Gateway (HTTP API v2) events from
+//! `events/apigw/`, with DynamoDB and SSM in the emulator through the real SDK, and the
+//! async dispatch going to a local endpoint that speaks the Lambda Invoke API.
+
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::routing::post;
+use inlet_aws::config_table::{ConfigTable, StoredToken};
+use inlet_aws::dispatch::LambdaDispatcher;
+use inlet_aws::events::DynamoEventLog;
+use inlet_aws::idempotency::DynamoIdempotency;
+use inlet_aws::ingest::IngestFunction;
+use inlet_aws::vars::SsmVars;
+use inlet_core::clock::{Clock, SystemClock};
+use inlet_core::pipeline::{Pipeline, PipelineSettings};
+use inlet_core::script::{ScriptEngine, ScriptLimits};
+use inlet_core::store::{EventLog, EventStatus, VerificationStatus};
+use serde_json::{Value, json};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+type Invocations = Arc<Mutex<Vec<(String, String, Value)>>>;
+
+/// A local endpoint implementing Lambda's Invoke API: records each call, answers 202.
+async fn lambda_endpoint() -> (String, Invocations) {
+    let seen: Invocations = Arc::default();
+    let app = axum::Router::new()
+        .route(
+            "/2015-03-31/functions/{name}/invocations",
+            post(
+                |State(seen): State<Invocations>,
+                 Path(name): Path<String>,
+                 headers: HeaderMap,
+                 body: String| async move {
+                    let kind = headers
+                        .get("x-amz-invocation-type")
+                        .map(|v| v.to_str().unwrap().to_string())
+                        .unwrap_or_default();
+                    seen.lock()
+                        .unwrap()
+                        .push((name, kind, serde_json::from_str(&body).unwrap()));
+                    axum::http::StatusCode::ACCEPTED
+                },
+            ),
+        )
+        .with_state(seen.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, seen)
+}
+
+fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// The API Gateway event of a sample, aimed at `token`, with `secret` as the shared
+/// secret header.
+fn apigw_event(name: &str, token: &str, secret: &str) -> lambda_http::Request {
+    let text = std::fs::read_to_string(repo_root().join("events/apigw").join(name)).unwrap();
+    let mut event: Value = serde_json::from_str(&text).unwrap();
+    let placeholder = event["pathParameters"]["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let text = event.to_string().replace(&placeholder, token);
+    event = serde_json::from_str(&text).unwrap();
+    event["headers"]["x-webhook-secret"] = json!(secret);
+    lambda_http::request::from_str(&event.to_string()).unwrap()
+}
+
+fn item_size(
+    item: &std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>,
+) -> usize {
+    item.iter()
+        .map(|(k, v)| {
+            k.len()
+                + v.as_s()
+                    .map(String::len)
+                    .or_else(|_| v.as_n().map(String::len))
+                    .unwrap_or(8)
+        })
+        .sum()
+}
+
+#[tokio::test]
+async fn ingest_handler_on_api_gateway_events() {
+    assert!(
+        std::env::var("AWS_ENDPOINT_URL").is_ok(),
+        "AWS_ENDPOINT_URL is not set: run the suite with tests/run, which starts the AWS emulator"
+    );
+    let sdk = aws_config::load_from_env().await;
+    let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
+    let ssm = aws_sdk_ssm::Client::new(&sdk);
+    let unique = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let names = inlet_aws::StackNames {
+        environment: "development".into(),
+        idempotency_table: format!("idem-{unique}"),
+        events_table: format!("events-{unique}"),
+        config_table: format!("config-{unique}"),
+        actions_function: "inlet-development-actions".into(),
+    };
+    inlet_aws::provision::create_tables(&dynamo, &names)
+        .await
+        .unwrap();
+    ssm.put_parameter()
+        .name("/inlet/development/vars/TASK_APP_SECRET")
+        .value("demo-secret-change-me")
+        .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
+        .overwrite(true)
+        .send()
+        .await
+        .unwrap();
+
+    let (lambda_url, invocations) = lambda_endpoint().await;
+    let lambda = aws_sdk_lambda::Client::from_conf(
+        aws_sdk_lambda::config::Builder::from(&sdk)
+            .endpoint_url(&lambda_url)
+            .build(),
+    );
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let engine = Arc::new(ScriptEngine::new(ScriptLimits::default()));
+    let config = ConfigTable::new(
+        dynamo.clone(),
+        names.config_table.clone(),
+        engine.clone(),
+        clock.clone(),
+    );
+    let files: Vec<(String, String)> = std::fs::read_dir(repo_root().join("infra/sources"))
+        .unwrap()
+        .map(|e| {
+            let path = e.unwrap().path();
+            (
+                path.file_name().unwrap().to_string_lossy().to_string(),
+                std::fs::read_to_string(&path).unwrap(),
+            )
+        })
+        .collect();
+    config.push_bundle(&files).await.unwrap();
+    let token = inlet_core::store::new_webhook_token().unwrap();
+    config
+        .put_token(&StoredToken {
+            token: token.clone(),
+            source: "task-app".into(),
+            environment: "development".into(),
+            created_at_ms: clock.now_ms(),
+        })
+        .await
+        .unwrap();
+
+    let events = DynamoEventLog {
+        client: dynamo.clone(),
+        table: names.events_table.clone(),
+    };
+    let function = IngestFunction {
+        pipeline: Pipeline {
+            engine,
+            idempotency: Arc::new(DynamoIdempotency {
+                client: dynamo.clone(),
+                table: names.idempotency_table.clone(),
+            }),
+            events: Arc::new(DynamoEventLog {
+                client: dynamo.clone(),
+                table: names.events_table.clone(),
+            }),
+            dispatcher: Arc::new(LambdaDispatcher {
+                client: lambda,
+                function: names.actions_function.clone(),
+            }),
+            vars: Arc::new(SsmVars::new(ssm, clock.clone())),
+            clock: clock.clone(),
+            settings: PipelineSettings::default(),
+        },
+        config,
+        environment: "development".into(),
+    };
+
+    let started_s = clock.now_ms() / 1000;
+    let accepted = function
+        .handle(apigw_event(
+            "task-assigned.json",
+            &token,
+            "demo-secret-change-me",
+        ))
+        .await
+        .unwrap();
+    assert_eq!(accepted.status(), 202);
+    let body: Value = serde_json::from_slice(accepted.body().as_ref()).unwrap();
+    assert_eq!(body["status"], "accepted");
+    let event_id = body["event_id"].as_str().unwrap().to_string();
+
+    // The dispatched payload: one async invoke of the actions function.
+    let seen = invocations.lock().unwrap().clone();
+    assert_eq!(
+        seen,
+        vec![(
+            names.actions_function.clone(),
+            "Event".to_string(),
+            json!({"event_id": event_id})
+        )]
+    );
+
+    // The idempotency item: completed, TTL about now + 24 h.
+    let scope = inlet_core::store::IdempotencyScope {
+        source: "task-app".into(),
+        environment: "development".into(),
+        event_type: "task.assigned".into(),
+        key: "evt_task_assigned_0001".into(),
+    };
+    let claim = dynamo
+        .get_item()
+        .table_name(&names.idempotency_table)
+        .key(
+            "pk",
+            aws_sdk_dynamodb::types::AttributeValue::S(scope.storage_key()),
+        )
+        .key(
+            "sk",
+            aws_sdk_dynamodb::types::AttributeValue::S("CLAIM".into()),
+        )
+        .send()
+        .await
+        .unwrap()
+        .item
+        .unwrap();
+    assert_eq!(claim["status"].as_s().unwrap(), "completed");
+    assert_eq!(claim["event_id"].as_s().unwrap(), &event_id);
+    let ttl: i64 = claim["expires_at"].as_n().unwrap().parse().unwrap();
+    assert!(
+        (ttl - (started_s + 86_400)).abs() <= 60,
+        "TTL {ttl} vs now {started_s} + 24 h"
+    );
+
+    // The event log item.
+    let stored = events.get(&event_id).await.unwrap().unwrap();
+    assert_eq!(stored.status, EventStatus::Accepted);
+    assert_eq!(stored.verification, VerificationStatus::EnforcedVerified);
+    assert!(
+        stored
+            .headers
+            .contains(&("x-webhook-secret".to_string(), "[redacted]".to_string()))
+    );
+    assert_eq!(stored.actions.len(), 1);
+    assert_eq!(stored.actions[0].payload["recipients"], json!(["user_456"]));
+
+    // Duplicate and rejected requests.
+    let duplicate = function
+        .handle(apigw_event(
+            "task-assigned.json",
+            &token,
+            "demo-secret-change-me",
+        ))
+        .await
+        .unwrap();
+    assert_eq!(duplicate.status(), 200);
+    assert_eq!(duplicate.headers()["inlet-duplicate"], "true");
+    let rejected = function
+        .handle(apigw_event("task-completed.json", &token, "wrong"))
+        .await
+        .unwrap();
+    assert_eq!(rejected.status(), 401);
+    let unknown = function
+        .handle(apigw_event("task-completed.json", "not-a-token", "x"))
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), 404);
+    assert_eq!(
+        invocations.lock().unwrap().len(),
+        1,
+        "only the accepted event is dispatched"
+    );
+
+    // Item sizes, for the write-cost figures in the docs.
+    let all = dynamo
+        .scan()
+        .table_name(&names.events_table)
+        .send()
+        .await
+        .unwrap()
+        .items
+        .unwrap();
+    for item in &all {
+        eprintln!(
+            "events item {} / {}: {} bytes",
+            item["pk"].as_s().unwrap(),
+            item["sk"].as_s().unwrap(),
+            item_size(item)
+        );
+    }
+    eprintln!("idempotency item: {} bytes", item_size(&claim));
+}

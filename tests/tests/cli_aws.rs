@@ -1,0 +1,113 @@
+//! `inlet config push` and the `--aws-env` commands against the emulator, through the
+//! real binary.
+
+mod common;
+
+use common::*;
+use std::process::Command;
+
+fn inlet(binary: &std::path::Path, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(binary).args(args).output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn config_push_creates_tokens_once_and_refuses_broken_config() {
+    assert!(
+        std::env::var("AWS_ENDPOINT_URL").is_ok(),
+        "AWS_ENDPOINT_URL is not set: run the suite with tests/run, which starts the AWS emulator"
+    );
+    let binary = inlet_binary();
+    // A stack environment of its own, so that reruns against one emulator do not meet.
+    let env = format!("push{}", std::process::id());
+    let names = inlet_aws::StackNames::for_environment(&env);
+    let clients = inlet_aws::provision::clients_from_env().await;
+    inlet_aws::provision::create_tables(&clients.dynamodb, &names)
+        .await
+        .unwrap();
+    let ws = Workspace::new();
+    let yaml = ws.sources().join("task-app.yaml");
+    let text = std::fs::read_to_string(&yaml)
+        .unwrap()
+        .replace("  development:", &format!("  {env}:"));
+    std::fs::write(&yaml, text).unwrap();
+    let sources = ws.sources();
+    let sources = sources.to_str().unwrap();
+
+    let base = "https://abc.execute-api.us-east-1.amazonaws.com/receive/";
+    let (ok, out, err) = inlet(
+        &binary,
+        &[
+            "config",
+            "push",
+            "--env",
+            &env,
+            "--sources",
+            sources,
+            "--base-url",
+            base,
+        ],
+    );
+    assert!(ok, "{out}{err}");
+    assert!(
+        out.contains("Pushed 2 file(s)") && out.contains("1 new token(s)"),
+        "{out}"
+    );
+    let url = out
+        .lines()
+        .find(|l| l.contains(&format!("task-app/{env}")))
+        .unwrap()
+        .split_whitespace()
+        .last()
+        .unwrap()
+        .to_string();
+    let token = url
+        .strip_prefix("https://abc.execute-api.us-east-1.amazonaws.com/receive/")
+        .unwrap()
+        .to_string();
+    assert_eq!(token.len(), 48);
+
+    let (ok, out, _) = inlet(
+        &binary,
+        &[
+            "config",
+            "push",
+            "--env",
+            &env,
+            "--sources",
+            sources,
+            "--base-url",
+            base,
+        ],
+    );
+    assert!(
+        ok && out.contains("0 new token(s)") && out.contains(&token),
+        "tokens are kept: {out}"
+    );
+
+    let (ok, out, _) = inlet(&binary, &["urls", "--aws-env", &env]);
+    assert!(ok && out.contains(&token), "{out}");
+
+    std::fs::write(
+        ws.sources().join("broken.yaml"),
+        "key: broken\nname: B\nenvironments: { x: { mappings: { a: [ { action: nope } ] } } }\n",
+    )
+    .unwrap();
+    let (ok, _, err) = inlet(
+        &binary,
+        &["config", "push", "--env", &env, "--sources", sources],
+    );
+    assert!(!ok);
+    assert!(
+        err.contains("nothing was pushed") && err.contains("unknown action `nope`"),
+        "{err}"
+    );
+
+    let (ok, out, err) = inlet(&binary, &["logs", "--aws-env", &env]);
+    assert!(ok, "{out}{err}");
+    assert!(err.contains("no events match"), "{err}");
+}
