@@ -1,6 +1,7 @@
-//! Every action through the real executor on the SQLite directory: happy paths, merge
-//! semantics, cascades, exactly-once application, and outside targets on a real local
-//! HTTP server.
+//! Every action through the real executor, on both directories (SQLite, and DynamoDB in
+//! the emulator): happy paths, merge semantics, cascades, exactly-once application, and
+//! outside targets on a real local HTTP server. Each check is written once and run on
+//! both stores (the directory contract).
 
 use axum::Json;
 use axum::routing::post;
@@ -18,16 +19,49 @@ use std::time::Duration;
 
 const ENV: &str = "development";
 
+#[derive(Clone, Copy, Debug)]
+enum Store {
+    Sqlite,
+    Dynamo,
+}
+
 struct Harness {
     _dir: tempfile::TempDir,
-    store: Arc<SqliteStore>,
+    store: Arc<dyn Directory>,
     executor: ActionExecutor,
 }
 
-fn harness(targets: Targets) -> Harness {
+async fn harness(kind: Store, targets: Targets) -> Harness {
     let dir = tempfile::tempdir().unwrap();
-    let store =
-        Arc::new(SqliteStore::open(&dir.path().join("a.db"), Duration::from_secs(5)).unwrap());
+    let store: Arc<dyn Directory> = match kind {
+        Store::Sqlite => {
+            Arc::new(SqliteStore::open(&dir.path().join("a.db"), Duration::from_secs(5)).unwrap())
+        }
+        Store::Dynamo => {
+            assert!(
+                std::env::var("AWS_ENDPOINT_URL").is_ok(),
+                "AWS_ENDPOINT_URL is not set: run the suite with tests/run, which starts the AWS emulator"
+            );
+            static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+            let table = format!(
+                "directory-{}-{}-{}",
+                std::process::id(),
+                NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst),
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_nanos()
+            );
+            let clients = inlet_aws::provision::clients_from_env().await;
+            inlet_aws::provision::create_table(&clients.dynamodb, &table, false)
+                .await
+                .unwrap();
+            Arc::new(inlet_aws::directory::DynamoDirectory {
+                client: clients.dynamodb,
+                table,
+            })
+        }
+    };
     let executor = ActionExecutor {
         directory: store.clone(),
         targets: Arc::new(HttpTargets::new(targets)),
@@ -39,6 +73,28 @@ fn harness(targets: Targets) -> Harness {
         executor,
     }
 }
+
+/// Runs one contract check on both directories.
+macro_rules! on_both_stores {
+    ($check:ident) => {
+        mod $check {
+            #[tokio::test]
+            async fn sqlite() {
+                super::$check(super::Store::Sqlite).await;
+            }
+            #[tokio::test]
+            async fn dynamodb() {
+                super::$check(super::Store::Dynamo).await;
+            }
+        }
+    };
+}
+
+on_both_stores!(users_identify_merges_and_delete_cascades);
+on_both_stores!(objects_and_tenants);
+on_both_stores!(subscriptions_and_audiences);
+on_both_stores!(trigger_records_runs_once_and_cancel_marks_them);
+on_both_stores!(targets_receive_runs_and_function_calls);
 
 fn event(id: &str) -> EventRecord {
     EventRecord {
@@ -99,9 +155,8 @@ impl Harness {
     }
 }
 
-#[tokio::test]
-async fn users_identify_merges_and_delete_cascades() {
-    let h = harness(Targets::default());
+async fn users_identify_merges_and_delete_cascades(kind: Store) {
+    let h = harness(kind, Targets::default()).await;
     h.ok(
         "e1",
         0,
@@ -149,9 +204,8 @@ async fn users_identify_merges_and_delete_cascades() {
     );
 }
 
-#[tokio::test]
-async fn objects_and_tenants() {
-    let h = harness(Targets::default());
+async fn objects_and_tenants(kind: Store) {
+    let h = harness(kind, Targets::default()).await;
     h.ok(
         "e1",
         0,
@@ -224,9 +278,8 @@ async fn objects_and_tenants() {
     assert!(h.store.tenant(ENV, "acme").await.unwrap().is_none());
 }
 
-#[tokio::test]
-async fn subscriptions_and_audiences() {
-    let h = harness(Targets::default());
+async fn subscriptions_and_audiences(kind: Store) {
+    let h = harness(kind, Targets::default()).await;
     h.ok("e1", 0, ActionKind::ObjectsSubscribe, json!({"collection": "projects", "id": "p1", "recipients": [{"id": "u9", "email": "n@x.io"}, "u2"]})).await;
     assert_eq!(
         h.user("u9").await,
@@ -290,9 +343,8 @@ async fn subscriptions_and_audiences() {
     );
 }
 
-#[tokio::test]
-async fn trigger_records_runs_once_and_cancel_marks_them() {
-    let h = harness(Targets::default());
+async fn trigger_records_runs_once_and_cancel_marks_them(kind: Store) {
+    let h = harness(kind, Targets::default()).await;
     h.ok("e0", 0, ActionKind::UsersIdentify, json!({"id": "known"}))
         .await;
     let trigger = json!({"key": "welcome", "recipients": ["known", "stranger", {"id": "inline", "name": "In"}],
@@ -390,8 +442,7 @@ async fn target(status: u16) -> (String, Arc<Mutex<Vec<Value>>>) {
     (url, seen)
 }
 
-#[tokio::test]
-async fn targets_receive_runs_and_function_calls() {
+async fn targets_receive_runs_and_function_calls(kind: Store) {
     let (ok_url, ok_seen) = target(200).await;
     let (bad_url, _) = target(503).await;
     let mut targets = Targets::default();
@@ -404,7 +455,7 @@ async fn targets_receive_runs_and_function_calls() {
     targets
         .functions
         .insert("enrich".into(), Target::Url(ok_url));
-    let h = harness(targets);
+    let h = harness(kind, targets).await;
 
     let result = h
         .ok(

@@ -41,6 +41,7 @@
 //! for the bundle and one per token lookup, both cached 30 s.
 
 pub mod config_table;
+pub mod directory;
 pub mod dispatch;
 pub mod error;
 pub mod events;
