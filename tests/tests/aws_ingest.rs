@@ -1,17 +1,23 @@
 //! The ingest function's handler on real API Gateway (HTTP API v2) events from
-//! `events/apigw/`, with DynamoDB and SSM in the emulator through the real SDK, and the
-//! async dispatch going to a local endpoint that speaks the Lambda Invoke API.
+//! `events/apigw/`, with DynamoDB and SSM in the emulator through the real SDK; the
+//! async dispatch goes to a local endpoint that speaks the Lambda Invoke API and runs the
+//! actions function's handler on it, against the DynamoDB directory.
 
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::routing::post;
+use inlet_aws::actions::ActionsFunction;
 use inlet_aws::config_table::{ConfigTable, StoredToken};
+use inlet_aws::directory::DynamoDirectory;
 use inlet_aws::dispatch::LambdaDispatcher;
 use inlet_aws::events::DynamoEventLog;
 use inlet_aws::idempotency::DynamoIdempotency;
 use inlet_aws::ingest::IngestFunction;
+use inlet_aws::targets::LambdaTargets;
 use inlet_aws::vars::SsmVars;
 use inlet_core::clock::{Clock, SystemClock};
+use inlet_core::directory::Directory;
+use inlet_core::executor::ActionExecutor;
 use inlet_core::pipeline::{Pipeline, PipelineSettings};
 use inlet_core::script::{ScriptEngine, ScriptLimits};
 use inlet_core::store::{EventLog, EventStatus, VerificationStatus};
@@ -20,15 +26,32 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 type Invocations = Arc<Mutex<Vec<(String, String, Value)>>>;
+type Runs = tokio::sync::mpsc::UnboundedSender<Result<Value, String>>;
 
-/// A local endpoint implementing Lambda's Invoke API: records each call, answers 202.
-async fn lambda_endpoint() -> (String, Invocations) {
+#[derive(Clone)]
+struct Endpoint {
+    seen: Invocations,
+    actions: Arc<ActionsFunction>,
+    runs: Runs,
+}
+
+/// A local endpoint implementing Lambda's Invoke API: records each call, answers 202
+/// like Lambda does for `InvocationType=Event`, and then runs the actions handler
+/// in-process on the payload, as Lambda would run the actions function.
+async fn lambda_endpoint(
+    actions: Arc<ActionsFunction>,
+) -> (
+    String,
+    Invocations,
+    tokio::sync::mpsc::UnboundedReceiver<Result<Value, String>>,
+) {
     let seen: Invocations = Arc::default();
+    let (runs, finished) = tokio::sync::mpsc::unbounded_channel();
     let app = axum::Router::new()
         .route(
             "/2015-03-31/functions/{name}/invocations",
             post(
-                |State(seen): State<Invocations>,
+                |State(endpoint): State<Endpoint>,
                  Path(name): Path<String>,
                  headers: HeaderMap,
                  body: String| async move {
@@ -36,18 +59,34 @@ async fn lambda_endpoint() -> (String, Invocations) {
                         .get("x-amz-invocation-type")
                         .map(|v| v.to_str().unwrap().to_string())
                         .unwrap_or_default();
-                    seen.lock()
+                    let payload: Value = serde_json::from_str(&body).unwrap();
+                    endpoint
+                        .seen
+                        .lock()
                         .unwrap()
-                        .push((name, kind, serde_json::from_str(&body).unwrap()));
+                        .push((name, kind, payload.clone()));
+                    tokio::spawn(async move {
+                        let invocation = serde_json::from_value(payload).unwrap();
+                        let outcome = endpoint
+                            .actions
+                            .handle(invocation)
+                            .await
+                            .map_err(|e| e.to_string());
+                        let _ = endpoint.runs.send(outcome);
+                    });
                     axum::http::StatusCode::ACCEPTED
                 },
             ),
         )
-        .with_state(seen.clone());
+        .with_state(Endpoint {
+            seen: seen.clone(),
+            actions,
+            runs,
+        });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (url, seen)
+    (url, seen, finished)
 }
 
 fn repo_root() -> PathBuf {
@@ -104,6 +143,7 @@ async fn ingest_handler_on_api_gateway_events() {
         idempotency_table: format!("idem-{unique}"),
         events_table: format!("events-{unique}"),
         config_table: format!("config-{unique}"),
+        directory_table: format!("directory-{unique}"),
         actions_function: "inlet-development-actions".into(),
     };
     inlet_aws::provision::create_tables(&dynamo, &names)
@@ -118,13 +158,30 @@ async fn ingest_handler_on_api_gateway_events() {
         .await
         .unwrap();
 
-    let (lambda_url, invocations) = lambda_endpoint().await;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let directory = Arc::new(DynamoDirectory {
+        client: dynamo.clone(),
+        table: names.directory_table.clone(),
+    });
+    let actions = Arc::new(ActionsFunction {
+        executor: ActionExecutor {
+            directory: directory.clone(),
+            targets: Arc::new(LambdaTargets {
+                client: aws_sdk_lambda::Client::new(&sdk),
+            }),
+            clock: clock.clone(),
+        },
+        events: DynamoEventLog {
+            client: dynamo.clone(),
+            table: names.events_table.clone(),
+        },
+    });
+    let (lambda_url, invocations, mut finished) = lambda_endpoint(actions).await;
     let lambda = aws_sdk_lambda::Client::from_conf(
         aws_sdk_lambda::config::Builder::from(&sdk)
             .endpoint_url(&lambda_url)
             .build(),
     );
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let engine = Arc::new(ScriptEngine::new(ScriptLimits::default()));
     let config = ConfigTable::new(
         dynamo.clone(),
@@ -204,6 +261,61 @@ async fn ingest_handler_on_api_gateway_events() {
             "Event".to_string(),
             json!({"event_id": event_id})
         )]
+    );
+
+    // The actions function ran on that invocation: the run is in the directory.
+    let outcome = tokio::time::timeout(std::time::Duration::from_secs(20), finished.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(outcome, Ok(json!({"event_id": event_id, "status": "done"})));
+    let run = directory
+        .workflow_run("development", &format!("wr_{event_id}_0"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        run.recipients,
+        vec![inlet_core::directory::RecipientRef::User("user_456".into())]
+    );
+    assert_eq!(
+        run.actor,
+        Some(inlet_core::directory::RecipientRef::User("user_789".into()))
+    );
+    assert_eq!(
+        Value::Object(run.data),
+        json!({"task_id": "task_123", "title": "Write the launch announcement"})
+    );
+    let log = events.action_log(&event_id).await.unwrap();
+    assert_eq!(
+        (log[0].status, log[0].attempts),
+        (inlet_core::store::ActionStatus::Succeeded, 1)
+    );
+    // A second delivery of the same invocation (Lambda is at-least-once) changes nothing.
+    let again = inlet_aws::dispatch::ActionsInvocation {
+        event_id: event_id.clone(),
+    };
+    let function_again = ActionsFunction {
+        executor: ActionExecutor {
+            directory: directory.clone(),
+            targets: Arc::new(LambdaTargets {
+                client: aws_sdk_lambda::Client::new(&sdk),
+            }),
+            clock: clock.clone(),
+        },
+        events: DynamoEventLog {
+            client: dynamo.clone(),
+            table: names.events_table.clone(),
+        },
+    };
+    function_again.handle(again).await.unwrap();
+    assert_eq!(
+        directory
+            .workflow_runs("development", Some("task-assigned"), 10)
+            .await
+            .unwrap()
+            .len(),
+        1
     );
 
     // The idempotency item: completed, TTL about now + 24 h.

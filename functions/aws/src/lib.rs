@@ -12,7 +12,8 @@
 //!   as an async `Invoke` of the actions function;
 //! - [`config_table::ConfigTable`]: source config and webhook tokens, written by
 //!   `inlet config push`, cached per execution environment;
-//! - [`ingest`]: the ingest function's handler (API Gateway HTTP API → pipeline).
+//! - [`directory::DynamoDirectory`] implements [`Directory`](inlet_core::directory::Directory);
+//! - [`ingest`] and [`actions`]: the handlers of the ingest and actions functions.
 //!
 //! Every SDK error becomes a core [`StoreError`](inlet_core::store::StoreError):
 //! throttling, 5xx and transport failures are `Unavailable` (503 with `Retry-After` at
@@ -40,6 +41,7 @@
 //! first with `id < cursor`; event types = `Query` on `TYPES#…`; config = one `GetItem`
 //! for the bundle and one per token lookup, both cached 30 s.
 
+pub mod actions;
 pub mod config_table;
 pub mod directory;
 pub mod dispatch;
@@ -49,6 +51,7 @@ pub mod idempotency;
 pub mod ingest;
 pub mod item;
 pub mod provision;
+pub mod targets;
 pub mod vars;
 
 /// Table and function names of one stack, from the environment the template sets.
@@ -58,6 +61,7 @@ pub struct StackNames {
     pub idempotency_table: String,
     pub events_table: String,
     pub config_table: String,
+    pub directory_table: String,
     pub actions_function: String,
 }
 
@@ -70,12 +74,13 @@ impl StackNames {
             idempotency_table: format!("inlet-{environment}-idempotency"),
             events_table: format!("inlet-{environment}-events"),
             config_table: format!("inlet-{environment}-config"),
+            directory_table: format!("inlet-{environment}-directory"),
             actions_function: format!("inlet-{environment}-actions"),
         }
     }
 
     /// Reads `INLET_ENVIRONMENT`, `INLET_IDEMPOTENCY_TABLE`, `INLET_EVENTS_TABLE`,
-    /// `INLET_CONFIG_TABLE` and `INLET_ACTIONS_FUNCTION`.
+    /// `INLET_CONFIG_TABLE`, `INLET_DIRECTORY_TABLE` and `INLET_ACTIONS_FUNCTION`.
     pub fn from_env() -> Result<Self, String> {
         let var = |name: &str| {
             std::env::var(name).map_err(|_| {
@@ -87,6 +92,7 @@ impl StackNames {
             idempotency_table: var("INLET_IDEMPOTENCY_TABLE")?,
             events_table: var("INLET_EVENTS_TABLE")?,
             config_table: var("INLET_CONFIG_TABLE")?,
+            directory_table: var("INLET_DIRECTORY_TABLE")?,
             actions_function: var("INLET_ACTIONS_FUNCTION")?,
         })
     }

@@ -106,9 +106,10 @@ pub async fn create_table(client: &Client, name: &str, with_gsi1: bool) -> Resul
     Ok(())
 }
 
-/// Creates the three tables of a stack.
+/// Creates the four tables of a stack.
 pub async fn create_tables(client: &Client, names: &StackNames) -> Result<(), StoreError> {
     create_table(client, &names.idempotency_table, false).await?;
     create_table(client, &names.events_table, true).await?;
+    create_table(client, &names.directory_table, false).await?;
     create_table(client, &names.config_table, false).await
 }

@@ -19,7 +19,7 @@ use crate::clock::Clock;
 use crate::directory::{
     ActionKey, Directory, DirectoryChange, DirectoryError, RecipientRef, WorkflowRun,
 };
-use crate::store::EventRecord;
+use crate::store::{ActionStatus, ActionUpdate, EventLog, EventRecord, StoreError};
 use async_trait::async_trait;
 use serde_json::{Map, Value, json};
 use std::sync::Arc;
@@ -87,7 +87,83 @@ struct Work {
     run: Option<WorkflowRun>,
 }
 
+/// How one run over an event's remaining plan ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PlanRun {
+    /// Every action is settled; `failed` names the first that failed for good, if any.
+    Finished { failed: Option<String> },
+    /// An action failed retryably with attempts left; the rest waits (order is kept).
+    RetryLater { attempts: u32, error: String },
+}
+
 impl ActionExecutor {
+    /// Runs the actions of `event` still `planned` in its action log, in order,
+    /// recording each outcome. Actions already settled are not run again.
+    pub async fn run_plan(
+        &self,
+        events: &dyn EventLog,
+        event: &EventRecord,
+        max_attempts: u32,
+    ) -> Result<PlanRun, StoreError> {
+        let log = events.action_log(&event.id).await?;
+        let mut failed: Option<String> = None;
+        for entry in log.iter().filter(|e| e.status == ActionStatus::Planned) {
+            let Some(planned) = event.actions.iter().find(|a| a.index == entry.index) else {
+                continue;
+            };
+            let attempts = entry.attempts + 1;
+            let outcome = self.execute(event, planned).await;
+            let now_ms = self.clock.now_ms();
+            let update = |status, result, error| ActionUpdate {
+                index: entry.index,
+                status,
+                result,
+                error,
+                attempts,
+                now_ms,
+            };
+            match outcome {
+                ActionOutcome::Succeeded(result) => {
+                    tracing::info!(event_id = %event.id, action = planned.action.name(), "action succeeded");
+                    events
+                        .update_action(
+                            &event.id,
+                            &update(ActionStatus::Succeeded, Some(result), None),
+                        )
+                        .await?;
+                }
+                ActionOutcome::Failed {
+                    error,
+                    retryable: true,
+                } if attempts < max_attempts => {
+                    tracing::warn!(event_id = %event.id, action = planned.action.name(), attempts, %error, "action failed; will retry");
+                    events
+                        .update_action(
+                            &event.id,
+                            &update(ActionStatus::Planned, None, Some(error.clone())),
+                        )
+                        .await?;
+                    return Ok(PlanRun::RetryLater { attempts, error });
+                }
+                ActionOutcome::Failed { error, .. } => {
+                    tracing::error!(event_id = %event.id, action = planned.action.name(), attempts, %error, "action failed");
+                    events
+                        .update_action(
+                            &event.id,
+                            &update(ActionStatus::Failed, None, Some(error.clone())),
+                        )
+                        .await?;
+                    failed.get_or_insert(format!(
+                        "action {} ({}): {error}",
+                        entry.index,
+                        planned.action.name()
+                    ));
+                }
+            }
+        }
+        Ok(PlanRun::Finished { failed })
+    }
+
     pub async fn execute(&self, event: &EventRecord, action: &PlannedAction) -> ActionOutcome {
         if let Some(reason) = &action.skipped {
             return permanent(format!("skipped: {reason}"));

@@ -10,8 +10,8 @@
 
 use crate::sqlite::{OutboxItem, SqliteStore};
 use inlet_core::clock::Clock;
-use inlet_core::executor::{ActionExecutor, ActionOutcome};
-use inlet_core::store::{ActionStatus, ActionUpdate, EventLog, StoreError};
+use inlet_core::executor::{ActionExecutor, PlanRun};
+use inlet_core::store::{EventLog, StoreError};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Notify, watch};
@@ -64,7 +64,7 @@ impl Worker {
         })
     }
 
-    /// Runs the remaining actions of one event.
+    /// Runs the remaining actions of one event and settles its outbox row.
     pub async fn run_event(&self, item: &OutboxItem) -> Result<(), StoreError> {
         let Some(event) = self.store.get(&item.event_id).await? else {
             return self
@@ -72,67 +72,21 @@ impl Worker {
                 .outbox_finish(&item.event_id, Some("the event no longer exists"))
                 .await;
         };
-        let log = self.store.action_log(&event.id).await?;
-        let mut dead: Option<String> = None;
-        for entry in log.iter().filter(|e| e.status == ActionStatus::Planned) {
-            let Some(planned) = event.actions.iter().find(|a| a.index == entry.index) else {
-                continue;
-            };
-            let attempts = entry.attempts + 1;
-            let outcome = self.executor.execute(&event, planned).await;
-            let now_ms = self.clock.now_ms();
-            let update = |status, result, error| ActionUpdate {
-                index: entry.index,
-                status,
-                result,
-                error,
-                attempts,
-                now_ms,
-            };
-            match outcome {
-                ActionOutcome::Succeeded(result) => {
-                    tracing::info!(event_id = %event.id, action = planned.action.name(), "action succeeded");
-                    self.store
-                        .update_action(
-                            &event.id,
-                            &update(ActionStatus::Succeeded, Some(result), None),
-                        )
-                        .await?;
-                }
-                ActionOutcome::Failed {
-                    error,
-                    retryable: true,
-                } if attempts < self.max_attempts => {
-                    let delay = self.backoff * 2u32.saturating_pow(attempts - 1);
-                    tracing::warn!(event_id = %event.id, action = planned.action.name(), attempts, %error, "action failed; retrying in {delay:?}");
-                    self.store
-                        .update_action(
-                            &event.id,
-                            &update(ActionStatus::Planned, None, Some(error.clone())),
-                        )
-                        .await?;
-                    let next = now_ms + delay.as_millis() as i64;
-                    return self
-                        .store
-                        .outbox_retry_at(&event.id, attempts, next, &error)
-                        .await;
-                }
-                ActionOutcome::Failed { error, .. } => {
-                    tracing::error!(event_id = %event.id, action = planned.action.name(), attempts, %error, "action failed");
-                    self.store
-                        .update_action(
-                            &event.id,
-                            &update(ActionStatus::Failed, None, Some(error.clone())),
-                        )
-                        .await?;
-                    dead.get_or_insert(format!(
-                        "action {} ({}): {error}",
-                        entry.index,
-                        planned.action.name()
-                    ));
-                }
+        match self
+            .executor
+            .run_plan(self.store.as_ref(), &event, self.max_attempts)
+            .await?
+        {
+            PlanRun::Finished { failed } => {
+                self.store.outbox_finish(&event.id, failed.as_deref()).await
+            }
+            PlanRun::RetryLater { attempts, error } => {
+                let delay = self.backoff * 2u32.saturating_pow(attempts - 1);
+                let next = self.clock.now_ms() + delay.as_millis() as i64;
+                self.store
+                    .outbox_retry_at(&event.id, attempts, next, &error)
+                    .await
             }
         }
-        self.store.outbox_finish(&event.id, dead.as_deref()).await
     }
 }

@@ -1,0 +1,16 @@
+//! The actions Lambda function: `{"event_id"}` from the ingest function's async invoke.
+
+use inlet_aws::actions::ActionsFunction;
+use lambda_runtime::{Error, LambdaEvent, run, service_fn, tracing};
+use std::sync::Arc;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    tracing::init_default_subscriber(); // JSON when AWS_LAMBDA_LOG_FORMAT=JSON
+    let function = Arc::new(ActionsFunction::from_env().await?);
+    run(service_fn(move |event: LambdaEvent<_>| {
+        let function = function.clone();
+        async move { function.handle(event.payload).await }
+    }))
+    .await
+}
