@@ -669,7 +669,7 @@ impl Directory for DynamoDirectory {
             };
             out.push((recipient, properties));
         }
-        out.sort_by(|a, b| recipient_key(&a.0).cmp(&recipient_key(&b.0)));
+        out.sort_by_key(|a| recipient_key(&a.0));
         Ok(out)
     }
 
