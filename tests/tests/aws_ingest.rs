@@ -388,6 +388,39 @@ async fn ingest_handler_on_api_gateway_events() {
         "only the accepted event is dispatched"
     );
 
+    // The admin function's router on an API Gateway event (IAM-authorized route).
+    let clients = inlet_aws::provision::clients_from_env().await;
+    let admin = inlet_admin::router(inlet_admin::on_aws::state(&names, &clients));
+    let text = std::fs::read_to_string(repo_root().join("events/apigw/admin-events.json")).unwrap();
+    let request = lambda_http::request::from_str(&text).unwrap();
+    let response = tower::ServiceExt::oneshot(admin.clone(), request)
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    let page: Value = serde_json::from_slice(&bytes).unwrap();
+    let listed: Vec<&str> = page["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(listed, ["rejected", "duplicate", "accepted"], "{page}");
+    let detail = text
+        .replace("/admin/events\"", &format!("/admin/events/{event_id}\""))
+        .replace("source=task-app&limit=5", "");
+    let response =
+        tower::ServiceExt::oneshot(admin, lambda_http::request::from_str(&detail).unwrap())
+            .await
+            .unwrap();
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    let detail: Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(detail["actions"][0]["status"], "succeeded", "{detail}");
+
     // Item sizes, for the write-cost figures in the docs.
     let all = dynamo
         .scan()

@@ -404,6 +404,31 @@ pub trait EventLog: Send + Sync {
     async fn update_action(&self, event_id: &str, update: &ActionUpdate) -> Result<(), StoreError>;
 }
 
+/// Lists events of several sources (each listed on its own, which every store can do
+/// with its index) and merges them newest first into one page.
+pub async fn list_across(
+    log: &dyn EventLog,
+    sources: &[String],
+    query: &EventQuery,
+) -> Result<EventPage, StoreError> {
+    let mut events: Vec<EventRecord> = Vec::new();
+    for source in sources {
+        let one = EventQuery {
+            source: Some(source.clone()),
+            ..query.clone()
+        };
+        events.extend(log.list(&one).await?.events);
+    }
+    events.sort_by(|a, b| b.id.cmp(&a.id));
+    let more = events.len() > query.limit;
+    events.truncate(query.limit);
+    let next_cursor = more.then(|| events.last().map(|e| e.id.clone())).flatten();
+    Ok(EventPage {
+        events,
+        next_cursor,
+    })
+}
+
 /// Hands an accepted event's action plan to the executor, durably: once `dispatch`
 /// returns `Ok`, the actions will run at least once. On AWS this is an async invoke of
 /// the actions function; locally the outbox row was already written by

@@ -12,7 +12,7 @@ use inlet_aws::provision::clients_from_env;
 use inlet_core::clock::{Clock, SystemClock};
 use inlet_core::config::load_dir;
 use inlet_core::script::{ScriptEngine, ScriptLimits};
-use inlet_core::store::{EventLog, EventPage, EventQuery, EventRecord, new_webhook_token};
+use inlet_core::store::{EventLog, EventPage, EventQuery, list_across, new_webhook_token};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -126,24 +126,7 @@ pub async fn list(names: &StackNames, mut query: EventQuery) -> anyhow::Result<E
             .map(|s| s.key.clone())
             .collect(),
     };
-    let mut events: Vec<EventRecord> = Vec::new();
-    for source in sources {
-        let page = log
-            .list(&EventQuery {
-                source: Some(source),
-                ..query.clone()
-            })
-            .await?;
-        events.extend(page.events);
-    }
-    events.sort_by(|a, b| b.id.cmp(&a.id));
-    let more = events.len() > query.limit;
-    events.truncate(query.limit);
-    let next_cursor = more.then(|| events.last().map(|e| e.id.clone())).flatten();
-    Ok(EventPage {
-        events,
-        next_cursor,
-    })
+    Ok(list_across(&log, &sources, &query).await?)
 }
 
 /// One event with its action log, as the admin API shapes it.

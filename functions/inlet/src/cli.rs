@@ -418,7 +418,7 @@ async fn logs(args: LogsArgs) -> anyhow::Result<ExitCode> {
                     .since
                     .as_deref()
                     .map(|t| {
-                        crate::admin::parse_time("since", t).map_err(|e| anyhow::anyhow!("{e}"))
+                        inlet_admin::parse_time("since", t).map_err(|e| anyhow::anyhow!("{e}"))
                     })
                     .transpose()?;
                 let query = inlet_core::store::EventQuery {

@@ -6,10 +6,10 @@
 //!   and directory traits;
 //! - [`worker`]: the background action executor; [`targets`]: HTTP targets for
 //!   workflow runs and `lambda_invoke`;
-//! - [`admin`]: the admin API; [`aws_cli`]: the commands against a deployed stack;
+//! - [`aws_cli`]: the commands against a deployed stack (the admin API is the
+//!   `inlet_admin` crate, served by [`server`]);
 //! - [`vars`]: local variables from a file and the environment.
 
-pub mod admin;
 pub mod aws_cli;
 pub mod cli;
 pub mod directory;

@@ -7,7 +7,7 @@
 //! - `GET /healthz`: 200 when the server is up.
 //! - Config is reloaded when a file under the sources directory changes. A reload that
 //!   fails validation is logged with every problem and the last good config stays live.
-//! - `/admin/*`: the admin API ([`crate::admin`]), on loopback only by default.
+//! - `/admin/*`: the admin API (`inlet_admin`), on loopback only by default.
 //! - The action worker ([`crate::worker`]) drains the outbox in the background.
 //! - Shutdown is graceful: the listener closes, in-flight requests finish (their events
 //!   are committed before their 2xx is written), then the process exits.
@@ -20,9 +20,10 @@ use anyhow::Context;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Path as UrlPath, State};
-use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, Method, Uri};
+use axum::response::Response;
 use axum::routing::{any, get};
+use inlet_admin::to_response;
 use inlet_core::clock::{Clock, SystemClock};
 use inlet_core::config::{Catalog, load_dir};
 use inlet_core::executor::ActionExecutor;
@@ -74,13 +75,7 @@ impl DevOptions {
     }
 }
 
-/// One webhook URL.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WebhookUrl {
-    pub source: String,
-    pub environment: String,
-    pub url: String,
-}
+pub use inlet_admin::WebhookUrl;
 
 pub fn webhook_urls(base: &str, tokens: &[TokenRow]) -> Vec<WebhookUrl> {
     tokens
@@ -95,21 +90,40 @@ pub fn webhook_urls(base: &str, tokens: &[TokenRow]) -> Vec<WebhookUrl> {
 
 /// The config in force: swapped whole on reload.
 pub struct LiveConfig {
-    pub catalog: Catalog,
+    pub catalog: Arc<Catalog>,
     pub routes: RouteTable,
     pub urls: Vec<WebhookUrl>,
 }
 
+type Live = Arc<RwLock<Arc<LiveConfig>>>;
+
 pub struct AppState {
     pub pipeline: Pipeline,
     pub store: Arc<SqliteStore>,
-    live: RwLock<Arc<LiveConfig>>,
+    live: Live,
     max_body_bytes: usize,
 }
 
 impl AppState {
     pub fn live(&self) -> Arc<LiveConfig> {
         self.live.read().expect("config lock poisoned").clone()
+    }
+}
+
+/// The admin API's view of the live config.
+struct LiveSources(Live);
+
+#[async_trait::async_trait]
+impl inlet_admin::SourceCatalog for LiveSources {
+    async fn current(
+        &self,
+        _host: Option<&str>,
+    ) -> Result<inlet_admin::SourcesView, inlet_admin::AdminError> {
+        let live = self.0.read().expect("config lock poisoned").clone();
+        Ok(inlet_admin::SourcesView {
+            catalog: live.catalog.clone(),
+            urls: live.urls.clone(),
+        })
     }
 }
 
@@ -198,14 +212,22 @@ pub async fn start(
     let urls = webhook_urls(&base, &tokens);
     let live = LiveConfig {
         routes: RouteTable::new(&catalog, tokens.iter().map(token_triple)),
-        catalog,
+        catalog: Arc::new(catalog),
         urls: urls.clone(),
     };
+    let live: Live = Arc::new(RwLock::new(Arc::new(live)));
     let state = Arc::new(AppState {
         pipeline,
         store: store.clone(),
-        live: RwLock::new(Arc::new(live)),
+        live: live.clone(),
         max_body_bytes: options.max_body_bytes,
+    });
+    let admin = Arc::new(inlet_admin::AdminState {
+        environment: None,
+        events: store.clone(),
+        directory: store.clone(),
+        sources: Arc::new(LiveSources(live)),
+        outbox: Some(store.clone()),
     });
     let worker = (!options.pause_actions).then(|| {
         let (stop_tx, stop_rx) = watch::channel(false);
@@ -237,18 +259,21 @@ pub async fn start(
     }
     spawn_purger(store.clone(), clock);
 
-    let mut app = Router::new().route("/receive/{token}", any(receive)).route(
-        "/healthz",
-        get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }),
-    );
+    let mut app = Router::new()
+        .route("/receive/{token}", any(receive))
+        .route(
+            "/healthz",
+            get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }),
+        )
+        .with_state(state);
     if addr.ip().is_loopback() || options.expose_admin {
-        app = app.merge(crate::admin::router());
+        app = app.merge(inlet_admin::router(admin));
     } else {
         tracing::warn!(
             "not on a loopback address: /admin is off (pass --expose-admin to serve it)"
         );
     }
-    let app = app.fallback(not_found).with_state(state);
+    let app = app.fallback(not_found);
     let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         axum::serve(listener, app)
@@ -331,21 +356,6 @@ async fn not_found(uri: Uri) -> Response {
     ))
 }
 
-pub fn to_response(reply: Reply) -> Response {
-    let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let mut response = (status, reply.body).into_response();
-    let headers = response.headers_mut();
-    for (name, value) in reply.headers {
-        if let (Ok(name), Ok(value)) = (
-            HeaderName::from_bytes(name.as_bytes()),
-            HeaderValue::from_str(&value),
-        ) {
-            headers.insert(name, value);
-        }
-    }
-    response
-}
-
 /// Watches the sources directory and swaps in a new route table after each valid edit.
 fn spawn_config_watcher(
     options: DevOptions,
@@ -390,7 +400,7 @@ fn spawn_config_watcher(
                     tracing::info!(sources = catalog.sources.len(), "config reloaded");
                     let live = LiveConfig {
                         routes: RouteTable::new(&catalog, tokens.iter().map(token_triple)),
-                        catalog,
+                        catalog: Arc::new(catalog),
                         urls,
                     };
                     *state.live.write().expect("config lock poisoned") = Arc::new(live);

@@ -817,3 +817,12 @@ impl ActionDispatcher for SqliteStore {
         Ok(())
     }
 }
+
+#[async_trait]
+impl inlet_admin::OutboxView for SqliteStore {
+    async fn outbox(&self, event_id: &str) -> Result<Option<serde_json::Value>, StoreError> {
+        Ok(self.outbox_state(event_id).await?.map(|(state, attempts, error)| {
+            serde_json::json!({"state": state, "attempts": attempts, "last_error": error})
+        }))
+    }
+}

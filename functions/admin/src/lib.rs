@@ -9,17 +9,23 @@
 //! | `GET /admin/directory/users/{id}?env=` | a user (likewise `tenants/{id}`, `objects/{collection}/{id}`, `objects/{collection}/{id}/subscriptions`, `audiences/{key}`, `workflow-runs/{id}`, `workflow-runs?key=`) |
 //!
 //! `since`/`until` take RFC 3339 times or unix milliseconds; `limit` is 1–500 (default
-//! 50). `env` defaults to the only environment when the config has one. The routes are
-//! served only when the server listens on a loopback address, unless `--expose-admin`.
+//! 50). `env` defaults to the only environment when the config has one.
+//!
+//! The router works on the core traits, so the same code serves `inlet dev` (SQLite; on
+//! loopback only unless `--expose-admin`) and the admin Lambda function (DynamoDB, behind
+//! API Gateway's IAM auth; see [`on_aws`]).
 
-use crate::server::AppState;
+pub mod on_aws;
+
 use axum::Router;
 use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use inlet_core::config::Catalog;
 use inlet_core::directory::{Directory, DirectoryError};
 use inlet_core::reply::Reply;
-use inlet_core::store::{EventLog, EventQuery, EventStatus, StoreError};
+use inlet_core::store::{EventLog, EventQuery, EventStatus, StoreError, list_across};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -62,7 +68,7 @@ impl IntoResponse for AdminError {
             AdminError::Unavailable(_) => "the store could not be read; retry later".to_string(),
             other => other.to_string(),
         };
-        crate::server::to_response(Reply::json(
+        to_response(Reply::json(
             status,
             json!({"error": {"code": code, "message": message}}),
         ))
@@ -71,7 +77,64 @@ impl IntoResponse for AdminError {
 
 type AdminResult = Result<axum::Json<Value>, AdminError>;
 
-pub fn router() -> Router<Arc<AppState>> {
+/// One webhook URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookUrl {
+    pub source: String,
+    pub environment: String,
+    pub url: String,
+}
+
+/// The config in force and its webhook URLs.
+#[derive(Debug, Clone)]
+pub struct SourcesView {
+    pub catalog: Arc<Catalog>,
+    pub urls: Vec<WebhookUrl>,
+}
+
+/// Where the admin API finds the config; `host` is the request's Host header, for URLs.
+#[async_trait::async_trait]
+pub trait SourceCatalog: Send + Sync {
+    async fn current(&self, host: Option<&str>) -> Result<SourcesView, AdminError>;
+}
+
+/// The local outbox, when there is one (AWS has Lambda's queue instead).
+#[async_trait::async_trait]
+pub trait OutboxView: Send + Sync {
+    async fn outbox(&self, event_id: &str) -> Result<Option<Value>, StoreError>;
+}
+
+pub struct AdminState {
+    /// Set on AWS, where a stack serves one environment: the default for every query.
+    pub environment: Option<String>,
+    pub events: Arc<dyn EventLog>,
+    pub directory: Arc<dyn Directory>,
+    pub sources: Arc<dyn SourceCatalog>,
+    pub outbox: Option<Arc<dyn OutboxView>>,
+}
+
+/// A core `Reply` as an axum response (the one conversion, shared with `inlet dev`).
+pub fn to_response(reply: Reply) -> Response {
+    let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut response = (status, reply.body).into_response();
+    let headers = response.headers_mut();
+    for (name, value) in reply.headers {
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(&value),
+        ) {
+            headers.insert(name, value);
+        }
+    }
+    response
+}
+
+fn host(headers: &HeaderMap) -> Option<&str> {
+    headers.get("host").and_then(|h| h.to_str().ok())
+}
+
+/// The admin routes with their state.
+pub fn router(state: Arc<AdminState>) -> Router {
     Router::new()
         .route("/admin/sources", get(sources))
         .route("/admin/sources/{key}/event-types", get(event_types))
@@ -87,10 +150,11 @@ pub fn router() -> Router<Arc<AppState>> {
         .route("/admin/directory/audiences/{key}", get(audience))
         .route("/admin/directory/workflow-runs", get(workflow_runs))
         .route("/admin/directory/workflow-runs/{id}", get(workflow_run))
+        .with_state(state)
 }
 
-async fn sources(State(state): State<Arc<AppState>>) -> AdminResult {
-    let live = state.live();
+async fn sources(State(state): State<Arc<AdminState>>, headers: HeaderMap) -> AdminResult {
+    let live = state.sources.current(host(&headers)).await?;
     let sources: Vec<Value> = live
         .catalog
         .sources
@@ -123,11 +187,14 @@ async fn sources(State(state): State<Arc<AppState>>) -> AdminResult {
 }
 
 /// `env` from the query, or the only environment the config has.
-fn environment(state: &AppState, query: &HashMap<String, String>) -> Result<String, AdminError> {
-    if let Some(env) = query.get("env") {
+async fn environment(
+    state: &AdminState,
+    query: &HashMap<String, String>,
+) -> Result<String, AdminError> {
+    if let Some(env) = query.get("env").or(state.environment.as_ref()) {
         return Ok(env.clone());
     }
-    let live = state.live();
+    let live = state.sources.current(None).await?;
     let mut names: Vec<&str> = live.catalog.environments().map(|(_, e)| e).collect();
     names.sort();
     names.dedup();
@@ -141,17 +208,24 @@ fn environment(state: &AppState, query: &HashMap<String, String>) -> Result<Stri
 }
 
 async fn event_types(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<AdminState>>,
     Path(key): Path<String>,
     Query(query): Query<HashMap<String, String>>,
 ) -> AdminResult {
-    if state.live().catalog.source(&key).is_none() {
+    if state
+        .sources
+        .current(None)
+        .await?
+        .catalog
+        .source(&key)
+        .is_none()
+    {
         return Err(AdminError::NotFound(format!(
             "no source `{key}`; GET /admin/sources lists them"
         )));
     }
-    let env = environment(&state, &query)?;
-    let types = state.store.event_types(&key, &env).await?;
+    let env = environment(&state, &query).await?;
+    let types = state.events.event_types(&key, &env).await?;
     Ok(axum::Json(
         json!({ "source": key, "environment": env, "event_types": types }),
     ))
@@ -184,7 +258,7 @@ pub fn parse_time(name: &str, text: &str) -> Result<i64, AdminError> {
         })
 }
 
-async fn events(State(state): State<Arc<AppState>>, Query(q): Query<EventsQuery>) -> AdminResult {
+async fn events(State(state): State<Arc<AdminState>>, Query(q): Query<EventsQuery>) -> AdminResult {
     let status = match q.status.as_deref() {
         None => None,
         Some(text) => Some(EventStatus::parse(text).ok_or_else(|| {
@@ -207,7 +281,7 @@ async fn events(State(state): State<Arc<AppState>>, Query(q): Query<EventsQuery>
     };
     let query = EventQuery {
         source: q.source,
-        environment: q.env,
+        environment: q.env.or_else(|| state.environment.clone()),
         event_type: q.event_type,
         status,
         since_ms: q
@@ -223,23 +297,31 @@ async fn events(State(state): State<Arc<AppState>>, Query(q): Query<EventsQuery>
         cursor: q.cursor,
         limit,
     };
-    let page = state.store.list(&query).await?;
+    let page = match &query.source {
+        Some(_) => state.events.list(&query).await?,
+        None => {
+            let live = state.sources.current(None).await?;
+            let keys: Vec<String> = live.catalog.sources.iter().map(|s| s.key.clone()).collect();
+            list_across(state.events.as_ref(), &keys, &query).await?
+        }
+    };
     Ok(axum::Json(
         serde_json::to_value(page).expect("a page serialises"),
     ))
 }
 
-async fn event(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> AdminResult {
-    let Some(mut event) = state.store.get(&id).await? else {
+async fn event(State(state): State<Arc<AdminState>>, Path(id): Path<String>) -> AdminResult {
+    let Some(mut event) = state.events.get(&id).await? else {
         return Err(AdminError::NotFound(format!(
             "no event `{id}` (events are kept 30 days)"
         )));
     };
     event.actions.clear();
-    let actions = state.store.action_log(&id).await?;
-    let outbox = state.store.outbox_state(&id).await?.map(|(state, attempts, error)| {
-        json!({"state": state, "attempts": attempts, "last_error": error})
-    });
+    let actions = state.events.action_log(&id).await?;
+    let outbox = match &state.outbox {
+        Some(view) => view.outbox(&id).await?,
+        None => None,
+    };
     Ok(axum::Json(
         json!({ "event": event, "actions": actions, "outbox": outbox }),
     ))
@@ -255,49 +337,49 @@ fn found<T: serde::Serialize>(what: String, value: Option<T>) -> AdminResult {
 }
 
 async fn user(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<AdminState>>,
     Path(id): Path<String>,
     Query(query): Query<HashMap<String, String>>,
 ) -> AdminResult {
-    let env = environment(&state, &query)?;
+    let env = environment(&state, &query).await?;
     found(
         format!("user `{id}` in {env}"),
-        state.store.user(&env, &id).await?,
+        state.directory.user(&env, &id).await?,
     )
 }
 
 async fn tenant(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<AdminState>>,
     Path(id): Path<String>,
     Query(query): Query<HashMap<String, String>>,
 ) -> AdminResult {
-    let env = environment(&state, &query)?;
+    let env = environment(&state, &query).await?;
     found(
         format!("tenant `{id}` in {env}"),
-        state.store.tenant(&env, &id).await?,
+        state.directory.tenant(&env, &id).await?,
     )
 }
 
 async fn object(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<AdminState>>,
     Path((collection, id)): Path<(String, String)>,
     Query(query): Query<HashMap<String, String>>,
 ) -> AdminResult {
-    let env = environment(&state, &query)?;
+    let env = environment(&state, &query).await?;
     found(
         format!("object `{collection}/{id}` in {env}"),
-        state.store.object(&env, &collection, &id).await?,
+        state.directory.object(&env, &collection, &id).await?,
     )
 }
 
 async fn subscriptions(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<AdminState>>,
     Path((collection, id)): Path<(String, String)>,
     Query(query): Query<HashMap<String, String>>,
 ) -> AdminResult {
-    let env = environment(&state, &query)?;
+    let env = environment(&state, &query).await?;
     let subs: Vec<Value> = state
-        .store
+        .directory
         .subscriptions(&env, &collection, &id)
         .await?
         .into_iter()
@@ -309,12 +391,12 @@ async fn subscriptions(
 }
 
 async fn audience(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<AdminState>>,
     Path(key): Path<String>,
     Query(query): Query<HashMap<String, String>>,
 ) -> AdminResult {
-    let env = environment(&state, &query)?;
-    let members = state.store.audience_members(&env, &key).await?;
+    let env = environment(&state, &query).await?;
+    let members = state.directory.audience_members(&env, &key).await?;
     found(
         format!("audience `{key}` in {env}"),
         members.map(|m| json!({"key": key, "members": m})),
@@ -322,24 +404,24 @@ async fn audience(
 }
 
 async fn workflow_run(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<AdminState>>,
     Path(id): Path<String>,
     Query(query): Query<HashMap<String, String>>,
 ) -> AdminResult {
-    let env = environment(&state, &query)?;
+    let env = environment(&state, &query).await?;
     found(
         format!("workflow run `{id}` in {env}"),
-        state.store.workflow_run(&env, &id).await?,
+        state.directory.workflow_run(&env, &id).await?,
     )
 }
 
 async fn workflow_runs(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<AdminState>>,
     Query(query): Query<HashMap<String, String>>,
 ) -> AdminResult {
-    let env = environment(&state, &query)?;
+    let env = environment(&state, &query).await?;
     let runs = state
-        .store
+        .directory
         .workflow_runs(&env, query.get("key").map(String::as_str), 100)
         .await?;
     Ok(axum::Json(json!({ "workflow_runs": runs })))
