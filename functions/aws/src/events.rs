@@ -34,24 +34,6 @@ fn action_sk(index: usize) -> String {
     format!("ACTION#{index:05}")
 }
 
-fn entry_of(action: &PlannedAction, at_ms: i64) -> ActionLogEntry {
-    ActionLogEntry {
-        index: action.index,
-        action: action.action,
-        params: action.params.clone(),
-        payload: action.payload.clone(),
-        status: if action.skipped.is_some() {
-            ActionStatus::Skipped
-        } else {
-            ActionStatus::Planned
-        },
-        result: None,
-        error: action.skipped.clone(),
-        attempts: 0,
-        updated_at_ms: at_ms,
-    }
-}
-
 impl DynamoEventLog {
     fn event_item(&self, event: &EventRecord) -> Item {
         let summary = EventRecord {
@@ -143,7 +125,7 @@ impl EventLog for DynamoEventLog {
                 ("sk".to_string(), s(action_sk(action.index))),
                 (
                     "data".to_string(),
-                    json(&entry_of(action, event.received_at_ms)),
+                    json(&ActionLogEntry::planned(action, event.received_at_ms)),
                 ),
                 ("expires_at".to_string(), ttl(event.expires_at_ms)),
             ]);
@@ -304,13 +286,7 @@ impl EventLog for DynamoEventLog {
                 break;
             }
         }
-        let more = events.len() > query.limit;
-        events.truncate(query.limit);
-        let next_cursor = more.then(|| events.last().map(|e| e.id.clone())).flatten();
-        Ok(EventPage {
-            events,
-            next_cursor,
-        })
+        Ok(EventPage::first(events, query.limit))
     }
 
     async fn action_log(&self, event_id: &str) -> Result<Vec<ActionLogEntry>, StoreError> {

@@ -5,10 +5,9 @@
 //! benchmark, and dry runs. They are not a production store: nothing survives the process.
 
 use crate::store::{
-    ActionDispatcher, ActionLogEntry, ActionStatus, ActionUpdate, ClaimOutcome, ClaimState,
-    ClaimTimes, EventLog, EventPage, EventQuery, EventRecord, EventStatus, EventTypeStats,
-    IdempotencyRecord, IdempotencyScope, IdempotencyStore, StoreError, Vars, VarsError,
-    VarsProvider,
+    ActionDispatcher, ActionLogEntry, ActionUpdate, ClaimOutcome, ClaimState, ClaimTimes, EventLog,
+    EventPage, EventQuery, EventRecord, EventStatus, EventTypeStats, IdempotencyRecord,
+    IdempotencyScope, IdempotencyStore, StoreError, Vars, VarsError, VarsProvider,
 };
 use async_trait::async_trait;
 use std::collections::HashMap;
@@ -97,21 +96,7 @@ impl EventLog for MemoryStore {
         let log = event
             .actions
             .iter()
-            .map(|a| ActionLogEntry {
-                index: a.index,
-                action: a.action,
-                params: a.params.clone(),
-                payload: a.payload.clone(),
-                status: if a.skipped.is_some() {
-                    ActionStatus::Skipped
-                } else {
-                    ActionStatus::Planned
-                },
-                result: None,
-                error: a.skipped.clone(),
-                attempts: 0,
-                updated_at_ms: event.received_at_ms,
-            })
+            .map(|a| ActionLogEntry::planned(a, event.received_at_ms))
             .collect();
         self.actions.lock().unwrap().insert(event.id.clone(), log);
         if let (Some(event_type), EventStatus::Accepted | EventStatus::Duplicate) =
@@ -195,13 +180,7 @@ impl EventLog for MemoryStore {
             })
             .collect();
         events.sort_by(|a, b| b.id.cmp(&a.id));
-        let more = events.len() > query.limit;
-        events.truncate(query.limit);
-        let next_cursor = more.then(|| events.last().map(|e| e.id.clone())).flatten();
-        Ok(EventPage {
-            events,
-            next_cursor,
-        })
+        Ok(EventPage::first(events, query.limit))
     }
 
     async fn action_log(&self, event_id: &str) -> Result<Vec<ActionLogEntry>, StoreError> {

@@ -324,6 +324,27 @@ pub struct ActionLogEntry {
     pub updated_at_ms: i64,
 }
 
+impl ActionLogEntry {
+    /// The entry a planned action starts with: `planned`, or `skipped` with its reason.
+    pub fn planned(action: &crate::actions::PlannedAction, at_ms: i64) -> Self {
+        ActionLogEntry {
+            index: action.index,
+            action: action.action,
+            params: action.params.clone(),
+            payload: action.payload.clone(),
+            status: if action.skipped.is_some() {
+                ActionStatus::Skipped
+            } else {
+                ActionStatus::Planned
+            },
+            result: None,
+            error: action.skipped.clone(),
+            attempts: 0,
+            updated_at_ms: at_ms,
+        }
+    }
+}
+
 /// A change to one action log entry, written by the executor.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ActionUpdate {
@@ -377,6 +398,20 @@ pub struct EventPage {
     pub next_cursor: Option<String>,
 }
 
+impl EventPage {
+    /// A page of the first `limit` of `events` (sorted newest first, possibly one or more
+    /// beyond the limit to show that another page exists).
+    pub fn first(mut events: Vec<EventRecord>, limit: usize) -> Self {
+        let more = events.len() > limit;
+        events.truncate(limit);
+        let next_cursor = more.then(|| events.last().map(|e| e.id.clone())).flatten();
+        EventPage {
+            events,
+            next_cursor,
+        }
+    }
+}
+
 /// The event log, action log and event-type registry.
 #[async_trait]
 pub trait EventLog: Send + Sync {
@@ -420,13 +455,7 @@ pub async fn list_across(
         events.extend(log.list(&one).await?.events);
     }
     events.sort_by(|a, b| b.id.cmp(&a.id));
-    let more = events.len() > query.limit;
-    events.truncate(query.limit);
-    let next_cursor = more.then(|| events.last().map(|e| e.id.clone())).flatten();
-    Ok(EventPage {
-        events,
-        next_cursor,
-    })
+    Ok(EventPage::first(events, query.limit))
 }
 
 /// Hands an accepted event's action plan to the executor, durably: once `dispatch`

@@ -578,19 +578,14 @@ impl EventLog for SqliteStore {
                 .prepare(&sql)?
                 .query_map(rusqlite::params_from_iter(args), |r| r.get(0))?
                 .collect::<rusqlite::Result<_>>()?;
-            let more = ids.len() > query.limit;
             let mut events = Vec::with_capacity(ids.len());
-            for id in ids.iter().take(query.limit) {
+            for id in &ids {
                 if let Some(mut event) = read_event(conn, id)? {
                     event.actions.clear();
                     events.push(event);
                 }
             }
-            let next_cursor = more.then(|| events.last().map(|e| e.id.clone())).flatten();
-            Ok(EventPage {
-                events,
-                next_cursor,
-            })
+            Ok(EventPage::first(events, query.limit))
         })
         .await
     }
