@@ -3,6 +3,8 @@
 //! outside targets on a real local HTTP server. Each check is written once and run on
 //! both stores (the directory contract).
 
+mod common;
+
 use axum::Json;
 use axum::routing::post;
 use inlet::sqlite::SqliteStore;
@@ -38,20 +40,8 @@ async fn harness(kind: Store, targets: Targets) -> Harness {
             Arc::new(SqliteStore::open(&dir.path().join("a.db"), Duration::from_secs(5)).unwrap())
         }
         Store::Dynamo => {
-            assert!(
-                std::env::var("AWS_ENDPOINT_URL").is_ok(),
-                "AWS_ENDPOINT_URL is not set: run the suite with tests/run, which starts the AWS emulator"
-            );
-            static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-            let table = format!(
-                "directory-{}-{}-{}",
-                std::process::id(),
-                NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst),
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .unwrap()
-                    .as_nanos()
-            );
+            common::require_emulator();
+            let table = common::unique_name("directory");
             let clients = inlet_aws::provision::clients_from_env().await;
             inlet_aws::provision::create_table(&clients.dynamodb, &table, false)
                 .await

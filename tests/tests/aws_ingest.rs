@@ -3,6 +3,8 @@
 //! async dispatch goes to a local endpoint that speaks the Lambda Invoke API and runs the
 //! actions function's handler on it, against the DynamoDB directory.
 
+mod common;
+
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::routing::post;
@@ -22,7 +24,6 @@ use inlet_core::pipeline::{Pipeline, PipelineSettings};
 use inlet_core::script::{ScriptEngine, ScriptLimits};
 use inlet_core::store::{EventLog, EventStatus, VerificationStatus};
 use serde_json::{Value, json};
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 type Invocations = Arc<Mutex<Vec<(String, String, Value)>>>;
@@ -89,17 +90,11 @@ async fn lambda_endpoint(
     (url, seen, finished)
 }
 
-fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
 /// The API Gateway event of a sample, aimed at `token`, with `secret` as the shared
 /// secret header.
 fn apigw_event(name: &str, token: &str, secret: &str) -> lambda_http::Request {
-    let text = std::fs::read_to_string(repo_root().join("events/apigw").join(name)).unwrap();
+    let text =
+        std::fs::read_to_string(common::repo_root().join("events/apigw").join(name)).unwrap();
     let mut event: Value = serde_json::from_str(&text).unwrap();
     let placeholder = event["pathParameters"]["token"]
         .as_str()
@@ -127,17 +122,11 @@ fn item_size(
 
 #[tokio::test]
 async fn ingest_handler_on_api_gateway_events() {
-    assert!(
-        std::env::var("AWS_ENDPOINT_URL").is_ok(),
-        "AWS_ENDPOINT_URL is not set: run the suite with tests/run, which starts the AWS emulator"
-    );
+    common::require_emulator();
     let sdk = aws_config::load_from_env().await;
     let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
     let ssm = aws_sdk_ssm::Client::new(&sdk);
-    let unique = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
+    let unique = common::unique_name("ingest");
     let names = inlet_aws::StackNames {
         environment: "development".into(),
         idempotency_table: format!("idem-{unique}"),
@@ -189,7 +178,7 @@ async fn ingest_handler_on_api_gateway_events() {
         engine.clone(),
         clock.clone(),
     );
-    let files: Vec<(String, String)> = std::fs::read_dir(repo_root().join("infra/sources"))
+    let files: Vec<(String, String)> = std::fs::read_dir(common::repo_root().join("infra/sources"))
         .unwrap()
         .map(|e| {
             let path = e.unwrap().path();
@@ -391,7 +380,8 @@ async fn ingest_handler_on_api_gateway_events() {
     // The admin function's router on an API Gateway event (IAM-authorized route).
     let clients = inlet_aws::provision::clients_from_env().await;
     let admin = inlet_admin::router(inlet_admin::on_aws::state(&names, &clients));
-    let text = std::fs::read_to_string(repo_root().join("events/apigw/admin-events.json")).unwrap();
+    let text = std::fs::read_to_string(common::repo_root().join("events/apigw/admin-events.json"))
+        .unwrap();
     let request = lambda_http::request::from_str(&text).unwrap();
     let response = tower::ServiceExt::oneshot(admin.clone(), request)
         .await

@@ -3,6 +3,8 @@
 //! failure is real: the SDK talks to the emulator through a local forwarding proxy that
 //! the test stops.
 
+mod common;
+
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -51,9 +53,7 @@ async fn proxy(upstream: String) -> (String, tokio::task::JoinHandle<()>) {
 
 #[tokio::test]
 async fn ssm_vars_page_decrypt_cache_and_survive_an_outage() {
-    let upstream = std::env::var("AWS_ENDPOINT_URL").expect(
-        "AWS_ENDPOINT_URL is not set: run the suite with tests/run, which starts the AWS emulator",
-    );
+    let upstream = common::require_emulator();
     let sdk = aws_config::load_from_env().await;
     let ssm = aws_sdk_ssm::Client::new(&sdk);
     let env = format!("vars{}", std::process::id());

@@ -17,10 +17,7 @@ fn inlet(binary: &std::path::Path, args: &[&str]) -> (bool, String, String) {
 
 #[tokio::test]
 async fn config_push_creates_tokens_once_and_refuses_broken_config() {
-    assert!(
-        std::env::var("AWS_ENDPOINT_URL").is_ok(),
-        "AWS_ENDPOINT_URL is not set: run the suite with tests/run, which starts the AWS emulator"
-    );
+    require_emulator();
     let binary = inlet_binary();
     // A stack environment of its own, so that reruns against one emulator do not meet.
     let env = format!("push{}", std::process::id());

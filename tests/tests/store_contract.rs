@@ -2,6 +2,8 @@
 //! core traits, and run on every store: in memory, SQLite, and DynamoDB through the real
 //! AWS SDK against the emulator that `tests/run` starts (moto's server).
 
+mod common;
+
 use inlet::sqlite::SqliteStore;
 use inlet_core::actions::{ActionKind, PlannedAction};
 use inlet_core::memory::MemoryStore;
@@ -360,31 +362,13 @@ async fn concurrent_claims_sqlite_across_connections() {
     one_winner(vec![Arc::new(a), Arc::new(b)]).await;
 }
 
-/// Fails (rather than skips) when the emulator is not there: these tests are part of
-/// the suite, and `tests/run` starts it.
-fn require_emulator() {
-    assert!(
-        std::env::var("AWS_ENDPOINT_URL").is_ok(),
-        "AWS_ENDPOINT_URL is not set: run the suite with tests/run, which starts the AWS emulator"
-    );
-}
-
 /// Fresh tables with a unique prefix, so tests do not see each other's items.
 async fn dynamo() -> (
     inlet_aws::idempotency::DynamoIdempotency,
     inlet_aws::events::DynamoEventLog,
 ) {
-    require_emulator();
-    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let unique = format!(
-        "{}-{}-{}",
-        std::process::id(),
-        NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    );
+    common::require_emulator();
+    let unique = common::unique_name("contract");
     let clients = inlet_aws::provision::clients_from_env().await;
     let (claims, events) = (format!("claims-{unique}"), format!("events-{unique}"));
     inlet_aws::provision::create_table(&clients.dynamodb, &claims, false)

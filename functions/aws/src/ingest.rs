@@ -6,7 +6,7 @@
 //! `InboundRequest`; the core's `Reply` is turned back into the HTTP response.
 
 use crate::StackNames;
-use crate::config_table::{ConfigTable, ConfigTableError};
+use crate::config_table::ConfigTable;
 use crate::dispatch::LambdaDispatcher;
 use crate::events::DynamoEventLog;
 use crate::idempotency::DynamoIdempotency;
@@ -71,14 +71,8 @@ impl IngestFunction {
             .unwrap_or_default();
         let route = match self.config.route(&token, &self.environment).await {
             Ok(route) => route,
-            Err(ConfigTableError::Store(e)) => {
-                return Ok(to_response(
-                    IngestError::Unavailable {
-                        detail: e.to_string(),
-                    }
-                    .into_reply(),
-                ));
-            }
+            // No config pushed, an invalid one, or DynamoDB unreachable: the sender must
+            // retry later; the detail goes to the log only.
             Err(e) => {
                 return Ok(to_response(
                     IngestError::Unavailable {

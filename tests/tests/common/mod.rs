@@ -153,3 +153,26 @@ pub fn inlet_binary() -> std::path::PathBuf {
     );
     binary
 }
+
+/// Fails (rather than skips) when the AWS emulator is not there: those tests are part
+/// of the suite, and `tests/run` starts it.
+pub fn require_emulator() -> String {
+    std::env::var("AWS_ENDPOINT_URL").expect(
+        "AWS_ENDPOINT_URL is not set: run the suite with tests/run, which starts the AWS emulator",
+    )
+}
+
+/// `prefix` plus a suffix no other test, nor an earlier run against the same emulator,
+/// uses.
+pub fn unique_name(prefix: &str) -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    format!(
+        "{prefix}-{}-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    )
+}
