@@ -46,7 +46,12 @@ impl SourceCatalog for ConfigTableSources {
 
 /// Builds the admin state from the stack's environment variables.
 pub async fn state_from_env() -> Result<Arc<AdminState>, String> {
-    Ok(state(&StackNames::from_env()?, &clients_from_env().await))
+    let state = state(&StackNames::from_env()?, &clients_from_env().await);
+    // Warm the DynamoDB connection and the config cache during init.
+    if let Err(e) = state.sources.current(None).await {
+        tracing::warn!(error = %e, "config not readable during init");
+    }
+    Ok(state)
 }
 
 /// The admin state of one stack.

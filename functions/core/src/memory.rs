@@ -16,10 +16,28 @@ use std::sync::{Arc, Mutex};
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     claims: Mutex<HashMap<String, IdempotencyRecord>>,
-    events: Mutex<Vec<EventRecord>>,
-    types: Mutex<HashMap<(String, String, String), EventTypeStats>>,
-    actions: Mutex<HashMap<String, Vec<ActionLogEntry>>>,
+    log: Mutex<EventsInMemory>,
     dispatched: Mutex<Vec<String>>,
+}
+
+/// The event log, kept lean: each event is stored once, and what derives from it (its
+/// action log entries, the registry's last sample) is built when read.
+#[derive(Debug, Default)]
+struct EventsInMemory {
+    events: Vec<EventRecord>,
+    by_id: HashMap<String, usize>,
+    /// Executor updates by (event position, action index), over the planned entries.
+    updates: HashMap<(usize, usize), ActionUpdate>,
+    /// source → environment → event type → counts.
+    types: HashMap<String, HashMap<String, HashMap<String, TypeCount>>>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct TypeCount {
+    count: u64,
+    first_seen_ms: i64,
+    last_seen_ms: i64,
+    last_event: usize,
 }
 
 impl MemoryStore {
@@ -33,7 +51,7 @@ impl MemoryStore {
     }
 
     pub fn events(&self) -> Vec<EventRecord> {
-        self.events.lock().unwrap().clone()
+        self.log.lock().unwrap().events.clone()
     }
 
     pub fn claim_record(&self, scope: &IdempotencyScope) -> Option<IdempotencyRecord> {
@@ -92,62 +110,54 @@ impl IdempotencyStore for MemoryStore {
 #[async_trait]
 impl EventLog for MemoryStore {
     async fn record(&self, event: &EventRecord) -> Result<(), StoreError> {
-        self.events.lock().unwrap().push(event.clone());
-        let log = event
-            .actions
-            .iter()
-            .map(|a| ActionLogEntry::planned(a, event.received_at_ms))
-            .collect();
-        self.actions.lock().unwrap().insert(event.id.clone(), log);
+        let mut log = self.log.lock().unwrap();
+        let position = log.events.len();
+        log.events.push(event.clone());
+        log.by_id.insert(event.id.clone(), position);
         if let (Some(event_type), EventStatus::Accepted | EventStatus::Duplicate) =
             (&event.event_type, event.status)
         {
-            let key = (
-                event.source.clone(),
-                event.environment.clone(),
-                event_type.clone(),
-            );
-            let mut types = self.types.lock().unwrap();
-            let stats = types.entry(key).or_insert_with(|| EventTypeStats {
-                source: event.source.clone(),
-                environment: event.environment.clone(),
-                event_type: event_type.clone(),
-                count: 0,
-                first_seen_ms: event.received_at_ms,
-                last_seen_ms: event.received_at_ms,
-                last_event_id: event.id.clone(),
-                last_sample: String::new(),
-            });
-            stats.count += 1;
-            stats.last_seen_ms = event.received_at_ms;
-            stats.last_event_id = event.id.clone();
-            stats.last_sample = event.raw_body.clone();
+            let per_type = log
+                .types
+                .entry(event.source.clone())
+                .or_default()
+                .entry(event.environment.clone())
+                .or_default();
+            match per_type.get_mut(event_type.as_str()) {
+                Some(stats) => {
+                    stats.count += 1;
+                    stats.last_seen_ms = event.received_at_ms;
+                    stats.last_event = position;
+                }
+                None => {
+                    per_type.insert(
+                        event_type.clone(),
+                        TypeCount {
+                            count: 1,
+                            first_seen_ms: event.received_at_ms,
+                            last_seen_ms: event.received_at_ms,
+                            last_event: position,
+                        },
+                    );
+                }
+            }
         }
         Ok(())
     }
 
     async fn mark_failed(&self, event_id: &str, error: &str) -> Result<(), StoreError> {
-        for e in self
-            .events
-            .lock()
-            .unwrap()
-            .iter_mut()
-            .filter(|e| e.id == event_id)
-        {
-            e.status = EventStatus::Error;
-            e.error = Some(error.to_string());
+        let mut log = self.log.lock().unwrap();
+        if let Some(&position) = log.by_id.get(event_id) {
+            let event = &mut log.events[position];
+            event.status = EventStatus::Error;
+            event.error = Some(error.to_string());
         }
         Ok(())
     }
 
     async fn get(&self, event_id: &str) -> Result<Option<EventRecord>, StoreError> {
-        Ok(self
-            .events
-            .lock()
-            .unwrap()
-            .iter()
-            .find(|e| e.id == event_id)
-            .cloned())
+        let log = self.log.lock().unwrap();
+        Ok(log.by_id.get(event_id).map(|&p| log.events[p].clone()))
     }
 
     async fn event_types(
@@ -155,13 +165,25 @@ impl EventLog for MemoryStore {
         source: &str,
         environment: &str,
     ) -> Result<Vec<EventTypeStats>, StoreError> {
-        let mut out: Vec<_> = self
-            .types
-            .lock()
-            .unwrap()
-            .values()
-            .filter(|s| s.source == source && s.environment == environment)
-            .cloned()
+        let log = self.log.lock().unwrap();
+        let Some(per_type) = log.types.get(source).and_then(|e| e.get(environment)) else {
+            return Ok(Vec::new());
+        };
+        let mut out: Vec<EventTypeStats> = per_type
+            .iter()
+            .map(|(event_type, c)| {
+                let last = &log.events[c.last_event];
+                EventTypeStats {
+                    source: source.to_string(),
+                    environment: environment.to_string(),
+                    event_type: event_type.clone(),
+                    count: c.count,
+                    first_seen_ms: c.first_seen_ms,
+                    last_seen_ms: c.last_seen_ms,
+                    last_event_id: last.id.clone(),
+                    last_sample: last.raw_body.clone(),
+                }
+            })
             .collect();
         out.sort_by(|a, b| a.event_type.cmp(&b.event_type));
         Ok(out)
@@ -169,9 +191,10 @@ impl EventLog for MemoryStore {
 
     async fn list(&self, query: &EventQuery) -> Result<EventPage, StoreError> {
         let mut events: Vec<EventRecord> = self
-            .events
+            .log
             .lock()
             .unwrap()
+            .events
             .iter()
             .filter(|e| query.matches(e))
             .map(|e| EventRecord {
@@ -184,28 +207,44 @@ impl EventLog for MemoryStore {
     }
 
     async fn action_log(&self, event_id: &str) -> Result<Vec<ActionLogEntry>, StoreError> {
-        Ok(self
+        let log = self.log.lock().unwrap();
+        let Some(&position) = log.by_id.get(event_id) else {
+            return Ok(Vec::new());
+        };
+        let event = &log.events[position];
+        Ok(event
             .actions
-            .lock()
-            .unwrap()
-            .get(event_id)
-            .cloned()
-            .unwrap_or_default())
+            .iter()
+            .map(|a| {
+                let mut entry = ActionLogEntry::planned(a, event.received_at_ms);
+                if let Some(u) = log.updates.get(&(position, a.index)) {
+                    entry.status = u.status;
+                    entry.result = u.result.clone();
+                    entry.error = u.error.clone();
+                    entry.attempts = u.attempts;
+                    entry.updated_at_ms = u.now_ms;
+                }
+                entry
+            })
+            .collect())
     }
 
     async fn update_action(&self, event_id: &str, update: &ActionUpdate) -> Result<(), StoreError> {
-        let mut actions = self.actions.lock().unwrap();
-        let entry = actions
-            .get_mut(event_id)
-            .and_then(|log| log.iter_mut().find(|a| a.index == update.index))
+        let mut log = self.log.lock().unwrap();
+        let position = log
+            .by_id
+            .get(event_id)
+            .copied()
+            .filter(|&p| {
+                log.events[p]
+                    .actions
+                    .iter()
+                    .any(|a| a.index == update.index)
+            })
             .ok_or_else(|| {
                 StoreError::Failed(format!("no action {} on event {event_id}", update.index))
             })?;
-        entry.status = update.status;
-        entry.result = update.result.clone();
-        entry.error = update.error.clone();
-        entry.attempts = update.attempts;
-        entry.updated_at_ms = update.now_ms;
+        log.updates.insert((position, update.index), update.clone());
         Ok(())
     }
 }
