@@ -165,7 +165,7 @@ async fn ingest_handler_on_api_gateway_events() {
             table: names.events_table.clone(),
         },
     });
-    let (lambda_url, invocations, mut finished) = lambda_endpoint(actions).await;
+    let (lambda_url, invocations, mut finished) = lambda_endpoint(actions.clone()).await;
     let lambda = aws_sdk_lambda::Client::from_conf(
         aws_sdk_lambda::config::Builder::from(&sdk)
             .endpoint_url(&lambda_url)
@@ -284,20 +284,7 @@ async fn ingest_handler_on_api_gateway_events() {
     let again = inlet_aws::dispatch::ActionsInvocation {
         event_id: event_id.clone(),
     };
-    let function_again = ActionsFunction {
-        executor: ActionExecutor {
-            directory: directory.clone(),
-            targets: Arc::new(LambdaTargets {
-                client: aws_sdk_lambda::Client::new(&sdk),
-            }),
-            clock: clock.clone(),
-        },
-        events: DynamoEventLog {
-            client: dynamo.clone(),
-            table: names.events_table.clone(),
-        },
-    };
-    function_again.handle(again).await.unwrap();
+    actions.handle(again).await.unwrap();
     assert_eq!(
         directory
             .workflow_runs("development", Some("task-assigned"), 10)
