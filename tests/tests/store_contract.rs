@@ -154,7 +154,7 @@ fn event(
 async fn event_log_contract(log: &dyn EventLog) {
     list_contract(log).await;
     let first = event("e1", EventStatus::Accepted, Some("task.assigned"), 1_000);
-    log.record(&first).await.unwrap();
+    log.record(first.clone()).await.unwrap();
     assert_eq!(
         log.get("e1").await.unwrap(),
         Some(first.clone()),
@@ -165,11 +165,11 @@ async fn event_log_contract(log: &dyn EventLog) {
     let mut dup = event("e2", EventStatus::Duplicate, Some("task.assigned"), 2_000);
     dup.actions.clear();
     dup.duplicate_of = Some("e1".into());
-    log.record(&dup).await.unwrap();
-    log.record(&event("e3", EventStatus::Rejected, None, 3_000))
+    log.record(dup).await.unwrap();
+    log.record(event("e3", EventStatus::Rejected, None, 3_000))
         .await
         .unwrap();
-    log.record(&event(
+    log.record(event(
         "e4",
         EventStatus::Accepted,
         Some("task.completed"),
@@ -231,7 +231,7 @@ async fn list_contract(log: &dyn EventLog) {
             10_000 + i as i64,
         );
         e.source = "lister".into();
-        log.record(&e).await.unwrap();
+        log.record(e).await.unwrap();
     }
     let query = |cursor: Option<String>, status: Option<EventStatus>| EventQuery {
         source: Some("lister".into()),

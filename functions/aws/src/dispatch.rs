@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use aws_sdk_lambda::Client;
 use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::InvocationType;
-use inlet_core::store::{ActionDispatcher, EventRecord, StoreError};
+use inlet_core::store::{ActionDispatcher, StoreError};
 
 pub struct LambdaDispatcher {
     pub client: Client,
@@ -23,9 +23,9 @@ pub struct ActionsInvocation {
 
 #[async_trait]
 impl ActionDispatcher for LambdaDispatcher {
-    async fn dispatch(&self, event: &EventRecord) -> Result<(), StoreError> {
+    async fn dispatch(&self, event_id: &str) -> Result<(), StoreError> {
         let payload = serde_json::to_vec(&ActionsInvocation {
-            event_id: event.id.clone(),
+            event_id: event_id.to_string(),
         })
         .expect("a plain struct serialises");
         self.client

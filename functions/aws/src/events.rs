@@ -100,7 +100,8 @@ impl DynamoEventLog {
 
 #[async_trait]
 impl EventLog for DynamoEventLog {
-    async fn record(&self, event: &EventRecord) -> Result<(), StoreError> {
+    async fn record(&self, event: EventRecord) -> Result<(), StoreError> {
+        let event = &event;
         if event.actions.len() > MAX_ACTIONS_PER_EVENT {
             return Err(StoreError::Failed(format!(
                 "an event may plan at most {MAX_ACTIONS_PER_EVENT} actions on AWS; this one plans {}",

@@ -109,10 +109,9 @@ impl IdempotencyStore for MemoryStore {
 
 #[async_trait]
 impl EventLog for MemoryStore {
-    async fn record(&self, event: &EventRecord) -> Result<(), StoreError> {
+    async fn record(&self, event: EventRecord) -> Result<(), StoreError> {
         let mut log = self.log.lock().unwrap();
         let position = log.events.len();
-        log.events.push(event.clone());
         log.by_id.insert(event.id.clone(), position);
         if let (Some(event_type), EventStatus::Accepted | EventStatus::Duplicate) =
             (&event.event_type, event.status)
@@ -142,6 +141,7 @@ impl EventLog for MemoryStore {
                 }
             }
         }
+        log.events.push(event);
         Ok(())
     }
 
@@ -251,8 +251,8 @@ impl EventLog for MemoryStore {
 
 #[async_trait]
 impl ActionDispatcher for MemoryStore {
-    async fn dispatch(&self, event: &EventRecord) -> Result<(), StoreError> {
-        self.dispatched.lock().unwrap().push(event.id.clone());
+    async fn dispatch(&self, event_id: &str) -> Result<(), StoreError> {
+        self.dispatched.lock().unwrap().push(event_id.to_string());
         Ok(())
     }
 }

@@ -238,8 +238,9 @@ impl Pipeline {
             event.verification = VerificationStatus::from_parts(env.enforce_verification, verified);
             if env.enforce_verification && !verified {
                 event.status = EventStatus::Rejected;
-                if let Err(e) = self.events.record(&event).await {
-                    tracing::error!(error = %e, event_id = %event.id, "could not log a rejected event");
+                let event_id = event.id.clone();
+                if let Err(e) = self.events.record(event).await {
+                    tracing::error!(error = %e, %event_id, "could not log a rejected event");
                 }
                 return Err(IngestError::Unverified);
             }
@@ -259,10 +260,11 @@ impl Pipeline {
                 env.event_type_path
             );
             event.warnings.push(message.clone());
-            self.record_or_unavailable(&event).await?;
+            let event_id = event.id.clone();
+            self.record_or_unavailable(event).await?;
             return Ok(Reply::json(
                 202,
-                json!({"status": "invalid_event_type", "event_id": event.id, "message": message}),
+                json!({"status": "invalid_event_type", "event_id": event_id, "message": message}),
             ));
         };
         event.event_type = Some(event_type.clone());
@@ -302,8 +304,9 @@ impl Pipeline {
                     event.status = EventStatus::Duplicate;
                     event.duplicate_of = Some(original_event_id.clone());
                     // The original is stored; failing to log the repeat loses nothing.
-                    if let Err(e) = self.events.record(&event).await {
-                        tracing::error!(error = %e, event_id = %event.id, "could not log a duplicate");
+                    let event_id = event.id.clone();
+                    if let Err(e) = self.events.record(event).await {
+                        tracing::error!(error = %e, %event_id, "could not log a duplicate");
                     }
                     return Ok(Reply::json(
                         200,
@@ -327,34 +330,35 @@ impl Pipeline {
             .unwrap_or(&[]);
         event.actions = plan_actions(mappings, &roots);
         let runnable = event.actions.iter().filter(|a| a.skipped.is_none()).count();
-        if let Err(e) = self.events.record(&event).await {
-            self.release(scope.as_ref(), &event.id).await;
+        let event_id = event.id.clone();
+        if let Err(e) = self.events.record(event).await {
+            self.release(scope.as_ref(), &event_id).await;
             return Err(IngestError::Unavailable {
-                detail: format!("recording event {}: {e}", event.id),
+                detail: format!("recording event {event_id}: {e}"),
             });
         }
         if runnable > 0
-            && let Err(e) = self.dispatcher.dispatch(&event).await
+            && let Err(e) = self.dispatcher.dispatch(&event_id).await
         {
-            let detail = format!("dispatching event {}: {e}", event.id);
-            if let Err(mark) = self.events.mark_failed(&event.id, &detail).await {
-                tracing::error!(error = %mark, event_id = %event.id, "could not mark event failed");
+            let detail = format!("dispatching event {event_id}: {e}");
+            if let Err(mark) = self.events.mark_failed(&event_id, &detail).await {
+                tracing::error!(error = %mark, %event_id, "could not mark event failed");
             }
-            self.release(scope.as_ref(), &event.id).await;
+            self.release(scope.as_ref(), &event_id).await;
             return Err(IngestError::Unavailable { detail });
         }
         if let Some(scope) = &scope
             && let Err(e) = self
                 .idempotency
-                .complete(scope, &event.id, self.clock.now_ms())
+                .complete(scope, &event_id, self.clock.now_ms())
                 .await
         {
-            tracing::warn!(error = %e, event_id = %event.id, "could not complete the idempotency claim; it expires in-progress");
+            tracing::warn!(error = %e, %event_id, "could not complete the idempotency claim; it expires in-progress");
         }
-        tracing::info!(source = %event.source, environment = %event.environment, event_id = %event.id, %event_type, actions = runnable, "event accepted");
+        tracing::info!(source = %route.source.key, environment = %route.environment, %event_id, %event_type, actions = runnable, "event accepted");
         Ok(Reply::json(
             202,
-            json!({"status": "accepted", "event_id": event.id, "event_type": event_type, "actions": runnable}),
+            json!({"status": "accepted", "event_id": event_id, "event_type": event_type, "actions": runnable}),
         ))
     }
 
@@ -395,12 +399,13 @@ impl Pipeline {
         })
     }
 
-    async fn record_or_unavailable(&self, event: &EventRecord) -> Result<(), IngestError> {
+    async fn record_or_unavailable(&self, event: EventRecord) -> Result<(), IngestError> {
+        let event_id = event.id.clone();
         self.events
             .record(event)
             .await
             .map_err(|e| IngestError::Unavailable {
-                detail: format!("recording event {}: {e}", event.id),
+                detail: format!("recording event {event_id}: {e}"),
             })
     }
 
@@ -623,7 +628,7 @@ mod pipeline_tests {
 
     #[async_trait]
     impl EventLog for Flaky {
-        async fn record(&self, event: &EventRecord) -> Result<(), StoreError> {
+        async fn record(&self, event: EventRecord) -> Result<(), StoreError> {
             if self.fail_record.load(Ordering::SeqCst) {
                 return Err(StoreError::Unavailable("disk full".into()));
             }
@@ -651,11 +656,11 @@ mod pipeline_tests {
 
     #[async_trait]
     impl ActionDispatcher for Flaky {
-        async fn dispatch(&self, event: &EventRecord) -> Result<(), StoreError> {
+        async fn dispatch(&self, event_id: &str) -> Result<(), StoreError> {
             if self.fail_dispatch.load(Ordering::SeqCst) {
                 return Err(StoreError::Unavailable("throttled".into()));
             }
-            self.inner.dispatch(event).await
+            self.inner.dispatch(event_id).await
         }
     }
 

@@ -417,8 +417,9 @@ impl EventPage {
 pub trait EventLog: Send + Sync {
     /// Stores the event and its planned actions, and bumps the event-type registry for
     /// accepted and duplicate events. Implementations whose dispatch is a local outbox
-    /// write the outbox row in the same transaction (see [`ActionDispatcher`]).
-    async fn record(&self, event: &EventRecord) -> Result<(), StoreError>;
+    /// write the outbox row in the same transaction (see [`ActionDispatcher`]). The
+    /// record is handed over, so no store has to copy it.
+    async fn record(&self, event: EventRecord) -> Result<(), StoreError>;
 
     /// Marks a recorded event failed (e.g. its dispatch failed after it was stored).
     async fn mark_failed(&self, event_id: &str, error: &str) -> Result<(), StoreError>;
@@ -464,7 +465,7 @@ pub async fn list_across(
 /// [`EventLog::record`] in the event's transaction, and dispatch wakes the worker.
 #[async_trait]
 pub trait ActionDispatcher: Send + Sync {
-    async fn dispatch(&self, event: &EventRecord) -> Result<(), StoreError>;
+    async fn dispatch(&self, event_id: &str) -> Result<(), StoreError>;
 }
 
 /// The variables of one environment. A value that parses as JSON is given to scripts as

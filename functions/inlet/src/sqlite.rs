@@ -413,8 +413,7 @@ impl IdempotencyStore for SqliteStore {
 
 #[async_trait]
 impl EventLog for SqliteStore {
-    async fn record(&self, event: &EventRecord) -> Result<(), StoreError> {
-        let event = event.clone();
+    async fn record(&self, event: EventRecord) -> Result<(), StoreError> {
         self.call(move |conn| {
             let tx = conn.transaction()?;
             tx.execute(
@@ -807,7 +806,7 @@ fn read_event(conn: &Connection, event_id: &str) -> rusqlite::Result<Option<Even
 #[async_trait]
 impl ActionDispatcher for SqliteStore {
     /// The outbox row was written with the event; wake the worker.
-    async fn dispatch(&self, _event: &EventRecord) -> Result<(), StoreError> {
+    async fn dispatch(&self, _event_id: &str) -> Result<(), StoreError> {
         self.outbox_wakeup.notify_one();
         Ok(())
     }
