@@ -363,7 +363,7 @@ fn spawn_config_watcher(
     store: Arc<SqliteStore>,
     state: Arc<AppState>,
     base: String,
-    known_urls: std::collections::HashSet<String>,
+    mut known_urls: std::collections::HashSet<String>,
 ) -> anyhow::Result<()> {
     use notify::Watcher;
     let (tx, mut rx) = mpsc::unbounded_channel::<()>();
@@ -377,7 +377,6 @@ fn spawn_config_watcher(
         .with_context(|| format!("cannot watch {}", options.sources_dir.display()))?;
     tokio::spawn(async move {
         let _watcher = watcher; // dropping it would stop the notifications
-        let mut known_urls: std::collections::HashSet<String> = known_urls;
         while rx.recv().await.is_some() {
             // Editors write in several steps; wait for the burst to settle.
             tokio::time::sleep(Duration::from_millis(200)).await;
