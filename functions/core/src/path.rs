@@ -20,16 +20,6 @@ pub enum Namespace {
     Preprocess,
 }
 
-impl Namespace {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Namespace::Body => "body",
-            Namespace::Headers => "headers",
-            Namespace::Preprocess => "preprocess",
-        }
-    }
-}
-
 /// A validated, pre-split path.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FieldPath {
@@ -118,10 +108,6 @@ impl FieldPath {
             segments,
             text: text.to_string(),
         })
-    }
-
-    pub fn namespace(&self) -> Namespace {
-        self.namespace
     }
 
     /// The path as the user wrote it.

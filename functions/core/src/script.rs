@@ -217,10 +217,6 @@ impl ScriptEngine {
         }
     }
 
-    pub fn limits(&self) -> &ScriptLimits {
-        &self.limits
-    }
-
     /// Compiles `code` (named `name` in messages), or returns the cached compilation of
     /// identical source.
     pub fn compile(&self, name: &str, code: &str) -> Result<Arc<CompiledScript>, CompileError> {

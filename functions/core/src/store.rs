@@ -513,10 +513,6 @@ impl Vars {
         out.retain(|s| !s.is_empty());
         out
     }
-
-    pub fn names(&self) -> impl Iterator<Item = &str> {
-        self.raw.iter().map(|(k, _)| k.as_str())
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -296,11 +296,6 @@ impl SqliteStore {
         .await
     }
 
-    /// All tokens that still work at `now_ms`.
-    pub async fn tokens(&self, now_ms: i64) -> Result<Vec<TokenRow>, StoreError> {
-        self.call(move |conn| active_tokens(conn, now_ms)).await
-    }
-
     /// Deletes events, actions and idempotency records whose retention has passed.
     pub async fn purge_expired(&self, now_ms: i64) -> Result<usize, StoreError> {
         self.call(move |conn| {
