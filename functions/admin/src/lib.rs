@@ -85,17 +85,13 @@ pub struct WebhookUrl {
     pub url: String,
 }
 
-/// The config in force and its webhook URLs.
-#[derive(Debug, Clone)]
-pub struct SourcesView {
-    pub catalog: Arc<Catalog>,
-    pub urls: Vec<WebhookUrl>,
-}
-
-/// Where the admin API finds the config; `host` is the request's Host header, for URLs.
+/// Where the admin API finds the config and the webhook URLs. Most routes need only the
+/// catalog; the URLs (tokens) are read for `/admin/sources` alone.
 #[async_trait::async_trait]
 pub trait SourceCatalog: Send + Sync {
-    async fn current(&self, host: Option<&str>) -> Result<SourcesView, AdminError>;
+    async fn catalog(&self) -> Result<Arc<Catalog>, AdminError>;
+    /// `host` is the request's Host header, for absolute URLs.
+    async fn urls(&self, host: Option<&str>) -> Result<Vec<WebhookUrl>, AdminError>;
 }
 
 /// The local outbox, when there is one (AWS has Lambda's queue instead).
@@ -154,9 +150,9 @@ pub fn router(state: Arc<AdminState>) -> Router {
 }
 
 async fn sources(State(state): State<Arc<AdminState>>, headers: HeaderMap) -> AdminResult {
-    let live = state.sources.current(host(&headers)).await?;
-    let sources: Vec<Value> = live
-        .catalog
+    let catalog = state.sources.catalog().await?;
+    let urls = state.sources.urls(host(&headers)).await?;
+    let sources: Vec<Value> = catalog
         .sources
         .iter()
         .map(|s| {
@@ -164,8 +160,7 @@ async fn sources(State(state): State<Arc<AdminState>>, headers: HeaderMap) -> Ad
                 .environments
                 .iter()
                 .map(|(name, env)| {
-                    let urls: Vec<&str> = live
-                        .urls
+                    let urls: Vec<&str> = urls
                         .iter()
                         .filter(|u| u.source == s.key && u.environment == *name)
                         .map(|u| u.url.as_str())
@@ -194,8 +189,8 @@ async fn environment(
     if let Some(env) = query.get("env").or(state.environment.as_ref()) {
         return Ok(env.clone());
     }
-    let live = state.sources.current(None).await?;
-    let mut names: Vec<&str> = live.catalog.environments().map(|(_, e)| e).collect();
+    let catalog = state.sources.catalog().await?;
+    let mut names: Vec<&str> = catalog.environments().map(|(_, e)| e).collect();
     names.sort();
     names.dedup();
     match names.as_slice() {
@@ -212,14 +207,7 @@ async fn event_types(
     Path(key): Path<String>,
     Query(query): Query<HashMap<String, String>>,
 ) -> AdminResult {
-    if state
-        .sources
-        .current(None)
-        .await?
-        .catalog
-        .source(&key)
-        .is_none()
-    {
+    if state.sources.catalog().await?.source(&key).is_none() {
         return Err(AdminError::NotFound(format!(
             "no source `{key}`; GET /admin/sources lists them"
         )));
@@ -300,8 +288,8 @@ async fn events(State(state): State<Arc<AdminState>>, Query(q): Query<EventsQuer
     let page = match &query.source {
         Some(_) => state.events.list(&query).await?,
         None => {
-            let live = state.sources.current(None).await?;
-            let keys: Vec<String> = live.catalog.sources.iter().map(|s| s.key.clone()).collect();
+            let catalog = state.sources.catalog().await?;
+            let keys: Vec<String> = catalog.sources.iter().map(|s| s.key.clone()).collect();
             list_across(state.events.as_ref(), &keys, &query).await?
         }
     };

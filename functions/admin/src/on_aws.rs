@@ -3,12 +3,13 @@
 //! Host (the HTTP API's domain), since the function cannot know its API's URL at
 //! deploy time without a circular reference.
 
-use crate::{AdminError, AdminState, SourceCatalog, SourcesView, WebhookUrl};
+use crate::{AdminError, AdminState, SourceCatalog, WebhookUrl};
 use inlet_aws::StackNames;
 use inlet_aws::config_table::ConfigTable;
 use inlet_aws::directory::DynamoDirectory;
 use inlet_aws::provision::{AwsClients, clients_from_env};
 use inlet_core::clock::SystemClock;
+use inlet_core::config::Catalog;
 use inlet_core::script::{ScriptEngine, ScriptLimits};
 use std::sync::Arc;
 
@@ -19,16 +20,18 @@ struct ConfigTableSources {
 
 #[async_trait::async_trait]
 impl SourceCatalog for ConfigTableSources {
-    async fn current(&self, host: Option<&str>) -> Result<SourcesView, AdminError> {
-        let catalog = self
-            .config
+    async fn catalog(&self) -> Result<Arc<Catalog>, AdminError> {
+        self.config
             .catalog()
             .await
-            .map_err(|e| AdminError::Unavailable(e.to_string()))?;
+            .map_err(|e| AdminError::Unavailable(e.to_string()))
+    }
+
+    async fn urls(&self, host: Option<&str>) -> Result<Vec<WebhookUrl>, AdminError> {
         let base = host
             .map(|h| format!("https://{h}/receive"))
             .unwrap_or_else(|| "/receive".into());
-        let urls = self
+        Ok(self
             .config
             .tokens()
             .await?
@@ -39,8 +42,7 @@ impl SourceCatalog for ConfigTableSources {
                 source: t.source,
                 environment: t.environment,
             })
-            .collect();
-        Ok(SourcesView { catalog, urls })
+            .collect())
     }
 }
 
@@ -48,7 +50,7 @@ impl SourceCatalog for ConfigTableSources {
 pub async fn state_from_env() -> Result<Arc<AdminState>, String> {
     let state = state(&StackNames::from_env()?, &clients_from_env().await);
     // Warm the DynamoDB connection and the config cache during init.
-    if let Err(e) = state.sources.current(None).await {
+    if let Err(e) = state.sources.catalog().await {
         tracing::warn!(error = %e, "config not readable during init");
     }
     Ok(state)

@@ -115,15 +115,12 @@ struct LiveSources(Live);
 
 #[async_trait::async_trait]
 impl inlet_admin::SourceCatalog for LiveSources {
-    async fn current(
-        &self,
-        _host: Option<&str>,
-    ) -> Result<inlet_admin::SourcesView, inlet_admin::AdminError> {
-        let live = self.0.read().expect("config lock poisoned").clone();
-        Ok(inlet_admin::SourcesView {
-            catalog: live.catalog.clone(),
-            urls: live.urls.clone(),
-        })
+    async fn catalog(&self) -> Result<Arc<Catalog>, inlet_admin::AdminError> {
+        Ok(self.0.read().expect("config lock poisoned").catalog.clone())
+    }
+
+    async fn urls(&self, _host: Option<&str>) -> Result<Vec<WebhookUrl>, inlet_admin::AdminError> {
+        Ok(self.0.read().expect("config lock poisoned").urls.clone())
     }
 }
 
