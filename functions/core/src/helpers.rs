@@ -9,6 +9,7 @@
 //! what signature headers carry. Decoders raise a script error on bad input, which
 //! rejects the request like any other script error.
 
+use crate::script_context::{dynamic_to_json, json_to_dynamic};
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE, URL_SAFE_NO_PAD};
 use hmac::{Hmac, Mac};
@@ -138,12 +139,11 @@ pub fn register(engine: &mut Engine) {
         |s: ImmutableString| -> HelperResult<Dynamic> {
             let value: serde_json::Value =
                 serde_json::from_str(&s).map_err(|e| script_error("json_parse", e))?;
-            rhai::serde::to_dynamic(value)
+            Ok(json_to_dynamic(&value))
         },
     );
     engine.register_fn("json_stringify", |v: Dynamic| -> HelperResult<String> {
-        let value: serde_json::Value =
-            rhai::serde::from_dynamic(&v).map_err(|e| script_error("json_stringify", e))?;
+        let value = dynamic_to_json(&v).map_err(|e| script_error("json_stringify", e))?;
         Ok(value.to_string())
     });
     engine.register_fn("form_decode", |s: ImmutableString| -> rhai::Map {
@@ -160,23 +160,25 @@ pub fn register(engine: &mut Engine) {
 #[cfg(test)]
 mod tests {
     use crate::script::{ScriptEngine, ScriptInput, ScriptLimits};
-    use serde_json::{Map, Value, json};
+    use crate::store::Vars;
+    use serde_json::{Value, json};
+    use std::sync::Arc;
 
     fn eval(expr: &str) -> Result<Value, String> {
         let engine = ScriptEngine::new(ScriptLimits::default());
         let script = engine
             .compile("t", &format!("fn main(ctx) {{ #{{ out: {expr} }} }}"))
             .map_err(|e| e.to_string())?;
-        let empty = json!({});
+        let empty = Arc::new(json!({}));
         engine
             .run(
                 &script,
                 ScriptInput {
-                    vars: &Map::new(),
-                    body: &empty,
+                    vars: Arc::new(Vars::new([])),
+                    body: empty.clone(),
                     raw_body: "",
-                    headers: &empty,
-                    query: &empty,
+                    headers: empty.clone(),
+                    query: empty,
                     method: "POST",
                     received_at: 0,
                     now_ms: 1_234_567,

@@ -2,7 +2,7 @@
 //! stored", with no AWS and no Lambda dependency (DESIGN §1).
 //!
 //! - [`config`]: source files and their validation; [`path`]: field paths;
-//! - [`script`] and [`helpers`]: the sandboxed Rhai engine;
+//! - [`script`], [`script_context`] and [`helpers`]: the sandboxed Rhai engine;
 //! - [`actions`]: the action catalogue and plan resolution; [`executor`]: running one
 //!   action against the [`directory`] and outside targets;
 //! - [`store`]: the traits the pipeline stores through; [`memory`]: in-memory versions
@@ -21,6 +21,7 @@ pub mod path;
 pub mod pipeline;
 pub mod reply;
 pub mod script;
+pub mod script_context;
 pub mod store;
 mod yaml;
 

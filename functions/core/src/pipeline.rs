@@ -121,10 +121,10 @@ pub struct Pipeline {
 /// A request whose body has been read and parsed.
 struct Parsed {
     raw_body: String,
-    body: Value,
-    headers: Value,
+    body: Arc<Value>,
+    headers: Arc<Value>,
     header_list: Vec<(String, String)>,
-    query: Value,
+    query: Arc<Value>,
 }
 
 impl Pipeline {
@@ -198,11 +198,11 @@ impl Pipeline {
             let outcome = self.engine.run(
                 script,
                 ScriptInput {
-                    vars: vars.for_scripts(),
-                    body: &parsed.body,
+                    vars: vars.clone(),
+                    body: parsed.body.clone(),
                     raw_body: &event.raw_body,
-                    headers: &parsed.headers,
-                    query: &parsed.query,
+                    headers: parsed.headers.clone(),
+                    query: parsed.query.clone(),
                     method: &method,
                     received_at: received_at_ms.div_euclid(1000),
                     now_ms: self.clock.now_ms(),
@@ -510,10 +510,10 @@ fn parse_request(request: InboundRequest) -> Result<Parsed, IngestError> {
     );
     Ok(Parsed {
         raw_body,
-        body,
-        headers: Value::Object(headers),
+        body: Arc::new(body),
+        headers: Arc::new(Value::Object(headers)),
         header_list,
-        query,
+        query: Arc::new(query),
     })
 }
 

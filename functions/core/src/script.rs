@@ -16,6 +16,8 @@
 //! engine-wide; a run never awaits, so the thread is the run.
 
 use crate::helpers;
+use crate::script_context::{ScriptContext, dynamic_to_json};
+use crate::store::Vars;
 use rhai::{AST, Dynamic, Engine, EvalAltResult, Scope};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
@@ -104,14 +106,16 @@ pub struct CompileError {
     pub fix: String,
 }
 
-/// What one request looks like to a script (`ctx`).
-#[derive(Debug, Clone, Copy)]
+/// What one request looks like to a script (`ctx`). The JSON parts are shared, not
+/// borrowed, because `ctx` turns them into Rhai values only when the script first reads
+/// them (see [`ScriptContext`]).
+#[derive(Debug, Clone)]
 pub struct ScriptInput<'a> {
-    pub vars: &'a Map<String, Value>,
-    pub body: &'a Value,
+    pub vars: Arc<Vars>,
+    pub body: Arc<Value>,
     pub raw_body: &'a str,
-    pub headers: &'a Value,
-    pub query: &'a Value,
+    pub headers: Arc<Value>,
+    pub query: Arc<Value>,
     pub method: &'a str,
     /// Unix seconds at receipt.
     pub received_at: i64,
@@ -210,6 +214,7 @@ impl ScriptEngine {
             push_console(format!("[debug {pos}] {text}"));
         });
         helpers::register(&mut engine);
+        crate::script_context::register(&mut engine);
         ScriptEngine {
             engine,
             limits,
@@ -259,7 +264,7 @@ impl ScriptEngine {
     ) -> Result<ScriptOutput, ScriptRunError> {
         CONSOLE.with(|c| c.borrow_mut().clear());
         NOW_MS.with(|n| n.set(input.now_ms));
-        let ctx = build_ctx(&input);
+        let ctx = Dynamic::from(ScriptContext::new(&input));
         DEADLINE.with(|d| d.set(Some(Instant::now() + self.limits.wall_time)));
         let result = self
             .engine
@@ -316,43 +321,6 @@ fn root_cause(err: &EvalAltResult) -> &EvalAltResult {
     }
 }
 
-/// JSON → Rhai value, directly (much cheaper than going through serde, and this runs
-/// on every request). Integers beyond `i64` become floats, as in JavaScript.
-pub(crate) fn json_to_dynamic(value: &Value) -> Dynamic {
-    match value {
-        Value::Null => Dynamic::UNIT,
-        Value::Bool(b) => Dynamic::from_bool(*b),
-        Value::Number(n) => match n.as_i64() {
-            Some(i) => Dynamic::from_int(i),
-            None => Dynamic::from_float(n.as_f64().unwrap_or(f64::NAN)),
-        },
-        Value::String(s) => rhai::ImmutableString::from(s.as_str()).into(),
-        Value::Array(items) => Dynamic::from_array(items.iter().map(json_to_dynamic).collect()),
-        Value::Object(map) => Dynamic::from_map(
-            map.iter()
-                .map(|(k, v)| (k.as_str().into(), json_to_dynamic(v)))
-                .collect(),
-        ),
-    }
-}
-
-fn build_ctx(input: &ScriptInput<'_>) -> Dynamic {
-    let mut ctx = rhai::Map::new();
-    let vars = input
-        .vars
-        .iter()
-        .map(|(k, v)| (k.as_str().into(), json_to_dynamic(v)))
-        .collect::<rhai::Map>();
-    ctx.insert("vars".into(), Dynamic::from_map(vars));
-    ctx.insert("body".into(), json_to_dynamic(input.body));
-    ctx.insert("rawBody".into(), input.raw_body.into());
-    ctx.insert("headers".into(), json_to_dynamic(input.headers));
-    ctx.insert("query".into(), json_to_dynamic(input.query));
-    ctx.insert("method".into(), input.method.into());
-    ctx.insert("received_at".into(), input.received_at.into());
-    ctx.into()
-}
-
 fn bad_return(message: String, console: Vec<String>) -> ScriptRunError {
     ScriptRunError {
         kind: ScriptErrorKind::BadReturn,
@@ -362,6 +330,8 @@ fn bad_return(message: String, console: Vec<String>) -> ScriptRunError {
 }
 
 fn read_output(value: Dynamic, console: Vec<String>) -> Result<ScriptOutput, ScriptRunError> {
+    // A script may return (parts of) `ctx`, which are shared values; read them through.
+    let value = value.flatten();
     let type_name = value.type_name();
     let Some(mut map) = value.try_cast::<rhai::Map>() else {
         return Err(bad_return(
@@ -371,7 +341,7 @@ fn read_output(value: Dynamic, console: Vec<String>) -> Result<ScriptOutput, Scr
             console,
         ));
     };
-    let verified = match map.remove("verified") {
+    let verified = match map.remove("verified").map(Dynamic::flatten) {
         None => None,
         Some(v) if v.is_unit() => None,
         Some(v) => match v.as_bool() {
@@ -384,7 +354,7 @@ fn read_output(value: Dynamic, console: Vec<String>) -> Result<ScriptOutput, Scr
             }
         },
     };
-    let http_response = match map.remove("http_response") {
+    let http_response = match map.remove("http_response").map(Dynamic::flatten) {
         None => None,
         Some(v) if v.is_unit() => None,
         Some(v) => match read_http_response(v) {
@@ -394,7 +364,7 @@ fn read_output(value: Dynamic, console: Vec<String>) -> Result<ScriptOutput, Scr
     };
     let mut preprocess = Map::new();
     for (key, value) in map {
-        match rhai::serde::from_dynamic::<Value>(&value) {
+        match dynamic_to_json(&value) {
             Ok(json) => {
                 preprocess.insert(key.to_string(), json);
             }
@@ -419,7 +389,7 @@ fn read_http_response(value: Dynamic) -> Result<ScriptHttpResponse, String> {
     let mut map = value.try_cast::<rhai::Map>().ok_or_else(|| {
         format!("`http_response` must be a map #{{status, headers, body}}, it was {t}")
     })?;
-    let status = match map.remove("status") {
+    let status = match map.remove("status").map(Dynamic::flatten) {
         None => 200,
         Some(s) => s
             .as_int()
@@ -429,7 +399,7 @@ fn read_http_response(value: Dynamic) -> Result<ScriptHttpResponse, String> {
             .ok_or("`http_response.status` must be an integer from 100 to 599")?,
     };
     let mut headers = Vec::new();
-    if let Some(h) = map.remove("headers") {
+    if let Some(h) = map.remove("headers").map(Dynamic::flatten) {
         let h = h
             .try_cast::<rhai::Map>()
             .ok_or("`http_response.headers` must be a map of strings")?;
@@ -437,11 +407,11 @@ fn read_http_response(value: Dynamic) -> Result<ScriptHttpResponse, String> {
             headers.push((name.to_string(), value.to_string()));
         }
     }
-    let body = match map.remove("body") {
+    let body = match map.remove("body").map(Dynamic::flatten) {
         None => String::new(),
         Some(b) if b.is_string() => b.into_string().unwrap_or_default(),
         Some(b) => {
-            let json = rhai::serde::from_dynamic::<Value>(&b)
+            let json = dynamic_to_json(&b)
                 .map_err(|e| format!("`http_response.body` cannot be turned into JSON: {e}"))?;
             if !headers
                 .iter()
@@ -479,19 +449,19 @@ mod tests {
         body: Value,
     ) -> Result<ScriptOutput, ScriptRunError> {
         let script = engine.compile("test.rhai", code).expect("compiles");
-        let vars: Map<String, Value> =
-            serde_json::from_value(json!({"SECRET": "s3cret", "KEYS": ["a", "b"]})).unwrap();
+        let vars = Vars::new([
+            ("SECRET".to_string(), "s3cret".to_string()),
+            ("KEYS".to_string(), r#"["a", "b"]"#.to_string()),
+        ]);
         let raw = body.to_string();
-        let headers = json!({"x-webhook-secret": "s3cret"});
-        let query = json!({"q": "1"});
         engine.run(
             &script,
             ScriptInput {
-                vars: &vars,
-                body: &body,
+                vars: Arc::new(vars),
+                body: Arc::new(body),
                 raw_body: &raw,
-                headers: &headers,
-                query: &query,
+                headers: Arc::new(json!({"x-webhook-secret": "s3cret"})),
+                query: Arc::new(json!({"q": "1"})),
                 method: "POST",
                 received_at: 1_700_000_000,
                 now_ms: 1_700_000_000_500,
