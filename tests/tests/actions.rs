@@ -122,7 +122,7 @@ impl Harness {
         let planned = PlannedAction {
             index,
             action,
-            params: json!({}),
+            params: Default::default(),
             payload,
             skipped: None,
         };

@@ -135,14 +135,14 @@ fn event(
             PlannedAction {
                 index: 0,
                 action: ActionKind::UsersIdentify,
-                params: json!({"id": "body.user"}),
+                params: Arc::new(json!({"id": "body.user"})),
                 payload: json!({"id": "u1"}),
                 skipped: None,
             },
             PlannedAction {
                 index: 1,
                 action: ActionKind::WorkflowsTrigger,
-                params: json!({"key": {"value": "w"}, "recipients": "body.nobody"}),
+                params: Arc::new(json!({"key": {"value": "w"}, "recipients": "body.nobody"})),
                 payload: json!({"key": "w"}),
                 skipped: Some("required param `recipients` did not resolve".into()),
             },

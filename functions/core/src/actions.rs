@@ -13,6 +13,7 @@ use crate::config::{MappingConfig, ParamSource};
 use crate::path::PathRoots;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use std::sync::Arc;
 
 /// All actions, in the order they run within one event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -219,8 +220,9 @@ pub struct PlannedAction {
     /// Position in the plan; (event id, index) identifies the action for idempotent runs.
     pub index: usize,
     pub action: ActionKind,
-    /// The mapping as configured (param name → path or `{value: ...}`).
-    pub params: Value,
+    /// The mapping as configured (param name → path or `{value: ...}`), shared with the
+    /// config.
+    pub params: Arc<Value>,
     /// The values resolved from this event.
     pub payload: Value,
     /// `None` when the action is to run; the reason when it was skipped.
@@ -257,11 +259,9 @@ pub fn plan_actions(mappings: &[MappingConfig], roots: &PathRoots<'_>) -> Action
 fn resolve_mapping(mapping: &MappingConfig, roots: &PathRoots<'_>) -> (Value, Vec<String>) {
     let mut payload = Map::new();
     let mut problems = Vec::new();
-    // Whole-object params (`data: body.data`) first, then dotted merges (`data.x: ...`)
-    // on top, so the more specific mapping wins whatever order the YAML uses.
-    let mut params: Vec<_> = mapping.params.iter().collect();
-    params.sort_by_key(|p| p.name.contains('.'));
-    for param in params {
+    // Whole-object params come first (`MappingConfig::new` orders them), so dotted merges
+    // land on top of them.
+    for param in &mapping.params {
         let value = match &param.source {
             ParamSource::Literal(value) => Some(value.clone()),
             ParamSource::Path(path) => path.resolve(roots).cloned(),

@@ -122,8 +122,9 @@ pub struct MappingConfig {
     pub active: bool,
     pub line: usize,
     pub params: Vec<MappingParam>,
-    /// `params` as the user wrote them, built once at load for every action log entry.
-    pub params_json: Value,
+    /// `params` as the user wrote them, built once at load and shared by every action
+    /// log entry.
+    pub params_json: Arc<Value>,
 }
 
 #[derive(Debug, Clone)]
@@ -150,8 +151,17 @@ impl ParamSource {
 }
 
 impl MappingConfig {
-    pub fn new(action: ActionKind, active: bool, line: usize, params: Vec<MappingParam>) -> Self {
-        let params_json = params_as_json(&params);
+    /// `params` are kept with whole-value params (`data: body.data`) before dotted merges
+    /// (`data.x: ...`), the order the plan applies them in, so that the more specific
+    /// mapping wins whatever order the YAML uses.
+    pub fn new(
+        action: ActionKind,
+        active: bool,
+        line: usize,
+        mut params: Vec<MappingParam>,
+    ) -> Self {
+        let params_json = Arc::new(params_as_json(&params));
+        params.sort_by_key(|p| p.name.contains('.'));
         MappingConfig {
             action,
             active,
@@ -966,7 +976,7 @@ environments:
         let m = &env.mappings["task.assigned"][0];
         assert_eq!(m.action, ActionKind::WorkflowsTrigger);
         assert_eq!(
-            m.params_json,
+            *m.params_json,
             serde_json::json!({"key": {"value": "task-assigned"}, "recipients": "data.assigned_to",
                                "data.task_id": "body.data.task_id"})
         );

@@ -107,6 +107,14 @@ impl IdempotencyStore for MemoryStore {
     }
 }
 
+/// The value under `key`, inserted if missing; unlike `entry`, a hit allocates no key.
+fn slot<'m, V: Default>(map: &'m mut HashMap<String, V>, key: &str) -> &'m mut V {
+    if !map.contains_key(key) {
+        map.insert(key.to_string(), V::default());
+    }
+    map.get_mut(key).expect("inserted above")
+}
+
 #[async_trait]
 impl EventLog for MemoryStore {
     async fn record(&self, event: EventRecord) -> Result<(), StoreError> {
@@ -116,12 +124,8 @@ impl EventLog for MemoryStore {
         if let (Some(event_type), EventStatus::Accepted | EventStatus::Duplicate) =
             (&event.event_type, event.status)
         {
-            let per_type = log
-                .types
-                .entry(event.source.clone())
-                .or_default()
-                .entry(event.environment.clone())
-                .or_default();
+            let per_source = slot(&mut log.types, &event.source);
+            let per_type = slot(per_source, &event.environment);
             match per_type.get_mut(event_type.as_str()) {
                 Some(stats) => {
                     stats.count += 1;

@@ -182,7 +182,7 @@ impl Pipeline {
             duplicate_of: None,
             method: method.clone(),
             query: query_string,
-            headers: redact_headers(&parsed.header_list, &vars),
+            headers: redact_headers(parsed.header_list, &vars),
             raw_body: parsed.raw_body,
             preprocess: None,
             script_console: Vec::new(),
@@ -356,9 +356,21 @@ impl Pipeline {
             tracing::warn!(error = %e, %event_id, "could not complete the idempotency claim; it expires in-progress");
         }
         tracing::info!(source = %route.source.key, environment = %route.environment, %event_id, %event_type, actions = runnable, "event accepted");
+        #[derive(serde::Serialize)]
+        struct Accepted<'a> {
+            status: &'static str,
+            event_id: &'a str,
+            event_type: &'a str,
+            actions: usize,
+        }
         Ok(Reply::json(
             202,
-            json!({"status": "accepted", "event_id": event_id, "event_type": event_type, "actions": runnable}),
+            Accepted {
+                status: "accepted",
+                event_id: &event_id,
+                event_type: &event_type,
+                actions: runnable,
+            },
         ))
     }
 
@@ -455,7 +467,10 @@ fn parse_request(request: InboundRequest) -> Result<Parsed, IngestError> {
     let mut header_list: Vec<(String, String)> = request
         .headers
         .into_iter()
-        .map(|(n, v)| (n.to_ascii_lowercase(), v))
+        .map(|(mut name, value)| {
+            name.make_ascii_lowercase();
+            (name, value)
+        })
         .collect();
     header_list.sort_by(|a, b| a.0.cmp(&b.0));
     let mut headers = Map::new();
@@ -478,12 +493,13 @@ fn parse_request(request: InboundRequest) -> Result<Parsed, IngestError> {
             e.utf8_error().valid_up_to()
         ),
     })?;
-    let content_type = headers
+    const FORM: &str = "application/x-www-form-urlencoded";
+    let is_form = headers
         .get("content-type")
         .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_ascii_lowercase();
-    let body = if content_type.starts_with("application/x-www-form-urlencoded") {
+        .and_then(|content_type| content_type.get(..FORM.len()))
+        .is_some_and(|prefix| prefix.eq_ignore_ascii_case(FORM));
+    let body = if is_form {
         Value::Object(
             form_urlencoded::parse(raw_body.as_bytes())
                 .map(|(k, v)| (k.into_owned(), Value::String(v.into_owned())))
@@ -520,30 +536,24 @@ fn parse_request(request: InboundRequest) -> Result<Parsed, IngestError> {
 /// The headers as the event log keeps them: the values of `authorization`, `cookie`,
 /// and of names containing token/secret/password/api-key are replaced, and so is any
 /// value that contains a var's value (a secret sent as a header, e.g. `Bearer <secret>`).
-pub fn redact_headers(headers: &[(String, String)], vars: &Vars) -> Vec<(String, String)> {
+pub fn redact_headers(headers: Vec<(String, String)>, vars: &Vars) -> Vec<(String, String)> {
     const SENSITIVE: [&str; 7] = [
         "token", "secret", "password", "api-key", "api_key", "apikey", "session",
     ];
-    let secrets: Vec<&str> = vars
-        .secret_strings()
-        .into_iter()
-        .filter(|s| s.len() >= 4)
-        .collect();
+    let secrets = vars.secret_strings().iter().filter(|s| s.len() >= 4);
     headers
-        .iter()
+        .into_iter()
         .map(|(name, value)| {
             let sensitive_name = name == "authorization"
                 || name == "cookie"
                 || name == "set-cookie"
                 || name == "proxy-authorization"
                 || SENSITIVE.iter().any(|s| name.contains(s));
-            let holds_secret = secrets.iter().any(|s| value.contains(s));
-            let value = if sensitive_name || holds_secret {
-                "[redacted]".to_string()
+            if sensitive_name || secrets.clone().any(|s| value.contains(s.as_str())) {
+                (name, "[redacted]".to_string())
             } else {
-                value.clone()
-            };
-            (name.clone(), value)
+                (name, value)
+            }
         })
         .collect()
 }
@@ -589,7 +599,7 @@ mod tests {
             ("x-api-key".to_string(), "k".to_string()),
             ("content-type".to_string(), "application/json".to_string()),
         ];
-        let redacted = redact_headers(&headers, &vars);
+        let redacted = redact_headers(headers, &vars);
         let values: Vec<&str> = redacted.iter().map(|(_, v)| v.as_str()).collect();
         assert_eq!(
             values,

@@ -5,7 +5,7 @@
 //! message, and their detail goes to the log only.
 
 use crate::defaults::UNAVAILABLE_RETRY_AFTER_SECS;
-use serde_json::{Value, json};
+use serde_json::json;
 
 /// An HTTP answer, independent of any HTTP library; adapters convert it.
 #[derive(Debug, Clone, PartialEq)]
@@ -16,11 +16,11 @@ pub struct Reply {
 }
 
 impl Reply {
-    pub fn json(status: u16, body: Value) -> Self {
+    pub fn json(status: u16, body: impl serde::Serialize) -> Self {
         Reply {
             status,
             headers: vec![("content-type".into(), "application/json".into())],
-            body: body.to_string(),
+            body: serde_json::to_string(&body).expect("reply bodies serialize"),
         }
     }
 

@@ -314,7 +314,7 @@ pub struct ActionLogEntry {
     pub index: usize,
     pub action: ActionKind,
     /// The mapping as configured.
-    pub params: Value,
+    pub params: Arc<Value>,
     /// The values resolved from the event.
     pub payload: Value,
     pub status: ActionStatus,
@@ -472,14 +472,15 @@ pub trait ActionDispatcher: Send + Sync {
 /// that value, else as a string.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Vars {
-    raw: Vec<(String, String)>,
     for_scripts: Map<String, Value>,
+    /// Every secret string the vars hold, found once here rather than per request.
+    secrets: Vec<String>,
 }
 
 impl Vars {
     pub fn new(raw: impl IntoIterator<Item = (String, String)>) -> Self {
         let raw: Vec<(String, String)> = raw.into_iter().collect();
-        let for_scripts = raw
+        let for_scripts: Map<String, Value> = raw
             .iter()
             .map(|(k, v)| {
                 let value = serde_json::from_str::<Value>(v)
@@ -489,7 +490,23 @@ impl Vars {
                 (k.clone(), value)
             })
             .collect();
-        Vars { raw, for_scripts }
+        fn strings(v: &Value, out: &mut Vec<String>) {
+            match v {
+                Value::String(s) => out.push(s.clone()),
+                Value::Array(items) => items.iter().for_each(|i| strings(i, out)),
+                Value::Object(map) => map.values().for_each(|i| strings(i, out)),
+                _ => {}
+            }
+        }
+        let mut secrets: Vec<String> = raw.into_iter().map(|(_, v)| v).collect();
+        for_scripts.values().for_each(|v| strings(v, &mut secrets));
+        secrets.retain(|s| !s.is_empty());
+        secrets.sort();
+        secrets.dedup();
+        Vars {
+            for_scripts,
+            secrets,
+        }
     }
 
     /// The values as scripts see them (`ctx.vars`).
@@ -499,24 +516,13 @@ impl Vars {
 
     /// Every secret string a var holds (the raw value, and each string inside a JSON
     /// value), for redaction.
-    pub fn secret_strings(&self) -> Vec<&str> {
-        fn strings<'a>(v: &'a Value, out: &mut Vec<&'a str>) {
-            match v {
-                Value::String(s) => out.push(s),
-                Value::Array(items) => items.iter().for_each(|i| strings(i, out)),
-                Value::Object(map) => map.values().for_each(|i| strings(i, out)),
-                _ => {}
-            }
-        }
-        let mut out: Vec<&str> = self.raw.iter().map(|(_, v)| v.as_str()).collect();
-        self.for_scripts.values().for_each(|v| strings(v, &mut out));
-        out.retain(|s| !s.is_empty());
-        out
+    pub fn secret_strings(&self) -> &[String] {
+        &self.secrets
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("vars unavailable: {0}")]
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
 pub struct VarsError(pub String);
 
 #[async_trait]
@@ -548,11 +554,7 @@ mod tests {
             serde_json::json!({"A": "plain secret", "B": ["old", "new"], "N": 42})
         );
         let secrets = vars.secret_strings();
-        assert!(
-            secrets.contains(&"old")
-                && secrets.contains(&"new")
-                && secrets.contains(&"plain secret")
-        );
+        assert_eq!(secrets, ["[\"old\",\"new\"]", "new", "old", "plain secret"]);
     }
 
     #[test]
