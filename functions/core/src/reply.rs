@@ -141,7 +141,7 @@ mod tests {
         assert_eq!(reply.status, 503);
         assert_eq!(reply.header("retry-after"), Some("5"));
         assert!(!reply.body.contains("/secret/path"));
-        let body: Value = serde_json::from_str(&reply.body).unwrap();
+        let body: serde_json::Value = serde_json::from_str(&reply.body).unwrap();
         assert_eq!(body["error"]["code"], "unavailable");
     }
 

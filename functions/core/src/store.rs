@@ -554,7 +554,10 @@ mod tests {
             serde_json::json!({"A": "plain secret", "B": ["old", "new"], "N": 42})
         );
         let secrets = vars.secret_strings();
-        assert_eq!(secrets, ["[\"old\",\"new\"]", "new", "old", "plain secret"]);
+        assert_eq!(
+            secrets,
+            ["42", "[\"old\",\"new\"]", "new", "old", "plain secret"]
+        );
     }
 
     #[test]
