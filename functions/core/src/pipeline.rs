@@ -30,9 +30,10 @@ use crate::store::{
     ActionDispatcher, ClaimOutcome, ClaimTimes, EventLog, EventRecord, EventStatus,
     IdempotencyScope, IdempotencyStore, Vars, VarsProvider, VerificationStatus,
 };
+use aho_corasick::AhoCorasick;
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 /// Where a token leads: one environment of one source.
 #[derive(Debug, Clone)]
@@ -537,19 +538,21 @@ fn parse_request(request: InboundRequest) -> Result<Parsed, IngestError> {
 /// and of names containing token/secret/password/api-key are replaced, and so is any
 /// value that contains a var's value (a secret sent as a header, e.g. `Bearer <secret>`).
 pub fn redact_headers(headers: Vec<(String, String)>, vars: &Vars) -> Vec<(String, String)> {
-    const SENSITIVE: [&str; 7] = [
-        "token", "secret", "password", "api-key", "api_key", "apikey", "session",
-    ];
-    let secrets = vars.secret_strings().iter().filter(|s| s.len() >= 4);
+    /// Lower-case name fragments that mark a header as sensitive, matched in one pass.
+    static SENSITIVE_NAMES: LazyLock<AhoCorasick> = LazyLock::new(|| {
+        AhoCorasick::new([
+            "token", "secret", "password", "api-key", "api_key", "apikey", "session",
+        ])
+        .expect("fixed patterns build")
+    });
     headers
         .into_iter()
         .map(|(name, value)| {
-            let sensitive_name = name == "authorization"
-                || name == "cookie"
-                || name == "set-cookie"
-                || name == "proxy-authorization"
-                || SENSITIVE.iter().any(|s| name.contains(s));
-            if sensitive_name || secrets.clone().any(|s| value.contains(s.as_str())) {
+            let sensitive_name = matches!(
+                name.as_str(),
+                "authorization" | "cookie" | "set-cookie" | "proxy-authorization"
+            ) || SENSITIVE_NAMES.is_match(&name);
+            if sensitive_name || vars.appears_in(&value) {
                 (name, "[redacted]".to_string())
             } else {
                 (name, value)

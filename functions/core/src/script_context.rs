@@ -148,11 +148,20 @@ fn hide_values(vars: Dynamic) -> Dynamic {
     }
 }
 
-/// Registers `ctx`'s type: the string indexer (which Rhai also uses for property access
-/// when no getter exists) and the map-like functions.
+/// Registers `ctx`'s type: a getter and setter per fixed part (found directly, where the
+/// indexer would be found only after a failed getter lookup), the string indexer (which
+/// Rhai also uses for properties without a getter, i.e. keys a script added) and the
+/// map-like functions.
 pub(crate) fn register(engine: &mut Engine) {
+    engine.register_type_with_name::<ScriptContext>(CONTEXT_TYPE_NAME);
+    for part in PARTS {
+        engine
+            .register_get(part, move |ctx: &mut ScriptContext| ctx.get(part))
+            .register_set(part, move |ctx: &mut ScriptContext, value: Dynamic| {
+                ctx.set(part, value)
+            });
+    }
     engine
-        .register_type_with_name::<ScriptContext>(CONTEXT_TYPE_NAME)
         .register_indexer_get(|ctx: &mut ScriptContext, key: &str| ctx.get(key))
         .register_indexer_set(|ctx: &mut ScriptContext, key: &str, value: Dynamic| {
             ctx.set(key, value)

@@ -6,6 +6,7 @@
 //! [`StoreError::Unavailable`] becomes a 503 with `Retry-After` at the edge.
 
 use crate::actions::{ActionKind, ActionPlan};
+use aho_corasick::AhoCorasick;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -470,11 +471,19 @@ pub trait ActionDispatcher: Send + Sync {
 
 /// The variables of one environment. A value that parses as JSON is given to scripts as
 /// that value, else as a string.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default)]
 pub struct Vars {
     for_scripts: Map<String, Value>,
     /// Every secret string the vars hold, found once here rather than per request.
     secrets: Vec<String>,
+    /// Finds the secrets of at least [`Vars::MIN_REDACTED_CHARS`] in a text, in one pass.
+    secret_finder: Option<AhoCorasick>,
+}
+
+impl PartialEq for Vars {
+    fn eq(&self, other: &Self) -> bool {
+        self.for_scripts == other.for_scripts && self.secrets == other.secrets
+    }
 }
 
 impl Vars {
@@ -503,10 +512,29 @@ impl Vars {
         secrets.retain(|s| !s.is_empty());
         secrets.sort();
         secrets.dedup();
+        let secret_finder = AhoCorasick::new(
+            secrets
+                .iter()
+                .filter(|s| s.chars().count() >= Self::MIN_REDACTED_CHARS),
+        )
+        .ok();
         Vars {
             for_scripts,
             secrets,
+            secret_finder,
         }
+    }
+
+    /// Shorter var values (`42`, `true`) are not searched for in logged text: they are
+    /// rarely secrets and would redact half of every header.
+    pub const MIN_REDACTED_CHARS: usize = 4;
+
+    /// Whether `text` contains the value of a var (of at least
+    /// [`Vars::MIN_REDACTED_CHARS`]), so that it must be redacted before it is logged.
+    pub fn appears_in(&self, text: &str) -> bool {
+        self.secret_finder
+            .as_ref()
+            .is_some_and(|finder| finder.is_match(text))
     }
 
     /// The values as scripts see them (`ctx.vars`).
