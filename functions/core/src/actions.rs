@@ -296,7 +296,12 @@ fn resolve_mapping(mapping: &MappingConfig, roots: &PathRoots<'_>) -> (Value, Ve
                 .map(|p| p.source.describe())
                 .unwrap_or_else(|| "not mapped".to_string())
         };
-        match payload.get_mut(spec.name) {
+        // A scan, not a hash lookup: payloads have a handful of keys.
+        let resolved = payload
+            .iter_mut()
+            .find(|(name, _)| name.as_str() == spec.name)
+            .map(|(_, value)| value);
+        match resolved {
             None if spec.required => problems.push(format!(
                 "required param `{}` did not resolve ({})",
                 spec.name,

@@ -35,16 +35,18 @@ impl IdempotencyScope {
     /// One string that identifies the scope (a primary key). Parts are length-prefixed
     /// so that no choice of key can collide with another scope.
     pub fn storage_key(&self) -> String {
-        format!(
-            "{}:{}|{}:{}|{}:{}|{}",
-            self.source.len(),
-            self.source,
-            self.environment.len(),
-            self.environment,
-            self.event_type.len(),
-            self.event_type,
-            self.key
-        )
+        use std::fmt::Write;
+        let parts = [&self.source, &self.environment, &self.event_type];
+        let mut key = String::with_capacity(
+            parts.iter().map(|p| p.len() + 6).sum::<usize>() + self.key.len(),
+        );
+        for part in parts {
+            let _ = write!(key, "{}:", part.len());
+            key.push_str(part);
+            key.push('|');
+        }
+        key.push_str(&self.key);
+        key
     }
 }
 
@@ -603,5 +605,7 @@ mod tests {
             key: "k".into(),
         };
         assert_ne!(a.storage_key(), b.storage_key());
+        // Stored keys must not change between versions.
+        assert_eq!(a.storage_key(), "3:a|b|1:e|1:t|k");
     }
 }
