@@ -27,6 +27,14 @@ fn hmac_bytes<M: Mac + hmac::digest::KeyInit>(key: &[u8], message: &[u8]) -> Vec
     mac.finalize().into_bytes().to_vec()
 }
 
+/// Lower-case hex. `hex::encode` builds its string a character at a time; filling a
+/// buffer is several times faster, and signature checks run on every request.
+fn to_hex(bytes: &[u8]) -> String {
+    let mut buffer = vec![0u8; bytes.len() * 2];
+    hex::encode_to_slice(bytes, &mut buffer).expect("the buffer is twice the input");
+    String::from_utf8(buffer).expect("hex digits are ASCII")
+}
+
 pub fn hmac_sha256(key: &[u8], message: &[u8]) -> Vec<u8> {
     hmac_bytes::<Hmac<Sha256>>(key, message)
 }
@@ -72,13 +80,13 @@ pub fn register(engine: &mut Engine) {
         hmac_bytes::<Hmac<Sha512>>(k, m)
     });
     bytes2!(engine, "hmac_sha1_hex", |k: &[u8], m: &[u8]| -> String {
-        hex::encode(hmac_bytes::<Hmac<Sha1>>(k, m))
+        to_hex(&hmac_bytes::<Hmac<Sha1>>(k, m))
     });
     bytes2!(engine, "hmac_sha256_hex", |k: &[u8], m: &[u8]| -> String {
-        hex::encode(hmac_sha256(k, m))
+        to_hex(&hmac_sha256(k, m))
     });
     bytes2!(engine, "hmac_sha512_hex", |k: &[u8], m: &[u8]| -> String {
-        hex::encode(hmac_bytes::<Hmac<Sha512>>(k, m))
+        to_hex(&hmac_bytes::<Hmac<Sha512>>(k, m))
     });
     bytes2!(engine, "hmac_sha1_base64", |k: &[u8], m: &[u8]| -> String {
         STANDARD.encode(hmac_bytes::<Hmac<Sha1>>(k, m))
@@ -101,10 +109,10 @@ pub fn register(engine: &mut Engine) {
         Sha256::digest(d).to_vec()
     });
     bytes1!(engine, "sha256_hex", |d: &[u8]| -> String {
-        hex::encode(Sha256::digest(d))
+        to_hex(&Sha256::digest(d))
     });
     bytes1!(engine, "hex_encode", |d: &[u8]| -> String {
-        hex::encode(d)
+        to_hex(&d)
     });
     bytes1!(engine, "base64_encode", |d: &[u8]| -> String {
         STANDARD.encode(d)

@@ -61,6 +61,17 @@ thread_local! {
     static DEADLINE: Cell<Option<Instant>> = const { Cell::new(None) };
     static CONSOLE: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
     static NOW_MS: Cell<i64> = const { Cell::new(0) };
+    /// The run's vars, so that console lines are redacted before they are logged or kept.
+    static VARS: RefCell<Option<Arc<Vars>>> = const { RefCell::new(None) };
+}
+
+/// `text` with the current run's var values redacted (DESIGN §4: var values are never
+/// written to logs).
+fn redacted(text: &str) -> String {
+    VARS.with(|v| match &*v.borrow() {
+        Some(vars) => vars.redact(text),
+        None => text.to_string(),
+    })
 }
 
 /// The time `now()` returns inside a script run (set from the pipeline's clock).
@@ -206,10 +217,12 @@ impl ScriptEngine {
             None
         });
         engine.on_print(|text| {
+            let text = redacted(text);
             tracing::debug!(target: "inlet::script", "print: {text}");
-            push_console(text.to_string());
+            push_console(text);
         });
         engine.on_debug(|text, _source, pos| {
+            let text = redacted(text);
             tracing::debug!(target: "inlet::script", "debug at {pos}: {text}");
             push_console(format!("[debug {pos}] {text}"));
         });
@@ -264,17 +277,25 @@ impl ScriptEngine {
     ) -> Result<ScriptOutput, ScriptRunError> {
         CONSOLE.with(|c| c.borrow_mut().clear());
         NOW_MS.with(|n| n.set(input.now_ms));
+        VARS.with(|v| *v.borrow_mut() = Some(input.vars.clone()));
         let ctx = Dynamic::from(ScriptContext::new(&input));
         DEADLINE.with(|d| d.set(Some(Instant::now() + self.limits.wall_time)));
         let result = self
             .engine
             .call_fn::<Dynamic>(&mut Scope::new(), &script.ast, "main", (ctx,));
         DEADLINE.with(|d| d.set(None));
+        VARS.with(|v| v.borrow_mut().take());
         let console = CONSOLE.with(|c| std::mem::take(&mut *c.borrow_mut()));
-        match result {
+        let outcome = match result {
             Ok(value) => read_output(value, console),
             Err(err) => Err(self.describe_failure(&err, console)),
-        }
+        };
+        // An error message may quote a value the script built from a var
+        // (`throw ctx.vars.SECRET`, a type error showing it); it is logged and stored.
+        outcome.map_err(|mut error| {
+            error.message = input.vars.redact(&error.message);
+            error
+        })
     }
 
     fn describe_failure(&self, err: &EvalAltResult, console: Vec<String>) -> ScriptRunError {
@@ -605,6 +626,25 @@ mod tests {
         assert!(Arc::ptr_eq(&a, &b));
         let c = e.compile("c.rhai", "fn main(ctx) { #{ x: 1 } }").unwrap();
         assert!(!Arc::ptr_eq(&a, &c));
+    }
+
+    #[test]
+    fn var_values_are_redacted_from_console_and_errors() {
+        let err = run(r#"fn main(ctx) {
+                print("secret is " + ctx.vars.SECRET);
+                debug(ctx.vars.SECRET);
+                throw "bad " + ctx.vars.SECRET;
+            }"#)
+        .unwrap_err();
+        assert_eq!(
+            err.console,
+            vec![
+                "secret is [redacted]".to_string(),
+                "[debug line 3, position 17] \"[redacted]\"".to_string()
+            ]
+        );
+        assert!(!err.message.contains("s3cret"), "{err}");
+        assert!(err.message.contains("bad [redacted]"), "{err}");
     }
 
     #[test]

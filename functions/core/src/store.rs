@@ -539,6 +539,22 @@ impl Vars {
             .is_some_and(|finder| finder.is_match(text))
     }
 
+    /// `text` with every var value (of at least [`Vars::MIN_REDACTED_CHARS`]) replaced by
+    /// `[redacted]`, for text that is logged or stored (script console, script errors).
+    pub fn redact(&self, text: &str) -> String {
+        match &self.secret_finder {
+            Some(finder) if finder.is_match(text) => {
+                let mut out = String::with_capacity(text.len());
+                finder.replace_all_with(text, &mut out, |_, _, out| {
+                    out.push_str("[redacted]");
+                    true
+                });
+                out
+            }
+            _ => text.to_string(),
+        }
+    }
+
     /// The values as scripts see them (`ctx.vars`).
     pub fn for_scripts(&self) -> &Map<String, Value> {
         &self.for_scripts
@@ -588,6 +604,21 @@ mod tests {
             secrets,
             ["42", "[\"old\",\"new\"]", "new", "old", "plain secret"]
         );
+    }
+
+    #[test]
+    fn redaction_replaces_every_long_enough_var_value() {
+        let vars = Vars::new([
+            ("A".to_string(), "hunter22".to_string()),
+            ("B".to_string(), r#"["old-key","new-key"]"#.to_string()),
+            ("N".to_string(), "42".to_string()),
+        ]);
+        assert!(vars.appears_in("x hunter22 y") && !vars.appears_in("answer 42"));
+        assert_eq!(
+            vars.redact("a=hunter22 b=new-key, 42"),
+            "a=[redacted] b=[redacted], 42"
+        );
+        assert_eq!(Vars::new([]).redact("anything"), "anything");
     }
 
     #[test]
