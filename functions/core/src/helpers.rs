@@ -111,9 +111,7 @@ pub fn register(engine: &mut Engine) {
     bytes1!(engine, "sha256_hex", |d: &[u8]| -> String {
         to_hex(&Sha256::digest(d))
     });
-    bytes1!(engine, "hex_encode", |d: &[u8]| -> String {
-        to_hex(&d)
-    });
+    bytes1!(engine, "hex_encode", |d: &[u8]| -> String { to_hex(d) });
     bytes1!(engine, "base64_encode", |d: &[u8]| -> String {
         STANDARD.encode(d)
     });
