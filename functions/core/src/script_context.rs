@@ -384,6 +384,41 @@ mod tests {
     }
 
     #[test]
+    fn sandbox_size_limits_hold_through_shared_parts() {
+        let cases = [
+            "fn main(ctx) { loop { ctx.body.data.tags.push(1); } }",
+            "fn main(ctx) { let tags = ctx.body.data.tags; loop { tags.push(1); } }",
+            "fn main(ctx) { let i = 0; loop { ctx.body[`k${i}`] = i; i += 1; } }",
+            "fn main(ctx) { loop { ctx.body.data.id += ctx.body.data.id; } }",
+        ];
+        // Small limits, so each case stops on its size limit quickly (each write through
+        // a part re-measures the part), and a generous wall time, so that nothing else
+        // stops it first in an unoptimised build.
+        let engine = ScriptEngine::new(ScriptLimits {
+            max_array_len: 100,
+            max_map_len: 100,
+            max_string_bytes: 10_000,
+            wall_time: std::time::Duration::from_secs(30),
+            ..ScriptLimits::default()
+        });
+        for code in cases {
+            let script = engine.compile("t.rhai", code).unwrap();
+            let err = engine
+                .run(&script, input(r#"{"data":{"id":"u1","tags":[]}}"#))
+                .unwrap_err();
+            assert_eq!(
+                err.kind,
+                crate::script::ScriptErrorKind::Limit,
+                "{code}: {err}"
+            );
+            assert!(
+                err.message.contains("Size of") || err.message.contains("Length of"),
+                "{code}: {err}"
+            );
+        }
+    }
+
+    #[test]
     fn ctx_itself_is_not_json() {
         let err = run("fn main(ctx) { #{ verified: true, all: ctx } }").unwrap_err();
         assert!(
