@@ -17,6 +17,7 @@ use inlet_core::store::{
 /// actions.
 const MAX_ACTIONS_PER_EVENT: usize = 98;
 
+#[derive(Clone)]
 pub struct DynamoEventLog {
     pub client: Client,
     pub table: String,

@@ -2,6 +2,8 @@
 //! real dev server on port 0, HTTP helpers and SQLite queries.
 #![allow(dead_code)]
 
+pub mod lambda;
+
 use hmac::{Hmac, Mac};
 use inlet::server::{self, DevOptions, DevServer};
 use reqwest::StatusCode;
