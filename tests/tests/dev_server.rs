@@ -421,6 +421,41 @@ async fn a_store_outage_answers_503_and_the_retry_succeeds() {
 }
 
 #[tokio::test]
+async fn a_missing_var_answers_503_naming_the_var_and_the_restart_with_it_succeeds() {
+    let ws = Workspace::new();
+    std::fs::write(ws.dir.path().join("vars.json"), "{}").unwrap();
+    let server = ws.start().await;
+    let url = server.url("task-app", "development").unwrap().to_string();
+    let body = sample("task-assigned.json");
+    let refused = post(&url, &body, &[("x-webhook-secret", SECRET)]).await;
+    assert_eq!(refused.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(refused.headers["retry-after"], "5");
+    assert!(!refused.body.to_string().contains("TASK_APP_SECRET"));
+    let logged = ws.query_one("SELECT status, error FROM events", &[]);
+    assert_eq!(logged["status"], "error");
+    let error = logged["error"].as_str().unwrap();
+    assert!(
+        error.contains("var `TASK_APP_SECRET` is not set")
+            && error.contains("task-app.rhai")
+            && error.contains("INLET_VAR_TASK_APP_SECRET"),
+        "{error}"
+    );
+    server.shutdown().await.unwrap();
+
+    // With the var set, the sender's retry goes through.
+    std::fs::write(
+        ws.dir.path().join("vars.json"),
+        json!({ "TASK_APP_SECRET": SECRET }).to_string(),
+    )
+    .unwrap();
+    let server = ws.start().await;
+    let url = server.url("task-app", "development").unwrap().to_string();
+    let retried = post(&url, &body, &[("x-webhook-secret", SECRET)]).await;
+    assert_eq!(retried.status, StatusCode::ACCEPTED, "{:?}", retried.body);
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
 async fn config_reloads_and_a_broken_edit_keeps_the_last_good_config() {
     let ws = Workspace::new();
     let server = ws.start().await;

@@ -59,6 +59,12 @@ async fn vars_contract(provider: &dyn VarsProvider, environment: &str) {
     );
     // Asked again (a cache or not), the same vars.
     assert_eq!(*provider.vars(environment).await.unwrap(), *vars);
+    // Where to set a var that a script misses names the var.
+    assert!(
+        provider
+            .how_to_set(environment, "UNSET_ONE")
+            .contains("UNSET_ONE")
+    );
 }
 
 #[tokio::test]
@@ -76,7 +82,9 @@ async fn vars_local_file_and_environment() {
         [("INLET_VAR_PLAIN".to_string(), "plain secret".to_string())],
     )
     .unwrap();
-    vars_contract(&LocalVars(Arc::new(vars)), ENV).await;
+    let provider = LocalVars(Arc::new(vars));
+    vars_contract(&provider, ENV).await;
+    assert!(provider.how_to_set(ENV, "X").contains("INLET_VAR_X"));
 }
 
 #[tokio::test]
@@ -116,6 +124,11 @@ async fn vars_ssm() {
     put(format!("{environment}-other"), "OTHER", "not mine", true).await;
     let provider = SsmVars::new(ssm.clone(), Arc::new(SystemClock) as Arc<dyn Clock>);
     vars_contract(&provider, &environment).await;
+    assert!(
+        provider
+            .how_to_set(&environment, "X")
+            .contains(&format!("/inlet/{environment}/vars/X"))
+    );
 }
 
 // ---- ActionDispatcher ----

@@ -64,6 +64,15 @@ impl SsmVars {
 
 #[async_trait]
 impl VarsProvider for SsmVars {
+    fn how_to_set(&self, environment: &str, name: &str) -> String {
+        format!(
+            "create the SSM parameter {}{name} (SecureString; `infra/put-vars` writes a vars file there); \
+             running functions see it within {} s",
+            Self::path(environment),
+            self.cache_ms / 1000
+        )
+    }
+
     async fn vars(&self, environment: &str) -> Result<Arc<Vars>, VarsError> {
         let now = self.clock.now_ms();
         let cached = self

@@ -18,6 +18,10 @@
 //!   blocking duplicates until it expires (60 s). Answering 503 there would make the
 //!   sender's retry create a second event.
 //! - `actions` in the 202 body counts the actions that will run (not skipped ones).
+//! - A script that reads a var that is not set is a configuration problem, not a bad
+//!   request (DESIGN §4 makes other script errors a 401): the sender gets 503 with
+//!   `Retry-After`, so its retries succeed once the var is set, and the event is logged
+//!   with status `error` and a message naming the var and where to set it.
 
 use crate::actions::plan_actions;
 use crate::clock::Clock;
@@ -25,7 +29,7 @@ use crate::config::{Catalog, EnvironmentConfig, SourceConfig};
 use crate::defaults;
 use crate::path::{FieldPath, PathRoots};
 use crate::reply::{IngestError, Reply};
-use crate::script::{ScriptEngine, ScriptInput};
+use crate::script::{ScriptEngine, ScriptErrorKind, ScriptInput};
 use crate::store::{
     ActionDispatcher, ClaimOutcome, ClaimTimes, EventLog, EventRecord, EventStatus,
     IdempotencyScope, IdempotencyStore, Vars, VarsProvider, VerificationStatus,
@@ -230,6 +234,25 @@ impl Pipeline {
                     verified
                 }
                 Err(error) => {
+                    if let ScriptErrorKind::MissingVar(name) = &error.kind {
+                        // A configuration problem, not a bad request: answer 503 so the
+                        // sender retries (and nothing is lost) once the var is set.
+                        let detail = format!(
+                            "{error} ({}); {}",
+                            script.name,
+                            self.vars.how_to_set(&route.environment, name)
+                        );
+                        event.status = EventStatus::Error;
+                        event.verification =
+                            VerificationStatus::from_parts(env.enforce_verification, false);
+                        event.script_console = error.console;
+                        event.error = Some(detail.clone());
+                        let event_id = event.id.clone();
+                        if let Err(e) = self.events.record(event).await {
+                            tracing::error!(error = %e, %event_id, "could not log an event refused for a missing var");
+                        }
+                        return Err(IngestError::Unavailable { detail });
+                    }
                     tracing::warn!(source = %event.source, script = %script.name, %error, "script failed");
                     event.script_console = error.console.clone();
                     event.error = Some(format!("{} ({})", error, script.name));
@@ -825,6 +848,36 @@ environments:
         );
         assert_eq!(logged.preprocess, None);
         assert!(logged.error.as_deref().unwrap().contains("kaboom"));
+    }
+
+    #[tokio::test]
+    async fn a_missing_var_answers_503_and_logs_which() {
+        let mut h = harness(
+            "fn main(ctx) { #{ verified: secure_eq(ctx.vars.SHOP_SECRET, \"s\") } }",
+            true,
+        );
+        let reply = h.pipeline.ingest(Some(&h.route), request(PAID)).await;
+        assert_eq!(reply.status, 503);
+        assert_eq!(reply.header("retry-after"), Some("5"));
+        assert!(!reply.body.contains("SHOP_SECRET"), "{}", reply.body);
+        let logged = &h.store.inner.events()[0];
+        assert_eq!(logged.status, EventStatus::Error);
+        assert_eq!(logged.verification, VerificationStatus::EnforcedUnverified);
+        let error = logged.error.as_deref().unwrap();
+        assert!(
+            error.contains("var `SHOP_SECRET` is not set")
+                && error.contains("shop.rhai")
+                && error.contains("set var `SHOP_SECRET` for environment `development`"),
+            "{error}"
+        );
+        assert!(h.store.inner.dispatched().is_empty());
+
+        h.pipeline.vars = Arc::new(StaticVars(Arc::new(Vars::new([(
+            "SHOP_SECRET".to_string(),
+            "s".to_string(),
+        )]))));
+        let reply = h.pipeline.ingest(Some(&h.route), request(PAID)).await;
+        assert_eq!(reply.status, 202, "the retry succeeds once the var is set");
     }
 
     #[tokio::test]

@@ -16,7 +16,7 @@
 //! engine-wide; a run never awaits, so the thread is the run.
 
 use crate::helpers;
-use crate::script_context::{ScriptContext, dynamic_to_json};
+use crate::script_context::{MissingVar, ScriptContext, dynamic_to_json};
 use crate::store::Vars;
 use rhai::{AST, Dynamic, Engine, EvalAltResult, Scope};
 use serde_json::{Map, Value};
@@ -160,7 +160,7 @@ pub struct ScriptRunError {
     pub console: Vec<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ScriptErrorKind {
     /// A sandbox limit was hit.
     Limit,
@@ -168,6 +168,9 @@ pub enum ScriptErrorKind {
     Runtime,
     /// `main` returned something that is not the documented map.
     BadReturn,
+    /// The script read this var, which is not set: a configuration problem, not a bad
+    /// request.
+    MissingVar(String),
 }
 
 impl std::fmt::Display for ScriptErrorKind {
@@ -176,6 +179,7 @@ impl std::fmt::Display for ScriptErrorKind {
             ScriptErrorKind::Limit => "script limit exceeded",
             ScriptErrorKind::Runtime => "script error",
             ScriptErrorKind::BadReturn => "script returned an invalid value",
+            ScriptErrorKind::MissingVar(_) => "script configuration error",
         })
     }
 }
@@ -301,6 +305,15 @@ impl ScriptEngine {
     fn describe_failure(&self, err: &EvalAltResult, console: Vec<String>) -> ScriptRunError {
         let limits = &self.limits;
         let (kind, message) = match root_cause(err) {
+            EvalAltResult::ErrorRuntime(value, pos) if value.is::<MissingVar>() => {
+                let MissingVar(name) = value.clone_cast::<MissingVar>();
+                (
+                    ScriptErrorKind::MissingVar(name.clone()),
+                    format!(
+                        "var `{name}` is not set (read at {pos}); set it, or test for an optional var with `\"{name}\" in ctx.vars`"
+                    ),
+                )
+            }
             EvalAltResult::ErrorTooManyOperations(pos) => (
                 ScriptErrorKind::Limit,
                 format!("more than {} operations at {pos}", limits.max_operations),

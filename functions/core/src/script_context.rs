@@ -3,23 +3,28 @@
 //!
 //! `ctx` behaves like an object map — `ctx.body`, `ctx["body"]`, assignment of any key,
 //! `keys`, `values`, `len`, `contains` and `in`, printing — but it is a custom type
-//! whose JSON parts (`vars`, `body`, `headers`, `query`) become Rhai values only when the
+//! whose JSON parts (`body`, `headers`, `query`) become Rhai values only when the
 //! script first reads them. Turning a body into Rhai maps costs more than a typical
 //! signature check, and a verification script usually reads only `rawBody` and
 //! `headers`, so the conversion is skipped whenever it is not needed. A converted part is
 //! kept as a shared value, so reading `ctx.body.a` and then `ctx.body.b` converts once
 //! and copies nothing; writes (`ctx.body.a = 1`, `ctx.extra = 2`) work as on a map.
 //!
+//! `ctx.vars` is a custom type too ([`ScriptVars`]): a var is converted when read, and
+//! reading one that is not set is an error naming it ([`MissingVar`]).
+//!
 //! Printing `ctx` (`print(ctx)`, `` `${ctx}` ``) shows every part but hides the values of
 //! vars: they are secrets, and the console is stored in the event log.
 
 use crate::store::Vars;
-use rhai::{Dynamic, Engine, ImmutableString};
+use rhai::{Dynamic, Engine, EvalAltResult, ImmutableString, Position};
 use serde_json::{Map, Value};
 use std::sync::Arc;
 
 /// The name `type_of(ctx)` returns.
 pub const CONTEXT_TYPE_NAME: &str = "Context";
+/// The name `type_of(ctx.vars)` returns.
+pub const VARS_TYPE_NAME: &str = "Vars";
 
 /// The fixed parts of `ctx`, in the order `keys(ctx)` lists them.
 const PARTS: [&str; 7] = [
@@ -46,7 +51,13 @@ impl Part {
     fn get(&mut self) -> Dynamic {
         let converted = match self {
             Part::Ready(value) => return value.clone(),
-            Part::Vars(vars) => Dynamic::from_map(json_map_to_rhai(vars.for_scripts())),
+            // Nothing to convert up front: each var is converted when read.
+            Part::Vars(vars) => {
+                return Dynamic::from(ScriptVars {
+                    vars: vars.clone(),
+                    assigned: rhai::Map::new(),
+                });
+            }
             Part::Json(json) => json_to_dynamic(json),
         };
         let shared = converted.into_shared();
@@ -137,14 +148,68 @@ impl ScriptContext {
     }
 }
 
+/// `ctx.vars` for printing: the names, each with the value `"[hidden]"`.
 fn hide_values(vars: Dynamic) -> Dynamic {
-    match vars.flatten_clone().try_cast::<rhai::Map>() {
-        Some(map) => Dynamic::from_map(
-            map.into_keys()
-                .map(|k| (k, Dynamic::from("[hidden]")))
-                .collect(),
-        ),
-        None => Dynamic::from("[hidden]"),
+    let vars = vars.flatten_clone();
+    let names: Vec<String> = if let Some(vars) = vars.read_lock::<ScriptVars>() {
+        vars.names()
+    } else if let Some(map) = vars.read_lock::<rhai::Map>() {
+        map.keys().map(|k| k.to_string()).collect()
+    } else {
+        return Dynamic::from("[hidden]");
+    };
+    Dynamic::from_map(
+        names
+            .into_iter()
+            .map(|name| (name.into(), Dynamic::from("[hidden]")))
+            .collect(),
+    )
+}
+
+/// `ctx.vars`: the environment's vars, each converted when read. Reading a var that is
+/// not set raises [`MissingVar`] naming it — a configuration problem the pipeline
+/// answers with 503, so that the sender retries once the var is set — where a map would
+/// give `()` and the script would fail later with an unrelated message.
+/// `"NAME" in ctx.vars` tests for an optional var. Assignments (`ctx.vars.X = ...`, and
+/// the write-back Rhai does after a method call such as `ctx.vars.KEYS.len()`) stay
+/// within the run, as on a map.
+#[derive(Debug, Clone)]
+pub struct ScriptVars {
+    vars: Arc<Vars>,
+    assigned: rhai::Map,
+}
+
+/// The error value a script raises by reading a var that is not set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MissingVar(pub String);
+
+impl ScriptVars {
+    fn get(&self, name: &str) -> Result<Dynamic, Box<EvalAltResult>> {
+        if let Some(value) = self.assigned.get(name) {
+            return Ok(value.clone());
+        }
+        match self.vars.for_scripts().get(name) {
+            Some(value) => Ok(json_to_dynamic(value)),
+            None => Err(EvalAltResult::ErrorRuntime(
+                Dynamic::from(MissingVar(name.to_string())),
+                Position::NONE,
+            )
+            .into()),
+        }
+    }
+
+    fn names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.vars.for_scripts().keys().cloned().collect();
+        for name in self.assigned.keys() {
+            if !self.vars.for_scripts().contains_key(name.as_str()) {
+                names.push(name.to_string());
+            }
+        }
+        names
+    }
+
+    fn contains(&self, name: &str) -> bool {
+        self.assigned.contains_key(name) || self.vars.for_scripts().contains_key(name)
     }
 }
 
@@ -184,6 +249,25 @@ pub(crate) fn register(engine: &mut Engine) {
         })
         .register_fn("to_debug", |ctx: &mut ScriptContext| -> String {
             format!("{:?}", Dynamic::from_map(ctx.for_display()))
+        });
+    engine
+        .register_type_with_name::<ScriptVars>(VARS_TYPE_NAME)
+        .register_indexer_get(|vars: &mut ScriptVars, name: &str| vars.get(name))
+        .register_indexer_set(|vars: &mut ScriptVars, name: &str, value: Dynamic| {
+            vars.assigned.insert(name.into(), value);
+        })
+        .register_fn("keys", |vars: &mut ScriptVars| -> rhai::Array {
+            vars.names().into_iter().map(Dynamic::from).collect()
+        })
+        .register_fn("len", |vars: &mut ScriptVars| vars.names().len() as i64)
+        .register_fn("contains", |vars: &mut ScriptVars, name: &str| {
+            vars.contains(name)
+        })
+        .register_fn("to_string", |vars: &mut ScriptVars| -> String {
+            hide_values(Dynamic::from(vars.clone())).to_string()
+        })
+        .register_fn("to_debug", |vars: &mut ScriptVars| -> String {
+            format!("{:?}", hide_values(Dynamic::from(vars.clone())))
         });
 }
 
@@ -416,6 +500,50 @@ mod tests {
                 "{code}: {err}"
             );
         }
+    }
+
+    #[test]
+    fn vars_read_like_a_map_and_a_missing_one_is_named() {
+        let out = run(r#"
+            fn main(ctx) {
+                #{
+                    verified: true,
+                    secret: ctx.vars.SECRET,
+                    by_index: ctx.vars["SECRET"],
+                    has: "SECRET" in ctx.vars,
+                    has_not: "NOPE" in ctx.vars,
+                    names: ctx.vars.keys(),
+                    len: ctx.vars.len(),
+                    type: type_of(ctx.vars),
+                    shown: `${ctx.vars}`,
+                }
+            }"#)
+        .unwrap();
+        assert_eq!(
+            Value::Object(out.preprocess),
+            json!({"secret": "s3cret", "by_index": "s3cret", "has": true, "has_not": false,
+                   "names": ["SECRET"], "len": 1, "type": "Vars",
+                   "shown": "#{\"SECRET\": \"[hidden]\"}"})
+        );
+
+        let err =
+            run("fn main(ctx) {\n  let s = ctx.vars.NOPE;\n  #{ verified: true }\n}").unwrap_err();
+        assert_eq!(
+            err.kind,
+            crate::script::ScriptErrorKind::MissingVar("NOPE".into())
+        );
+        assert!(err.message.contains("var `NOPE` is not set"), "{err}");
+        assert!(err.message.contains("line 2"), "{err}");
+
+        // Assignments stay within the run, as on a map.
+        let out = run(
+            "fn main(ctx) { ctx.vars.SECRET = \"x\"; ctx.vars.NEW = 1; #{ s: ctx.vars.SECRET, n: ctx.vars.NEW, len: ctx.vars.len() } }",
+        )
+        .unwrap();
+        assert_eq!(
+            Value::Object(out.preprocess),
+            json!({"s": "x", "n": 1, "len": 2})
+        );
     }
 
     #[test]

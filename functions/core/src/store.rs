@@ -574,6 +574,12 @@ pub struct VarsError(pub String);
 #[async_trait]
 pub trait VarsProvider: Send + Sync {
     async fn vars(&self, environment: &str) -> Result<Arc<Vars>, VarsError>;
+
+    /// Where an operator sets var `name` for `environment`, for the message when a
+    /// script reads a var that is not set. Each implementation names its own source.
+    fn how_to_set(&self, environment: &str, name: &str) -> String {
+        format!("set var `{name}` for environment `{environment}`")
+    }
 }
 
 /// A new random webhook token: 192 bits from the OS, hex-encoded (48 characters).

@@ -73,6 +73,10 @@ impl VarsProvider for LocalVars {
     async fn vars(&self, _environment: &str) -> Result<Arc<Vars>, VarsError> {
         Ok(self.0.clone())
     }
+
+    fn how_to_set(&self, _environment: &str, name: &str) -> String {
+        format!("add `{name}` to the --vars file or set INLET_VAR_{name}, then restart `inlet dev`")
+    }
 }
 
 #[cfg(test)]
