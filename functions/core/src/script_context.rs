@@ -151,13 +151,16 @@ impl ScriptContext {
 /// `ctx.vars` for printing: the names, each with the value `"[hidden]"`.
 fn hide_values(vars: Dynamic) -> Dynamic {
     let vars = vars.flatten_clone();
-    let names: Vec<String> = if let Some(vars) = vars.read_lock::<ScriptVars>() {
-        vars.names()
+    if let Some(vars) = vars.read_lock::<ScriptVars>() {
+        hidden(vars.names())
     } else if let Some(map) = vars.read_lock::<rhai::Map>() {
-        map.keys().map(|k| k.to_string()).collect()
+        hidden(map.keys().map(|k| k.to_string()).collect())
     } else {
-        return Dynamic::from("[hidden]");
-    };
+        Dynamic::from("[hidden]")
+    }
+}
+
+fn hidden(names: Vec<String>) -> Dynamic {
     Dynamic::from_map(
         names
             .into_iter()
@@ -264,10 +267,10 @@ pub(crate) fn register(engine: &mut Engine) {
             vars.contains(name)
         })
         .register_fn("to_string", |vars: &mut ScriptVars| -> String {
-            hide_values(Dynamic::from(vars.clone())).to_string()
+            hidden(vars.names()).to_string()
         })
         .register_fn("to_debug", |vars: &mut ScriptVars| -> String {
-            format!("{:?}", hide_values(Dynamic::from(vars.clone())))
+            format!("{:?}", hidden(vars.names()))
         });
 }
 
