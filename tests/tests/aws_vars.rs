@@ -11,7 +11,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use inlet_aws::vars::SsmVars;
 use inlet_core::clock::{Clock, ManualClock};
-use inlet_core::store::VarsProvider;
+use inlet_core::vars::VarsProvider;
 use serde_json::{Value, json};
 use std::sync::Arc;
 

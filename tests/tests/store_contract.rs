@@ -5,7 +5,8 @@
 mod common;
 
 use inlet::sqlite::SqliteStore;
-use inlet_core::actions::{ActionKind, PlannedAction};
+use inlet_core::actions::PlannedAction;
+use inlet_core::catalog::ActionKind;
 use inlet_core::memory::MemoryStore;
 use inlet_core::store::{
     ActionStatus, ActionUpdate, ClaimOutcome, ClaimTimes, EventLog, EventQuery, EventRecord,

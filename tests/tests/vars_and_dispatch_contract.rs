@@ -19,14 +19,15 @@ use inlet_aws::dispatch::LambdaDispatcher;
 use inlet_aws::events::DynamoEventLog;
 use inlet_aws::targets::LambdaTargets;
 use inlet_aws::vars::SsmVars;
-use inlet_core::actions::{ActionKind, PlannedAction};
+use inlet_core::actions::PlannedAction;
+use inlet_core::catalog::ActionKind;
 use inlet_core::clock::{Clock, SystemClock};
 use inlet_core::directory::Directory;
 use inlet_core::executor::ActionExecutor;
 use inlet_core::store::{
-    ActionDispatcher, ActionStatus, EventLog, EventRecord, EventStatus, VarsProvider,
-    VerificationStatus,
+    ActionDispatcher, ActionStatus, EventLog, EventRecord, EventStatus, VerificationStatus,
 };
+use inlet_core::vars::VarsProvider;
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;

@@ -6,7 +6,7 @@ use crate::error::store_error;
 use async_trait::async_trait;
 use aws_sdk_ssm::Client;
 use inlet_core::clock::Clock;
-use inlet_core::store::{Vars, VarsError, VarsProvider};
+use inlet_core::vars::{Vars, VarsError, VarsProvider};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 

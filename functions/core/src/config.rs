@@ -17,7 +17,7 @@
 //! - A mapping that does not map one of its action's required params is a load error
 //!   (it could only ever be skipped).
 
-use crate::actions::{ActionKind, ParamType};
+use crate::catalog::{ActionKind, ParamType};
 use crate::path::FieldPath;
 use crate::script::{CompiledScript, ScriptEngine};
 use crate::yaml::{self, Kind, Node};

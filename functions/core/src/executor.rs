@@ -14,7 +14,8 @@
 //!   apply, e.g. an unknown audience without `create_if_missing`); the caller retries the
 //!   former with backoff.
 
-use crate::actions::{ActionKind, PlannedAction};
+use crate::actions::PlannedAction;
+use crate::catalog::ActionKind;
 use crate::clock::Clock;
 use crate::directory::{
     ActionKey, Directory, DirectoryChange, DirectoryError, RecipientRef, WorkflowRun,

@@ -2,27 +2,29 @@
 //! stored", with no AWS and no Lambda dependency (DESIGN §1).
 //!
 //! - [`config`]: source files and their validation; [`path`]: field paths;
-//! - [`script`], [`script_context`] and [`helpers`]: the sandboxed Rhai engine;
-//! - [`actions`]: the action catalogue and plan resolution; [`executor`]: running one
-//!   action against the [`directory`] and outside targets;
+//! - [`script`]: the sandboxed Rhai engine, its `ctx` and helpers; [`vars`]: the
+//!   variables scripts read, and where they come from;
+//! - [`catalog`]: the actions Inlet knows and their params; [`actions`]: plan
+//!   resolution; [`executor`]: running one action against the [`directory`] and outside
+//!   targets;
 //! - [`store`]: the traits the pipeline stores through; [`memory`]: in-memory versions
 //!   for tests, benchmarks and dry runs;
 //! - [`pipeline`]: the ingest steps; [`reply`]: the one place errors become HTTP
 //!   answers; [`clock`]: injectable time.
 
 pub mod actions;
+pub mod catalog;
 pub mod clock;
 pub mod config;
 pub mod directory;
 pub mod executor;
-pub mod helpers;
 pub mod memory;
 pub mod path;
 pub mod pipeline;
 pub mod reply;
 pub mod script;
-pub mod script_context;
 pub mod store;
+pub mod vars;
 mod yaml;
 
 /// Published defaults (DESIGN §9); the README lists them.

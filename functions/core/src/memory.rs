@@ -7,8 +7,9 @@
 use crate::store::{
     ActionDispatcher, ActionLogEntry, ActionUpdate, ClaimOutcome, ClaimState, ClaimTimes, EventLog,
     EventPage, EventQuery, EventRecord, EventStatus, EventTypeStats, IdempotencyRecord,
-    IdempotencyScope, IdempotencyStore, StoreError, Vars, VarsError, VarsProvider,
+    IdempotencyScope, IdempotencyStore, StoreError,
 };
+use crate::vars::{Vars, VarsError, VarsProvider};
 use async_trait::async_trait;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -32,8 +32,9 @@ use crate::reply::{IngestError, Reply};
 use crate::script::{ScriptEngine, ScriptErrorKind, ScriptInput};
 use crate::store::{
     ActionDispatcher, ClaimOutcome, ClaimTimes, EventLog, EventRecord, EventStatus,
-    IdempotencyScope, IdempotencyStore, Vars, VarsProvider, VerificationStatus,
+    IdempotencyScope, IdempotencyStore, VerificationStatus,
 };
+use crate::vars::{Vars, VarsProvider};
 use aho_corasick::AhoCorasick;
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;

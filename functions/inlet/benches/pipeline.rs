@@ -21,7 +21,7 @@ use inlet_core::memory::{MemoryStore, StaticVars};
 use inlet_core::path::{FieldPath, PathRoots};
 use inlet_core::pipeline::{InboundRequest, Pipeline, PipelineSettings, Route, RouteTable};
 use inlet_core::script::{ScriptEngine, ScriptLimits};
-use inlet_core::store::Vars;
+use inlet_core::vars::Vars;
 use serde_json::{Value, json};
 use sha2::Sha256;
 use std::hint::black_box;

@@ -19,7 +19,8 @@
 //! laptop and keeps transactions trivially serial.
 
 use async_trait::async_trait;
-use inlet_core::actions::{ActionKind, PlannedAction};
+use inlet_core::actions::PlannedAction;
+use inlet_core::catalog::ActionKind;
 use inlet_core::config::Catalog;
 use inlet_core::store::{
     ActionDispatcher, ActionLogEntry, ActionStatus, ActionUpdate, ClaimOutcome, ClaimState,

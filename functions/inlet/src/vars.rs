@@ -7,7 +7,7 @@
 //! then receive parsed.
 
 use async_trait::async_trait;
-use inlet_core::store::{Vars, VarsError, VarsProvider};
+use inlet_core::vars::{Vars, VarsError, VarsProvider};
 use std::path::Path;
 use std::sync::Arc;
 

@@ -9,7 +9,8 @@
 //! what signature headers carry. Decoders raise a script error on bad input, which
 //! rejects the request like any other script error.
 
-use crate::script_context::{dynamic_to_json, json_to_dynamic};
+use super::context::{dynamic_to_json, json_to_dynamic};
+use super::run_state;
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE, URL_SAFE_NO_PAD};
 use hmac::{Hmac, Mac};
@@ -157,16 +158,14 @@ pub fn register(engine: &mut Engine) {
             .map(|(k, v)| (k.as_ref().into(), Dynamic::from(v.into_owned())))
             .collect()
     });
-    engine.register_fn("now", || -> i64 {
-        crate::script::script_now_ms().div_euclid(1000)
-    });
-    engine.register_fn("now_ms", crate::script::script_now_ms);
+    engine.register_fn("now", || -> i64 { run_state::now_ms().div_euclid(1000) });
+    engine.register_fn("now_ms", run_state::now_ms);
 }
 
 #[cfg(test)]
 mod tests {
     use crate::script::{ScriptEngine, ScriptInput, ScriptLimits};
-    use crate::store::Vars;
+    use crate::vars::Vars;
     use serde_json::{Value, json};
     use std::sync::Arc;
 

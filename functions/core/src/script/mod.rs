@@ -15,13 +15,17 @@
 //! (deadline, console, clock) lives in thread-locals because Rhai's callbacks are
 //! engine-wide; a run never awaits, so the thread is the run.
 
-use crate::helpers;
-use crate::script_context::{MissingVar, ScriptContext, dynamic_to_json};
-use crate::store::Vars;
+mod context;
+mod helpers;
+mod run_state;
+
+pub use context::{CONTEXT_TYPE_NAME, ScriptContext, ScriptInput, VARS_TYPE_NAME};
+pub use helpers::hmac_sha256;
+
+use context::{MissingVar, dynamic_to_json};
 use rhai::{AST, Dynamic, Engine, EvalAltResult, Scope};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
-use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -52,44 +56,6 @@ impl Default for ScriptLimits {
     }
 }
 
-/// Console lines kept per run, and the length of each, so a chatty script cannot bloat
-/// the event log.
-const MAX_CONSOLE_LINES: usize = 100;
-const MAX_CONSOLE_LINE_CHARS: usize = 1000;
-
-thread_local! {
-    static DEADLINE: Cell<Option<Instant>> = const { Cell::new(None) };
-    static CONSOLE: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
-    static NOW_MS: Cell<i64> = const { Cell::new(0) };
-    /// The run's vars, so that console lines are redacted before they are logged or kept.
-    static VARS: RefCell<Option<Arc<Vars>>> = const { RefCell::new(None) };
-}
-
-/// `text` with the current run's var values redacted (DESIGN §4: var values are never
-/// written to logs).
-fn redacted(text: &str) -> String {
-    VARS.with(|v| match &*v.borrow() {
-        Some(vars) => vars.redact(text),
-        None => text.to_string(),
-    })
-}
-
-/// The time `now()` returns inside a script run (set from the pipeline's clock).
-pub(crate) fn script_now_ms() -> i64 {
-    NOW_MS.with(Cell::get)
-}
-
-fn push_console(line: String) {
-    CONSOLE.with(|c| {
-        let mut c = c.borrow_mut();
-        if c.len() < MAX_CONSOLE_LINES {
-            c.push(line.chars().take(MAX_CONSOLE_LINE_CHARS).collect());
-        } else if c.len() == MAX_CONSOLE_LINES {
-            c.push("[console truncated]".into());
-        }
-    });
-}
-
 /// A compiled script, ready to run.
 pub struct CompiledScript {
     /// Where the script came from (its file), for messages.
@@ -115,23 +81,6 @@ pub struct CompileError {
     pub line: usize,
     pub message: String,
     pub fix: String,
-}
-
-/// What one request looks like to a script (`ctx`). The JSON parts are shared, not
-/// borrowed, because `ctx` turns them into Rhai values only when the script first reads
-/// them (see [`ScriptContext`]).
-#[derive(Debug, Clone)]
-pub struct ScriptInput<'a> {
-    pub vars: Arc<Vars>,
-    pub body: Arc<Value>,
-    pub raw_body: &'a str,
-    pub headers: Arc<Value>,
-    pub query: Arc<Value>,
-    pub method: &'a str,
-    /// Unix seconds at receipt.
-    pub received_at: i64,
-    /// The clock's current time, for `now()`.
-    pub now_ms: i64,
 }
 
 /// A custom answer to the sender (handshakes, challenges).
@@ -212,26 +161,23 @@ impl ScriptEngine {
         engine.disable_symbol("eval");
         engine.disable_symbol("import");
         engine.on_progress(|ops| {
-            if ops % 256 == 0
-                && let Some(deadline) = DEADLINE.with(Cell::get)
-                && Instant::now() >= deadline
-            {
+            if ops % 256 == 0 && run_state::past_deadline() {
                 return Some(Dynamic::from("wall time budget exhausted"));
             }
             None
         });
         engine.on_print(|text| {
-            let text = redacted(text);
+            let text = run_state::redacted(text);
             tracing::debug!(target: "inlet::script", "print: {text}");
-            push_console(text);
+            run_state::push_console(text);
         });
         engine.on_debug(|text, _source, pos| {
-            let text = redacted(text);
+            let text = run_state::redacted(text);
             tracing::debug!(target: "inlet::script", "debug at {pos}: {text}");
-            push_console(format!("[debug {pos}] {text}"));
+            run_state::push_console(format!("[debug {pos}] {text}"));
         });
         helpers::register(&mut engine);
-        crate::script_context::register(&mut engine);
+        context::register(&mut engine);
         ScriptEngine {
             engine,
             limits,
@@ -279,17 +225,13 @@ impl ScriptEngine {
         script: &CompiledScript,
         input: ScriptInput<'_>,
     ) -> Result<ScriptOutput, ScriptRunError> {
-        CONSOLE.with(|c| c.borrow_mut().clear());
-        NOW_MS.with(|n| n.set(input.now_ms));
-        VARS.with(|v| *v.borrow_mut() = Some(input.vars.clone()));
+        run_state::begin(input.now_ms, input.vars.clone());
         let ctx = Dynamic::from(ScriptContext::new(&input));
-        DEADLINE.with(|d| d.set(Some(Instant::now() + self.limits.wall_time)));
+        run_state::start_clock(Instant::now() + self.limits.wall_time);
         let result = self
             .engine
             .call_fn::<Dynamic>(&mut Scope::new(), &script.ast, "main", (ctx,));
-        DEADLINE.with(|d| d.set(None));
-        VARS.with(|v| v.borrow_mut().take());
-        let console = CONSOLE.with(|c| std::mem::take(&mut *c.borrow_mut()));
+        let console = run_state::end();
         let outcome = match result {
             Ok(value) => read_output(value, console),
             Err(err) => Err(self.describe_failure(&err, console)),
@@ -471,6 +413,7 @@ fn read_http_response(value: Dynamic) -> Result<ScriptHttpResponse, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::vars::Vars;
     use serde_json::json;
 
     fn engine() -> ScriptEngine {

@@ -16,10 +16,27 @@
 //! Printing `ctx` (`print(ctx)`, `` `${ctx}` ``) shows every part but hides the values of
 //! vars: they are secrets, and the console is stored in the event log.
 
-use crate::store::Vars;
+use crate::vars::Vars;
 use rhai::{Dynamic, Engine, EvalAltResult, ImmutableString, Position};
 use serde_json::{Map, Value};
 use std::sync::Arc;
+
+/// What one request looks like to a script (`ctx`). The JSON parts are shared, not
+/// borrowed, because `ctx` turns them into Rhai values only when the script first reads
+/// them (see [`ScriptContext`]).
+#[derive(Debug, Clone)]
+pub struct ScriptInput<'a> {
+    pub vars: Arc<Vars>,
+    pub body: Arc<Value>,
+    pub raw_body: &'a str,
+    pub headers: Arc<Value>,
+    pub query: Arc<Value>,
+    pub method: &'a str,
+    /// Unix seconds at receipt.
+    pub received_at: i64,
+    /// The clock's current time, for `now()`.
+    pub now_ms: i64,
+}
 
 /// The name `type_of(ctx)` returns.
 pub const CONTEXT_TYPE_NAME: &str = "Context";
@@ -81,7 +98,7 @@ pub struct ScriptContext {
 }
 
 impl ScriptContext {
-    pub fn new(input: &crate::script::ScriptInput<'_>) -> Self {
+    pub fn new(input: &ScriptInput<'_>) -> Self {
         ScriptContext {
             vars: Part::Vars(input.vars.clone()),
             body: Part::Json(input.body.clone()),
