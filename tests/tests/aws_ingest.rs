@@ -1,22 +1,16 @@
 //! The ingest function's handler on real API Gateway (HTTP API v2) events from
 //! `events/apigw/`, with DynamoDB and SSM in the emulator through the real SDK; the
-//! async dispatch goes to a local endpoint that speaks the Lambda Invoke API and runs the
-//! actions function's handler on it, against the DynamoDB directory.
+//! events table's stream, read through the Streams API and filtered as the template's
+//! event source mapping filters it, is delivered to the actions function's handler,
+//! which runs against the DynamoDB directory.
 
 mod common;
 
-use inlet_aws::actions::ActionsFunction;
 use inlet_aws::config_table::{ConfigTable, StoredToken};
-use inlet_aws::directory::DynamoDirectory;
-use inlet_aws::dispatch::LambdaDispatcher;
-use inlet_aws::events::DynamoEventLog;
-use inlet_aws::idempotency::DynamoIdempotency;
 use inlet_aws::ingest::IngestFunction;
-use inlet_aws::targets::LambdaTargets;
 use inlet_aws::vars::SsmVars;
 use inlet_core::clock::{Clock, SystemClock};
 use inlet_core::directory::Directory;
-use inlet_core::executor::ActionExecutor;
 use inlet_core::pipeline::{Pipeline, PipelineSettings};
 use inlet_core::script::{ScriptEngine, ScriptLimits};
 use inlet_core::store::{EventLog, EventStatus, VerificationStatus};
@@ -55,22 +49,9 @@ fn item_size(
 
 #[tokio::test]
 async fn ingest_handler_on_api_gateway_events() {
-    common::require_emulator();
-    let sdk = aws_config::load_from_env().await;
-    let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
-    let ssm = aws_sdk_ssm::Client::new(&sdk);
-    let unique = common::unique_name("ingest");
-    let names = inlet_aws::StackNames {
-        environment: "development".into(),
-        idempotency_table: format!("idem-{unique}"),
-        events_table: format!("events-{unique}"),
-        config_table: format!("config-{unique}"),
-        directory_table: format!("directory-{unique}"),
-        actions_function: "inlet-development-actions".into(),
-    };
-    inlet_aws::provision::create_tables(&dynamo, &names)
-        .await
-        .unwrap();
+    let mut stack = common::aws::Stack::new("ingest").await;
+    let (dynamo, names) = (stack.dynamo.clone(), stack.names.clone());
+    let ssm = aws_sdk_ssm::Client::new(&stack.sdk);
     ssm.put_parameter()
         .name("/inlet/development/vars/TASK_APP_SECRET")
         .value("demo-secret-change-me")
@@ -81,29 +62,7 @@ async fn ingest_handler_on_api_gateway_events() {
         .unwrap();
 
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let directory = Arc::new(DynamoDirectory {
-        client: dynamo.clone(),
-        table: names.directory_table.clone(),
-    });
-    let actions = Arc::new(ActionsFunction {
-        executor: ActionExecutor {
-            directory: directory.clone(),
-            targets: Arc::new(LambdaTargets {
-                client: aws_sdk_lambda::Client::new(&sdk),
-            }),
-            clock: clock.clone(),
-        },
-        events: DynamoEventLog {
-            client: dynamo.clone(),
-            table: names.events_table.clone(),
-        },
-    });
-    let (lambda_url, invocations, mut finished) = common::lambda::endpoint(actions.clone()).await;
-    let lambda = aws_sdk_lambda::Client::from_conf(
-        aws_sdk_lambda::config::Builder::from(&sdk)
-            .endpoint_url(&lambda_url)
-            .build(),
-    );
+    let directory = stack.directory.clone();
     let engine = Arc::new(ScriptEngine::new(ScriptLimits::default()));
     let config = ConfigTable::new(
         dynamo.clone(),
@@ -133,25 +92,11 @@ async fn ingest_handler_on_api_gateway_events() {
         .await
         .unwrap();
 
-    let events = DynamoEventLog {
-        client: dynamo.clone(),
-        table: names.events_table.clone(),
-    };
+    let events = stack.events.clone();
     let function = IngestFunction {
         pipeline: Pipeline {
             engine,
-            idempotency: Arc::new(DynamoIdempotency {
-                client: dynamo.clone(),
-                table: names.idempotency_table.clone(),
-            }),
-            events: Arc::new(DynamoEventLog {
-                client: dynamo.clone(),
-                table: names.events_table.clone(),
-            }),
-            dispatcher: Arc::new(LambdaDispatcher {
-                client: lambda,
-                function: names.actions_function.clone(),
-            }),
+            events: Arc::new(events.clone()),
             vars: Arc::new(SsmVars::new(ssm, clock.clone())),
             clock: clock.clone(),
             settings: PipelineSettings::default(),
@@ -174,23 +119,12 @@ async fn ingest_handler_on_api_gateway_events() {
     assert_eq!(body["status"], "accepted");
     let event_id = body["event_id"].as_str().unwrap().to_string();
 
-    // The dispatched payload: one async invoke of the actions function.
-    let seen = invocations.lock().unwrap().clone();
-    assert_eq!(
-        seen,
-        vec![(
-            names.actions_function.clone(),
-            "Event".to_string(),
-            json!({"event_id": event_id})
-        )]
-    );
+    // The hand-off: the event item's stream record, the only one passing the filter.
+    let batch = stack.deliver().await;
+    assert_eq!(batch.records.len(), 1, "{batch:?}");
+    assert_eq!(batch.records[0].event_name, "INSERT");
 
-    // The actions function ran on that invocation: the run is in the directory.
-    let outcome = tokio::time::timeout(std::time::Duration::from_secs(20), finished.recv())
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(outcome, Ok(json!({"event_id": event_id, "status": "done"})));
+    // The actions function ran on it: the run is in the directory.
     let run = directory
         .workflow_run("development", &format!("wr_{event_id}_0"))
         .await
@@ -213,11 +147,9 @@ async fn ingest_handler_on_api_gateway_events() {
         (log[0].status, log[0].attempts),
         (inlet_core::store::ActionStatus::Succeeded, 1)
     );
-    // A second delivery of the same invocation (Lambda is at-least-once) changes nothing.
-    let again = inlet_aws::dispatch::ActionsInvocation {
-        event_id: event_id.clone(),
-    };
-    actions.handle(again).await.unwrap();
+    // A second delivery of the same record (Lambda is at-least-once) changes nothing.
+    let response = stack.actions.handle(batch).await;
+    assert!(response.batch_item_failures.is_empty());
     assert_eq!(
         directory
             .workflow_runs("development", Some("task-assigned"), 10)
@@ -291,10 +223,10 @@ async fn ingest_handler_on_api_gateway_events() {
         .await
         .unwrap();
     assert_eq!(unknown.status(), 404);
-    assert_eq!(
-        invocations.lock().unwrap().len(),
-        1,
-        "only the accepted event is dispatched"
+    let rest = stack.deliver().await;
+    assert!(
+        rest.records.is_empty(),
+        "only the accepted event is handed to the actions function: {rest:?}"
     );
 
     // The admin function's router on an API Gateway event (IAM-authorized route).

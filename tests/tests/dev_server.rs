@@ -302,63 +302,56 @@ async fn missing_event_type_and_skipped_actions_are_logged() {
     server.shutdown().await.unwrap();
 }
 
-#[tokio::test]
-async fn a_duplicate_while_the_first_is_in_flight_gets_409() {
+/// Sixteen deliveries of one event at once (a sender retrying while the first is still
+/// being processed): one is accepted, every other is answered as its duplicate, and
+/// none is told to wait (no 409: duplicates are decided inside the one commit).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_deliveries_of_one_event_accept_it_once() {
     let ws = Workspace::new();
-    let server = ws.start().await;
+    let mut options = ws.options();
+    options.pause_actions = true;
+    let server = ws.start_with(options).await;
     let url = server.url("task-app", "development").unwrap().to_string();
-    // Another request holds the claim, as if it were still between claim and complete.
-    let now: i64 = chrono_now_ms();
-    let scope = inlet_core::store::IdempotencyScope {
-        source: "task-app".into(),
-        environment: "development".into(),
-        event_type: "task.assigned".into(),
-        key: "evt_task_assigned_0001".into(),
-    };
-    ws.db_conn()
-        .execute(
-            "INSERT INTO idempotency VALUES (?1, 'first-event', 'in_progress', ?2, ?3)",
-            rusqlite::params![scope.storage_key(), now + 86_400_000, now + 30_000],
-        )
-        .unwrap();
-    let answer = post(
-        &url,
-        &sample("task-assigned.json"),
-        &[("x-webhook-secret", SECRET)],
-    )
+    let body = sample("task-assigned.json");
+    let answers = futures_join_all((0..16).map(|_| {
+        let (url, body) = (url.clone(), body.clone());
+        tokio::spawn(async move { post(&url, &body, &[("x-webhook-secret", SECRET)]).await })
+    }))
     .await;
-    assert_eq!(answer.status, StatusCode::CONFLICT);
-    assert_eq!(answer.body["error"]["code"], "in_progress");
-    let retry_after: u64 = answer.headers["retry-after"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
-    assert!((29..=30).contains(&retry_after), "{retry_after}");
-    assert_eq!(ws.count("SELECT COUNT(*) FROM events"), 0);
-
-    // An abandoned claim (its holder crashed) stops blocking once it is past due.
-    ws.db_conn()
-        .execute(
-            "UPDATE idempotency SET in_progress_until_ms = ?1",
-            [now - 1],
-        )
-        .unwrap();
-    let answer = post(
-        &url,
-        &sample("task-assigned.json"),
-        &[("x-webhook-secret", SECRET)],
-    )
-    .await;
-    assert_eq!(answer.status, StatusCode::ACCEPTED);
+    let accepted: Vec<&Answer> = answers
+        .iter()
+        .filter(|a| a.status == StatusCode::ACCEPTED)
+        .collect();
+    assert_eq!(accepted.len(), 1);
+    let original = accepted[0].body["event_id"].as_str().unwrap();
+    for answer in answers.iter().filter(|a| a.status != StatusCode::ACCEPTED) {
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+        assert_eq!(answer.body["event_id"], original);
+    }
+    assert_eq!(
+        ws.count("SELECT COUNT(*) FROM events WHERE status = 'accepted'"),
+        1
+    );
+    assert_eq!(
+        ws.count("SELECT COUNT(*) FROM events WHERE status = 'duplicate'"),
+        15
+    );
+    assert_eq!(ws.count("SELECT COUNT(*) FROM outbox"), 1);
+    assert_eq!(
+        ws.query_one("SELECT event_id, state FROM idempotency", &[]),
+        json!({"event_id": original, "state": "completed"})
+    );
     server.shutdown().await.unwrap();
 }
 
-fn chrono_now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
+async fn futures_join_all(
+    tasks: impl Iterator<Item = tokio::task::JoinHandle<Answer>>,
+) -> Vec<Answer> {
+    let mut answers = Vec::new();
+    for task in tasks.collect::<Vec<_>>() {
+        answers.push(task.await.unwrap());
+    }
+    answers
 }
 
 #[tokio::test]

@@ -247,6 +247,8 @@ fn spawn_dev(binary: &std::path::Path, ws: &Workspace, port: u16, extra: &[&str]
             break line.split_whitespace().last().unwrap().to_string();
         }
     };
+    // Keep reading, so the server never writes into a closed pipe.
+    std::thread::spawn(move || lines.for_each(drop));
     Process {
         child,
         base: format!("http://127.0.0.1:{port}"),
@@ -298,7 +300,11 @@ async fn sigkill_after_the_202_loses_nothing_and_runs_every_action_once() {
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&shown.stdout);
-    assert!(shown.status.success(), "{text}");
+    assert!(
+        shown.status.success(),
+        "{text} {}",
+        String::from_utf8_lossy(&shown.stderr)
+    );
     assert!(
         text.contains("workflows_trigger") && text.contains("succeeded"),
         "{text}"
@@ -308,8 +314,8 @@ async fn sigkill_after_the_202_loses_nothing_and_runs_every_action_once() {
         .args(["logs", "--server", &second.base, "--json"])
         .output()
         .unwrap();
-    let line: Value =
-        serde_json::from_slice(logs.stdout.split(|b| *b == b'\n').next().unwrap()).unwrap();
+    let line: Value = serde_json::from_slice(logs.stdout.split(|b| *b == b'\n').next().unwrap())
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&logs.stderr)));
     assert_eq!(line["id"], id.as_str());
     let unreachable = Command::new(&binary)
         .args(["logs", "--server", "http://127.0.0.1:9"])

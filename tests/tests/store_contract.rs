@@ -4,20 +4,23 @@
 
 mod common;
 
+use aws_sdk_dynamodb::types::AttributeValue;
 use inlet::sqlite::SqliteStore;
+use inlet_aws::events::DynamoEventLog;
+use inlet_aws::idempotency::DynamoIdempotency;
 use inlet_core::actions::PlannedAction;
 use inlet_core::catalog::ActionKind;
 use inlet_core::memory::MemoryStore;
 use inlet_core::store::{
-    ActionStatus, ActionUpdate, ClaimOutcome, ClaimTimes, EventLog, EventQuery, EventRecord,
-    EventStatus, IdempotencyScope, IdempotencyStore, VerificationStatus,
+    ActionStatus, ActionUpdate, Committed, EventLog, EventQuery, EventRecord, EventStatus,
+    IdempotencyClaim, IdempotencyRecord, IdempotencyScope, IdempotencyStore, StoreError,
+    VerificationStatus,
 };
 use serde_json::json;
 use std::sync::Arc;
 use std::time::Duration;
 
 const WINDOW_MS: i64 = 86_400_000;
-const IN_PROGRESS_MS: i64 = 60_000;
 
 fn scope(key: &str) -> IdempotencyScope {
     IdempotencyScope {
@@ -28,83 +31,115 @@ fn scope(key: &str) -> IdempotencyScope {
     }
 }
 
-fn times(now_ms: i64) -> ClaimTimes {
-    ClaimTimes {
+fn claim(key: &str, now_ms: i64) -> IdempotencyClaim {
+    IdempotencyClaim {
+        scope: scope(key),
         now_ms,
         expires_at_ms: now_ms + WINDOW_MS,
-        in_progress_until_ms: now_ms + IN_PROGRESS_MS,
     }
 }
 
-async fn idempotency_contract(store: &dyn IdempotencyStore) {
-    let s = scope("k1");
+/// Idempotency through the commit: the first event of a scope is stored and holds it,
+/// later ones within the window are stored as its duplicates, expiry is compared with
+/// the stored time, and a commit that fails writes no record.
+async fn idempotency_contract(log: &dyn EventLog, records: &dyn IdempotencyStore) {
     let t0 = 1_700_000_000_000;
+    let accepted = |id: &str, at: i64| event(id, EventStatus::Accepted, Some("task.assigned"), at);
     assert_eq!(
-        store.claim(&s, "e1", times(t0)).await.unwrap(),
-        ClaimOutcome::Claimed
+        log.commit(accepted("i1", t0), Some(&claim("k1", t0)))
+            .await
+            .unwrap(),
+        Committed::Stored
     );
     assert_eq!(
-        store.claim(&s, "e2", times(t0 + 1_000)).await.unwrap(),
-        ClaimOutcome::InFlight {
-            original_event_id: "e1".into(),
-            retry_after_ms: 59_000
+        records.holder(&scope("k1"), t0 + 1).await.unwrap(),
+        Some(IdempotencyRecord {
+            event_id: "i1".into(),
+            expires_at_ms: t0 + WINDOW_MS
+        })
+    );
+    assert_eq!(
+        log.commit(accepted("i2", t0 + 1_000), Some(&claim("k1", t0 + 1_000)))
+            .await
+            .unwrap(),
+        Committed::Duplicate {
+            original_event_id: "i1".into()
         }
     );
+    let duplicate = log.get("i2").await.unwrap().unwrap();
+    assert_eq!(
+        (
+            duplicate.status,
+            duplicate.duplicate_of.as_deref(),
+            duplicate.actions.len()
+        ),
+        (EventStatus::Duplicate, Some("i1"), 0),
+        "a duplicate is logged without actions"
+    );
+    assert!(log.action_log("i2").await.unwrap().is_empty());
+    assert_eq!(
+        records
+            .holder(&scope("k1"), t0 + 2)
+            .await
+            .unwrap()
+            .unwrap()
+            .event_id,
+        "i1",
+        "a duplicate does not take the scope over"
+    );
+
     // Other scopes are independent: another key, type, source or environment.
-    let mut other_type = s.clone();
-    other_type.event_type = "task.completed".into();
-    let mut other_env = s.clone();
-    other_env.environment = "production".into();
-    for other in [scope("k2"), other_type, other_env] {
+    let mut other_type = claim("k1", t0);
+    other_type.scope.event_type = "task.completed".into();
+    let mut other_env = claim("k1", t0);
+    other_env.scope.environment = "production".into();
+    let mut other_source = claim("k1", t0);
+    other_source.scope.source = "other-app".into();
+    for (i, other) in [claim("k2", t0), other_type, other_env, other_source]
+        .iter()
+        .enumerate()
+    {
         assert_eq!(
-            store.claim(&other, "x", times(t0)).await.unwrap(),
-            ClaimOutcome::Claimed
+            log.commit(accepted(&format!("i3{i}"), t0), Some(other))
+                .await
+                .unwrap(),
+            Committed::Stored
         );
     }
-    // Release gives the key back, but only to the holder.
-    store.release(&s, "e2").await.unwrap();
-    assert!(matches!(
-        store.claim(&s, "e3", times(t0 + 2_000)).await.unwrap(),
-        ClaimOutcome::InFlight { .. }
-    ));
-    store.release(&s, "e1").await.unwrap();
-    assert_eq!(
-        store.claim(&s, "e3", times(t0 + 3_000)).await.unwrap(),
-        ClaimOutcome::Claimed
-    );
-    // Complete turns it into a duplicate marker; completing with another id does nothing.
-    store.complete(&s, "e9", t0 + 4_000).await.unwrap();
-    assert!(matches!(
-        store.claim(&s, "e4", times(t0 + 5_000)).await.unwrap(),
-        ClaimOutcome::InFlight { .. }
-    ));
-    store.complete(&s, "e3", t0 + 4_000).await.unwrap();
-    assert_eq!(
-        store.claim(&s, "e4", times(t0 + 5_000)).await.unwrap(),
-        ClaimOutcome::Duplicate {
-            original_event_id: "e3".into()
-        }
-    );
-    store.release(&s, "e3").await.unwrap();
-    assert_eq!(
-        store.claim(&s, "e4", times(t0 + 6_000)).await.unwrap(),
-        ClaimOutcome::Duplicate {
-            original_event_id: "e3".into()
-        },
-        "a completed claim is never released"
-    );
+
     // Expiry is compared with the stored expiry, whatever the backend's TTL does.
-    let expired = t0 + 3_000 + WINDOW_MS;
+    let expired = t0 + WINDOW_MS;
+    assert_eq!(records.holder(&scope("k1"), expired).await.unwrap(), None);
     assert_eq!(
-        store.claim(&s, "e5", times(expired)).await.unwrap(),
-        ClaimOutcome::Claimed
+        log.commit(accepted("i4", expired), Some(&claim("k1", expired)))
+            .await
+            .unwrap(),
+        Committed::Stored
     );
-    // An abandoned in-progress claim stops blocking after its in-progress time.
-    let abandoned = expired + IN_PROGRESS_MS;
     assert_eq!(
-        store.claim(&s, "e6", times(abandoned)).await.unwrap(),
-        ClaimOutcome::Claimed
+        records
+            .holder(&scope("k1"), expired)
+            .await
+            .unwrap()
+            .unwrap()
+            .event_id,
+        "i4"
     );
+
+    // A commit that fails (here: an event id that is already stored) writes nothing,
+    // not even its idempotency record, and hands the event back.
+    let again = accepted("i1", t0 + 5);
+    let failed = log
+        .commit(again.clone(), Some(&claim("k-fresh", t0 + 5)))
+        .await
+        .unwrap_err();
+    assert!(matches!(failed.error, StoreError::Failed(_)), "{failed}");
+    assert_eq!(*failed.event, again);
+    assert_eq!(
+        records.holder(&scope("k-fresh"), t0 + 6).await.unwrap(),
+        None
+    );
+    assert_eq!(log.get("i1").await.unwrap().unwrap().received_at_ms, t0);
 }
 
 fn event(
@@ -155,7 +190,9 @@ fn event(
 async fn event_log_contract(log: &dyn EventLog) {
     list_contract(log).await;
     let first = event("e1", EventStatus::Accepted, Some("task.assigned"), 1_000);
-    log.record(first.clone()).await.unwrap();
+    log.commit(first.clone(), Some(&claim("log-key", 1_000)))
+        .await
+        .unwrap();
     assert_eq!(
         log.get("e1").await.unwrap(),
         Some(first.clone()),
@@ -163,19 +200,17 @@ async fn event_log_contract(log: &dyn EventLog) {
     );
     assert_eq!(log.get("missing").await.unwrap(), None);
 
-    let mut dup = event("e2", EventStatus::Duplicate, Some("task.assigned"), 2_000);
-    dup.actions.clear();
-    dup.duplicate_of = Some("e1".into());
-    log.record(dup).await.unwrap();
-    log.record(event("e3", EventStatus::Rejected, None, 3_000))
+    let dup = event("e2", EventStatus::Accepted, Some("task.assigned"), 2_000);
+    log.commit(dup, Some(&claim("log-key", 2_000)))
         .await
         .unwrap();
-    log.record(event(
-        "e4",
-        EventStatus::Accepted,
-        Some("task.completed"),
-        4_000,
-    ))
+    log.commit(event("e3", EventStatus::Rejected, None, 3_000), None)
+        .await
+        .unwrap();
+    log.commit(
+        event("e4", EventStatus::Accepted, Some("task.completed"), 4_000),
+        None,
+    )
     .await
     .unwrap();
 
@@ -206,13 +241,6 @@ async fn event_log_contract(log: &dyn EventLog) {
             .unwrap()
             .is_empty()
     );
-
-    log.mark_failed("e4", "dispatch failed").await.unwrap();
-    let failed = log.get("e4").await.unwrap().unwrap();
-    assert_eq!(
-        (failed.status, failed.error.as_deref()),
-        (EventStatus::Error, Some("dispatch failed"))
-    );
 }
 
 /// Paging and filters (listing by source and environment, which every store supports).
@@ -232,7 +260,7 @@ async fn list_contract(log: &dyn EventLog) {
             10_000 + i as i64,
         );
         e.source = "lister".into();
-        log.record(e).await.unwrap();
+        log.commit(e, None).await.unwrap();
     }
     let query = |cursor: Option<String>, status: Option<EventStatus>| EventQuery {
         source: Some("lister".into()),
@@ -292,11 +320,6 @@ async fn list_contract(log: &dyn EventLog) {
         (entry.status, entry.attempts, entry.result),
         (ActionStatus::Succeeded, 1, Some(json!({"user_id": "u1"})))
     );
-    assert!(
-        log.update_action("l0", &ActionUpdate { index: 7, ..update })
-            .await
-            .is_err()
-    );
 }
 
 fn sqlite() -> (tempfile::TempDir, SqliteStore) {
@@ -307,13 +330,14 @@ fn sqlite() -> (tempfile::TempDir, SqliteStore) {
 
 #[tokio::test]
 async fn idempotency_memory() {
-    idempotency_contract(&MemoryStore::new()).await;
+    let store = MemoryStore::new();
+    idempotency_contract(&store, &store).await;
 }
 
 #[tokio::test]
 async fn idempotency_sqlite() {
     let (_dir, store) = sqlite();
-    idempotency_contract(&store).await;
+    idempotency_contract(&store, &store).await;
 }
 
 #[tokio::test]
@@ -327,73 +351,135 @@ async fn event_log_sqlite() {
     event_log_contract(&store).await;
 }
 
-/// Many simultaneous claims of one key, spread over `stores` (several handles on one
-/// backend, as several processes would have): exactly one wins.
-async fn one_winner(stores: Vec<Arc<dyn IdempotencyStore>>) {
-    let s = scope("contended");
+/// Many simultaneous deliveries of one event (distinct event ids, one idempotency
+/// scope), spread over `logs` (several handles on one backend, as several processes or
+/// Lambda instances would have): exactly one is stored as accepted, every other as its
+/// duplicate.
+async fn one_winner(logs: Vec<Arc<dyn EventLog>>) {
     let tasks: Vec<_> = (0..32)
         .map(|i| {
-            let (store, s) = (stores[i % stores.len()].clone(), s.clone());
+            let log = logs[i % logs.len()].clone();
             tokio::spawn(async move {
-                store
-                    .claim(&s, &format!("e{i}"), times(1_000))
-                    .await
-                    .unwrap()
+                let id = format!("c{i:02}");
+                let e = event(&id, EventStatus::Accepted, Some("task.assigned"), 1_000);
+                (
+                    id,
+                    log.commit(e, Some(&claim("contended", 1_000)))
+                        .await
+                        .unwrap(),
+                )
             })
         })
         .collect();
-    let mut claimed = 0;
+    let mut winners = Vec::new();
+    let mut originals = Vec::new();
     for task in tasks {
-        if task.await.unwrap() == ClaimOutcome::Claimed {
-            claimed += 1;
+        match task.await.unwrap() {
+            (id, Committed::Stored) => winners.push(id),
+            (_, Committed::Duplicate { original_event_id }) => originals.push(original_event_id),
         }
     }
-    assert_eq!(claimed, 1);
+    assert_eq!(winners.len(), 1, "{winners:?}");
+    assert_eq!(originals.len(), 31);
+    assert!(originals.iter().all(|o| *o == winners[0]), "{originals:?}");
+    let winner = logs[0].get(&winners[0]).await.unwrap().unwrap();
+    assert_eq!(winner.status, EventStatus::Accepted);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn concurrent_claims_memory() {
+async fn concurrent_deliveries_memory() {
     one_winner(vec![Arc::new(MemoryStore::new())]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn concurrent_claims_sqlite_across_connections() {
+async fn concurrent_deliveries_sqlite_across_connections() {
     let (dir, a) = sqlite();
     let b = SqliteStore::open(&dir.path().join("contract.db"), Duration::from_secs(5)).unwrap();
     one_winner(vec![Arc::new(a), Arc::new(b)]).await;
 }
 
+/// An `in_progress` claim left by an earlier version that crashed between claiming and
+/// completing: opening the file completes it if its event was stored as accepted and
+/// removes it otherwise, so a sender's retry is a duplicate or new, never blocked.
+#[tokio::test]
+async fn sqlite_resolves_claims_left_in_progress_at_open() {
+    let (dir, store) = sqlite();
+    let t0 = 1_700_000_000_000;
+    store
+        .commit(
+            event("stored", EventStatus::Accepted, Some("task.assigned"), t0),
+            None,
+        )
+        .await
+        .unwrap();
+    drop(store);
+    let conn = rusqlite::Connection::open(dir.path().join("contract.db")).unwrap();
+    for (key, event_id) in [("k-stored", "stored"), ("k-lost", "never-stored")] {
+        conn.execute(
+            "INSERT INTO idempotency (scope_key, event_id, state, expires_at_ms, in_progress_until_ms)
+             VALUES (?1, ?2, 'in_progress', ?3, ?4)",
+            rusqlite::params![scope(key).storage_key(), event_id, t0 + WINDOW_MS, t0 + 60_000],
+        )
+        .unwrap();
+    }
+    drop(conn);
+    let store = SqliteStore::open(&dir.path().join("contract.db"), Duration::from_secs(5)).unwrap();
+    assert_eq!(
+        store
+            .holder(&scope("k-stored"), t0 + 1)
+            .await
+            .unwrap()
+            .unwrap()
+            .event_id,
+        "stored"
+    );
+    assert_eq!(store.holder(&scope("k-lost"), t0 + 1).await.unwrap(), None);
+    let retry = event(
+        "retry",
+        EventStatus::Accepted,
+        Some("task.assigned"),
+        t0 + 2,
+    );
+    assert_eq!(
+        store
+            .commit(retry, Some(&claim("k-lost", t0 + 2)))
+            .await
+            .unwrap(),
+        Committed::Stored
+    );
+}
+
 /// Fresh tables with a unique prefix, so tests do not see each other's items.
-async fn dynamo() -> (
-    inlet_aws::idempotency::DynamoIdempotency,
-    inlet_aws::events::DynamoEventLog,
-) {
+async fn dynamo() -> (DynamoIdempotency, DynamoEventLog) {
     common::require_emulator();
     let unique = common::unique_name("contract");
     let clients = inlet_aws::provision::clients_from_env().await;
-    let (claims, events) = (format!("claims-{unique}"), format!("events-{unique}"));
-    inlet_aws::provision::create_table(&clients.dynamodb, &claims, false)
+    let names = inlet_aws::StackNames {
+        environment: "development".into(),
+        idempotency_table: format!("claims-{unique}"),
+        events_table: format!("events-{unique}"),
+        config_table: String::new(),
+        directory_table: String::new(),
+    };
+    inlet_aws::provision::create_table(&clients.dynamodb, &names.idempotency_table, false)
         .await
         .unwrap();
-    inlet_aws::provision::create_table(&clients.dynamodb, &events, true)
+    inlet_aws::provision::create_table(&clients.dynamodb, &names.events_table, true)
         .await
         .unwrap();
     (
-        inlet_aws::idempotency::DynamoIdempotency {
+        DynamoIdempotency {
             client: clients.dynamodb.clone(),
-            table: claims,
+            table: names.idempotency_table.clone(),
         },
-        inlet_aws::events::DynamoEventLog {
-            client: clients.dynamodb,
-            table: events,
-        },
+        DynamoEventLog::new(clients.dynamodb, &names),
     )
 }
 
 #[tokio::test]
 async fn idempotency_dynamodb() {
-    let (claims, _) = dynamo().await;
-    idempotency_contract(&claims).await;
+    let (records, log) = dynamo().await;
+    idempotency_contract(&log, &records).await;
 }
 
 #[tokio::test]
@@ -403,11 +489,48 @@ async fn event_log_dynamodb() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn concurrent_claims_dynamodb() {
-    let (claims, _) = dynamo().await;
-    let second = inlet_aws::idempotency::DynamoIdempotency {
-        client: claims.client.clone(),
-        table: claims.table.clone(),
-    };
-    one_winner(vec![Arc::new(claims), Arc::new(second)]).await;
+async fn concurrent_deliveries_dynamodb() {
+    let (_, log) = dynamo().await;
+    let second = log.clone();
+    one_winner(vec![Arc::new(log), Arc::new(second)]).await;
+}
+
+/// An `in_progress` claim item left by an earlier version does not block: the scope
+/// counts as free.
+#[tokio::test]
+async fn dynamodb_ignores_claims_left_in_progress() {
+    let (records, log) = dynamo().await;
+    let t0 = 1_700_000_000_000;
+    records
+        .client
+        .put_item()
+        .table_name(&records.table)
+        .item("pk", AttributeValue::S(scope("k-old").storage_key()))
+        .item("sk", AttributeValue::S("CLAIM".into()))
+        .item("event_id", AttributeValue::S("never-stored".into()))
+        .item("status", AttributeValue::S("in_progress".into()))
+        .item(
+            "expires_at_ms",
+            AttributeValue::N((t0 + WINDOW_MS).to_string()),
+        )
+        .item(
+            "in_progress_until_ms",
+            AttributeValue::N((t0 + 60_000).to_string()),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(records.holder(&scope("k-old"), t0 + 1).await.unwrap(), None);
+    let retry = event(
+        "retry",
+        EventStatus::Accepted,
+        Some("task.assigned"),
+        t0 + 2,
+    );
+    assert_eq!(
+        log.commit(retry, Some(&claim("k-old", t0 + 2)))
+            .await
+            .unwrap(),
+        Committed::Stored
+    );
 }

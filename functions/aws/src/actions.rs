@@ -1,41 +1,39 @@
-//! The actions function: receives `{"event_id"}` from the ingest function's async
-//! invoke and runs the event's remaining actions against the DynamoDB directory.
+//! The actions function: triggered by the events table's stream, it runs the actions of
+//! each event the ingest function committed as queued, against the DynamoDB directory.
 //!
-//! Idempotent per (event, action): settled actions are skipped and directory changes
-//! are applied once per action key. A retryable failure is recorded and returned as an
-//! error, so Lambda retries the invocation (2 retries, matching the 3 attempts of the
-//! local executor); an invocation whose actions still fail after the last retry lands
-//! in the stack's on-failure queue, while the action log says which action failed and
-//! why.
+//! Each record of a batch that hands over an event ([`queued_event_id`]) is run in
+//! stream order: the event's remaining actions, in plan order. Idempotent per (event,
+//! action): settled actions are skipped, and directory changes are applied once per
+//! action key, so a redelivered record (Lambda retries, a crash mid-batch, a timeout)
+//! applies nothing twice. A retryable action failure is retried in the invocation with
+//! the local executor's backoff (1 s, then 2 s; 3 attempts in all); after the last one
+//! the action is `failed` in the action log and the stream moves on. If the store
+//! itself fails, the function reports that record as a batch item failure: Lambda
+//! retries the batch from it (bisecting, at most twice), then sends the batch's
+//! location to the stack's on-failure queue, while the action log shows which actions
+//! are still `planned`.
 
 use crate::StackNames;
 use crate::directory::DynamoDirectory;
-use crate::dispatch::ActionsInvocation;
-use crate::events::DynamoEventLog;
+use crate::events::{DynamoEventLog, QUEUE_ATTRIBUTE, queued_event_id};
 use crate::targets::LambdaTargets;
+use aws_lambda_events::event::dynamodb::{Event, EventRecord as StreamRecord};
+use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use inlet_core::clock::{Clock, SystemClock};
 use inlet_core::executor::{ActionExecutor, PlanRun};
-use inlet_core::store::EventLog;
+use inlet_core::store::{EventLog, StoreError};
 use std::sync::Arc;
+use std::time::Duration;
 
-/// Attempts per action, counting Lambda's retries.
+/// Attempts per action.
 pub const MAX_ATTEMPTS: u32 = 3;
-
-#[derive(Debug, thiserror::Error)]
-pub enum ActionsError {
-    #[error("event {0} not found (expired, or written to another stack)")]
-    UnknownEvent(String),
-    #[error("store error: {0}")]
-    Store(#[from] inlet_core::store::StoreError),
-    #[error("event {event_id}: {error}; Lambda will retry")]
-    Retry { event_id: String, error: String },
-    #[error("event {event_id}: {error}")]
-    Failed { event_id: String, error: String },
-}
 
 pub struct ActionsFunction {
     pub executor: ActionExecutor,
     pub events: DynamoEventLog,
+    /// The wait before the second attempt of a failed action (doubled before each later
+    /// one).
+    pub backoff: Duration,
 }
 
 impl ActionsFunction {
@@ -48,63 +46,81 @@ impl ActionsFunction {
             executor: ActionExecutor {
                 directory: Arc::new(DynamoDirectory {
                     client: dynamo.clone(),
-                    table: names.directory_table,
+                    table: names.directory_table.clone(),
                 }),
                 targets: Arc::new(LambdaTargets {
                     client: aws_sdk_lambda::Client::new(&aws),
                 }),
                 clock,
             },
-            events: DynamoEventLog {
-                client: dynamo,
-                table: names.events_table,
-            },
+            events: DynamoEventLog::new(dynamo, &names),
+            backoff: Duration::from_secs(1),
         })
     }
 
-    pub async fn handle(
-        &self,
-        invocation: ActionsInvocation,
-    ) -> Result<serde_json::Value, ActionsError> {
-        let event = self
-            .events
-            .get(&invocation.event_id)
-            .await?
-            .ok_or_else(|| ActionsError::UnknownEvent(invocation.event_id.clone()))?;
-        match self
-            .executor
-            .run_plan(&self.events, &event, MAX_ATTEMPTS)
-            .await?
-        {
-            PlanRun::Finished { failed: None } => {
-                Ok(serde_json::json!({ "event_id": event.id, "status": "done" }))
+    /// Runs the events a batch of stream records hands over. Stops at the first record
+    /// the store fails on and reports it (with `ReportBatchItemFailures`, Lambda takes
+    /// the batch up again from there).
+    pub async fn handle(&self, batch: Event) -> DynamoDbEventResponse {
+        let mut response = DynamoDbEventResponse::default();
+        for record in &batch.records {
+            let Some(event_id) = event_id_of(record) else {
+                continue;
+            };
+            if let Err(error) = self.run(&event_id).await {
+                tracing::error!(%event_id, %error, "actions interrupted by a store error; Lambda retries the batch from this record");
+                let mut failure = DynamoDbBatchItemFailure::default();
+                failure.item_identifier = record.change.sequence_number.clone();
+                response.batch_item_failures.push(failure);
+                break;
             }
-            PlanRun::Finished {
-                failed: Some(error),
-            } => Err(ActionsError::Failed {
-                event_id: event.id,
-                error,
-            }),
-            PlanRun::RetryLater { error, .. } => Err(ActionsError::Retry {
-                event_id: event.id,
-                error,
-            }),
+        }
+        response
+    }
+
+    /// Runs the remaining actions of one event, retrying retryable failures with backoff.
+    pub async fn run(&self, event_id: &str) -> Result<(), StoreError> {
+        let Some(event) = self.events.get(event_id).await? else {
+            tracing::warn!(%event_id, "event not found (expired, or written to another stack); nothing to run");
+            return Ok(());
+        };
+        loop {
+            match self
+                .executor
+                .run_plan(&self.events, &event, MAX_ATTEMPTS)
+                .await?
+            {
+                PlanRun::Finished { failed: None } => return Ok(()),
+                PlanRun::Finished {
+                    failed: Some(error),
+                } => {
+                    // Recorded in the action log; retrying the record would not help.
+                    tracing::error!(%event_id, %error, "an action failed for good");
+                    return Ok(());
+                }
+                PlanRun::RetryLater { attempts, error } => {
+                    let delay = self.backoff * 2u32.saturating_pow(attempts - 1);
+                    tracing::warn!(%event_id, %error, attempts, ?delay, "action failed; retrying");
+                    tokio::time::sleep(delay).await;
+                }
+            }
         }
     }
 }
 
-/// How a failed run is reported to Lambda (and so to the on-failure queue).
-impl From<ActionsError> for lambda_runtime::Diagnostic {
-    fn from(error: ActionsError) -> Self {
-        let kind = match &error {
-            ActionsError::UnknownEvent(_) => "UnknownEvent",
-            ActionsError::Store(_) => "StoreUnavailable",
-            ActionsError::Retry { .. } => "RetryableActionFailure",
-            ActionsError::Failed { .. } => "ActionFailed",
-        };
-        lambda_runtime::Diagnostic {
-            error_type: kind.to_string(),
-            error_message: error.to_string(),
+/// The event a stream record hands over, if it does.
+fn event_id_of(record: &StreamRecord) -> Option<String> {
+    fn text<'a>(item: &'a serde_dynamo::Item, name: &str) -> Option<&'a str> {
+        match item.get(name)? {
+            serde_dynamo::AttributeValue::S(value) => Some(value),
+            _ => None,
         }
     }
+    let change = &record.change;
+    queued_event_id(
+        &record.event_name,
+        text(&change.keys, "pk"),
+        text(&change.keys, "sk"),
+        text(&change.new_image, QUEUE_ATTRIBUTE),
+    )
 }

@@ -7,9 +7,7 @@
 
 use crate::StackNames;
 use crate::config_table::ConfigTable;
-use crate::dispatch::LambdaDispatcher;
 use crate::events::DynamoEventLog;
-use crate::idempotency::DynamoIdempotency;
 use crate::vars::SsmVars;
 use inlet_core::clock::{Clock, SystemClock};
 use inlet_core::pipeline::{InboundRequest, Pipeline, PipelineSettings};
@@ -36,18 +34,7 @@ impl IngestFunction {
         let function = IngestFunction {
             pipeline: Pipeline {
                 engine: engine.clone(),
-                idempotency: Arc::new(DynamoIdempotency {
-                    client: dynamo.clone(),
-                    table: names.idempotency_table,
-                }),
-                events: Arc::new(DynamoEventLog {
-                    client: dynamo.clone(),
-                    table: names.events_table,
-                }),
-                dispatcher: Arc::new(LambdaDispatcher {
-                    client: aws_sdk_lambda::Client::new(&aws),
-                    function: names.actions_function,
-                }),
+                events: Arc::new(DynamoEventLog::new(dynamo.clone(), &names)),
                 vars: Arc::new(SsmVars::new(aws_sdk_ssm::Client::new(&aws), clock.clone())),
                 clock: clock.clone(),
                 settings: PipelineSettings::default(),

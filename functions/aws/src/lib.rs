@@ -2,24 +2,25 @@
 //!
 //! It implements the core's traits on AWS services and holds the Lambda handlers:
 //!
+//! - [`events::DynamoEventLog`] implements [`EventLog`](inlet_core::store::EventLog) (the
+//!   one commit per event, the event log, action log and event-type registry) on
+//!   DynamoDB; its module docs explain the commit, the hand-off to the actions function
+//!   through the events table's stream, and how large events are stored;
 //! - [`idempotency::DynamoIdempotency`] implements [`IdempotencyStore`](inlet_core::store::IdempotencyStore)
-//!   on DynamoDB, one conditional `PutItem` per claim;
-//! - [`events::DynamoEventLog`]: [`EventLog`](inlet_core::store::EventLog) (event log,
-//!   action log, event-type registry) on DynamoDB;
-//! - [`vars::SsmVars`]: [`VarsProvider`](inlet_core::store::VarsProvider) on SSM Parameter
+//!   (reads of the idempotency records the commit writes);
+//! - [`vars::SsmVars`]: [`VarsProvider`](inlet_core::vars::VarsProvider) on SSM Parameter
 //!   Store, cached;
-//! - [`dispatch::LambdaDispatcher`] implements [`ActionDispatcher`](inlet_core::store::ActionDispatcher)
-//!   as an async `Invoke` of the actions function;
 //! - [`config_table::ConfigTable`]: source config and webhook tokens, written by
 //!   `inlet config push`, cached per execution environment;
 //! - [`directory::DynamoDirectory`] implements [`Directory`](inlet_core::directory::Directory);
-//! - [`ingest`] and [`actions`]: the handlers of the ingest and actions functions.
+//! - [`ingest`] and [`actions`]: the handlers of the ingest function (API Gateway) and
+//!   of the actions function (the events table's stream).
 //!
 //! Every SDK error becomes a core [`StoreError`](inlet_core::store::StoreError):
 //! throttling, 5xx and transport failures are `Unavailable` (503 with `Retry-After` at
-//! the edge), the rest `Failed`. No SDK type crosses into core. Endpoints, regions and
-//! credentials come from the standard AWS configuration chain, so tests point the real
-//! SDK at an emulator with `AWS_ENDPOINT_URL` and nothing else.
+//! the edge), the rest `Failed` (500). No SDK type crosses into core. Endpoints, regions
+//! and credentials come from the standard AWS configuration chain, so tests point the
+//! real SDK at an emulator with `AWS_ENDPOINT_URL` and nothing else.
 //!
 //! # Tables and access patterns
 //!
@@ -28,23 +29,23 @@
 //!
 //! | table | item | pk | sk | notes |
 //! |---|---|---|---|---|
-//! | idempotency | claim | scope key (source, env, type, key; length-prefixed) | `CLAIM` | `status`, `event_id`, `expires_at_ms`, `in_progress_until_ms`; TTL `expires_at` |
-//! | events | event | `EVENT#<id>` | `EVENT` | record as JSON in `data`; `gsi1pk` = `<source>#<env>`, `gsi1sk` = id (UUIDv7, time-ordered) for listing; TTL |
-//! | events | action | `EVENT#<id>` | `ACTION#<index, 5 digits>` | action log entry as JSON; TTL |
-//! | events | event type | `TYPES#<source>#<env>` | event type | `count` (ADD), first/last seen, last sample |
+//! | idempotency | record | scope key (source, env, type, key; length-prefixed) | `CLAIM` | `event_id`, `status` (`completed`), `expires_at_ms`; TTL `expires_at` |
+//! | events | event | `EVENT#<id>` | `EVENT` | the record with its action plan as JSON in `data` (or, when large, in `PART#` items); `gsi1pk` = `<source>#<env>`, `gsi1sk` = id (UUIDv7, time-ordered) for listing; `queue` = `actions` when its actions are to run; TTL; stream `NEW_IMAGE` |
+//! | events | part | `EVENT#<id>` | `PART#<n, 5 digits>` | a chunk of a large event's JSON (binary); TTL |
+//! | events | action update | `EVENT#<id>` | `ACTION#<index, 5 digits>` | the executor's latest update of one action; TTL |
+//! | events | event type | `TYPES#<source>#<env>` | event type | `count` (ADD), first/last seen, last sample (up to 64 KiB) |
 //! | config | bundle | `CONFIG` | `BUNDLE` | every file of `infra/sources` (YAML and scripts) |
 //! | config | token | `TOKEN` | token | `source`, `environment`, `created_at_ms` |
 //!
-//! Access patterns: claim/complete/release = one conditional write each; record an event
-//! = one `TransactWriteItems` (event + its actions + registry bump); one event with its
-//! actions = one `Query` on `EVENT#<id>`; events of a source = `Query` on `gsi1` newest
-//! first with `id < cursor`; event types = `Query` on `TYPES#…`; config = one `GetItem`
-//! for the bundle and one per token lookup, both cached 30 s.
+//! Access patterns: commit an event = one `TransactWriteItems` (record + event + parts +
+//! registry count), or one `PutItem` when that is a single item; one event with its plan
+//! and action updates = one `Query` on `EVENT#<id>`; events of a source = `Query` on
+//! `gsi1` newest first with `id < cursor`; event types = `Query` on `TYPES#…`; config =
+//! one `GetItem` for the bundle and one per token lookup, both cached 30 s.
 
 pub mod actions;
 pub mod config_table;
 pub mod directory;
-pub mod dispatch;
 pub mod error;
 pub mod events;
 pub mod idempotency;
@@ -62,7 +63,6 @@ pub struct StackNames {
     pub events_table: String,
     pub config_table: String,
     pub directory_table: String,
-    pub actions_function: String,
 }
 
 impl StackNames {
@@ -75,12 +75,11 @@ impl StackNames {
             events_table: format!("inlet-{environment}-events"),
             config_table: format!("inlet-{environment}-config"),
             directory_table: format!("inlet-{environment}-directory"),
-            actions_function: format!("inlet-{environment}-actions"),
         }
     }
 
     /// Reads `INLET_ENVIRONMENT`, `INLET_IDEMPOTENCY_TABLE`, `INLET_EVENTS_TABLE`,
-    /// `INLET_CONFIG_TABLE`, `INLET_DIRECTORY_TABLE` and `INLET_ACTIONS_FUNCTION`.
+    /// `INLET_CONFIG_TABLE` and `INLET_DIRECTORY_TABLE`.
     pub fn from_env() -> Result<Self, String> {
         let var = |name: &str| {
             std::env::var(name).map_err(|_| {
@@ -93,7 +92,6 @@ impl StackNames {
             events_table: var("INLET_EVENTS_TABLE")?,
             config_table: var("INLET_CONFIG_TABLE")?,
             directory_table: var("INLET_DIRECTORY_TABLE")?,
-            actions_function: var("INLET_ACTIONS_FUNCTION")?,
         })
     }
 }

@@ -6,7 +6,8 @@ use crate::error::store_error;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
-    ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
+    ProjectionType, ScalarAttributeType, StreamSpecification, StreamViewType,
+    TimeToLiveSpecification,
 };
 use inlet_core::store::StoreError;
 
@@ -22,10 +23,7 @@ pub struct AwsClients {
 impl AwsClients {
     /// The event log of a stack.
     pub fn event_log(&self, names: &StackNames) -> crate::events::DynamoEventLog {
-        crate::events::DynamoEventLog {
-            client: self.dynamodb.clone(),
-            table: names.events_table.clone(),
-        }
+        crate::events::DynamoEventLog::new(self.dynamodb.clone(), names)
     }
 }
 
@@ -58,8 +56,13 @@ fn attr(name: &str) -> Result<AttributeDefinition, StoreError> {
         .map_err(build_error)
 }
 
-/// Creates one `pk`/`sk` table (with `gsi1` when asked) and turns TTL on.
-pub async fn create_table(client: &Client, name: &str, with_gsi1: bool) -> Result<(), StoreError> {
+/// Creates one `pk`/`sk` table and turns TTL on. An events table (`events_table`) also
+/// gets `gsi1` and its stream (`NEW_IMAGE`), as in the template.
+pub async fn create_table(
+    client: &Client,
+    name: &str,
+    events_table: bool,
+) -> Result<(), StoreError> {
     let mut request = client
         .create_table()
         .table_name(name)
@@ -68,8 +71,15 @@ pub async fn create_table(client: &Client, name: &str, with_gsi1: bool) -> Resul
         .key_schema(key("sk", KeyType::Range)?)
         .attribute_definitions(attr("pk")?)
         .attribute_definitions(attr("sk")?);
-    if with_gsi1 {
+    if events_table {
         request = request
+            .stream_specification(
+                StreamSpecification::builder()
+                    .stream_enabled(true)
+                    .stream_view_type(StreamViewType::NewImage)
+                    .build()
+                    .map_err(build_error)?,
+            )
             .attribute_definitions(attr("gsi1pk")?)
             .attribute_definitions(attr("gsi1sk")?)
             .global_secondary_indexes(

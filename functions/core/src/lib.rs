@@ -8,7 +8,8 @@
 //!   resolution; [`executor`]: running one action against the [`directory`] and outside
 //!   targets;
 //! - [`store`]: the traits the pipeline stores through; [`memory`]: in-memory versions
-//!   for tests, benchmarks and dry runs;
+//!   for tests, benchmarks and dry runs; [`outbox`]: the worker that drains the local
+//!   hand-off to the executor;
 //! - [`pipeline`]: the ingest steps; [`reply`]: the one place errors become HTTP
 //!   answers; [`clock`]: injectable time.
 
@@ -19,6 +20,7 @@ pub mod config;
 pub mod directory;
 pub mod executor;
 pub mod memory;
+pub mod outbox;
 pub mod path;
 pub mod pipeline;
 pub mod reply;
@@ -31,9 +33,6 @@ mod yaml;
 pub mod defaults {
     /// Largest accepted request body.
     pub const MAX_BODY_BYTES: usize = 256 * 1024;
-    /// How long an `in_progress` idempotency claim blocks duplicates before it counts
-    /// as abandoned.
-    pub const IN_PROGRESS_SECS: i64 = 60;
     /// Event and action log retention.
     pub const RETENTION_DAYS: i64 = 30;
     /// Longest idempotency key accepted.

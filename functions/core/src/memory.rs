@@ -5,20 +5,37 @@
 //! benchmark, and dry runs. They are not a production store: nothing survives the process.
 
 use crate::store::{
-    ActionDispatcher, ActionLogEntry, ActionUpdate, ClaimOutcome, ClaimState, ClaimTimes, EventLog,
-    EventPage, EventQuery, EventRecord, EventStatus, EventTypeStats, IdempotencyRecord,
-    IdempotencyScope, IdempotencyStore, StoreError,
+    ActionLogEntry, ActionUpdate, CommitError, Committed, EventLog, EventPage, EventQuery,
+    EventRecord, EventTypeStats, IdempotencyClaim, IdempotencyRecord, IdempotencyScope,
+    IdempotencyStore, Outbox, OutboxItem, StoreError,
 };
 use crate::vars::{Vars, VarsError, VarsProvider};
 use async_trait::async_trait;
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
+use tokio::sync::Notify;
 
+/// Everything behind one lock, so that a commit is atomic like a transaction.
 #[derive(Debug, Default)]
 pub struct MemoryStore {
-    claims: Mutex<HashMap<String, IdempotencyRecord>>,
-    log: Mutex<EventsInMemory>,
-    dispatched: Mutex<Vec<String>>,
+    state: Mutex<MemoryState>,
+    outbox_wakeup: Arc<Notify>,
+}
+
+#[derive(Debug, Default)]
+struct MemoryState {
+    claims: HashMap<String, IdempotencyRecord>,
+    log: EventsInMemory,
+    /// Event id → its outbox row.
+    outbox: BTreeMap<String, OutboxRow>,
+}
+
+#[derive(Debug, Clone)]
+struct OutboxRow {
+    done: bool,
+    error: Option<String>,
+    attempts: u32,
+    next_attempt_at_ms: i64,
 }
 
 /// The event log, kept lean: each event is stored once, and what derives from it (its
@@ -46,65 +63,49 @@ impl MemoryStore {
         Self::default()
     }
 
-    /// Ids of the events handed to [`ActionDispatcher::dispatch`], in order.
-    pub fn dispatched(&self) -> Vec<String> {
-        self.dispatched.lock().unwrap().clone()
-    }
-
-    pub fn events(&self) -> Vec<EventRecord> {
-        self.log.lock().unwrap().events.clone()
-    }
-
-    pub fn claim_record(&self, scope: &IdempotencyScope) -> Option<IdempotencyRecord> {
-        self.claims
+    fn state(&self) -> MutexGuard<'_, MemoryState> {
+        self.state
             .lock()
-            .unwrap()
-            .get(&scope.storage_key())
-            .cloned()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Every event, in commit order.
+    pub fn events(&self) -> Vec<EventRecord> {
+        self.state().log.events.clone()
+    }
+
+    /// Ids of the events queued for the action executor, in commit order, with whether
+    /// their row is closed.
+    pub fn queued(&self) -> Vec<(String, bool)> {
+        let state = self.state();
+        let mut rows: Vec<(usize, String, bool)> = state
+            .outbox
+            .iter()
+            .map(|(id, row)| (state.log.by_id[id], id.clone(), row.done))
+            .collect();
+        rows.sort();
+        rows.into_iter().map(|(_, id, done)| (id, done)).collect()
+    }
+
+    /// Signalled after each commit that queued an event.
+    pub fn outbox_wakeup(&self) -> Arc<Notify> {
+        self.outbox_wakeup.clone()
     }
 }
 
 #[async_trait]
 impl IdempotencyStore for MemoryStore {
-    async fn claim(
+    async fn holder(
         &self,
         scope: &IdempotencyScope,
-        event_id: &str,
-        times: ClaimTimes,
-    ) -> Result<ClaimOutcome, StoreError> {
-        let mut claims = self.claims.lock().unwrap();
-        let key = scope.storage_key();
-        if let Some(blocked) = claims.get(&key).and_then(|r| r.blocks_claim(times.now_ms)) {
-            return Ok(blocked);
-        }
-        claims.insert(key, IdempotencyRecord::new_claim(event_id, times));
-        Ok(ClaimOutcome::Claimed)
-    }
-
-    async fn complete(
-        &self,
-        scope: &IdempotencyScope,
-        event_id: &str,
-        _now_ms: i64,
-    ) -> Result<(), StoreError> {
-        if let Some(record) = self.claims.lock().unwrap().get_mut(&scope.storage_key())
-            && record.event_id == event_id
-        {
-            record.state = ClaimState::Completed;
-        }
-        Ok(())
-    }
-
-    async fn release(&self, scope: &IdempotencyScope, event_id: &str) -> Result<(), StoreError> {
-        let mut claims = self.claims.lock().unwrap();
-        let key = scope.storage_key();
-        if claims
-            .get(&key)
-            .is_some_and(|r| r.event_id == event_id && r.state == ClaimState::InProgress)
-        {
-            claims.remove(&key);
-        }
-        Ok(())
+        now_ms: i64,
+    ) -> Result<Option<IdempotencyRecord>, StoreError> {
+        Ok(self
+            .state()
+            .claims
+            .get(&scope.storage_key())
+            .filter(|r| r.holds(now_ms))
+            .cloned())
     }
 }
 
@@ -116,18 +117,14 @@ fn slot<'m, V: Default>(map: &'m mut HashMap<String, V>, key: &str) -> &'m mut V
     map.get_mut(key).expect("inserted above")
 }
 
-#[async_trait]
-impl EventLog for MemoryStore {
-    async fn record(&self, event: EventRecord) -> Result<(), StoreError> {
-        let mut log = self.log.lock().unwrap();
-        let position = log.events.len();
-        log.by_id.insert(event.id.clone(), position);
-        if let (Some(event_type), EventStatus::Accepted | EventStatus::Duplicate) =
-            (&event.event_type, event.status)
-        {
-            let per_source = slot(&mut log.types, &event.source);
+impl EventsInMemory {
+    fn insert(&mut self, event: EventRecord) {
+        let position = self.events.len();
+        self.by_id.insert(event.id.clone(), position);
+        if let Some(event_type) = event.counts_in_registry() {
+            let per_source = slot(&mut self.types, &event.source);
             let per_type = slot(per_source, &event.environment);
-            match per_type.get_mut(event_type.as_str()) {
+            match per_type.get_mut(event_type) {
                 Some(stats) => {
                     stats.count += 1;
                     stats.last_seen_ms = event.received_at_ms;
@@ -135,7 +132,7 @@ impl EventLog for MemoryStore {
                 }
                 None => {
                     per_type.insert(
-                        event_type.clone(),
+                        event_type.to_string(),
                         TypeCount {
                             count: 1,
                             first_seen_ms: event.received_at_ms,
@@ -146,22 +143,67 @@ impl EventLog for MemoryStore {
                 }
             }
         }
-        log.events.push(event);
-        Ok(())
+        self.events.push(event);
     }
+}
 
-    async fn mark_failed(&self, event_id: &str, error: &str) -> Result<(), StoreError> {
-        let mut log = self.log.lock().unwrap();
-        if let Some(&position) = log.by_id.get(event_id) {
-            let event = &mut log.events[position];
-            event.status = EventStatus::Error;
-            event.error = Some(error.to_string());
+#[async_trait]
+impl EventLog for MemoryStore {
+    async fn commit(
+        &self,
+        mut event: EventRecord,
+        claim: Option<&IdempotencyClaim>,
+    ) -> Result<Committed, CommitError> {
+        let mut state = self.state();
+        if state.log.by_id.contains_key(&event.id) {
+            let error = StoreError::Failed(format!("event {} is already stored", event.id));
+            return Err(CommitError::new(error, event));
         }
-        Ok(())
+        let mut committed = Committed::Stored;
+        if let Some(claim) = claim {
+            let key = claim.scope.storage_key();
+            match state.claims.get(&key).filter(|r| r.holds(claim.now_ms)) {
+                Some(held) => {
+                    let original = held.event_id.clone();
+                    event = event.into_duplicate(&original);
+                    committed = Committed::Duplicate {
+                        original_event_id: original,
+                    };
+                }
+                None => {
+                    state.claims.insert(
+                        key,
+                        IdempotencyRecord {
+                            event_id: event.id.clone(),
+                            expires_at_ms: claim.expires_at_ms,
+                        },
+                    );
+                }
+            }
+        }
+        let queued = event.is_queued();
+        if queued {
+            state.outbox.insert(
+                event.id.clone(),
+                OutboxRow {
+                    done: false,
+                    error: None,
+                    attempts: 0,
+                    next_attempt_at_ms: event.received_at_ms,
+                },
+            );
+        }
+        state.log.insert(event);
+        drop(state);
+        if queued {
+            self.outbox_wakeup.notify_one();
+        }
+        Ok(committed)
     }
 
     async fn get(&self, event_id: &str) -> Result<Option<EventRecord>, StoreError> {
-        let log = self.log.lock().unwrap();
+        let state = self.state();
+        let log = &state.log;
         Ok(log.by_id.get(event_id).map(|&p| log.events[p].clone()))
     }
 
@@ -170,7 +212,8 @@ impl EventLog for MemoryStore {
         source: &str,
         environment: &str,
     ) -> Result<Vec<EventTypeStats>, StoreError> {
-        let log = self.log.lock().unwrap();
+        let state = self.state();
+        let log = &state.log;
         let Some(per_type) = log.types.get(source).and_then(|e| e.get(environment)) else {
             return Ok(Vec::new());
         };
@@ -196,9 +239,8 @@ impl EventLog for MemoryStore {
 
     async fn list(&self, query: &EventQuery) -> Result<EventPage, StoreError> {
         let mut events: Vec<EventRecord> = self
+            .state()
             .log
-            .lock()
-            .unwrap()
             .events
             .iter()
             .filter(|e| query.matches(e))
@@ -212,7 +254,8 @@ impl EventLog for MemoryStore {
     }
 
     async fn action_log(&self, event_id: &str) -> Result<Vec<ActionLogEntry>, StoreError> {
-        let log = self.log.lock().unwrap();
+        let state = self.state();
+        let log = &state.log;
         let Some(&position) = log.by_id.get(event_id) else {
             return Ok(Vec::new());
         };
@@ -223,11 +266,7 @@ impl EventLog for MemoryStore {
             .map(|a| {
                 let mut entry = ActionLogEntry::planned(a, event.received_at_ms);
                 if let Some(u) = log.updates.get(&(position, a.index)) {
-                    entry.status = u.status;
-                    entry.result = u.result.clone();
-                    entry.error = u.error.clone();
-                    entry.attempts = u.attempts;
-                    entry.updated_at_ms = u.now_ms;
+                    entry.apply(u);
                 }
                 entry
             })
@@ -235,7 +274,8 @@ impl EventLog for MemoryStore {
     }
 
     async fn update_action(&self, event_id: &str, update: &ActionUpdate) -> Result<(), StoreError> {
-        let mut log = self.log.lock().unwrap();
+        let mut state = self.state();
+        let log = &mut state.log;
         let position = log
             .by_id
             .get(event_id)
@@ -255,9 +295,52 @@ impl EventLog for MemoryStore {
 }
 
 #[async_trait]
-impl ActionDispatcher for MemoryStore {
-    async fn dispatch(&self, event_id: &str) -> Result<(), StoreError> {
-        self.dispatched.lock().unwrap().push(event_id.to_string());
+impl Outbox for MemoryStore {
+    async fn due(&self, now_ms: i64, limit: usize) -> Result<Vec<OutboxItem>, StoreError> {
+        let state = self.state();
+        let mut due: Vec<(i64, usize, OutboxItem)> = state
+            .outbox
+            .iter()
+            .filter(|(_, row)| !row.done && row.next_attempt_at_ms <= now_ms)
+            .map(|(id, row)| {
+                (
+                    row.next_attempt_at_ms,
+                    state.log.by_id[id],
+                    OutboxItem {
+                        event_id: id.clone(),
+                        attempts: row.attempts,
+                    },
+                )
+            })
+            .collect();
+        due.sort_by_key(|(at, position, _)| (*at, *position));
+        Ok(due
+            .into_iter()
+            .take(limit)
+            .map(|(_, _, item)| item)
+            .collect())
+    }
+
+    async fn retry_at(
+        &self,
+        event_id: &str,
+        attempts: u32,
+        next_attempt_at_ms: i64,
+        error: &str,
+    ) -> Result<(), StoreError> {
+        if let Some(row) = self.state().outbox.get_mut(event_id) {
+            row.attempts = attempts;
+            row.next_attempt_at_ms = next_attempt_at_ms;
+            row.error = Some(error.to_string());
+        }
+        Ok(())
+    }
+
+    async fn finish(&self, event_id: &str, error: Option<&str>) -> Result<(), StoreError> {
+        if let Some(row) = self.state().outbox.get_mut(event_id) {
+            row.done = true;
+            row.error = error.map(str::to_string);
+        }
         Ok(())
     }
 }
@@ -270,78 +353,5 @@ pub struct StaticVars(pub Arc<Vars>);
 impl VarsProvider for StaticVars {
     async fn vars(&self, _environment: &str) -> Result<Arc<Vars>, VarsError> {
         Ok(self.0.clone())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn scope() -> IdempotencyScope {
-        IdempotencyScope {
-            source: "s".into(),
-            environment: "development".into(),
-            event_type: "t".into(),
-            key: "k".into(),
-        }
-    }
-
-    fn times(now_ms: i64) -> ClaimTimes {
-        ClaimTimes {
-            now_ms,
-            expires_at_ms: now_ms + 86_400_000,
-            in_progress_until_ms: now_ms + 60_000,
-        }
-    }
-
-    /// The state machine, walked with explicit times (the "injected clock").
-    #[tokio::test]
-    async fn idempotency_state_machine() {
-        let store = MemoryStore::new();
-        let s = scope();
-        assert_eq!(
-            store.claim(&s, "e1", times(0)).await.unwrap(),
-            ClaimOutcome::Claimed
-        );
-        assert_eq!(
-            store.claim(&s, "e2", times(10_000)).await.unwrap(),
-            ClaimOutcome::InFlight {
-                original_event_id: "e1".into(),
-                retry_after_ms: 50_000
-            }
-        );
-        // An abandoned claim (crash before complete/release) stops blocking after 60 s.
-        assert_eq!(
-            store.claim(&s, "e3", times(60_000)).await.unwrap(),
-            ClaimOutcome::Claimed
-        );
-        // Only the holder can complete or release.
-        store.complete(&s, "e1", 60_001).await.unwrap();
-        assert_eq!(
-            store.claim_record(&s).unwrap().state,
-            ClaimState::InProgress
-        );
-        store.complete(&s, "e3", 60_001).await.unwrap();
-        assert_eq!(
-            store.claim(&s, "e4", times(120_000)).await.unwrap(),
-            ClaimOutcome::Duplicate {
-                original_event_id: "e3".into()
-            }
-        );
-        store.release(&s, "e3").await.unwrap();
-        assert!(
-            store.claim_record(&s).is_some(),
-            "a completed claim is never released"
-        );
-        // Expiry is compared on read: the record is still there, but past the window.
-        assert_eq!(
-            store
-                .claim(&s, "e5", times(60_000 + 86_400_000))
-                .await
-                .unwrap(),
-            ClaimOutcome::Claimed
-        );
-        store.release(&s, "e5").await.unwrap();
-        assert!(store.claim_record(&s).is_none());
     }
 }

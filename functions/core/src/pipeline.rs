@@ -1,11 +1,22 @@
 //! The ingest pipeline (DESIGN §5): one request in, one [`Reply`] out.
 //!
-//! Steps: route and basic checks (404/405/413/400) → script or no verification (401) →
-//! event type (202 `invalid_event_type` when missing) → timestamp → idempotency claim
-//! (200 duplicate / 409 in flight) → record the event with its action plan → dispatch →
-//! complete the claim → 202. If storing or dispatching fails, the claim is released and
-//! the sender gets 503 with `Retry-After`, so its retry succeeds; a 2xx is only sent
-//! once the event is stored and its actions handed off durably.
+//! [`Pipeline::process`] reads as its steps: route and request checks (404/405/413/400)
+//! → verification and preprocessing by the script (401) → event type (202
+//! `invalid_event_type` when missing) → timestamp → idempotency scope → action plan →
+//! **one commit** → reply (202 accepted, 200 duplicate). Every path that logs an event
+//! ends in exactly one call to [`EventLog::commit`], which stores the event, its plan,
+//! its idempotency record and its hand-off to the action executor atomically. That
+//! commit is the only crash point of the ingest path: a crash before it leaves nothing
+//! (the sender got no 2xx, and its retry is processed as new), a crash after it leaves
+//! the whole event (the retry is answered as a duplicate of it). Nothing is ever "in
+//! progress", so a sender never waits for a claim to expire and is never told 409.
+//!
+//! Failures of the commit: a store that may recover ([`StoreError::Unavailable`]) is
+//! answered 503 with `Retry-After` (nothing was stored, so the retry succeeds); a
+//! permanent failure ([`StoreError::Failed`]) is answered 500 `not_stored` without
+//! `Retry-After`, and the pipeline stores what it can: the event with status `error`,
+//! the reason, and without its action plan (which is what makes an event too large for
+//! a store), so the operator can find and replay it.
 //!
 //! Decisions where DESIGN is silent:
 //! - 404/405/413/400 answers are not written to the event log (no source-level event
@@ -13,10 +24,13 @@
 //! - A script's `http_response` is sent only if the request passed verification (or
 //!   verification is not enforced); such a request is answered by the script and not
 //!   processed further or logged as an event (it is a handshake, not an event).
-//! - If completing the idempotency claim fails after the event is stored and dispatched,
-//!   the sender still gets 202: the event is safe, and the `in_progress` claim keeps
-//!   blocking duplicates until it expires (60 s). Answering 503 there would make the
-//!   sender's retry create a second event.
+//! - Duplicates are decided inside the commit, not by an earlier claim: two concurrent
+//!   deliveries of the same event both run the script, one commits as accepted and the
+//!   other as its duplicate (200). DESIGN's `in_progress` claim and its 409 answer are
+//!   gone, because a claim written before the event is what left events stored with
+//!   their claim stuck in progress after a crash.
+//! - A rejected (401) request whose log entry cannot be written is still answered 401:
+//!   the answer does not depend on the log, and the failure is logged at error level.
 //! - `actions` in the 202 body counts the actions that will run (not skipped ones).
 //! - A script that reads a var that is not set is a configuration problem, not a bad
 //!   request (DESIGN §4 makes other script errors a 401): the sender gets 503 with
@@ -31,8 +45,8 @@ use crate::path::{FieldPath, PathRoots};
 use crate::reply::{IngestError, Reply};
 use crate::script::{ScriptEngine, ScriptErrorKind, ScriptInput};
 use crate::store::{
-    ActionDispatcher, ClaimOutcome, ClaimTimes, EventLog, EventRecord, EventStatus,
-    IdempotencyScope, IdempotencyStore, VerificationStatus,
+    CommitError, Committed, EventLog, EventRecord, EventStatus, IdempotencyClaim, IdempotencyScope,
+    StoreError, VerificationStatus,
 };
 use crate::vars::{Vars, VarsProvider};
 use aho_corasick::AhoCorasick;
@@ -98,7 +112,6 @@ pub struct InboundRequest {
 #[derive(Debug, Clone)]
 pub struct PipelineSettings {
     pub max_body_bytes: usize,
-    pub in_progress_secs: i64,
     pub retention_days: i64,
 }
 
@@ -106,7 +119,6 @@ impl Default for PipelineSettings {
     fn default() -> Self {
         PipelineSettings {
             max_body_bytes: defaults::MAX_BODY_BYTES,
-            in_progress_secs: defaults::IN_PROGRESS_SECS,
             retention_days: defaults::RETENTION_DAYS,
         }
     }
@@ -116,21 +128,37 @@ impl Default for PipelineSettings {
 #[derive(Clone)]
 pub struct Pipeline {
     pub engine: Arc<ScriptEngine>,
-    pub idempotency: Arc<dyn IdempotencyStore>,
+    /// Where each request's one commit goes (the event log, with the idempotency
+    /// records and the hand-off to the action executor).
     pub events: Arc<dyn EventLog>,
-    pub dispatcher: Arc<dyn ActionDispatcher>,
     pub vars: Arc<dyn VarsProvider>,
     pub clock: Arc<dyn Clock>,
     pub settings: PipelineSettings,
 }
 
-/// A request whose body has been read and parsed.
-struct Parsed {
+/// A request as read: the raw body and header list the log keeps, and the parsed parts.
+struct Received {
     raw_body: String,
+    /// Lower-cased names, sorted; not yet redacted.
+    header_list: Vec<(String, String)>,
+    parsed: Parsed,
+}
+
+/// The parsed parts of a request that scripts and paths read.
+struct Parsed {
     body: Arc<Value>,
     headers: Arc<Value>,
-    header_list: Vec<(String, String)>,
     query: Arc<Value>,
+}
+
+/// What verification and preprocessing decided.
+enum Verified {
+    /// Go on; the script's output for `preprocess.*` paths (empty without a script).
+    Passed(Value),
+    /// The script answered the sender itself (a handshake); nothing is logged.
+    Answered(Reply),
+    /// Log the event as it stands, then answer with this error.
+    Refused(IngestError),
 }
 
 impl Pipeline {
@@ -152,7 +180,97 @@ impl Pipeline {
         route: Option<&Route>,
         request: InboundRequest,
     ) -> Result<Reply, IngestError> {
+        // Step 1: route and request checks; nothing is logged for these.
         let route = route.ok_or(IngestError::UnknownToken)?;
+        let (mut event, parsed) = self.receive(route, request)?;
+        let vars =
+            self.vars
+                .vars(&route.environment)
+                .await
+                .map_err(|e| IngestError::Unavailable {
+                    detail: e.to_string(),
+                })?;
+        event.headers = redact_headers(std::mem::take(&mut event.headers), &vars);
+
+        // Step 2: verification and preprocessing.
+        let preprocess = match self.verify(route, &parsed, vars, &mut event) {
+            Verified::Passed(preprocess) => preprocess,
+            Verified::Answered(reply) => return Ok(reply),
+            Verified::Refused(error) => {
+                self.log_refused(event).await;
+                return Err(error);
+            }
+        };
+        let roots = PathRoots {
+            body: &parsed.body,
+            headers: &parsed.headers,
+            preprocess: &preprocess,
+        };
+        let env = &route.env;
+
+        // Step 3: event type.
+        let Some(event_type) = env.event_type_path.resolve(&roots).and_then(scalar_string) else {
+            let message = format!(
+                "no event type: `{}` has no string value in this event",
+                env.event_type_path
+            );
+            event.status = EventStatus::InvalidEventType;
+            event.warnings.push(message.clone());
+            let event_id = event.id.clone();
+            self.commit(event, None).await?;
+            return Ok(Reply::json(
+                202,
+                json!({"status": "invalid_event_type", "event_id": event_id, "message": message}),
+            ));
+        };
+
+        // Step 4: timestamp.
+        read_timestamp(env, &roots, &mut event);
+
+        // Step 5: idempotency scope; step 6: the action plan.
+        let claim = self.idempotency_claim(route, &roots, &event_type, &mut event);
+        let mappings = env.mappings.get(&event_type).map_or(&[][..], Vec::as_slice);
+        event.actions = plan_actions(mappings, &roots);
+        event.event_type = Some(event_type.clone());
+
+        // Step 7: the one commit, then the answer.
+        let runnable = event.runnable_actions();
+        let event_id = event.id.clone();
+        match self.commit(event, claim.as_ref()).await? {
+            Committed::Duplicate { original_event_id } => Ok(Reply::json(
+                200,
+                json!({"status": "duplicate", "event_id": original_event_id}),
+            )
+            .with_header("inlet-duplicate", "true")),
+            Committed::Stored => {
+                tracing::info!(source = %route.source.key, environment = %route.environment, %event_id, %event_type, actions = runnable, "event accepted");
+                #[derive(serde::Serialize)]
+                struct Accepted<'a> {
+                    status: &'static str,
+                    event_id: &'a str,
+                    event_type: &'a str,
+                    actions: usize,
+                }
+                Ok(Reply::json(
+                    202,
+                    Accepted {
+                        status: "accepted",
+                        event_id: &event_id,
+                        event_type: &event_type,
+                        actions: runnable,
+                    },
+                ))
+            }
+        }
+    }
+
+    /// Checks the method and the body size, parses the body, and starts the event's log
+    /// record (headers not yet redacted: that needs the vars).
+    fn receive(
+        &self,
+        route: &Route,
+        request: InboundRequest,
+    ) -> Result<(EventRecord, Parsed), IngestError> {
         if !request.method.eq_ignore_ascii_case("POST") {
             return Err(IngestError::MethodNotAllowed {
                 method: request.method,
@@ -164,18 +282,14 @@ impl Pipeline {
             });
         }
         let received_at_ms = self.clock.now_ms();
-        let method = request.method.to_ascii_uppercase();
-        let query_string = request.query.clone();
-        let parsed = parse_request(request)?;
-        let vars =
-            self.vars
-                .vars(&route.environment)
-                .await
-                .map_err(|e| IngestError::Unavailable {
-                    detail: e.to_string(),
-                })?;
-        let env = &route.env;
-        let mut event = EventRecord {
+        let mut method = request.method;
+        method.make_ascii_uppercase();
+        let Received {
+            raw_body,
+            header_list,
+            parsed,
+        } = parse_request(request.headers, &request.query, request.body)?;
+        let event = EventRecord {
             id: uuid::Uuid::now_v7().to_string(),
             source: route.source.key.clone(),
             environment: route.environment.clone(),
@@ -186,10 +300,10 @@ impl Pipeline {
             occurred_at_ms: received_at_ms,
             idempotency_key: None,
             duplicate_of: None,
-            method: method.clone(),
-            query: query_string,
-            headers: redact_headers(parsed.header_list, &vars),
-            raw_body: parsed.raw_body,
+            method,
+            query: request.query,
+            headers: header_list,
+            raw_body,
             preprocess: None,
             script_console: Vec::new(),
             error: None,
@@ -197,219 +311,130 @@ impl Pipeline {
             actions: Vec::new(),
             expires_at_ms: received_at_ms + self.settings.retention_days * 86_400_000,
         };
-
-        // Step 2: verification and preprocessing.
-        let mut preprocess = Value::Object(Map::new());
-        if let Some(script) = &env.script {
-            let outcome = self.engine.run(
-                script,
-                ScriptInput {
-                    vars: vars.clone(),
-                    body: parsed.body.clone(),
-                    raw_body: &event.raw_body,
-                    headers: parsed.headers.clone(),
-                    query: parsed.query.clone(),
-                    method: &method,
-                    received_at: received_at_ms.div_euclid(1000),
-                    now_ms: self.clock.now_ms(),
-                },
-            );
-            let verified = match outcome {
-                Ok(output) => {
-                    event.script_console = output.console;
-                    let verified = output.verified == Some(true);
-                    if let Some(custom) = output.http_response
-                        && (verified || !env.enforce_verification)
-                    {
-                        tracing::info!(source = %event.source, status = custom.status, "answered by the script's http_response");
-                        return Ok(Reply {
-                            status: custom.status,
-                            headers: custom.headers,
-                            body: custom.body,
-                        });
-                    }
-                    if !output.preprocess.is_empty() {
-                        preprocess = Value::Object(output.preprocess.clone());
-                        event.preprocess = Some(output.preprocess);
-                    }
-                    verified
-                }
-                Err(error) => {
-                    if let ScriptErrorKind::MissingVar(name) = &error.kind {
-                        // A configuration problem, not a bad request: answer 503 so the
-                        // sender retries (and nothing is lost) once the var is set.
-                        let detail = format!(
-                            "{error} ({}); {}",
-                            script.name,
-                            self.vars.how_to_set(&route.environment, name)
-                        );
-                        event.status = EventStatus::Error;
-                        event.verification =
-                            VerificationStatus::from_parts(env.enforce_verification, false);
-                        event.script_console = error.console;
-                        event.error = Some(detail.clone());
-                        let event_id = event.id.clone();
-                        if let Err(e) = self.events.record(event).await {
-                            tracing::error!(error = %e, %event_id, "could not log an event refused for a missing var");
-                        }
-                        return Err(IngestError::Unavailable { detail });
-                    }
-                    tracing::warn!(source = %event.source, script = %script.name, %error, "script failed");
-                    event.script_console = error.console.clone();
-                    event.error = Some(format!("{} ({})", error, script.name));
-                    false
-                }
-            };
-            event.verification = VerificationStatus::from_parts(env.enforce_verification, verified);
-            if env.enforce_verification && !verified {
-                event.status = EventStatus::Rejected;
-                let event_id = event.id.clone();
-                if let Err(e) = self.events.record(event).await {
-                    tracing::error!(error = %e, %event_id, "could not log a rejected event");
-                }
-                return Err(IngestError::Unverified);
-            }
-        }
-
-        let roots = PathRoots {
-            body: &parsed.body,
-            headers: &parsed.headers,
-            preprocess: &preprocess,
-        };
-
-        // Step 3: event type.
-        let Some(event_type) = env.event_type_path.resolve(&roots).and_then(scalar_string) else {
-            event.status = EventStatus::InvalidEventType;
-            let message = format!(
-                "no event type: `{}` has no string value in this event",
-                env.event_type_path
-            );
-            event.warnings.push(message.clone());
-            let event_id = event.id.clone();
-            self.record_or_unavailable(event).await?;
-            return Ok(Reply::json(
-                202,
-                json!({"status": "invalid_event_type", "event_id": event_id, "message": message}),
-            ));
-        };
-        event.event_type = Some(event_type.clone());
-
-        // Step 4: timestamp.
-        if let Some(path) = &env.timestamp_path {
-            match path.resolve(&roots).map(parse_timestamp_ms) {
-                Some(Some(ms)) => event.occurred_at_ms = ms,
-                Some(None) => event.warnings.push(format!(
-                    "`{path}` is not an ISO-8601 time or unix seconds/milliseconds; using the receive time"
-                )),
-                None => event
-                    .warnings
-                    .push(format!("`{path}` has no value; using the receive time")),
-            }
-        }
-
-        // Step 5: idempotency.
-        let scope = self.idempotency_scope(route, env, &roots, &event_type, &mut event);
-        if let Some(scope) = &scope {
-            let now_ms = self.clock.now_ms();
-            let times = ClaimTimes {
-                now_ms,
-                expires_at_ms: now_ms + env.idempotency.window_secs as i64 * 1000,
-                in_progress_until_ms: now_ms + self.settings.in_progress_secs * 1000,
-            };
-            let outcome = self
-                .idempotency
-                .claim(scope, &event.id, times)
-                .await
-                .map_err(|e| IngestError::Unavailable {
-                    detail: format!("idempotency claim: {e}"),
-                })?;
-            match outcome {
-                ClaimOutcome::Claimed => {}
-                ClaimOutcome::Duplicate { original_event_id } => {
-                    event.status = EventStatus::Duplicate;
-                    event.duplicate_of = Some(original_event_id.clone());
-                    // The original is stored; failing to log the repeat loses nothing.
-                    let event_id = event.id.clone();
-                    if let Err(e) = self.events.record(event).await {
-                        tracing::error!(error = %e, %event_id, "could not log a duplicate");
-                    }
-                    return Ok(Reply::json(
-                        200,
-                        json!({"status": "duplicate", "event_id": original_event_id}),
-                    )
-                    .with_header("inlet-duplicate", "true"));
-                }
-                ClaimOutcome::InFlight { retry_after_ms, .. } => {
-                    return Err(IngestError::InProgress {
-                        retry_after_secs: (retry_after_ms.max(1) as u64).div_ceil(1000),
-                    });
-                }
-            }
-        }
-
-        // Steps 6 and 7: record, dispatch, complete.
-        let mappings = env
-            .mappings
-            .get(&event_type)
-            .map(Vec::as_slice)
-            .unwrap_or(&[]);
-        event.actions = plan_actions(mappings, &roots);
-        let runnable = event.actions.iter().filter(|a| a.skipped.is_none()).count();
-        let event_id = event.id.clone();
-        if let Err(e) = self.events.record(event).await {
-            self.release(scope.as_ref(), &event_id).await;
-            return Err(IngestError::Unavailable {
-                detail: format!("recording event {event_id}: {e}"),
-            });
-        }
-        if runnable > 0
-            && let Err(e) = self.dispatcher.dispatch(&event_id).await
-        {
-            let detail = format!("dispatching event {event_id}: {e}");
-            if let Err(mark) = self.events.mark_failed(&event_id, &detail).await {
-                tracing::error!(error = %mark, %event_id, "could not mark event failed");
-            }
-            self.release(scope.as_ref(), &event_id).await;
-            return Err(IngestError::Unavailable { detail });
-        }
-        if let Some(scope) = &scope
-            && let Err(e) = self
-                .idempotency
-                .complete(scope, &event_id, self.clock.now_ms())
-                .await
-        {
-            tracing::warn!(error = %e, %event_id, "could not complete the idempotency claim; it expires in-progress");
-        }
-        tracing::info!(source = %route.source.key, environment = %route.environment, %event_id, %event_type, actions = runnable, "event accepted");
-        #[derive(serde::Serialize)]
-        struct Accepted<'a> {
-            status: &'static str,
-            event_id: &'a str,
-            event_type: &'a str,
-            actions: usize,
-        }
-        Ok(Reply::json(
-            202,
-            Accepted {
-                status: "accepted",
-                event_id: &event_id,
-                event_type: &event_type,
-                actions: runnable,
-            },
-        ))
+        Ok((event, parsed))
     }
 
-    /// The idempotency scope for this event, or `None` (with a warning on the event)
-    /// when idempotency is off or the key is missing or invalid.
-    fn idempotency_scope(
+    /// Runs the environment's script, if any, and records on `event` what it said.
+    fn verify(
         &self,
         route: &Route,
-        env: &EnvironmentConfig,
+        parsed: &Parsed,
+        vars: Arc<Vars>,
+        event: &mut EventRecord,
+    ) -> Verified {
+        let env = &route.env;
+        let mut preprocess = Value::Object(Map::new());
+        let Some(script) = &env.script else {
+            return Verified::Passed(preprocess);
+        };
+        let outcome = self.engine.run(
+            script,
+            ScriptInput {
+                vars,
+                body: parsed.body.clone(),
+                raw_body: &event.raw_body,
+                headers: parsed.headers.clone(),
+                query: parsed.query.clone(),
+                method: &event.method,
+                received_at: event.received_at_ms.div_euclid(1000),
+                now_ms: self.clock.now_ms(),
+            },
+        );
+        let verified = match outcome {
+            Ok(output) => {
+                event.script_console = output.console;
+                let verified = output.verified == Some(true);
+                if let Some(custom) = output.http_response
+                    && (verified || !env.enforce_verification)
+                {
+                    tracing::info!(source = %event.source, status = custom.status, "answered by the script's http_response");
+                    return Verified::Answered(Reply {
+                        status: custom.status,
+                        headers: custom.headers,
+                        body: custom.body,
+                    });
+                }
+                if !output.preprocess.is_empty() {
+                    preprocess = Value::Object(output.preprocess.clone());
+                    event.preprocess = Some(output.preprocess);
+                }
+                verified
+            }
+            Err(error) => {
+                let message = format!("{error} ({})", script.name);
+                event.script_console = error.console;
+                if let ScriptErrorKind::MissingVar(name) = &error.kind {
+                    // A configuration problem, not a bad request: answer 503 so the
+                    // sender retries (and nothing is lost) once the var is set.
+                    let detail = format!(
+                        "{message}; {}",
+                        self.vars.how_to_set(&route.environment, name)
+                    );
+                    event.status = EventStatus::Error;
+                    event.verification =
+                        VerificationStatus::from_parts(env.enforce_verification, false);
+                    event.error = Some(detail.clone());
+                    return Verified::Refused(IngestError::Unavailable { detail });
+                }
+                tracing::warn!(source = %event.source, error = %message, "script failed");
+                event.error = Some(message);
+                false
+            }
+        };
+        event.verification = VerificationStatus::from_parts(env.enforce_verification, verified);
+        if env.enforce_verification && !verified {
+            event.status = EventStatus::Rejected;
+            return Verified::Refused(IngestError::Unverified);
+        }
+        Verified::Passed(preprocess)
+    }
+
+    /// Logs a refused request (401, or 503 for a missing var). The answer does not
+    /// depend on it, so a failure to log is itself logged, at error level.
+    async fn log_refused(&self, event: EventRecord) {
+        if let Err(failed) = self.events.commit(event, None).await {
+            tracing::error!(error = %failed.error, event_id = %failed.event.id, status = failed.event.status.as_str(), "could not log a refused request");
+        }
+    }
+
+    /// The one commit of an event, with its failures turned into answers: 503 when the
+    /// store may recover (nothing was stored, so the retry is processed as new), 500
+    /// `not_stored` when the store refused the event for good, after storing what it
+    /// can (the event as `error`, with the reason and without its plan).
+    async fn commit(
+        &self,
+        event: EventRecord,
+        claim: Option<&IdempotencyClaim>,
+    ) -> Result<Committed, IngestError> {
+        let CommitError { error, event } = match self.events.commit(event, claim).await {
+            Ok(committed) => return Ok(committed),
+            Err(failed) => failed,
+        };
+        let event_id = event.id.clone();
+        match error {
+            StoreError::Unavailable(detail) => Err(IngestError::Unavailable {
+                detail: format!("committing event {event_id}: {detail}"),
+            }),
+            StoreError::Failed(detail) => {
+                let reason = format!("the event could not be stored as received: {detail}");
+                if let Err(again) = self.events.commit(event.into_error(reason), None).await {
+                    tracing::error!(%event_id, error = %again.error, "could not log the failure either");
+                }
+                Err(IngestError::NotStored { event_id, detail })
+            }
+        }
+    }
+
+    /// The idempotency record this event claims in its commit, or `None` (with a warning
+    /// on the event) when idempotency is off or the key is missing or invalid.
+    fn idempotency_claim(
+        &self,
+        route: &Route,
         roots: &PathRoots<'_>,
         event_type: &str,
         event: &mut EventRecord,
-    ) -> Option<IdempotencyScope> {
-        let settings = &env.idempotency;
+    ) -> Option<IdempotencyClaim> {
+        let settings = &route.env.idempotency;
         let path: &FieldPath = settings.key_path.as_ref().filter(|_| settings.enabled)?;
         let key = path.resolve(roots).and_then(scalar_string);
         let problem = match &key {
@@ -428,31 +453,33 @@ impl Pipeline {
         }
         let key = key?;
         event.idempotency_key = Some(key.clone());
-        Some(IdempotencyScope {
-            source: route.source.key.clone(),
-            environment: route.environment.clone(),
-            event_type: event_type.to_string(),
-            key,
+        let now_ms = self.clock.now_ms();
+        Some(IdempotencyClaim {
+            scope: IdempotencyScope {
+                source: route.source.key.clone(),
+                environment: route.environment.clone(),
+                event_type: event_type.to_string(),
+                key,
+            },
+            now_ms,
+            expires_at_ms: now_ms + settings.window_secs as i64 * 1000,
         })
     }
+}
 
-    async fn record_or_unavailable(&self, event: EventRecord) -> Result<(), IngestError> {
-        let event_id = event.id.clone();
-        self.events
-            .record(event)
-            .await
-            .map_err(|e| IngestError::Unavailable {
-                detail: format!("recording event {event_id}: {e}"),
-            })
-    }
-
-    async fn release(&self, scope: Option<&IdempotencyScope>, event_id: &str) {
-        if let Some(scope) = scope
-            && let Err(e) = self.idempotency.release(scope, event_id).await
-        {
-            // The claim then expires by itself after the in-progress timeout.
-            tracing::error!(error = %e, event_id, "could not release the idempotency claim");
-        }
+/// Sets the event's time from `timestamp_path`, or warns and keeps the receive time.
+fn read_timestamp(env: &EnvironmentConfig, roots: &PathRoots<'_>, event: &mut EventRecord) {
+    let Some(path) = &env.timestamp_path else {
+        return;
+    };
+    match path.resolve(roots).map(parse_timestamp_ms) {
+        Some(Some(ms)) => event.occurred_at_ms = ms,
+        Some(None) => event.warnings.push(format!(
+            "`{path}` is not an ISO-8601 time or unix seconds/milliseconds; using the receive time"
+        )),
+        None => event
+            .warnings
+            .push(format!("`{path}` has no value; using the receive time")),
     }
 }
 
@@ -488,9 +515,14 @@ fn parse_timestamp_ms(value: &Value) -> Option<i64> {
     }
 }
 
-fn parse_request(request: InboundRequest) -> Result<Parsed, IngestError> {
-    let mut header_list: Vec<(String, String)> = request
-        .headers
+/// Lower-cases and sorts the headers, and parses the body (JSON, or a form) and the
+/// query string.
+fn parse_request(
+    headers: Vec<(String, String)>,
+    query: &str,
+    body: Vec<u8>,
+) -> Result<Received, IngestError> {
+    let mut header_list: Vec<(String, String)> = headers
         .into_iter()
         .map(|(mut name, value)| {
             name.make_ascii_lowercase();
@@ -498,20 +530,20 @@ fn parse_request(request: InboundRequest) -> Result<Parsed, IngestError> {
         })
         .collect();
     header_list.sort_by(|a, b| a.0.cmp(&b.0));
-    let mut headers = Map::new();
+    let mut header_map = Map::new();
     for (name, value) in &header_list {
-        match headers.get_mut(name) {
+        match header_map.get_mut(name) {
             // Repeated headers are joined the way HTTP allows them to be combined.
             Some(Value::String(existing)) => {
                 existing.push_str(", ");
                 existing.push_str(value);
             }
             _ => {
-                headers.insert(name.clone(), Value::String(value.clone()));
+                header_map.insert(name.clone(), Value::String(value.clone()));
             }
         }
     }
-    let raw_body = String::from_utf8(request.body).map_err(|e| IngestError::InvalidBody {
+    let raw_body = String::from_utf8(body).map_err(|e| IngestError::InvalidBody {
         code: "invalid_encoding",
         message: format!(
             "the body is not UTF-8 text (invalid byte at offset {}); send UTF-8 JSON",
@@ -519,7 +551,7 @@ fn parse_request(request: InboundRequest) -> Result<Parsed, IngestError> {
         ),
     })?;
     const FORM: &str = "application/x-www-form-urlencoded";
-    let is_form = headers
+    let is_form = header_map
         .get("content-type")
         .and_then(Value::as_str)
         .and_then(|content_type| content_type.get(..FORM.len()))
@@ -545,16 +577,18 @@ fn parse_request(request: InboundRequest) -> Result<Parsed, IngestError> {
         })?
     };
     let query = Value::Object(
-        form_urlencoded::parse(request.query.as_bytes())
+        form_urlencoded::parse(query.as_bytes())
             .map(|(k, v)| (k.into_owned(), Value::String(v.into_owned())))
             .collect(),
     );
-    Ok(Parsed {
+    Ok(Received {
         raw_body,
-        body: Arc::new(body),
-        headers: Arc::new(Value::Object(headers)),
         header_list,
-        query: Arc::new(query),
+        parsed: Parsed {
+            body: Arc::new(body),
+            headers: Arc::new(Value::Object(header_map)),
+            query: Arc::new(query),
+        },
     })
 }
 
@@ -648,31 +682,33 @@ mod pipeline_tests {
     use crate::config::load_dir;
     use crate::memory::{MemoryStore, StaticVars};
     use crate::script::ScriptLimits;
-    use crate::store::{
-        ActionDispatcher, ActionLogEntry, ActionUpdate, EventPage, EventQuery, EventTypeStats,
-        StoreError,
-    };
+    use crate::store::{ActionLogEntry, ActionUpdate, EventPage, EventQuery, EventTypeStats};
     use async_trait::async_trait;
-    use std::sync::atomic::{AtomicBool, Ordering};
 
-    /// A memory store whose event log or dispatcher can be made to fail.
+    /// A memory store whose commits can be made to fail, once each time it is armed.
     #[derive(Default)]
     struct Flaky {
         inner: MemoryStore,
-        fail_record: AtomicBool,
-        fail_dispatch: AtomicBool,
+        fail_next: std::sync::Mutex<Option<StoreError>>,
+    }
+
+    impl Flaky {
+        fn fail_next_commit(&self, error: StoreError) {
+            *self.fail_next.lock().unwrap() = Some(error);
+        }
     }
 
     #[async_trait]
     impl EventLog for Flaky {
-        async fn record(&self, event: EventRecord) -> Result<(), StoreError> {
-            if self.fail_record.load(Ordering::SeqCst) {
-                return Err(StoreError::Unavailable("disk full".into()));
+        async fn commit(
+            &self,
+            event: EventRecord,
+            claim: Option<&IdempotencyClaim>,
+        ) -> Result<Committed, CommitError> {
+            if let Some(error) = self.fail_next.lock().unwrap().take() {
+                return Err(CommitError::new(error, event));
             }
-            self.inner.record(event).await
-        }
-        async fn mark_failed(&self, id: &str, error: &str) -> Result<(), StoreError> {
-            self.inner.mark_failed(id, error).await
+            self.inner.commit(event, claim).await
         }
         async fn get(&self, id: &str) -> Result<Option<EventRecord>, StoreError> {
             self.inner.get(id).await
@@ -688,16 +724,6 @@ mod pipeline_tests {
         }
         async fn update_action(&self, id: &str, u: &ActionUpdate) -> Result<(), StoreError> {
             self.inner.update_action(id, u).await
-        }
-    }
-
-    #[async_trait]
-    impl ActionDispatcher for Flaky {
-        async fn dispatch(&self, event_id: &str) -> Result<(), StoreError> {
-            if self.fail_dispatch.load(Ordering::SeqCst) {
-                return Err(StoreError::Unavailable("throttled".into()));
-            }
-            self.inner.dispatch(event_id).await
         }
     }
 
@@ -739,9 +765,7 @@ environments:
         let clock = Arc::new(ManualClock::new(1_700_000_000_000));
         let pipeline = Pipeline {
             engine,
-            idempotency: Arc::new(MemoryStore::new()),
             events: store.clone(),
-            dispatcher: store.clone(),
             vars: Arc::new(StaticVars::default()),
             clock: clock.clone(),
             settings: PipelineSettings::default(),
@@ -768,33 +792,53 @@ environments:
     const OK_SCRIPT: &str = "fn main(ctx) { #{ verified: true, tag: 1 } }";
 
     #[tokio::test]
-    async fn record_failure_releases_the_claim_so_the_retry_succeeds() {
+    async fn an_unavailable_store_answers_503_stores_nothing_and_the_retry_succeeds() {
         let h = harness(OK_SCRIPT, true);
-        h.store.fail_record.store(true, Ordering::SeqCst);
+        h.store
+            .fail_next_commit(StoreError::Unavailable("disk full".into()));
         let reply = h.pipeline.ingest(Some(&h.route), request(PAID)).await;
         assert_eq!(reply.status, 503);
         assert_eq!(reply.header("retry-after"), Some("5"));
-        h.store.fail_record.store(false, Ordering::SeqCst);
+        assert!(h.store.inner.events().is_empty());
         let reply = h.pipeline.ingest(Some(&h.route), request(PAID)).await;
         assert_eq!(reply.status, 202, "{}", reply.body);
-        assert_eq!(h.store.inner.dispatched().len(), 1);
+        let events = h.store.inner.events();
+        assert_eq!(events.len(), 1);
+        assert_eq!(h.store.inner.queued(), [(events[0].id.clone(), false)]);
     }
 
     #[tokio::test]
-    async fn dispatch_failure_marks_the_event_and_releases_the_claim() {
+    async fn a_permanent_failure_answers_500_and_stores_the_event_as_error_without_its_plan() {
         let h = harness(OK_SCRIPT, true);
-        h.store.fail_dispatch.store(true, Ordering::SeqCst);
+        h.store
+            .fail_next_commit(StoreError::Failed("item too large".into()));
         let reply = h.pipeline.ingest(Some(&h.route), request(PAID)).await;
-        assert_eq!(reply.status, 503);
+        assert_eq!(reply.status, 500);
+        assert_eq!(reply.header("retry-after"), None);
+        let body: Value = serde_json::from_str(&reply.body).unwrap();
+        assert_eq!(body["error"]["code"], "not_stored");
+        assert!(!reply.body.contains("too large"), "details stay in the log");
         let events = h.store.inner.events();
-        assert_eq!(events[0].status, EventStatus::Error);
-        assert!(events[0].error.as_deref().unwrap().contains("throttled"));
-        h.store.fail_dispatch.store(false, Ordering::SeqCst);
-        let reply = h.pipeline.ingest(Some(&h.route), request(PAID)).await;
-        assert_eq!(
-            reply.status, 202,
-            "the released claim lets the retry through"
+        assert_eq!(events.len(), 1, "what could be stored was");
+        let logged = &events[0];
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains(&logged.id)
         );
+        assert_eq!(logged.status, EventStatus::Error);
+        assert!(logged.actions.is_empty());
+        assert_eq!(logged.raw_body, PAID);
+        assert!(
+            logged.error.as_deref().unwrap().contains("item too large"),
+            "{:?}",
+            logged.error
+        );
+        assert!(h.store.inner.queued().is_empty(), "nothing runs for it");
+        // It holds no idempotency record: a retry (should the cause go away) is new.
+        let reply = h.pipeline.ingest(Some(&h.route), request(PAID)).await;
+        assert_eq!(reply.status, 202, "{}", reply.body);
     }
 
     #[tokio::test]
@@ -871,7 +915,7 @@ environments:
                 && error.contains("set var `SHOP_SECRET` for environment `development`"),
             "{error}"
         );
-        assert!(h.store.inner.dispatched().is_empty());
+        assert!(h.store.inner.queued().is_empty());
 
         h.pipeline.vars = Arc::new(StaticVars(Arc::new(Vars::new([(
             "SHOP_SECRET".to_string(),

@@ -50,11 +50,14 @@ pub enum IngestError {
     InvalidBody { code: &'static str, message: String },
     #[error("request not verified")]
     Unverified,
-    #[error("an event with this idempotency key is still being processed")]
-    InProgress { retry_after_secs: u64 },
-    /// A store, vars or dispatch failure; `detail` is logged, never sent.
+    /// A store or vars failure that may pass; `detail` is logged, never sent.
     #[error("service unavailable: {detail}")]
     Unavailable { detail: String },
+    /// The event cannot be stored and retrying the same request will not change that
+    /// (the store refused it for good); `detail` is logged, never sent. `event_id` names
+    /// the event log entry that records the failure, if one could be written.
+    #[error("event {event_id} not stored: {detail}")]
+    NotStored { event_id: String, detail: String },
 }
 
 impl IngestError {
@@ -65,7 +68,7 @@ impl IngestError {
             IngestError::PayloadTooLarge { .. } => 413,
             IngestError::InvalidBody { .. } => 400,
             IngestError::Unverified => 401,
-            IngestError::InProgress { .. } => 409,
+            IngestError::NotStored { .. } => 500,
             IngestError::Unavailable { .. } => 503,
         }
     }
@@ -77,7 +80,7 @@ impl IngestError {
             IngestError::PayloadTooLarge { .. } => "payload_too_large",
             IngestError::InvalidBody { code, .. } => code,
             IngestError::Unverified => "unverified",
-            IngestError::InProgress { .. } => "in_progress",
+            IngestError::NotStored { .. } => "not_stored",
             IngestError::Unavailable { .. } => "unavailable",
         }
     }
@@ -97,8 +100,8 @@ impl IngestError {
             IngestError::Unverified => {
                 "the request could not be verified; check the signing secret and signature headers the sender uses".into()
             }
-            IngestError::InProgress { retry_after_secs } => format!(
-                "an event with this idempotency key is still being processed; retry in {retry_after_secs} s"
+            IngestError::NotStored { event_id, .. } => format!(
+                "the event could not be stored, and sending it again will not change that; the operator finds the reason in the log under event id {event_id}"
             ),
             IngestError::Unavailable { .. } => {
                 "the event could not be stored right now; retry later".into()
@@ -108,8 +111,14 @@ impl IngestError {
 
     /// The answer for this error. Logs 5xx details.
     pub fn into_reply(self) -> Reply {
-        if let IngestError::Unavailable { detail } = &self {
-            tracing::error!(error = %detail, "ingest unavailable");
+        match &self {
+            IngestError::Unavailable { detail } => {
+                tracing::error!(error = %detail, "ingest unavailable");
+            }
+            IngestError::NotStored { event_id, detail } => {
+                tracing::error!(%event_id, error = %detail, "event not stored (permanent failure)");
+            }
+            _ => {}
         }
         let reply = Reply::json(
             self.status(),
@@ -117,9 +126,6 @@ impl IngestError {
         );
         match self {
             IngestError::MethodNotAllowed { .. } => reply.with_header("allow", "POST"),
-            IngestError::InProgress { retry_after_secs } => {
-                reply.with_header("retry-after", retry_after_secs.to_string())
-            }
             IngestError::Unavailable { .. } => {
                 reply.with_header("retry-after", UNAVAILABLE_RETRY_AFTER_SECS.to_string())
             }
@@ -143,6 +149,20 @@ mod tests {
         assert!(!reply.body.contains("/secret/path"));
         let body: serde_json::Value = serde_json::from_str(&reply.body).unwrap();
         assert_eq!(body["error"]["code"], "unavailable");
+    }
+
+    #[test]
+    fn not_stored_is_a_500_without_retry_after_or_detail() {
+        let reply = IngestError::NotStored {
+            event_id: "e1".into(),
+            detail: "ValidationException: item too large".into(),
+        }
+        .into_reply();
+        assert_eq!((reply.status, reply.header("retry-after")), (500, None));
+        let body: serde_json::Value = serde_json::from_str(&reply.body).unwrap();
+        assert_eq!(body["error"]["code"], "not_stored");
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(message.contains("e1") && !message.contains("ValidationException"));
     }
 
     #[test]

@@ -1,9 +1,25 @@
 //! The traits the pipeline stores through, and the records they speak.
 //!
 //! Each trait has a local implementation (SQLite, in the `inlet` crate) and an AWS one
-//! (DynamoDB/SSM/Lambda, in `functions/aws`); a test-and-rehearsal implementation in
-//! memory lives in [`crate::memory`]. Store errors say whether a retry may succeed:
-//! [`StoreError::Unavailable`] becomes a 503 with `Retry-After` at the edge.
+//! (DynamoDB, in `functions/aws`); a test-and-dry-run implementation in memory lives in
+//! [`crate::memory`]. One contract test suite runs against all of them.
+//!
+//! # One commit per event
+//!
+//! Everything the ingest pipeline writes for a request is one call, [`EventLog::commit`],
+//! which every store makes atomic: the idempotency record, the event with its action
+//! plan, the event-type registry and the hand-off to the action executor land together
+//! or not at all. So there is no state in which an event is stored but its idempotency
+//! record is missing or still "in progress", and no state in which an accepted event is
+//! stored but not queued for its actions: a crash at any point either left nothing (the
+//! sender's retry is processed as new) or left the whole event (the retry is a
+//! duplicate of it). The hand-off is part of the commit: a row of the local outbox
+//! ([`Outbox`]), drained by a worker; on AWS the event item's stream record, which
+//! triggers the actions function.
+//!
+//! Store errors say whether a retry may succeed: [`StoreError::Unavailable`] becomes a
+//! 503 with `Retry-After` at the edge, [`StoreError::Failed`] a 500 (retrying the same
+//! request will not help, so the sender is not told to).
 
 use crate::actions::ActionPlan;
 use crate::catalog::ActionKind;
@@ -17,7 +33,8 @@ pub enum StoreError {
     /// The store could not be reached or is throttling; the same call may succeed later.
     #[error("store unavailable: {0}")]
     Unavailable(String),
-    /// The store answered but the operation failed for good (corrupt row, bad schema).
+    /// The store answered but the operation failed for good (corrupt row, bad schema, an
+    /// item over the store's size limits).
     #[error("store error: {0}")]
     Failed(String),
 }
@@ -50,116 +67,71 @@ impl IdempotencyScope {
     }
 }
 
-/// Times and lifetimes of one claim, all in unix milliseconds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ClaimTimes {
-    pub now_ms: i64,
-    /// When a completed record stops deduplicating (claim time + window).
-    pub expires_at_ms: i64,
-    /// When an `in_progress` claim is considered abandoned (a crashed request).
-    pub in_progress_until_ms: i64,
-}
-
+/// The idempotency record an accepted event makes in its commit.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ClaimOutcome {
-    /// This request owns the key now.
-    Claimed,
-    /// An earlier event with this key completed within the window.
-    Duplicate { original_event_id: String },
-    /// An earlier event with this key is still being processed.
-    InFlight {
-        original_event_id: String,
-        retry_after_ms: i64,
-    },
+pub struct IdempotencyClaim {
+    pub scope: IdempotencyScope,
+    /// The time stored expiries are compared with.
+    pub now_ms: i64,
+    /// When the record stops de-duplicating (receive time + the source's window).
+    pub expires_at_ms: i64,
 }
 
-/// The idempotency state machine: absent → `in_progress` (claim) → `completed`, or back
-/// to absent (release). A record whose `expires_at` is past, or an `in_progress` record
-/// whose `in_progress_until` is past, counts as absent on every read and condition: TTL
-/// deletion is lazy on every store Inlet supports.
-#[async_trait]
-pub trait IdempotencyStore: Send + Sync {
-    async fn claim(
-        &self,
-        scope: &IdempotencyScope,
-        event_id: &str,
-        times: ClaimTimes,
-    ) -> Result<ClaimOutcome, StoreError>;
-
-    /// Marks the claim held by `event_id` completed. A no-op if the claim is not held.
-    async fn complete(
-        &self,
-        scope: &IdempotencyScope,
-        event_id: &str,
-        now_ms: i64,
-    ) -> Result<(), StoreError>;
-
-    /// Removes the `in_progress` claim held by `event_id`, so a retry can claim again.
-    async fn release(&self, scope: &IdempotencyScope, event_id: &str) -> Result<(), StoreError>;
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ClaimState {
-    InProgress,
-    Completed,
-}
-
-impl ClaimState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ClaimState::InProgress => "in_progress",
-            ClaimState::Completed => "completed",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Self> {
-        match text {
-            "in_progress" => Some(ClaimState::InProgress),
-            "completed" => Some(ClaimState::Completed),
-            _ => None,
-        }
-    }
-}
-
-/// A stored idempotency record.
+/// A stored idempotency record: `event_id` holds the scope until `expires_at_ms`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IdempotencyRecord {
     pub event_id: String,
-    pub state: ClaimState,
     pub expires_at_ms: i64,
-    pub in_progress_until_ms: i64,
 }
 
 impl IdempotencyRecord {
-    /// What a new claim meets when this record exists: `None` if the record no longer
-    /// counts (expired, or an abandoned `in_progress` claim) and may be overwritten.
-    /// Stores that evaluate the condition themselves (DynamoDB) encode the same rule.
-    pub fn blocks_claim(&self, now_ms: i64) -> Option<ClaimOutcome> {
-        if self.expires_at_ms <= now_ms {
-            return None;
-        }
-        match self.state {
-            ClaimState::Completed => Some(ClaimOutcome::Duplicate {
-                original_event_id: self.event_id.clone(),
-            }),
-            ClaimState::InProgress if self.in_progress_until_ms > now_ms => {
-                Some(ClaimOutcome::InFlight {
-                    original_event_id: self.event_id.clone(),
-                    retry_after_ms: self.in_progress_until_ms - now_ms,
-                })
-            }
-            ClaimState::InProgress => None,
-        }
+    /// Whether the record still de-duplicates at `now_ms`. Stores delete expired records
+    /// lazily (DynamoDB's TTL within days, SQLite's purge hourly), so every read and
+    /// every commit condition compares the stored expiry with now.
+    pub fn holds(&self, now_ms: i64) -> bool {
+        self.expires_at_ms > now_ms
     }
+}
 
-    pub fn new_claim(event_id: &str, times: ClaimTimes) -> Self {
-        IdempotencyRecord {
-            event_id: event_id.to_string(),
-            state: ClaimState::InProgress,
-            expires_at_ms: times.expires_at_ms,
-            in_progress_until_ms: times.in_progress_until_ms,
+/// The read side of idempotency: which event holds a scope. Writes happen only inside
+/// [`EventLog::commit`], atomically with the event.
+#[async_trait]
+pub trait IdempotencyStore: Send + Sync {
+    /// The record holding `scope` at `now_ms`, i.e. the event a commit with this scope
+    /// would be a duplicate of; `None` when there is none or it expired.
+    async fn holder(
+        &self,
+        scope: &IdempotencyScope,
+        now_ms: i64,
+    ) -> Result<Option<IdempotencyRecord>, StoreError>;
+}
+
+/// A commit that stored nothing: why, and the event handed back, so that the caller
+/// can store what it can (see the pipeline's handling of permanent failures).
+#[derive(Debug, thiserror::Error)]
+#[error("{error}")]
+pub struct CommitError {
+    pub error: StoreError,
+    pub event: Box<EventRecord>,
+}
+
+impl CommitError {
+    pub fn new(error: StoreError, event: EventRecord) -> Self {
+        CommitError {
+            error,
+            event: Box::new(event),
         }
     }
+}
+
+/// What [`EventLog::commit`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Committed {
+    /// The event is stored as given; an accepted one with runnable actions is queued.
+    Stored,
+    /// Another event holds the idempotency scope: this one was stored as its duplicate
+    /// (status `duplicate`, `duplicate_of` set, no actions, not queued).
+    Duplicate { original_event_id: String },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -264,6 +236,47 @@ pub struct EventRecord {
     pub expires_at_ms: i64,
 }
 
+impl EventRecord {
+    /// The actions that will run (those not skipped).
+    pub fn runnable_actions(&self) -> usize {
+        self.actions.iter().filter(|a| a.skipped.is_none()).count()
+    }
+
+    /// Whether committing this event hands it to the action executor: accepted, with at
+    /// least one action to run.
+    pub fn is_queued(&self) -> bool {
+        self.status == EventStatus::Accepted && self.runnable_actions() > 0
+    }
+
+    /// This event as a duplicate of `original_event_id`, the way a commit that finds the
+    /// idempotency scope held stores it: logged, with no actions.
+    pub fn into_duplicate(mut self, original_event_id: &str) -> Self {
+        self.status = EventStatus::Duplicate;
+        self.duplicate_of = Some(original_event_id.to_string());
+        self.actions.clear();
+        self
+    }
+
+    /// This event as the log keeps one that could not be stored as it was: status
+    /// `error` with the reason, without its action plan (what makes an event too large
+    /// for a store is almost always its plan's payloads).
+    pub fn into_error(mut self, reason: String) -> Self {
+        self.status = EventStatus::Error;
+        self.error = Some(reason);
+        self.actions.clear();
+        self
+    }
+
+    /// Whether the event-type registry counts this event (accepted and duplicate events
+    /// with a type).
+    pub fn counts_in_registry(&self) -> Option<&str> {
+        match self.status {
+            EventStatus::Accepted | EventStatus::Duplicate => self.event_type.as_deref(),
+            _ => None,
+        }
+    }
+}
+
 /// One row of the event-type registry.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EventTypeStats {
@@ -348,6 +361,17 @@ impl ActionLogEntry {
     }
 }
 
+impl ActionLogEntry {
+    /// The entry after an executor update.
+    pub fn apply(&mut self, update: &ActionUpdate) {
+        self.status = update.status;
+        self.result = update.result.clone();
+        self.error = update.error.clone();
+        self.attempts = update.attempts;
+        self.updated_at_ms = update.now_ms;
+    }
+}
+
 /// A change to one action log entry, written by the executor.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ActionUpdate {
@@ -418,14 +442,23 @@ impl EventPage {
 /// The event log, action log and event-type registry.
 #[async_trait]
 pub trait EventLog: Send + Sync {
-    /// Stores the event and its planned actions, and bumps the event-type registry for
-    /// accepted and duplicate events. Implementations whose dispatch is a local outbox
-    /// write the outbox row in the same transaction (see [`ActionDispatcher`]). The
-    /// record is handed over, so no store has to copy it.
-    async fn record(&self, event: EventRecord) -> Result<(), StoreError>;
-
-    /// Marks a recorded event failed (e.g. its dispatch failed after it was stored).
-    async fn mark_failed(&self, event_id: &str, error: &str) -> Result<(), StoreError>;
+    /// Stores one received event in one atomic commit (see the module docs), handing the
+    /// record over so no store has to copy it:
+    ///
+    /// - with `claim` (an accepted event with an idempotency key): if an unexpired record
+    ///   of the scope exists, the event is stored as its duplicate
+    ///   ([`EventRecord::into_duplicate`]) and [`Committed::Duplicate`] is returned;
+    ///   otherwise the record is written (replacing an expired one), held by this event;
+    /// - the event is stored with its action plan; an event that
+    ///   [`EventRecord::is_queued`] is handed to the action executor;
+    /// - the event-type registry counts accepted and duplicate events.
+    ///
+    /// On error nothing of it is stored, and the event is handed back.
+    async fn commit(
+        &self,
+        event: EventRecord,
+        claim: Option<&IdempotencyClaim>,
+    ) -> Result<Committed, CommitError>;
 
     async fn get(&self, event_id: &str) -> Result<Option<EventRecord>, StoreError>;
 
@@ -462,13 +495,33 @@ pub async fn list_across(
     Ok(EventPage::first(events, query.limit))
 }
 
-/// Hands an accepted event's action plan to the executor, durably: once `dispatch`
-/// returns `Ok`, the actions will run at least once. On AWS this is an async invoke of
-/// the actions function; locally the outbox row was already written by
-/// [`EventLog::record`] in the event's transaction, and dispatch wakes the worker.
+/// An event waiting in the local outbox for its actions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxItem {
+    pub event_id: String,
+    /// Runs of the plan so far.
+    pub attempts: u32,
+}
+
+/// The local hand-off to the action executor: [`EventLog::commit`] writes a row for each
+/// queued event in the event's own transaction; the worker ([`crate::outbox`]) drains
+/// it. On AWS the events table's stream plays this part.
 #[async_trait]
-pub trait ActionDispatcher: Send + Sync {
-    async fn dispatch(&self, event_id: &str) -> Result<(), StoreError>;
+pub trait Outbox: Send + Sync {
+    /// Pending rows whose next attempt is due, oldest first.
+    async fn due(&self, now_ms: i64, limit: usize) -> Result<Vec<OutboxItem>, StoreError>;
+
+    /// Schedules another run of an event's plan.
+    async fn retry_at(
+        &self,
+        event_id: &str,
+        attempts: u32,
+        next_attempt_at_ms: i64,
+        error: &str,
+    ) -> Result<(), StoreError>;
+
+    /// Closes a row: done, or dead with the error that stopped it.
+    async fn finish(&self, event_id: &str, error: Option<&str>) -> Result<(), StoreError>;
 }
 
 /// A new random webhook token: 192 bits from the OS, hex-encoded (48 characters).

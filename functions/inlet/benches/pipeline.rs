@@ -2,8 +2,8 @@
 //!
 //! Measures, on a 1.4 KB event with an HMAC-verifying script and two mappings:
 //! - `ingest/memory`: the whole in-process pipeline (parse, script, event type,
-//!   idempotency claim, plan, record, dispatch, complete) on the in-memory stores, so the
-//!   figure is Inlet's own work (a fresh store every 2,000 events, see [`PER_ROUND`]);
+//!   idempotency scope, plan, the one commit) on the in-memory store, so the figure is
+//!   Inlet's own work (a fresh store every 2,000 events, see [`PER_ROUND`]);
 //! - `ingest/floor`: the least any verifier must do: serde_json parse + HMAC-SHA256 of
 //!   the raw body + resolving the same paths natively (taking and dropping the request
 //!   like the pipeline does);
@@ -128,17 +128,10 @@ fn route_and_engine(dir: &std::path::Path) -> (Route, Arc<ScriptEngine>) {
     (routes.get("t").unwrap().clone(), engine)
 }
 
-fn pipeline(
-    engine: Arc<ScriptEngine>,
-    idempotency: Arc<dyn inlet_core::store::IdempotencyStore>,
-    events: Arc<dyn inlet_core::store::EventLog>,
-    dispatcher: Arc<dyn inlet_core::store::ActionDispatcher>,
-) -> Pipeline {
+fn pipeline(engine: Arc<ScriptEngine>, events: Arc<dyn inlet_core::store::EventLog>) -> Pipeline {
     Pipeline {
         engine,
-        idempotency,
         events,
-        dispatcher,
         vars: Arc::new(StaticVars(Arc::new(Vars::new([(
             "SECRET".to_string(),
             SECRET.to_string(),
@@ -212,11 +205,8 @@ fn main() {
     let (route, engine) = route_and_engine(dir.path());
     let sqlite =
         Arc::new(SqliteStore::open(&dir.path().join("bench.db"), Duration::from_secs(5)).unwrap());
-    let on_sqlite = pipeline(engine.clone(), sqlite.clone(), sqlite.clone(), sqlite);
-    let on_fresh_memory = || {
-        let memory = Arc::new(MemoryStore::new());
-        pipeline(engine.clone(), memory.clone(), memory.clone(), memory)
-    };
+    let on_sqlite = pipeline(engine.clone(), sqlite);
+    let on_fresh_memory = || pipeline(engine.clone(), Arc::new(MemoryStore::new()));
 
     // Every request carries a fresh event id, so each one takes the accepted path.
     let counter = AtomicU64::new(0);

@@ -224,20 +224,24 @@ async fn dev(args: DevArgs) -> anyhow::Result<ExitCode> {
         expose_admin: args.expose_admin,
     };
     let server = server::start(options.clone(), shutdown_signal()).await?;
-    println!(
-        "Inlet dev server on http://{} (store {})",
+    // The banner is written whatever became of stdout: a server whose output was piped
+    // into a reader that went away (`inlet dev | head`) keeps serving.
+    let mut banner = format!(
+        "Inlet dev server on http://{} (store {})\nWebhook URLs:\n",
         server.addr,
         options.db_path.display()
     );
-    println!("Webhook URLs:");
     for u in &server.urls {
-        println!(
-            "  {:<28} {}",
+        banner.push_str(&format!(
+            "  {:<28} {}\n",
             format!("{}/{}", u.source, u.environment),
             u.url
-        );
+        ));
     }
-    println!("Press Ctrl-C to stop.");
+    banner.push_str("Press Ctrl-C to stop.\n");
+    let mut stdout = std::io::stdout();
+    let _ = std::io::Write::write_all(&mut stdout, banner.as_bytes())
+        .and_then(|()| std::io::Write::flush(&mut stdout));
     server.wait().await?;
     Ok(ExitCode::SUCCESS)
 }

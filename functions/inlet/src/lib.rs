@@ -4,8 +4,8 @@
 //! - [`server`]: the HTTP server of `inlet dev`;
 //! - [`sqlite`] and [`directory`]: the embedded store that implements the core's store
 //!   and directory traits;
-//! - [`worker`]: the background action executor; [`targets`]: HTTP targets for
-//!   workflow runs and `lambda_invoke`;
+//! - [`targets`]: HTTP targets for workflow runs and `lambda_invoke` (the background
+//!   action executor is the core's `outbox` worker, run on the SQLite store);
 //! - [`aws_cli`]: the commands against a deployed stack (the admin API is the
 //!   `inlet_admin` crate, served by [`server`]);
 //! - [`vars`]: local variables from a file and the environment.
@@ -17,4 +17,3 @@ pub mod server;
 pub mod sqlite;
 pub mod targets;
 pub mod vars;
-pub mod worker;

@@ -15,7 +15,6 @@
 use crate::sqlite::{SqliteStore, TokenRow};
 use crate::targets::HttpTargets;
 use crate::vars::{LocalVars, load_local_vars};
-use crate::worker::Worker;
 use anyhow::Context;
 use axum::Router;
 use axum::body::Body;
@@ -27,6 +26,7 @@ use inlet_admin::to_response;
 use inlet_core::clock::{Clock, SystemClock};
 use inlet_core::config::{Catalog, load_dir};
 use inlet_core::executor::ActionExecutor;
+use inlet_core::outbox::OutboxWorker;
 use inlet_core::pipeline::{InboundRequest, Pipeline, PipelineSettings, RouteTable};
 use inlet_core::reply::{IngestError, Reply};
 use inlet_core::script::{ScriptEngine, ScriptLimits};
@@ -191,9 +191,7 @@ pub async fn start(
 
     let pipeline = Pipeline {
         engine: engine.clone(),
-        idempotency: store.clone(),
         events: store.clone(),
-        dispatcher: store.clone(),
         vars: Arc::new(LocalVars(Arc::new(vars))),
         clock: clock.clone(),
         settings: PipelineSettings {
@@ -228,8 +226,9 @@ pub async fn start(
     });
     let worker = (!options.pause_actions).then(|| {
         let (stop_tx, stop_rx) = watch::channel(false);
-        let worker = Worker {
-            store: store.clone(),
+        let worker = OutboxWorker {
+            events: store.clone(),
+            outbox: store.clone(),
             executor: ActionExecutor {
                 directory: store.clone(),
                 targets: Arc::new(HttpTargets::new(targets)),

@@ -1,19 +1,22 @@
 //! The embedded SQLite store of `inlet dev` (DESIGN §1, local column).
 //!
 //! One database file (default `.inlet/inlet.db`) holds webhook tokens, idempotency
-//! records, the event log, planned actions, the event-type registry and the action
-//! outbox. It implements the core traits [`IdempotencyStore`], [`EventLog`] and
-//! [`ActionDispatcher`] with the same semantics as the DynamoDB store:
+//! records, the event log, planned actions, the event-type registry, the action outbox
+//! and the directory. It implements the core traits [`IdempotencyStore`], [`EventLog`],
+//! [`Outbox`] and [`Directory`](inlet_core::directory::Directory) with the same
+//! semantics as the DynamoDB store:
 //!
-//! - a claim is one `INSERT ... ON CONFLICT DO UPDATE ... WHERE <record no longer
-//!   counts>` statement, the SQL twin of DynamoDB's conditional put, so two claims can
-//!   never both win; expiry is compared on every read because rows are only purged
-//!   lazily;
-//! - an accepted event, its planned actions and its outbox row are written in one
-//!   transaction: once the sender has its 202, the actions are durably queued
-//!   ([`ActionDispatcher::dispatch`] then only wakes the worker);
+//! - [`EventLog::commit`] is one `BEGIN IMMEDIATE` transaction: the idempotency check and
+//!   record, the event, its planned actions, its outbox row and the registry count
+//!   commit together (one fsync), so there is no window in which an event is stored but
+//!   not de-duplicated or not queued;
+//! - expiry is compared on every read because rows are only purged lazily;
 //! - the file runs in WAL mode with `synchronous=FULL`, so an acknowledged event
-//!   survives a crash of the process or the machine.
+//!   survives a crash of the process or the machine;
+//! - opening the file resolves idempotency claims that earlier versions of Inlet left
+//!   `in_progress` when they crashed between claiming a key and storing its event:
+//!   completed if the event was stored, removed if not, so that a sender's retry is a
+//!   duplicate or new, never blocked.
 //!
 //! Calls run on tokio's blocking pool; one connection behind a mutex is plenty for a
 //! laptop and keeps transactions trivially serial.
@@ -23,11 +26,11 @@ use inlet_core::actions::PlannedAction;
 use inlet_core::catalog::ActionKind;
 use inlet_core::config::Catalog;
 use inlet_core::store::{
-    ActionDispatcher, ActionLogEntry, ActionStatus, ActionUpdate, ClaimOutcome, ClaimState,
-    ClaimTimes, EventLog, EventPage, EventQuery, EventRecord, EventStatus, EventTypeStats,
-    IdempotencyRecord, IdempotencyScope, IdempotencyStore, StoreError, VerificationStatus,
+    ActionLogEntry, ActionStatus, ActionUpdate, CommitError, Committed, EventLog, EventPage,
+    EventQuery, EventRecord, EventStatus, EventTypeStats, IdempotencyClaim, IdempotencyRecord,
+    IdempotencyScope, IdempotencyStore, Outbox, OutboxItem, StoreError, VerificationStatus,
 };
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -44,6 +47,9 @@ CREATE TABLE IF NOT EXISTS tokens (
 );
 CREATE INDEX IF NOT EXISTS tokens_by_source ON tokens (source, environment);
 
+-- One row per idempotency scope, written in the commit of the event that holds it.
+-- `state` is always 'completed' now; earlier versions wrote 'in_progress' claims first
+-- (resolved at open), and `in_progress_until_ms` is kept for their files.
 CREATE TABLE IF NOT EXISTS idempotency (
     scope_key             TEXT PRIMARY KEY,
     event_id              TEXT NOT NULL,
@@ -228,20 +234,21 @@ impl SqliteStore {
                 StoreError::Unavailable(format!("cannot create {}: {e}", dir.display()))
             })?;
         }
-        let conn = Connection::open(path).map_err(store_error)?;
+        let mut conn = Connection::open(path).map_err(store_error)?;
         conn.busy_timeout(busy_timeout).map_err(store_error)?;
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(store_error)?;
         conn.pragma_update(None, "synchronous", "FULL")
             .map_err(store_error)?;
         conn.execute_batch(SCHEMA).map_err(store_error)?;
+        resolve_abandoned_claims(&mut conn).map_err(store_error)?;
         Ok(SqliteStore {
             conn: Arc::new(Mutex::new(conn)),
             outbox_wakeup: Arc::new(Notify::new()),
         })
     }
 
-    /// Signalled whenever an event with runnable actions has been dispatched.
+    /// Signalled after each commit that queued an event for the action executor.
     pub fn outbox_wakeup(&self) -> Arc<Notify> {
         self.outbox_wakeup.clone()
     }
@@ -330,178 +337,221 @@ fn active_tokens(conn: &Connection, now_ms: i64) -> rusqlite::Result<Vec<TokenRo
     rows.collect()
 }
 
+/// Resolves idempotency claims left `in_progress` by an earlier version of Inlet that
+/// crashed between claiming a key and completing it: a claim whose event was stored as
+/// accepted is completed, any other is removed. (This version never writes such claims:
+/// the record is part of the event's commit.)
+fn resolve_abandoned_claims(conn: &mut Connection) -> rusqlite::Result<()> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let completed = tx.execute(
+        "UPDATE idempotency SET state = 'completed', in_progress_until_ms = 0
+         WHERE state = 'in_progress'
+           AND event_id IN (SELECT id FROM events WHERE status = 'accepted')",
+        [],
+    )?;
+    let released = tx.execute("DELETE FROM idempotency WHERE state = 'in_progress'", [])?;
+    tx.commit()?;
+    if completed + released > 0 {
+        tracing::info!(
+            completed,
+            released,
+            "resolved idempotency claims a crashed process left in progress"
+        );
+    }
+    Ok(())
+}
+
 #[async_trait]
 impl IdempotencyStore for SqliteStore {
-    async fn claim(
+    async fn holder(
         &self,
         scope: &IdempotencyScope,
-        event_id: &str,
-        times: ClaimTimes,
-    ) -> Result<ClaimOutcome, StoreError> {
+        now_ms: i64,
+    ) -> Result<Option<IdempotencyRecord>, StoreError> {
         let key = scope.storage_key();
-        let event_id = event_id.to_string();
-        self.call(move |conn| {
-            // The WHERE clause is the condition of DynamoDB's conditional put: the new
-            // claim may replace only a record that no longer counts.
-            let changed = conn.execute(
-                "INSERT INTO idempotency (scope_key, event_id, state, expires_at_ms, in_progress_until_ms)
-                 VALUES (?1, ?2, 'in_progress', ?3, ?4)
-                 ON CONFLICT (scope_key) DO UPDATE SET
-                     event_id = excluded.event_id, state = 'in_progress',
-                     expires_at_ms = excluded.expires_at_ms,
-                     in_progress_until_ms = excluded.in_progress_until_ms
-                 WHERE idempotency.expires_at_ms <= ?5
-                    OR (idempotency.state = 'in_progress' AND idempotency.in_progress_until_ms <= ?5)",
-                params![key, event_id, times.expires_at_ms, times.in_progress_until_ms, times.now_ms],
-            )?;
-            if changed == 1 {
-                return Ok(ClaimOutcome::Claimed);
+        self.call(move |conn| holder(conn, &key, now_ms)).await
+    }
+}
+
+/// The completed, unexpired record of a scope.
+fn holder(
+    conn: &Connection,
+    scope_key: &str,
+    now_ms: i64,
+) -> rusqlite::Result<Option<IdempotencyRecord>> {
+    conn.prepare_cached(
+        "SELECT event_id, expires_at_ms FROM idempotency
+         WHERE scope_key = ?1 AND state = 'completed' AND expires_at_ms > ?2",
+    )?
+    .query_row(params![scope_key, now_ms], |r| {
+        Ok(IdempotencyRecord {
+            event_id: r.get(0)?,
+            expires_at_ms: r.get(1)?,
+        })
+    })
+    .optional()
+}
+
+/// One event's commit, inside the caller's transaction: the idempotency check and
+/// record, then the event as given or as the duplicate of the scope's holder.
+fn commit_event(
+    tx: &rusqlite::Transaction<'_>,
+    event: &EventRecord,
+    claim: Option<&IdempotencyClaim>,
+) -> rusqlite::Result<Committed> {
+    let mut duplicate_of = None;
+    if let Some(claim) = claim {
+        let key = claim.scope.storage_key();
+        match holder(tx, &key, claim.now_ms)? {
+            Some(held) => duplicate_of = Some(held.event_id),
+            None => {
+                // The transaction holds the write lock since BEGIN IMMEDIATE, so no
+                // other commit can have claimed the scope since the read above.
+                tx.prepare_cached(
+                    "INSERT INTO idempotency (scope_key, event_id, state, expires_at_ms, in_progress_until_ms)
+                     VALUES (?1, ?2, 'completed', ?3, 0)
+                     ON CONFLICT (scope_key) DO UPDATE SET
+                         event_id = excluded.event_id, state = 'completed',
+                         expires_at_ms = excluded.expires_at_ms, in_progress_until_ms = 0",
+                )?
+                .execute(params![key, event.id, claim.expires_at_ms])?;
             }
-            let existing = conn.query_row(
-                "SELECT event_id, state, expires_at_ms, in_progress_until_ms FROM idempotency WHERE scope_key = ?1",
-                [&key],
-                |r| {
-                    let state: String = r.get(1)?;
-                    Ok(IdempotencyRecord {
-                        event_id: r.get(0)?,
-                        state: ClaimState::parse(&state).unwrap_or(ClaimState::Completed),
-                        expires_at_ms: r.get(2)?,
-                        in_progress_until_ms: r.get(3)?,
-                    })
+        }
+    }
+    insert_event(tx, event, duplicate_of.as_deref())?;
+    Ok(match duplicate_of {
+        Some(original_event_id) => Committed::Duplicate { original_event_id },
+        None => Committed::Stored,
+    })
+}
+
+/// Writes the event, its planned actions, its outbox row (if queued) and its registry
+/// count. With `duplicate_of`, it is written as that event's duplicate: status
+/// `duplicate`, no actions, not queued.
+fn insert_event(
+    tx: &rusqlite::Transaction<'_>,
+    event: &EventRecord,
+    duplicate_of: Option<&str>,
+) -> rusqlite::Result<()> {
+    let status = match duplicate_of {
+        Some(_) => EventStatus::Duplicate,
+        None => event.status,
+    };
+    tx.prepare_cached(
+        "INSERT INTO events (id, source, environment, status, verification, event_type,
+            received_at_ms, occurred_at_ms, idempotency_key, duplicate_of, method, query,
+            headers, raw_body, preprocess, script_console, error, warnings, expires_at_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
+    )?
+    .execute(params![
+        event.id,
+        event.source,
+        event.environment,
+        status.as_str(),
+        event.verification.as_str(),
+        event.event_type,
+        event.received_at_ms,
+        event.occurred_at_ms,
+        event.idempotency_key,
+        duplicate_of.or(event.duplicate_of.as_deref()),
+        event.method,
+        event.query,
+        json_text(&event.headers),
+        event.raw_body,
+        event.preprocess.as_ref().map(json_text),
+        json_text(&event.script_console),
+        event.error,
+        json_text(&event.warnings),
+        event.expires_at_ms,
+    ])?;
+    if duplicate_of.is_none() {
+        let mut insert_action = tx.prepare_cached(
+            "INSERT INTO actions (event_id, idx, action, params, payload, status, error,
+                updated_at_ms, expires_at_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        )?;
+        for action in &event.actions {
+            insert_action.execute(params![
+                event.id,
+                action.index as i64,
+                action.action.name(),
+                json_text(&action.params),
+                json_text(&action.payload),
+                if action.skipped.is_some() {
+                    "skipped"
+                } else {
+                    "planned"
                 },
-            )?;
-            Ok(existing
-                .blocks_claim(times.now_ms)
-                .unwrap_or(ClaimOutcome::Claimed))
-        })
-        .await
+                action.skipped,
+                event.received_at_ms,
+                event.expires_at_ms,
+            ])?;
+        }
+        if event.is_queued() {
+            tx.prepare_cached(
+                "INSERT INTO outbox (event_id, state, next_attempt_at_ms, created_at_ms)
+                 VALUES (?1, 'pending', ?2, ?2)",
+            )?
+            .execute(params![event.id, event.received_at_ms])?;
+        }
     }
-
-    async fn complete(
-        &self,
-        scope: &IdempotencyScope,
-        event_id: &str,
-        _now_ms: i64,
-    ) -> Result<(), StoreError> {
-        let (key, event_id) = (scope.storage_key(), event_id.to_string());
-        self.call(move |conn| {
-            conn.execute(
-                "UPDATE idempotency SET state = 'completed' WHERE scope_key = ?1 AND event_id = ?2",
-                params![key, event_id],
-            )
-            .map(drop)
-        })
-        .await
+    if let (Some(event_type), EventStatus::Accepted | EventStatus::Duplicate) =
+        (&event.event_type, status)
+    {
+        tx.prepare_cached(
+            "INSERT INTO event_types (source, environment, event_type, count, first_seen_ms,
+                last_seen_ms, last_event_id, last_sample)
+             VALUES (?1, ?2, ?3, 1, ?4, ?4, ?5, ?6)
+             ON CONFLICT (source, environment, event_type) DO UPDATE SET
+                count = count + 1, last_seen_ms = excluded.last_seen_ms,
+                last_event_id = excluded.last_event_id, last_sample = excluded.last_sample",
+        )?
+        .execute(params![
+            event.source,
+            event.environment,
+            event_type,
+            event.received_at_ms,
+            event.id,
+            event.raw_body
+        ])?;
     }
-
-    async fn release(&self, scope: &IdempotencyScope, event_id: &str) -> Result<(), StoreError> {
-        let (key, event_id) = (scope.storage_key(), event_id.to_string());
-        self.call(move |conn| {
-            conn.execute(
-                "DELETE FROM idempotency WHERE scope_key = ?1 AND event_id = ?2 AND state = 'in_progress'",
-                params![key, event_id],
-            )
-            .map(drop)
-        })
-        .await
-    }
+    Ok(())
 }
 
 #[async_trait]
 impl EventLog for SqliteStore {
-    async fn record(&self, event: EventRecord) -> Result<(), StoreError> {
-        self.call(move |conn| {
-            let tx = conn.transaction()?;
-            tx.execute(
-                "INSERT INTO events (id, source, environment, status, verification, event_type,
-                    received_at_ms, occurred_at_ms, idempotency_key, duplicate_of, method, query,
-                    headers, raw_body, preprocess, script_console, error, warnings, expires_at_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
-                params![
-                    event.id,
-                    event.source,
-                    event.environment,
-                    event.status.as_str(),
-                    event.verification.as_str(),
-                    event.event_type,
-                    event.received_at_ms,
-                    event.occurred_at_ms,
-                    event.idempotency_key,
-                    event.duplicate_of,
-                    event.method,
-                    event.query,
-                    json_text(&event.headers),
-                    event.raw_body,
-                    event.preprocess.as_ref().map(json_text),
-                    json_text(&event.script_console),
-                    event.error,
-                    json_text(&event.warnings),
-                    event.expires_at_ms,
-                ],
-            )?;
-            for action in &event.actions {
-                tx.execute(
-                    "INSERT INTO actions (event_id, idx, action, params, payload, status, error,
-                        updated_at_ms, expires_at_ms)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                    params![
-                        event.id,
-                        action.index as i64,
-                        action.action.name(),
-                        json_text(&action.params),
-                        json_text(&action.payload),
-                        if action.skipped.is_some() { "skipped" } else { "planned" },
-                        action.skipped,
-                        event.received_at_ms,
-                        event.expires_at_ms,
-                    ],
-                )?;
+    async fn commit(
+        &self,
+        event: EventRecord,
+        claim: Option<&IdempotencyClaim>,
+    ) -> Result<Committed, CommitError> {
+        let conn = self.conn.clone();
+        let claim = claim.cloned();
+        let queued = event.is_queued();
+        let outcome = tokio::task::spawn_blocking(move || {
+            let mut conn = conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            // The event goes back to the caller on every failure, a panic included.
+            let written = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let committed = commit_event(&tx, &event, claim.as_ref())?;
+                tx.commit()?;
+                Ok(committed)
+            }));
+            match written {
+                Ok(Ok(committed)) => Ok(committed),
+                Ok(Err(e)) => Err(CommitError::new(store_error(e), event)),
+                Err(_) => Err(CommitError::new(
+                    StoreError::Failed("the store's commit panicked".into()),
+                    event,
+                )),
             }
-            let runnable = event.actions.iter().any(|a| a.skipped.is_none());
-            if event.status == EventStatus::Accepted && runnable {
-                tx.execute(
-                    "INSERT INTO outbox (event_id, state, next_attempt_at_ms, created_at_ms)
-                     VALUES (?1, 'pending', ?2, ?2)",
-                    params![event.id, event.received_at_ms],
-                )?;
-            }
-            if let (Some(event_type), EventStatus::Accepted | EventStatus::Duplicate) =
-                (&event.event_type, event.status)
-            {
-                tx.execute(
-                    "INSERT INTO event_types (source, environment, event_type, count, first_seen_ms,
-                        last_seen_ms, last_event_id, last_sample)
-                     VALUES (?1, ?2, ?3, 1, ?4, ?4, ?5, ?6)
-                     ON CONFLICT (source, environment, event_type) DO UPDATE SET
-                        count = count + 1, last_seen_ms = excluded.last_seen_ms,
-                        last_event_id = excluded.last_event_id, last_sample = excluded.last_sample",
-                    params![
-                        event.source,
-                        event.environment,
-                        event_type,
-                        event.received_at_ms,
-                        event.id,
-                        event.raw_body
-                    ],
-                )?;
-            }
-            tx.commit()
         })
         .await
-    }
-
-    async fn mark_failed(&self, event_id: &str, error: &str) -> Result<(), StoreError> {
-        let (event_id, error) = (event_id.to_string(), error.to_string());
-        self.call(move |conn| {
-            let tx = conn.transaction()?;
-            tx.execute(
-                "UPDATE events SET status = 'error', error = ?2 WHERE id = ?1",
-                params![event_id, error],
-            )?;
-            tx.execute("DELETE FROM outbox WHERE event_id = ?1", [&event_id])?;
-            tx.commit()
-        })
-        .await
+        .unwrap_or_else(|e| panic!("the commit task could not run: {e}"))?;
+        if queued && outcome == Committed::Stored {
+            self.outbox_wakeup.notify_one();
+        }
+        Ok(outcome)
     }
 
     async fn get(&self, event_id: &str) -> Result<Option<EventRecord>, StoreError> {
@@ -648,39 +698,28 @@ impl EventLog for SqliteStore {
     }
 }
 
-/// One outbox row that is due.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OutboxItem {
-    pub event_id: String,
-    pub attempts: u32,
-}
-
-impl SqliteStore {
-    /// Pending outbox rows whose next attempt is due, oldest first.
-    pub async fn due_outbox(
-        &self,
-        now_ms: i64,
-        limit: usize,
-    ) -> Result<Vec<OutboxItem>, StoreError> {
+#[async_trait]
+impl Outbox for SqliteStore {
+    async fn due(&self, now_ms: i64, limit: usize) -> Result<Vec<OutboxItem>, StoreError> {
         self.call(move |conn| {
-            let mut stmt = conn.prepare(
+            let mut stmt = conn.prepare_cached(
                 "SELECT event_id, attempts FROM outbox
                  WHERE state = 'pending' AND next_attempt_at_ms <= ?1
                  ORDER BY next_attempt_at_ms, event_id LIMIT ?2",
             )?;
-            let rows = stmt.query_map(params![now_ms, limit as i64], |r| {
-                Ok(OutboxItem {
-                    event_id: r.get(0)?,
-                    attempts: r.get::<_, i64>(1)? as u32,
-                })
-            })?;
+            let rows =
+                stmt.query_map(params![now_ms, limit.min(i64::MAX as usize) as i64], |r| {
+                    Ok(OutboxItem {
+                        event_id: r.get(0)?,
+                        attempts: r.get::<_, i64>(1)? as u32,
+                    })
+                })?;
             rows.collect()
         })
         .await
     }
 
-    /// Schedules another attempt of an outbox row.
-    pub async fn outbox_retry_at(
+    async fn retry_at(
         &self,
         event_id: &str,
         attempts: u32,
@@ -698,12 +737,7 @@ impl SqliteStore {
         .await
     }
 
-    /// Closes an outbox row: `done`, or `dead` with the error that stopped it.
-    pub async fn outbox_finish(
-        &self,
-        event_id: &str,
-        error: Option<&str>,
-    ) -> Result<(), StoreError> {
+    async fn finish(&self, event_id: &str, error: Option<&str>) -> Result<(), StoreError> {
         let (event_id, error) = (event_id.to_string(), error.map(str::to_string));
         self.call(move |conn| {
             conn.execute(
@@ -718,7 +752,9 @@ impl SqliteStore {
         })
         .await
     }
+}
 
+impl SqliteStore {
     /// The outbox row of an event: (state, attempts, last error).
     pub async fn outbox_state(
         &self,
@@ -797,15 +833,6 @@ fn read_event(conn: &Connection, event_id: &str) -> rusqlite::Result<Option<Even
     })?;
     event.actions = actions.collect::<rusqlite::Result<_>>()?;
     Ok(Some(event))
-}
-
-#[async_trait]
-impl ActionDispatcher for SqliteStore {
-    /// The outbox row was written with the event; wake the worker.
-    async fn dispatch(&self, _event_id: &str) -> Result<(), StoreError> {
-        self.outbox_wakeup.notify_one();
-        Ok(())
-    }
 }
 
 #[async_trait]

@@ -2,7 +2,7 @@
 //! real dev server on port 0, HTTP helpers and SQLite queries.
 #![allow(dead_code)]
 
-pub mod lambda;
+pub mod aws;
 
 use hmac::{Hmac, Mac};
 use inlet::server::{self, DevOptions, DevServer};

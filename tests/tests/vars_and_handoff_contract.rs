@@ -1,10 +1,10 @@
-//! One contract each for the two traits whose implementations live outside the stores,
+//! One contract each for the two parts whose implementations live outside the stores,
 //! run against the local and the AWS implementation:
 //! - `VarsProvider`: the vars file overlaid with `INLET_VAR_*` (`inlet dev`), and SSM
 //!   Parameter Store in the emulator (Lambda);
-//! - `ActionDispatcher`: the SQLite outbox drained by the `inlet dev` worker, and the
-//!   async Lambda Invoke of the actions function, answered by a local endpoint speaking
-//!   the Invoke API that runs the actions handler on the DynamoDB directory.
+//! - the hand-off from the commit to the action executor: the SQLite outbox drained by
+//!   the `inlet dev` worker, and the events table's stream delivered to the actions
+//!   function (read through the real Streams API, filtered by the template's pattern).
 
 mod common;
 
@@ -12,20 +12,15 @@ use async_trait::async_trait;
 use inlet::sqlite::SqliteStore;
 use inlet::targets::HttpTargets;
 use inlet::vars::{LocalVars, load_local_vars};
-use inlet::worker::Worker;
-use inlet_aws::actions::ActionsFunction;
-use inlet_aws::directory::DynamoDirectory;
-use inlet_aws::dispatch::LambdaDispatcher;
-use inlet_aws::events::DynamoEventLog;
-use inlet_aws::targets::LambdaTargets;
 use inlet_aws::vars::SsmVars;
 use inlet_core::actions::PlannedAction;
 use inlet_core::catalog::ActionKind;
 use inlet_core::clock::{Clock, SystemClock};
 use inlet_core::directory::Directory;
 use inlet_core::executor::ActionExecutor;
+use inlet_core::outbox::OutboxWorker;
 use inlet_core::store::{
-    ActionDispatcher, ActionStatus, EventLog, EventRecord, EventStatus, VerificationStatus,
+    ActionStatus, Committed, EventLog, EventRecord, EventStatus, VerificationStatus,
 };
 use inlet_core::vars::VarsProvider;
 use serde_json::{Value, json};
@@ -132,30 +127,31 @@ async fn vars_ssm() {
     );
 }
 
-// ---- ActionDispatcher ----
+// ---- The hand-off to the action executor ----
 
-/// The executor behind a dispatcher, as the contract observes it.
+/// The executor on the other side of the hand-off, as the contract drives it.
 #[async_trait]
-trait Executor: Send + Sync {
-    /// Waits until every hand-off of `event_id` so far has been processed.
-    async fn settle(&self, event_id: &str);
+trait Consumer: Send + Sync {
+    /// Delivers what the commits so far handed off, and waits until it has run.
+    async fn deliver(&self);
+    /// Delivers the last hand-off once more (a redelivered stream record, an outbox row
+    /// run again after a crash before it was closed).
+    async fn redeliver(&self);
 }
 
-/// Once `dispatch` returns, the event's actions run, once; handing the same event off
-/// again (a retried dispatch, a redelivered invocation) applies nothing twice.
-async fn dispatch_contract(
-    log: &dyn EventLog,
-    dispatcher: &dyn ActionDispatcher,
-    directory: &dyn Directory,
-    executor: &dyn Executor,
-) {
+/// Once the commit returns, the event's actions run, once; handing the same event over
+/// again applies nothing twice. A committed event that is not queued (here, a
+/// duplicate) is not handed over at all.
+async fn handoff_contract(log: &dyn EventLog, directory: &dyn Directory, consumer: &dyn Consumer) {
     let event_id = common::unique_name("evt");
     let user_id = common::unique_name("user");
-    log.record(accepted_event(&event_id, &user_id))
-        .await
-        .unwrap();
-    dispatcher.dispatch(&event_id).await.unwrap();
-    executor.settle(&event_id).await;
+    assert_eq!(
+        log.commit(accepted_event(&event_id, &user_id), None)
+            .await
+            .unwrap(),
+        Committed::Stored
+    );
+    consumer.deliver().await;
 
     let entries = log.action_log(&event_id).await.unwrap();
     assert_eq!(entries.len(), 1);
@@ -164,8 +160,7 @@ async fn dispatch_contract(
     let user = directory.user(ENV, &user_id).await.unwrap().unwrap();
     assert_eq!(user.properties["name"], json!("Ada"));
 
-    dispatcher.dispatch(&event_id).await.unwrap();
-    executor.settle(&event_id).await;
+    consumer.redeliver().await;
     let again = log.action_log(&event_id).await.unwrap();
     assert_eq!(again[0].attempts, 1, "{again:?}");
     assert_eq!(
@@ -173,6 +168,17 @@ async fn dispatch_contract(
         user,
         "the user was written again"
     );
+
+    // A rejected event with a plan is logged, not handed over.
+    let mut rejected = accepted_event(&common::unique_name("evt"), &common::unique_name("user"));
+    rejected.status = EventStatus::Rejected;
+    let rejected_user = rejected.actions[0].payload["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    log.commit(rejected, None).await.unwrap();
+    consumer.deliver().await;
+    assert_eq!(directory.user(ENV, &rejected_user).await.unwrap(), None);
 }
 
 /// An accepted event whose plan identifies one user.
@@ -209,137 +215,97 @@ fn accepted_event(event_id: &str, user_id: &str) -> EventRecord {
 }
 
 /// The `inlet dev` worker, draining the outbox of a SQLite file.
-struct OutboxWorker {
-    store: Arc<SqliteStore>,
+struct LocalWorker {
+    worker: OutboxWorker,
+    last: Mutex<Option<inlet_core::store::OutboxItem>>,
 }
 
 #[async_trait]
-impl Executor for OutboxWorker {
-    async fn settle(&self, event_id: &str) {
-        for _ in 0..200 {
-            let state = self.store.outbox_state(event_id).await.unwrap();
-            if state.as_ref().is_some_and(|(state, _, _)| state == "done") {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+impl Consumer for LocalWorker {
+    async fn deliver(&self) {
+        let due = self.worker.outbox.due(i64::MAX, 100).await.unwrap();
+        for item in &due {
+            self.worker.run_event(item).await.unwrap();
         }
-        panic!("the outbox row of {event_id} is not done after 10 s");
+        if let Some(last) = due.last() {
+            *self.last.lock().await = Some(last.clone());
+        }
+        assert!(
+            self.worker
+                .outbox
+                .due(i64::MAX, 100)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    async fn redeliver(&self) {
+        let last = self.last.lock().await.clone().expect("delivered before");
+        self.worker.run_event(&last).await.unwrap();
     }
 }
 
 #[tokio::test]
-async fn dispatch_sqlite_outbox() {
+async fn handoff_sqlite_outbox() {
     let dir = tempfile::tempdir().unwrap();
     let store =
         Arc::new(SqliteStore::open(&dir.path().join("inlet.db"), Duration::from_secs(5)).unwrap());
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    let worker = Worker {
-        store: store.clone(),
-        executor: ActionExecutor {
-            directory: store.clone(),
-            targets: Arc::new(HttpTargets::new(Default::default())),
-            clock: clock.clone(),
+    let consumer = LocalWorker {
+        worker: OutboxWorker {
+            events: store.clone(),
+            outbox: store.clone(),
+            executor: ActionExecutor {
+                directory: store.clone(),
+                targets: Arc::new(HttpTargets::new(Default::default())),
+                clock: clock.clone(),
+            },
+            clock,
+            max_attempts: 3,
+            backoff: Duration::from_secs(1),
         },
-        clock,
-        max_attempts: 3,
-        backoff: Duration::from_secs(1),
-    }
-    .spawn(store.outbox_wakeup(), stopped, Duration::from_secs(30));
-    dispatch_contract(
-        store.as_ref(),
-        store.as_ref(),
-        store.as_ref(),
-        &OutboxWorker {
-            store: store.clone(),
-        },
-    )
-    .await;
-    stop.send(true).unwrap();
-    worker.await.unwrap();
+        last: Mutex::new(None),
+    };
+    handoff_contract(store.as_ref(), store.as_ref(), &consumer).await;
 }
 
-/// The actions function behind the local Invoke endpoint.
-struct InvokedFunction {
-    finished: Mutex<tokio::sync::mpsc::UnboundedReceiver<Result<Value, String>>>,
-    invocations: common::lambda::Invocations,
-    settled: Mutex<usize>,
+/// The events table's stream, delivered to the actions function.
+struct StreamDelivery {
+    stack: Mutex<common::aws::Stack>,
+    last: Mutex<Option<aws_lambda_events::event::dynamodb::Event>>,
 }
 
 #[async_trait]
-impl Executor for InvokedFunction {
-    async fn settle(&self, event_id: &str) {
-        let mut settled = self.settled.lock().await;
-        let invoked = self.invocations.lock().unwrap().len();
-        while *settled < invoked {
-            let run = tokio::time::timeout(Duration::from_secs(20), async {
-                self.finished.lock().await.recv().await
-            })
-            .await
-            .expect("the actions function finished within 20 s")
-            .expect("the endpoint is running");
-            assert_eq!(run, Ok(json!({"event_id": event_id, "status": "done"})));
-            *settled += 1;
+impl Consumer for StreamDelivery {
+    async fn deliver(&self) {
+        let batch = self.stack.lock().await.deliver().await;
+        if !batch.records.is_empty() {
+            *self.last.lock().await = Some(batch);
         }
-        for (function, invocation_type, payload) in self.invocations.lock().unwrap().iter() {
-            assert_eq!(function, "inlet-development-actions");
-            assert_eq!(invocation_type, "Event", "asynchronous invocation");
-            assert_eq!(*payload, json!({"event_id": event_id}));
-        }
+    }
+
+    async fn redeliver(&self) {
+        let batch = self.last.lock().await.clone().expect("delivered before");
+        let stack = self.stack.lock().await;
+        let response = stack.actions.handle(batch).await;
+        assert!(response.batch_item_failures.is_empty());
     }
 }
 
 #[tokio::test]
-async fn dispatch_lambda_invoke() {
-    common::require_emulator();
-    let sdk = aws_config::load_from_env().await;
-    let clients = inlet_aws::provision::clients_from_env().await;
-    let (events_table, directory_table) = (
-        common::unique_name("events"),
-        common::unique_name("directory"),
+async fn handoff_dynamodb_stream() {
+    let stack = common::aws::Stack::new("handoff").await;
+    let (events, directory) = (stack.events.clone(), stack.directory.clone());
+    let consumer = StreamDelivery {
+        stack: Mutex::new(stack),
+        last: Mutex::new(None),
+    };
+    handoff_contract(&events, directory.as_ref(), &consumer).await;
+    let delivered = consumer.last.lock().await.clone().unwrap();
+    assert_eq!(
+        delivered.records.len(),
+        1,
+        "only the queued event's INSERT passes the template's filter: {delivered:?}"
     );
-    inlet_aws::provision::create_table(&clients.dynamodb, &events_table, true)
-        .await
-        .unwrap();
-    inlet_aws::provision::create_table(&clients.dynamodb, &directory_table, false)
-        .await
-        .unwrap();
-    let events = DynamoEventLog {
-        client: clients.dynamodb.clone(),
-        table: events_table,
-    };
-    let directory = Arc::new(DynamoDirectory {
-        client: clients.dynamodb.clone(),
-        table: directory_table,
-    });
-    let actions = Arc::new(ActionsFunction {
-        executor: ActionExecutor {
-            directory: directory.clone(),
-            targets: Arc::new(LambdaTargets {
-                client: aws_sdk_lambda::Client::new(&sdk),
-            }),
-            clock: Arc::new(SystemClock),
-        },
-        events: events.clone(),
-    });
-    let (url, invocations, finished) = common::lambda::endpoint(actions).await;
-    let dispatcher = LambdaDispatcher {
-        client: aws_sdk_lambda::Client::from_conf(
-            aws_sdk_lambda::config::Builder::from(&sdk)
-                .endpoint_url(&url)
-                .build(),
-        ),
-        function: "inlet-development-actions".into(),
-    };
-    dispatch_contract(
-        &events,
-        &dispatcher,
-        directory.as_ref(),
-        &InvokedFunction {
-            finished: Mutex::new(finished),
-            invocations,
-            settled: Mutex::new(0),
-        },
-    )
-    .await;
 }

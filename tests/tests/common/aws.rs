@@ -1,0 +1,260 @@
+//! A stack's tables in the emulator, and its events table's stream read through the
+//! real DynamoDB Streams API and turned into the event Lambda gives the actions function
+//! — what the event source mapping of the template does in AWS, filter included (the
+//! filter pattern is read from `template.yaml`, so a pattern that stopped matching the
+//! records the commit writes would fail these tests).
+
+use aws_lambda_events::event::dynamodb::Event;
+use aws_sdk_dynamodbstreams::types::{AttributeValue, ShardIteratorType};
+use inlet_aws::StackNames;
+use inlet_aws::actions::ActionsFunction;
+use inlet_aws::directory::DynamoDirectory;
+use inlet_aws::events::DynamoEventLog;
+use inlet_aws::idempotency::DynamoIdempotency;
+use inlet_aws::targets::LambdaTargets;
+use inlet_core::clock::{Clock, SystemClock};
+use inlet_core::executor::ActionExecutor;
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The tables of one stack (unique names), with the stores and the actions function on
+/// them.
+pub struct Stack {
+    pub sdk: aws_config::SdkConfig,
+    pub dynamo: aws_sdk_dynamodb::Client,
+    pub names: StackNames,
+    pub events: DynamoEventLog,
+    pub idempotency: DynamoIdempotency,
+    pub directory: Arc<DynamoDirectory>,
+    pub actions: Arc<ActionsFunction>,
+    pub stream: StreamTap,
+}
+
+impl Stack {
+    pub async fn new(prefix: &str) -> Stack {
+        super::require_emulator();
+        let sdk = aws_config::load_from_env().await;
+        let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
+        let unique = super::unique_name(prefix);
+        let names = StackNames {
+            environment: "development".into(),
+            idempotency_table: format!("idem-{unique}"),
+            events_table: format!("events-{unique}"),
+            config_table: format!("config-{unique}"),
+            directory_table: format!("directory-{unique}"),
+        };
+        inlet_aws::provision::create_tables(&dynamo, &names)
+            .await
+            .unwrap();
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let directory = Arc::new(DynamoDirectory {
+            client: dynamo.clone(),
+            table: names.directory_table.clone(),
+        });
+        let events = DynamoEventLog::new(dynamo.clone(), &names);
+        let actions = Arc::new(ActionsFunction {
+            executor: ActionExecutor {
+                directory: directory.clone(),
+                targets: Arc::new(LambdaTargets {
+                    client: aws_sdk_lambda::Client::new(&sdk),
+                }),
+                clock,
+            },
+            events: events.clone(),
+            backoff: Duration::from_millis(10),
+        });
+        let stream = StreamTap::open(&sdk, &dynamo, &names.events_table).await;
+        Stack {
+            idempotency: DynamoIdempotency {
+                client: dynamo.clone(),
+                table: names.idempotency_table.clone(),
+            },
+            sdk,
+            dynamo,
+            names,
+            events,
+            directory,
+            actions,
+            stream,
+        }
+    }
+
+    /// Hands the stream records written since the last call to the actions function,
+    /// as Lambda would, and returns the batch it was given.
+    pub async fn deliver(&mut self) -> Event {
+        let batch = self.stream.next_batch().await;
+        let response = self.actions.handle(batch.clone()).await;
+        assert!(
+            response.batch_item_failures.is_empty(),
+            "the actions function reported failures: {:?}",
+            response.batch_item_failures
+        );
+        batch
+    }
+}
+
+/// Reads one table's stream from the start.
+pub struct StreamTap {
+    client: aws_sdk_dynamodbstreams::Client,
+    stream_arn: String,
+    region: String,
+    /// Each shard with the last sequence number read from it. An iterator is asked for
+    /// afresh on every read (after that number), as a consumer resuming from a
+    /// checkpoint does.
+    shards: Vec<(String, Option<String>)>,
+    filter: Value,
+}
+
+impl StreamTap {
+    pub async fn open(
+        sdk: &aws_config::SdkConfig,
+        dynamo: &aws_sdk_dynamodb::Client,
+        table: &str,
+    ) -> StreamTap {
+        let described = dynamo
+            .describe_table()
+            .table_name(table)
+            .send()
+            .await
+            .unwrap();
+        let stream_arn = described
+            .table()
+            .and_then(|t| t.latest_stream_arn())
+            .expect("the events table has a stream")
+            .to_string();
+        let client = aws_sdk_dynamodbstreams::Client::new(sdk);
+        let stream = client
+            .describe_stream()
+            .stream_arn(&stream_arn)
+            .send()
+            .await
+            .unwrap();
+        let shards = stream
+            .stream_description()
+            .unwrap()
+            .shards()
+            .iter()
+            .map(|shard| (shard.shard_id().unwrap().to_string(), None))
+            .collect();
+        StreamTap {
+            client,
+            stream_arn,
+            region: sdk.region().map(|r| r.to_string()).unwrap_or_default(),
+            shards,
+            filter: template_filter(),
+        }
+    }
+
+    /// Every record written since the last call, in the shape of Lambda's event.
+    pub async fn all_records(&mut self) -> Vec<Value> {
+        let mut records = Vec::new();
+        for (shard, last) in &mut self.shards {
+            let request = self
+                .client
+                .get_shard_iterator()
+                .stream_arn(&self.stream_arn)
+                .shard_id(shard.as_str());
+            let request = match last.as_deref() {
+                Some(sequence) => request
+                    .shard_iterator_type(ShardIteratorType::AfterSequenceNumber)
+                    .sequence_number(sequence),
+                None => request.shard_iterator_type(ShardIteratorType::TrimHorizon),
+            };
+            let iterator = request.send().await.unwrap();
+            let page = self
+                .client
+                .get_records()
+                .shard_iterator(iterator.shard_iterator().unwrap())
+                .send()
+                .await
+                .unwrap();
+            for record in page.records() {
+                let change = record.dynamodb().unwrap();
+                *last = change.sequence_number().map(str::to_string);
+                records.push(json!({
+                    "eventID": record.event_id(),
+                    "eventName": record.event_name().map(|n| n.as_str()),
+                    "eventVersion": record.event_version(),
+                    "eventSource": "aws:dynamodb",
+                    "awsRegion": self.region,
+                    "eventSourceARN": self.stream_arn,
+                    "dynamodb": {
+                        "ApproximateCreationDateTime": change
+                            .approximate_creation_date_time()
+                            .map(|t| t.as_secs_f64()),
+                        "Keys": change.keys().map(item),
+                        "NewImage": change.new_image().map(item),
+                        "SequenceNumber": change.sequence_number(),
+                        "SizeBytes": change.size_bytes(),
+                        "StreamViewType": change.stream_view_type().map(|t| t.as_str()),
+                    },
+                }));
+            }
+        }
+        records
+    }
+
+    /// The records since the last call that pass the template's filter, as the event
+    /// Lambda gives the actions function.
+    pub async fn next_batch(&mut self) -> Event {
+        let records: Vec<Value> = self
+            .all_records()
+            .await
+            .into_iter()
+            .filter(|r| matches_pattern(&self.filter, r))
+            .collect();
+        serde_json::from_value(json!({ "Records": records })).unwrap()
+    }
+}
+
+/// A DynamoDB item in the JSON form Lambda events use (`{"S": ...}`).
+fn item(item: &std::collections::HashMap<String, AttributeValue>) -> Value {
+    Value::Object(
+        item.iter()
+            .map(|(name, value)| (name.clone(), attribute(value)))
+            .collect(),
+    )
+}
+
+fn attribute(value: &AttributeValue) -> Value {
+    use base64::Engine;
+    let b64 = |b: &aws_sdk_dynamodbstreams::primitives::Blob| {
+        base64::engine::general_purpose::STANDARD.encode(b.as_ref())
+    };
+    match value {
+        AttributeValue::S(s) => json!({ "S": s }),
+        AttributeValue::N(n) => json!({ "N": n }),
+        AttributeValue::B(b) => json!({ "B": b64(b) }),
+        AttributeValue::Bool(b) => json!({ "BOOL": b }),
+        AttributeValue::Null(_) => json!({ "NULL": true }),
+        AttributeValue::M(m) => json!({ "M": item(m) }),
+        AttributeValue::L(l) => json!({ "L": l.iter().map(attribute).collect::<Vec<_>>() }),
+        AttributeValue::Ss(ss) => json!({ "SS": ss }),
+        AttributeValue::Ns(ns) => json!({ "NS": ns }),
+        AttributeValue::Bs(bs) => json!({ "BS": bs.iter().map(b64).collect::<Vec<_>>() }),
+        other => panic!("unexpected attribute value {other:?}"),
+    }
+}
+
+/// The filter pattern of the actions function's event source mapping in `template.yaml`.
+fn template_filter() -> Value {
+    let template = std::fs::read_to_string(super::repo_root().join("template.yaml")).unwrap();
+    let line = template
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("- Pattern: "))
+        .expect("template.yaml has a filter pattern");
+    serde_json::from_str(line.trim_matches('\'')).expect("the pattern is JSON")
+}
+
+/// Lambda's event filtering for the forms the template uses: an object matches when
+/// each of its keys matches, a list when the value equals one of its items.
+fn matches_pattern(pattern: &Value, value: &Value) -> bool {
+    match pattern {
+        Value::Object(fields) => fields
+            .iter()
+            .all(|(key, sub)| matches_pattern(sub, value.get(key).unwrap_or(&Value::Null))),
+        Value::Array(options) => options.contains(value),
+        _ => false,
+    }
+}
