@@ -30,7 +30,8 @@ pub const MAX_ATTEMPTS: u32 = 3;
 
 pub struct ActionsFunction {
     pub executor: ActionExecutor,
-    pub events: DynamoEventLog,
+    /// The event log (the stack's events table; a trait object so tests can wrap it).
+    pub events: Arc<dyn EventLog>,
     /// The wait before the second attempt of a failed action (doubled before each later
     /// one).
     pub backoff: Duration,
@@ -53,7 +54,7 @@ impl ActionsFunction {
                 }),
                 clock,
             },
-            events: DynamoEventLog::new(dynamo, &names),
+            events: Arc::new(DynamoEventLog::new(dynamo, &names)),
             backoff: Duration::from_secs(1),
         })
     }
@@ -87,7 +88,7 @@ impl ActionsFunction {
         loop {
             match self
                 .executor
-                .run_plan(&self.events, &event, MAX_ATTEMPTS)
+                .run_plan(self.events.as_ref(), &event, MAX_ATTEMPTS)
                 .await?
             {
                 PlanRun::Finished { failed: None } => return Ok(()),

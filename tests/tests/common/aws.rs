@@ -61,7 +61,7 @@ impl Stack {
                 }),
                 clock,
             },
-            events: events.clone(),
+            events: Arc::new(events.clone()),
             backoff: Duration::from_millis(10),
         });
         let stream = StreamTap::open(&sdk, &dynamo, &names.events_table).await;
