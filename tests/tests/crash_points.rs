@@ -639,9 +639,9 @@ async fn every_crash_point<B: Backend>(
     );
     eprintln!("{} store calls: {trace:?}", trace.len());
     let mut points = 0;
-    for n in 0..trace.len() {
+    for (n, call) in trace.iter().enumerate() {
         for when in [When::Before, When::After] {
-            let label = format!("crash {when:?} call {n} ({})", trace[n]);
+            let label = format!("crash {when:?} call {n} ({call})");
             let mut backend = fresh().await;
             let (_, seen) = scenario(&mut backend, Some((n, when))).await;
             let (events, directory) = stores_of(&mut backend);
