@@ -7,8 +7,7 @@ mod common;
 use common::*;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 async fn get(url: &str) -> Answer {
@@ -220,40 +219,6 @@ async fn a_failing_target_is_retried_then_the_action_fails_and_the_outbox_row_di
     .body;
     assert_eq!(runs["workflow_runs"].as_array().unwrap().len(), 1);
     server.shutdown().await.unwrap();
-}
-
-struct Process {
-    child: Child,
-    base: String,
-    url: String,
-}
-
-fn spawn_dev(binary: &std::path::Path, ws: &Workspace, port: u16, extra: &[&str]) -> Process {
-    let mut child = Command::new(binary)
-        .arg("dev")
-        .args(["--addr", &format!("127.0.0.1:{port}")])
-        .args(["--sources", ws.sources().to_str().unwrap()])
-        .args(["--db", ws.db().to_str().unwrap()])
-        .args(["--vars", ws.dir.path().join("vars.json").to_str().unwrap()])
-        .args(extra)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let url = loop {
-        let line = lines.next().expect("inlet dev printed no URL").unwrap();
-        if line.trim_start().starts_with("task-app/development") {
-            break line.split_whitespace().last().unwrap().to_string();
-        }
-    };
-    // Keep reading, so the server never writes into a closed pipe.
-    std::thread::spawn(move || lines.for_each(drop));
-    Process {
-        child,
-        base: format!("http://127.0.0.1:{port}"),
-        url,
-    }
 }
 
 #[tokio::test]

@@ -10,7 +10,9 @@ use reqwest::StatusCode;
 use rusqlite::Connection;
 use serde_json::{Value, json};
 use sha2::Sha256;
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 use tempfile::TempDir;
 
@@ -177,4 +179,50 @@ pub fn unique_name(prefix: &str) -> String {
             .unwrap()
             .as_nanos()
     )
+}
+
+/// `inlet dev` running as its own process (so a test can SIGKILL it).
+pub struct Process {
+    pub child: Child,
+    pub base: String,
+    /// The task-app development webhook URL it printed.
+    pub url: String,
+}
+
+/// A free loopback port.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Starts `inlet dev` on the workspace and waits for its webhook URL.
+pub fn spawn_dev(binary: &Path, ws: &Workspace, port: u16, extra: &[&str]) -> Process {
+    let mut child = Command::new(binary)
+        .arg("dev")
+        .args(["--addr", &format!("127.0.0.1:{port}")])
+        .args(["--sources", ws.sources().to_str().unwrap()])
+        .args(["--db", ws.db().to_str().unwrap()])
+        .args(["--vars", ws.dir.path().join("vars.json").to_str().unwrap()])
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let url = loop {
+        let line = lines.next().expect("inlet dev printed no URL").unwrap();
+        if line.trim_start().starts_with("task-app/development") {
+            break line.split_whitespace().last().unwrap().to_string();
+        }
+    };
+    // Keep reading, so the server never writes into a closed pipe.
+    std::thread::spawn(move || lines.for_each(drop));
+    Process {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+        url,
+    }
 }
