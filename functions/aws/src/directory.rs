@@ -10,14 +10,34 @@
 //! | … its reverse | the user's pk | `MEMBEROF#<key>#<tenant>` |
 //! | workflow run | `<env>#WORKFLOW#<key>` | `RUN#<id>` (the run as JSON, `status`, `cancellation_key`) |
 //! | run by id | `<env>#RUN#<id>` | `RUN` (`workflow_key`) |
-//! | applied action | `<env>#APPLIED#<event id>` | `<index, 5 digits>` (`result`) |
+//! | applied action | `<env>#APPLIED#<event id>` | `<index, 5 digits>` (`result`); `<index>.<part, 4 digits>` for the parts of a large action |
 //!
-//! [`Directory::apply`] turns one action's changes into a single `TransactWriteItems`
-//! whose first item puts the applied-action marker on condition that it does not exist:
-//! the changes and the marker commit together, and a re-run is refused by the condition
-//! and answered with the stored result. Property merges are `SET properties.#k = :v`
-//! updates, so only the fields sent change without a read. Deletes read the reverse
-//! items first and remove both sides in the same transaction.
+//! **Keys.** Every part of a key that comes from a request (ids, collections, keys,
+//! tenants) is escaped (`%` → `%25`, `#` → `%23`), so `#` only ever separates parts:
+//! any string id round-trips, and no id can collide with another or make a cascade
+//! delete reach the wrong items (an id `a#b` is stored as `a%23b`). Ids without `%` or
+//! `#` are stored as they are.
+//!
+//! **Exactly once.** [`Directory::apply`] turns one action's changes into
+//! `TransactWriteItems` whose first item puts an applied-action marker on condition
+//! that it does not exist: the changes and the marker commit together, and a re-run is
+//! refused by the condition and answered with the stored result. A transaction holds at
+//! most 100 items, so an action with more writes (a trigger to 1,000 inline recipients,
+//! a subscription of 100 recipients, 1,000 audience members) is split into parts in an
+//! order fixed by its changes alone: recipient lists are cut into fixed-size chunks and
+//! the changes packed greedily by their largest write count. Each part commits with its
+//! own marker, the last one with the action's marker and result, so a re-run after a
+//! crash skips the parts already applied and applies the rest: every part, and so the
+//! whole action, exactly once. Deletes (which cascade to links whose number only a read
+//! tells) and workflow cancellations (which touch the runs matching when they run) go
+//! in a part of their own; if that part has more writes than a transaction holds, the
+//! excess (deleting links, marking runs cancelled, both idempotent) is written first,
+//! and the last 99 writes commit with the marker.
+//!
+//! Property merges are `SET properties.#k = :v` updates, so only the fields sent change
+//! without a read of the values; whether a profile exists (a map attribute cannot be
+//! created and written into in one expression) is read for a whole part with
+//! `BatchGetItem`. Deletes read the reverse items first and remove both sides.
 
 use crate::error::store_error;
 use crate::item::{Item, get_s, n, s};
@@ -25,7 +45,7 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, ConditionCheck, Delete, Put, TransactWriteItem, Update,
+    AttributeValue, ConditionCheck, Delete, KeysAndAttributes, Put, TransactWriteItem, Update,
 };
 use inlet_core::directory::{
     ActionKey, Applied, Directory, DirectoryChange, DirectoryError, Entity, RecipientRef,
@@ -33,10 +53,18 @@ use inlet_core::directory::{
 };
 use inlet_core::store::StoreError;
 use serde_json::{Map, Value};
-use std::collections::HashMap;
+use std::borrow::Cow;
+use std::collections::{HashMap, HashSet};
 
 /// DynamoDB's limit of items per transaction.
 const MAX_TRANSACTION_ITEMS: usize = 100;
+/// Writes of one part besides its marker.
+const PART_WRITES: usize = MAX_TRANSACTION_ITEMS - 1;
+/// DynamoDB's limit of keys per `BatchGetItem`.
+const MAX_BATCH_GET: usize = 100;
+/// Recipients (subscriptions) and members (audiences) per part: two items each (the
+/// link and its reverse), plus the object or audience item.
+const LINKS_PER_PART: usize = 45;
 
 pub struct DynamoDirectory {
     pub client: Client,
@@ -59,14 +87,36 @@ fn from_av(value: &AttributeValue) -> Value {
     serde_dynamo::from_attribute_value(value.clone()).unwrap_or(Value::Null)
 }
 
+/// One part of a key, escaped so that it contains no `#`.
+fn part(text: &str) -> Cow<'_, str> {
+    if text.contains(['%', '#']) {
+        Cow::Owned(text.replace('%', "%25").replace('#', "%23"))
+    } else {
+        Cow::Borrowed(text)
+    }
+}
+
+/// The text of an escaped key part.
+fn unpart(text: &str) -> String {
+    text.replace("%23", "#").replace("%25", "%")
+}
+
+/// Joins escaped parts with `#`.
+macro_rules! key {
+    ($($piece:expr),+ $(,)?) => {{
+        let parts: Vec<Cow<'_, str>> = vec![$($piece),+];
+        parts.join("#")
+    }};
+}
+
 fn user_pk(env: &str, id: &str) -> String {
-    format!("{env}#USER#{id}")
+    key!(part(env), "USER".into(), part(id))
 }
 fn tenant_pk(env: &str, id: &str) -> String {
-    format!("{env}#TENANT#{id}")
+    key!(part(env), "TENANT".into(), part(id))
 }
 fn object_pk(env: &str, collection: &str, id: &str) -> String {
-    format!("{env}#OBJECT#{collection}#{id}")
+    key!(part(env), "OBJECT".into(), part(collection), part(id))
 }
 fn recipient_pk(env: &str, r: &RecipientRef) -> String {
     match r {
@@ -74,21 +124,59 @@ fn recipient_pk(env: &str, r: &RecipientRef) -> String {
         RecipientRef::Object { collection, id } => object_pk(env, collection, id),
     }
 }
+/// A recipient in a sort key: its JSON, which is the rest of the key after `SUB#`, so
+/// it needs no escaping.
 fn recipient_key(r: &RecipientRef) -> String {
     r.to_json().to_string()
 }
 fn audience_pk(env: &str, key: &str) -> String {
-    format!("{env}#AUDIENCE#{key}")
+    key!(part(env), "AUDIENCE".into(), part(key))
+}
+fn workflow_pk(env: &str, workflow_key: &str) -> String {
+    key!(part(env), "WORKFLOW".into(), part(workflow_key))
+}
+fn run_pk(env: &str, run_id: &str) -> String {
+    key!(part(env), "RUN".into(), part(run_id))
+}
+fn run_sk(run_id: &str) -> String {
+    key!("RUN".into(), part(run_id))
+}
+fn subscribed_to_sk(collection: &str, id: &str) -> String {
+    key!("SUBOF".into(), part(collection), part(id))
+}
+fn member_sk(tenant: &str, user: &str) -> String {
+    key!("MEMBER".into(), part(tenant), part(user))
+}
+fn member_of_sk(audience: &str, tenant: &str) -> String {
+    key!("MEMBEROF".into(), part(audience), part(tenant))
+}
+fn applied_pk(env: &str, event_id: &str) -> String {
+    key!(part(env), "APPLIED".into(), part(event_id))
+}
+/// The marker of a whole action, and the prefix of its parts' markers.
+fn applied_sk(index: usize) -> String {
+    format!("{index:05}")
+}
+fn part_marker_sk(index: usize, part: usize) -> String {
+    format!("{index:05}.{part:04}")
 }
 
-/// Writes of one transaction, with the reads some of them need done first.
+/// The two parts after a prefix, unescaped: `SUBOF#<a>#<b>` → `(a, b)`.
+fn two_parts(sk: &str, prefix: &str) -> Option<(String, String)> {
+    let (a, b) = sk.strip_prefix(prefix)?.split_once('#')?;
+    Some((unpart(a), unpart(b)))
+}
+
+/// Writes of one transaction.
 struct Batch<'a> {
     table: &'a str,
     env: &'a str,
     now_ms: i64,
     writes: Vec<TransactWriteItem>,
-    /// Index of the audience condition check, if any, to tell its failure apart.
+    /// Index of each audience condition check, to tell its failure apart.
     audience_checks: Vec<(usize, String)>,
+    /// The profiles (pks) among those the part upserts that exist, read up front.
+    existing: HashSet<String>,
 }
 
 impl Batch<'_> {
@@ -115,29 +203,50 @@ impl Batch<'_> {
         Ok(())
     }
 
-    /// Upserts a profile, merging `properties` key by key.
+    /// Upserts a profile: merges into an existing one, or creates it whole.
+    fn upsert(
+        &mut self,
+        pk: String,
+        properties: &Map<String, Value>,
+    ) -> Result<(), DirectoryError> {
+        if properties.is_empty() || self.existing.contains(&pk) {
+            return self.merge_profile(pk, properties);
+        }
+        self.put(Item::from([
+            ("pk".to_string(), s(pk)),
+            ("sk".to_string(), s("PROFILE")),
+            (
+                "properties".to_string(),
+                to_av(&Value::Object(properties.clone())),
+            ),
+            ("created_at_ms".to_string(), n(self.now_ms)),
+            ("updated_at_ms".to_string(), n(self.now_ms)),
+        ]))
+    }
+
+    /// Upserts a profile, merging `properties` key by key (the profile must exist when
+    /// there are properties: see [`Batch::upsert`]).
     fn merge_profile(
         &mut self,
         pk: String,
         properties: &Map<String, Value>,
     ) -> Result<(), DirectoryError> {
         let mut expression = String::from(
-            "SET created_at_ms = if_not_exists(created_at_ms, :now), updated_at_ms = :now, \
-             properties = if_not_exists(properties, :empty)",
+            "SET created_at_ms = if_not_exists(created_at_ms, :now), updated_at_ms = :now",
         );
         let mut update = Update::builder()
             .table_name(self.table)
             .key("pk", s(pk.clone()))
             .key("sk", s("PROFILE"))
-            .expression_attribute_values(":now", n(self.now_ms))
-            .expression_attribute_values(":empty", AttributeValue::M(HashMap::new()));
-        // A map attribute cannot be created and written into in one expression, so the
-        // fields go in a second update of the same transaction only when the profile
-        // already exists; a new profile gets them whole.
-        if !properties.is_empty() {
-            expression = String::from(
-                "SET created_at_ms = if_not_exists(created_at_ms, :now), updated_at_ms = :now",
-            );
+            .expression_attribute_values(":now", n(self.now_ms));
+        if properties.is_empty() {
+            expression.push_str(", properties = if_not_exists(properties, :empty)");
+            update =
+                update.expression_attribute_values(":empty", AttributeValue::M(HashMap::new()));
+        } else {
+            // A map attribute cannot be created and written into in one expression, so
+            // the fields are merged only into a profile that exists (checked by the
+            // condition: a delete racing the action makes it retry).
             for (i, (key, value)) in properties.iter().enumerate() {
                 expression.push_str(&format!(", properties.#k{i} = :v{i}"));
                 update = update
@@ -148,6 +257,21 @@ impl Batch<'_> {
         }
         let update = update
             .update_expression(expression)
+            .build()
+            .map_err(build)?;
+        self.writes
+            .push(TransactWriteItem::builder().update(update).build());
+        Ok(())
+    }
+
+    /// Creates an audience if missing, without touching an existing one.
+    fn ensure_audience(&mut self, pk: String) -> Result<(), DirectoryError> {
+        let update = Update::builder()
+            .table_name(self.table)
+            .key("pk", s(pk))
+            .key("sk", s("META"))
+            .update_expression("SET created_at_ms = if_not_exists(created_at_ms, :now)")
+            .expression_attribute_values(":now", n(self.now_ms))
             .build()
             .map_err(build)?;
         self.writes
@@ -165,7 +289,7 @@ fn coalesce(changes: &[DirectoryChange]) -> Vec<DirectoryChange> {
         let target = |c: &DirectoryChange| match c {
             DirectoryChange::IdentifyUser { id, .. } => Some(format!("u{id}")),
             DirectoryChange::SetObject { collection, id, .. } => {
-                Some(format!("o{collection}#{id}"))
+                Some(format!("o{}#{}", part(collection), part(id)))
             }
             DirectoryChange::SetTenant { id, .. } => Some(format!("t{id}")),
             _ => None,
@@ -191,6 +315,121 @@ fn coalesce(changes: &[DirectoryChange]) -> Vec<DirectoryChange> {
         }
     }
     out
+}
+
+/// A change cut so that each piece fits one part, each with the most writes it can need.
+/// Deletes and cancellations count as a whole part: their writes depend on what a read
+/// finds.
+fn cut(change: DirectoryChange) -> Vec<(DirectoryChange, usize)> {
+    fn chunks<T: Clone>(items: &[T]) -> Vec<Vec<T>> {
+        if items.is_empty() {
+            return vec![Vec::new()];
+        }
+        items.chunks(LINKS_PER_PART).map(<[T]>::to_vec).collect()
+    }
+    match change {
+        DirectoryChange::IdentifyUser { .. }
+        | DirectoryChange::SetObject { .. }
+        | DirectoryChange::SetTenant { .. }
+        | DirectoryChange::DeleteTenant { .. } => vec![(change, 1)],
+        DirectoryChange::RecordWorkflowRun(_) => vec![(change, 2)],
+        DirectoryChange::DeleteUser { .. }
+        | DirectoryChange::DeleteObject { .. }
+        | DirectoryChange::CancelWorkflowRuns { .. } => vec![(change, PART_WRITES)],
+        DirectoryChange::Subscribe {
+            collection,
+            id,
+            recipients,
+            properties,
+        } => chunks(&recipients)
+            .into_iter()
+            .map(|chunk| {
+                let writes = 2 * chunk.len() + 1;
+                let piece = DirectoryChange::Subscribe {
+                    collection: collection.clone(),
+                    id: id.clone(),
+                    recipients: chunk,
+                    properties: properties.clone(),
+                };
+                (piece, writes)
+            })
+            .collect(),
+        DirectoryChange::Unsubscribe {
+            collection,
+            id,
+            recipients,
+        } => chunks(&recipients)
+            .into_iter()
+            .map(|chunk| {
+                let writes = 2 * chunk.len();
+                let piece = DirectoryChange::Unsubscribe {
+                    collection: collection.clone(),
+                    id: id.clone(),
+                    recipients: chunk,
+                };
+                (piece, writes)
+            })
+            .collect(),
+        DirectoryChange::AddAudienceMembers {
+            key,
+            members,
+            tenant,
+            create_if_missing,
+        } => chunks(&members)
+            .into_iter()
+            .map(|chunk| {
+                let writes = 2 * chunk.len() + 1;
+                let piece = DirectoryChange::AddAudienceMembers {
+                    key: key.clone(),
+                    members: chunk,
+                    tenant: tenant.clone(),
+                    create_if_missing,
+                };
+                (piece, writes)
+            })
+            .collect(),
+        DirectoryChange::RemoveAudienceMembers {
+            key,
+            members,
+            tenant,
+        } => chunks(&members)
+            .into_iter()
+            .map(|chunk| {
+                let writes = 2 * chunk.len();
+                let piece = DirectoryChange::RemoveAudienceMembers {
+                    key: key.clone(),
+                    members: chunk,
+                    tenant: tenant.clone(),
+                };
+                (piece, writes)
+            })
+            .collect(),
+    }
+}
+
+/// The parts of one action: its changes cut and packed in order, each part within one
+/// transaction (with its marker). Fixed by the changes alone, so a re-run cuts the same
+/// parts. Never empty: an action without changes still commits its marker.
+fn parts(changes: &[DirectoryChange]) -> Vec<Vec<DirectoryChange>> {
+    let mut parts: Vec<Vec<DirectoryChange>> = vec![Vec::new()];
+    let mut used = 0;
+    for (piece, writes) in coalesce(changes).into_iter().flat_map(cut) {
+        let current = parts.last_mut().expect("never empty");
+        if !current.is_empty() && used + writes > PART_WRITES {
+            parts.push(Vec::new());
+            used = 0;
+        }
+        parts.last_mut().expect("never empty").push(piece);
+        used += writes;
+    }
+    parts
+}
+
+/// What committing one part found.
+enum PartOutcome {
+    Applied,
+    /// Its marker was there: another run applied it.
+    AppliedBefore,
 }
 
 impl DynamoDirectory {
@@ -236,86 +475,121 @@ impl DynamoDirectory {
             .map_err(|e| unavailable(store_error("directory get", e)))
     }
 
-    async fn profile_exists(&self, pk: &str) -> Result<bool, DirectoryError> {
-        Ok(self.get(pk, "PROFILE").await?.is_some())
-    }
-
-    /// Upserts a profile: merges into an existing one, or creates it whole.
-    async fn upsert(
-        &self,
-        batch: &mut Batch<'_>,
-        pk: String,
-        properties: &Map<String, Value>,
-    ) -> Result<(), DirectoryError> {
-        if properties.is_empty() || self.profile_exists(&pk).await? {
-            return batch.merge_profile(pk, properties);
+    /// Which of the profiles `pks` exist: `BatchGetItem`s of up to 100 keys, consistent.
+    async fn existing_profiles(&self, pks: &[String]) -> Result<HashSet<String>, DirectoryError> {
+        let mut found = HashSet::new();
+        let mut unique: Vec<&String> = pks.iter().collect();
+        unique.sort();
+        unique.dedup();
+        for chunk in unique.chunks(MAX_BATCH_GET) {
+            let keys: Vec<Item> = chunk
+                .iter()
+                .map(|pk| Item::from([("pk".into(), s(pk.as_str())), ("sk".into(), s("PROFILE"))]))
+                .collect();
+            let mut request = Some(
+                KeysAndAttributes::builder()
+                    .set_keys(Some(keys))
+                    .projection_expression("pk")
+                    .consistent_read(true)
+                    .build()
+                    .map_err(build)?,
+            );
+            let mut rounds = 0;
+            while let Some(wanted) = request.take() {
+                rounds += 1;
+                if rounds > 1 {
+                    // Unprocessed keys (throttling): back off before asking again.
+                    tokio::time::sleep(std::time::Duration::from_millis(25 << rounds.min(6))).await;
+                }
+                let answer = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, wanted)
+                    .send()
+                    .await
+                    .map_err(|e| unavailable(store_error("directory batch get", e)))?;
+                for item in answer
+                    .responses
+                    .unwrap_or_default()
+                    .remove(&self.table)
+                    .unwrap_or_default()
+                {
+                    if let Ok(pk) = get_s(&item, "pk") {
+                        found.insert(pk.to_string());
+                    }
+                }
+                request = answer
+                    .unprocessed_keys
+                    .unwrap_or_default()
+                    .remove(&self.table)
+                    .filter(|k| !k.keys.is_empty());
+                if request.is_some() && rounds >= 8 {
+                    return Err(DirectoryError::Unavailable(
+                        "the directory kept throttling reads".into(),
+                    ));
+                }
+            }
         }
-        batch.put(Item::from([
-            ("pk".to_string(), s(pk)),
-            ("sk".to_string(), s("PROFILE")),
-            (
-                "properties".to_string(),
-                to_av(&Value::Object(properties.clone())),
-            ),
-            ("created_at_ms".to_string(), n(batch.now_ms)),
-            ("updated_at_ms".to_string(), n(batch.now_ms)),
-        ]))
+        Ok(found)
     }
 
-    /// Deletes a profile and every subscription/membership that points to or from it.
+    /// Deletes a profile and every subscription and membership that points to or from
+    /// it. `who` is the user or object whose profile `pk` is.
     async fn delete_with_links(
         &self,
         batch: &mut Batch<'_>,
-        pk: String,
+        who: &RecipientRef,
     ) -> Result<(), DirectoryError> {
+        let pk = recipient_pk(batch.env, who);
         for item in self.query(&pk, None).await? {
             let sk = get_s(&item, "sk").map_err(unavailable)?.to_string();
-            if let Some(rest) = sk.strip_prefix("SUBOF#") {
-                // rest = <collection>#<id>: the object side of a subscription.
-                let (collection, id) = rest.split_once('#').unwrap_or((rest, ""));
-                let recipient = self.recipient_of_pk(batch.env, &pk);
+            if let Some((collection, id)) = two_parts(&sk, "SUBOF#") {
+                // The object side of a subscription of `who`.
                 batch.delete(
-                    object_pk(batch.env, collection, id),
-                    format!("SUB#{}", recipient_key(&recipient)),
+                    object_pk(batch.env, &collection, &id),
+                    format!("SUB#{}", recipient_key(who)),
                 )?;
-            } else if let Some(rest) = sk.strip_prefix("MEMBEROF#") {
-                let (key, tenant) = rest.split_once('#').unwrap_or((rest, ""));
-                let user = pk.rsplit("#USER#").next().unwrap_or_default();
-                batch.delete(
-                    audience_pk(batch.env, key),
-                    format!("MEMBER#{tenant}#{user}"),
-                )?;
+            } else if let Some((audience, tenant)) = two_parts(&sk, "MEMBEROF#") {
+                if let RecipientRef::User(user) = who {
+                    batch.delete(audience_pk(batch.env, &audience), member_sk(&tenant, user))?;
+                }
             } else if let Some(recipient) = sk.strip_prefix("SUB#") {
+                // A subscriber of the object `who`: its reverse item.
                 let recipient: RecipientRef = serde_json::from_str(recipient)
                     .map_err(|e| DirectoryError::Unavailable(e.to_string()))?;
-                let (collection, id) = pk
-                    .split_once("#OBJECT#")
-                    .map(|(_, r)| r)
-                    .and_then(|r| r.split_once('#'))
-                    .unwrap_or_default();
-                batch.delete(
-                    recipient_pk(batch.env, &recipient),
-                    format!("SUBOF#{collection}#{id}"),
-                )?;
+                if let RecipientRef::Object { collection, id } = who {
+                    batch.delete(
+                        recipient_pk(batch.env, &recipient),
+                        subscribed_to_sk(collection, id),
+                    )?;
+                }
             }
             batch.delete(pk.clone(), sk)?;
         }
         Ok(())
     }
 
-    fn recipient_of_pk(&self, env: &str, pk: &str) -> RecipientRef {
-        let rest = pk.strip_prefix(&format!("{env}#")).unwrap_or(pk);
-        match rest.strip_prefix("USER#") {
-            Some(id) => RecipientRef::User(id.to_string()),
-            None => {
-                let rest = rest.strip_prefix("OBJECT#").unwrap_or(rest);
-                let (collection, id) = rest.split_once('#').unwrap_or((rest, ""));
-                RecipientRef::Object {
-                    collection: collection.into(),
-                    id: id.into(),
+    /// The profiles a part upserts whose existence decides how (create or merge).
+    fn profiles_to_check(env: &str, part: &[DirectoryChange]) -> Vec<String> {
+        part.iter()
+            .filter_map(|change| match change {
+                DirectoryChange::IdentifyUser { id, properties } if !properties.is_empty() => {
+                    Some(user_pk(env, id))
                 }
-            }
-        }
+                DirectoryChange::SetObject {
+                    collection,
+                    id,
+                    properties,
+                } if !properties.is_empty() => Some(object_pk(env, collection, id)),
+                DirectoryChange::SetTenant { id, properties } if !properties.is_empty() => {
+                    Some(tenant_pk(env, id))
+                }
+                DirectoryChange::Subscribe { collection, id, .. } => {
+                    Some(object_pk(env, collection, id))
+                }
+                _ => None,
+            })
+            .collect()
     }
 
     async fn plan(
@@ -326,25 +600,26 @@ impl DynamoDirectory {
         let env = batch.env;
         match change {
             DirectoryChange::IdentifyUser { id, properties } => {
-                self.upsert(batch, user_pk(env, id), properties).await?
+                batch.upsert(user_pk(env, id), properties)?
             }
             DirectoryChange::SetObject {
                 collection,
                 id,
                 properties,
-            } => {
-                self.upsert(batch, object_pk(env, collection, id), properties)
-                    .await?
-            }
+            } => batch.upsert(object_pk(env, collection, id), properties)?,
             DirectoryChange::SetTenant { id, properties } => {
-                self.upsert(batch, tenant_pk(env, id), properties).await?
+                batch.upsert(tenant_pk(env, id), properties)?
             }
             DirectoryChange::DeleteUser { id } => {
-                self.delete_with_links(batch, user_pk(env, id)).await?
+                self.delete_with_links(batch, &RecipientRef::User(id.clone()))
+                    .await?
             }
             DirectoryChange::DeleteObject { collection, id } => {
-                self.delete_with_links(batch, object_pk(env, collection, id))
-                    .await?
+                let object = RecipientRef::Object {
+                    collection: collection.clone(),
+                    id: id.clone(),
+                };
+                self.delete_with_links(batch, &object).await?
             }
             DirectoryChange::DeleteTenant { id } => {
                 batch.delete(tenant_pk(env, id), "PROFILE".into())?
@@ -356,7 +631,7 @@ impl DynamoDirectory {
                 properties,
             } => {
                 let object = object_pk(env, collection, id);
-                if !self.profile_exists(&object).await? {
+                if !batch.existing.contains(&object) {
                     batch.merge_profile(object.clone(), &Map::new())?;
                 }
                 for r in recipients {
@@ -370,7 +645,7 @@ impl DynamoDirectory {
                     ]))?;
                     batch.put(Item::from([
                         ("pk".to_string(), s(recipient_pk(env, r))),
-                        ("sk".to_string(), s(format!("SUBOF#{collection}#{id}"))),
+                        ("sk".to_string(), s(subscribed_to_sk(collection, id))),
                     ]))?;
                 }
             }
@@ -384,7 +659,7 @@ impl DynamoDirectory {
                         object_pk(env, collection, id),
                         format!("SUB#{}", recipient_key(r)),
                     )?;
-                    batch.delete(recipient_pk(env, r), format!("SUBOF#{collection}#{id}"))?;
+                    batch.delete(recipient_pk(env, r), subscribed_to_sk(collection, id))?;
                 }
             }
             DirectoryChange::AddAudienceMembers {
@@ -395,11 +670,7 @@ impl DynamoDirectory {
             } => {
                 let audience = audience_pk(env, key);
                 if *create_if_missing {
-                    batch.put(Item::from([
-                        ("pk".to_string(), s(audience.clone())),
-                        ("sk".to_string(), s("META")),
-                        ("created_at_ms".to_string(), n(batch.now_ms)),
-                    ]))?;
+                    batch.ensure_audience(audience.clone())?;
                 } else {
                     let check = ConditionCheck::builder()
                         .table_name(batch.table)
@@ -419,12 +690,12 @@ impl DynamoDirectory {
                 for user in members {
                     batch.put(Item::from([
                         ("pk".to_string(), s(audience.clone())),
-                        ("sk".to_string(), s(format!("MEMBER#{tenant}#{user}"))),
+                        ("sk".to_string(), s(member_sk(&tenant, user))),
                         ("user_id".to_string(), s(user.clone())),
                     ]))?;
                     batch.put(Item::from([
                         ("pk".to_string(), s(user_pk(env, user))),
-                        ("sk".to_string(), s(format!("MEMBEROF#{key}#{tenant}"))),
+                        ("sk".to_string(), s(member_of_sk(key, &tenant))),
                     ]))?;
                 }
             }
@@ -435,17 +706,14 @@ impl DynamoDirectory {
             } => {
                 let tenant = tenant.clone().unwrap_or_default();
                 for user in members {
-                    batch.delete(audience_pk(env, key), format!("MEMBER#{tenant}#{user}"))?;
-                    batch.delete(user_pk(env, user), format!("MEMBEROF#{key}#{tenant}"))?;
+                    batch.delete(audience_pk(env, key), member_sk(&tenant, user))?;
+                    batch.delete(user_pk(env, user), member_of_sk(key, &tenant))?;
                 }
             }
             DirectoryChange::RecordWorkflowRun(run) => {
                 let mut item = Item::from([
-                    (
-                        "pk".to_string(),
-                        s(format!("{env}#WORKFLOW#{}", run.workflow_key)),
-                    ),
-                    ("sk".to_string(), s(format!("RUN#{}", run.id))),
+                    ("pk".to_string(), s(workflow_pk(env, &run.workflow_key))),
+                    ("sk".to_string(), s(run_sk(&run.id))),
                     (
                         "run".to_string(),
                         s(serde_json::to_string(run).expect("a run serialises")),
@@ -458,7 +726,7 @@ impl DynamoDirectory {
                 }
                 batch.put(item)?;
                 batch.put(Item::from([
-                    ("pk".to_string(), s(format!("{env}#RUN#{}", run.id))),
+                    ("pk".to_string(), s(run_pk(env, &run.id))),
                     ("sk".to_string(), s("RUN")),
                     ("workflow_key".to_string(), s(run.workflow_key.clone())),
                 ]))?;
@@ -469,7 +737,7 @@ impl DynamoDirectory {
                 recipients,
             } => {
                 for item in self
-                    .query(&format!("{env}#WORKFLOW#{workflow_key}"), Some("RUN#"))
+                    .query(&workflow_pk(env, workflow_key), Some("RUN#"))
                     .await?
                 {
                     let mut run: WorkflowRun =
@@ -494,6 +762,106 @@ impl DynamoDirectory {
             }
         }
         Ok(())
+    }
+
+    async fn transact(&self, writes: Vec<TransactWriteItem>) -> Result<(), DirectoryError> {
+        self.client
+            .transact_write_items()
+            .set_transact_items(Some(writes))
+            .send()
+            .await
+            .map(drop)
+            .map_err(|e| unavailable(store_error("apply directory changes", e)))
+    }
+
+    /// Commits one part of an action with its marker (`result` on the last part).
+    async fn apply_part(
+        &self,
+        env: &str,
+        marker: (&str, String, Option<&Value>),
+        changes: &[DirectoryChange],
+        now_ms: i64,
+    ) -> Result<PartOutcome, DirectoryError> {
+        let (marker_pk, marker_sk, result) = marker;
+        let mut batch = Batch {
+            table: &self.table,
+            env,
+            now_ms,
+            writes: Vec::new(),
+            audience_checks: Vec::new(),
+            existing: self
+                .existing_profiles(&Self::profiles_to_check(env, changes))
+                .await?,
+        };
+        let mut marker_put = Put::builder()
+            .table_name(&self.table)
+            .item("pk", s(marker_pk))
+            .item("sk", s(marker_sk))
+            .item("applied_at_ms", n(now_ms))
+            .condition_expression("attribute_not_exists(pk)");
+        if let Some(result) = result {
+            marker_put = marker_put.item("result", s(result.to_string()));
+        }
+        batch.writes.push(
+            TransactWriteItem::builder()
+                .put(marker_put.build().map_err(build)?)
+                .build(),
+        );
+        for change in changes {
+            self.plan(&mut batch, change).await?;
+        }
+        if batch.writes.len() > MAX_TRANSACTION_ITEMS {
+            // Only a part of one delete or cancellation gets here (see `cut`); its
+            // writes are idempotent, so all but the last ones go first, and those commit
+            // with the marker.
+            let excess = batch.writes.len() - MAX_TRANSACTION_ITEMS;
+            let first: Vec<TransactWriteItem> = batch.writes.drain(1..=excess).collect();
+            for chunk in first.chunks(MAX_TRANSACTION_ITEMS) {
+                self.transact(chunk.to_vec()).await?;
+            }
+        }
+        let sent = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(batch.writes))
+            .send()
+            .await;
+        let Err(error) = sent else {
+            return Ok(PartOutcome::Applied);
+        };
+        if let Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) =
+            error.as_service_error()
+        {
+            let reasons = cancelled.cancellation_reasons();
+            let failed =
+                |i: usize| reasons.get(i).and_then(|r| r.code()) == Some("ConditionalCheckFailed");
+            if failed(0) {
+                return Ok(PartOutcome::AppliedBefore);
+            }
+            if let Some((_, key)) = batch.audience_checks.iter().find(|(i, _)| failed(*i)) {
+                return Err(DirectoryError::Rejected(format!(
+                    "audience `{key}` does not exist; create it first or map `create_if_missing: {{ value: true }}`"
+                )));
+            }
+            if reasons
+                .iter()
+                .any(|r| r.code() == Some("ConditionalCheckFailed"))
+            {
+                // A profile merge raced a delete; the retry reads again.
+                return Err(DirectoryError::Unavailable(
+                    "a directory item changed during the action; retrying".into(),
+                ));
+            }
+        }
+        Err(unavailable(store_error("apply directory changes", error)))
+    }
+
+    /// The result stored with an action's marker.
+    fn stored_result(marker: &Item) -> Result<Value, DirectoryError> {
+        Ok(
+            serde_json::from_str(get_s(marker, "result").map_err(unavailable)?)
+                .unwrap_or(Value::Null),
+        )
     }
 
     fn entity(&self, item: &Item, id: &str) -> Result<Entity, DirectoryError> {
@@ -526,87 +894,47 @@ impl Directory for DynamoDirectory {
         result: &Value,
         now_ms: i64,
     ) -> Result<Applied, DirectoryError> {
-        let applied_pk = format!("{environment}#APPLIED#{}", key.event_id);
-        let applied_sk = format!("{:05}", key.index);
-        if let Some(before) = self.get(&applied_pk, &applied_sk).await? {
-            return Ok(Applied::Before(
-                serde_json::from_str(get_s(&before, "result").map_err(unavailable)?)
-                    .unwrap_or(Value::Null),
-            ));
+        let marker_pk = applied_pk(environment, &key.event_id);
+        let whole = applied_sk(key.index);
+        // The action's markers: the whole action's, and those of parts applied so far.
+        let markers = self.query(&marker_pk, Some(&whole)).await?;
+        if let Some(done) = markers.iter().find(|m| get_s(m, "sk").ok() == Some(&whole)) {
+            return Ok(Applied::Before(Self::stored_result(done)?));
         }
-        let mut batch = Batch {
-            table: &self.table,
-            env: environment,
-            now_ms,
-            writes: Vec::new(),
-            audience_checks: Vec::new(),
-        };
-        let marker = Put::builder()
-            .table_name(&self.table)
-            .item("pk", s(applied_pk.clone()))
-            .item("sk", s(applied_sk.clone()))
-            .item("result", s(result.to_string()))
-            .item("applied_at_ms", n(now_ms))
-            .condition_expression("attribute_not_exists(pk)")
-            .build()
-            .map_err(build)?;
-        batch
-            .writes
-            .push(TransactWriteItem::builder().put(marker).build());
-        for change in &coalesce(changes) {
-            self.plan(&mut batch, change).await?;
-        }
-        if batch.writes.len() > MAX_TRANSACTION_ITEMS {
-            return Err(DirectoryError::Rejected(format!(
-                "this action needs {} writes; DynamoDB takes at most {MAX_TRANSACTION_ITEMS} in one transaction (send fewer recipients per event)",
-                batch.writes.len()
-            )));
-        }
-        let sent = self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(batch.writes))
-            .send()
-            .await;
-        match sent {
-            Ok(_) => Ok(Applied::Now),
-            Err(error) => {
-                if let Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) =
-                    error.as_service_error()
-                {
-                    let reasons = cancelled.cancellation_reasons();
-                    let failed = |i: usize| {
-                        reasons.get(i).and_then(|r| r.code()) == Some("ConditionalCheckFailed")
-                    };
-                    if failed(0) {
-                        // Another run of this action committed first.
-                        let before =
-                            self.get(&applied_pk, &applied_sk).await?.ok_or_else(|| {
-                                DirectoryError::Unavailable("applied marker vanished".into())
-                            })?;
-                        return Ok(Applied::Before(
-                            serde_json::from_str(get_s(&before, "result").map_err(unavailable)?)
-                                .unwrap_or(Value::Null),
-                        ));
-                    }
-                    if let Some((_, key)) = batch.audience_checks.iter().find(|(i, _)| failed(*i)) {
-                        return Err(DirectoryError::Rejected(format!(
-                            "audience `{key}` does not exist; create it first or map `create_if_missing: {{ value: true }}`"
-                        )));
-                    }
-                    if reasons
-                        .iter()
-                        .any(|r| r.code() == Some("ConditionalCheckFailed"))
-                    {
-                        // A profile merge raced a delete; the retry reads again.
-                        return Err(DirectoryError::Unavailable(
-                            "a directory item changed during the action; retrying".into(),
-                        ));
-                    }
-                }
-                Err(unavailable(store_error("apply directory changes", error)))
+        let done: HashSet<String> = markers
+            .iter()
+            .filter_map(|m| get_s(m, "sk").ok().map(str::to_string))
+            .collect();
+        let parts = parts(changes);
+        let last = parts.len() - 1;
+        for (i, part) in parts.iter().enumerate() {
+            let marker_sk = if i == last {
+                whole.clone()
+            } else {
+                part_marker_sk(key.index, i)
+            };
+            if i < last && done.contains(&marker_sk) {
+                continue;
+            }
+            let stored_result = (i == last).then_some(result);
+            let outcome = self
+                .apply_part(
+                    environment,
+                    (&marker_pk, marker_sk.clone(), stored_result),
+                    part,
+                    now_ms,
+                )
+                .await?;
+            if let (PartOutcome::AppliedBefore, true) = (outcome, i == last) {
+                // Another run of this action committed first.
+                let marker = self
+                    .get(&marker_pk, &marker_sk)
+                    .await?
+                    .ok_or_else(|| DirectoryError::Unavailable("applied marker vanished".into()))?;
+                return Ok(Applied::Before(Self::stored_result(&marker)?));
             }
         }
+        Ok(Applied::Now)
     }
 
     async fn known_users(
@@ -614,13 +942,14 @@ impl Directory for DynamoDirectory {
         environment: &str,
         ids: &[String],
     ) -> Result<Vec<String>, DirectoryError> {
-        let mut known = Vec::new();
-        for id in ids {
-            if self.profile_exists(&user_pk(environment, id)).await? {
-                known.push(id.clone());
-            }
-        }
-        Ok(known)
+        let pks: Vec<String> = ids.iter().map(|id| user_pk(environment, id)).collect();
+        let existing = self.existing_profiles(&pks).await?;
+        Ok(ids
+            .iter()
+            .zip(&pks)
+            .filter(|(_, pk)| existing.contains(*pk))
+            .map(|(id, _)| id.clone())
+            .collect())
     }
 
     async fn user(&self, environment: &str, id: &str) -> Result<Option<Entity>, DirectoryError> {
@@ -696,15 +1025,12 @@ impl Directory for DynamoDirectory {
         environment: &str,
         id: &str,
     ) -> Result<Option<WorkflowRun>, DirectoryError> {
-        let Some(pointer) = self.get(&format!("{environment}#RUN#{id}"), "RUN").await? else {
+        let Some(pointer) = self.get(&run_pk(environment, id), "RUN").await? else {
             return Ok(None);
         };
         let key = get_s(&pointer, "workflow_key").map_err(unavailable)?;
         let Some(item) = self
-            .get(
-                &format!("{environment}#WORKFLOW#{key}"),
-                &format!("RUN#{id}"),
-            )
+            .get(&workflow_pk(environment, key), &run_sk(id))
             .await?
         else {
             return Ok(None);
@@ -726,7 +1052,7 @@ impl Directory for DynamoDirectory {
             ));
         };
         let mut runs: Vec<WorkflowRun> = self
-            .query(&format!("{environment}#WORKFLOW#{key}"), Some("RUN#"))
+            .query(&workflow_pk(environment, key), Some("RUN#"))
             .await?
             .iter()
             .filter_map(|i| {
@@ -738,5 +1064,65 @@ impl Directory for DynamoDirectory {
         runs.sort_by(|a, b| (b.created_at_ms, &b.id).cmp(&(a.created_at_ms, &a.id)));
         runs.truncate(limit);
         Ok(runs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_parts_round_trip_and_never_hold_a_separator() {
+        for id in ["plain", "a#b", "100%", "%23", "#", "x y/z", "ünï#%"] {
+            assert!(!part(id).contains('#'), "{id}");
+            assert_eq!(unpart(&part(id)), id);
+        }
+        // `a#b` as one id and `a`, `b` as two parts give different keys.
+        assert_ne!(object_pk("e", "a#b", "c"), object_pk("e", "a", "b#c"));
+        assert_eq!(
+            two_parts(&subscribed_to_sk("a#b", "c%d"), "SUBOF#"),
+            Some(("a#b".into(), "c%d".into()))
+        );
+        assert_eq!(user_pk("development", "u1"), "development#USER#u1");
+    }
+
+    #[test]
+    fn large_actions_are_cut_into_parts_that_fit_a_transaction() {
+        let inline: Vec<DirectoryChange> = (0..1000)
+            .map(|i| DirectoryChange::IdentifyUser {
+                id: format!("u{i}"),
+                properties: Map::new(),
+            })
+            .chain([DirectoryChange::Subscribe {
+                collection: "c".into(),
+                id: "o".into(),
+                recipients: (0..100)
+                    .map(|i| RecipientRef::User(format!("u{i}")))
+                    .collect(),
+                properties: Map::new(),
+            }])
+            .collect();
+        let cut = parts(&inline);
+        let pieces = |p: &Vec<DirectoryChange>| -> usize { p.iter().map(|c| cut_writes(c)).sum() };
+        assert!(
+            cut.iter().all(|p| pieces(p) <= PART_WRITES),
+            "{}",
+            cut.len()
+        );
+        assert_eq!(
+            cut.len(),
+            14,
+            "1000 upserts in 11 parts, then 3 parts of subscriptions"
+        );
+        assert_eq!(parts(&inline).len(), cut.len(), "the same parts every time");
+        assert_eq!(
+            parts(&[]).len(),
+            1,
+            "an action without changes still has its marker"
+        );
+    }
+
+    fn cut_writes(change: &DirectoryChange) -> usize {
+        super::cut(change.clone()).iter().map(|(_, w)| w).sum()
     }
 }
