@@ -1103,7 +1103,7 @@ mod tests {
             }])
             .collect();
         let cut = parts(&inline);
-        let pieces = |p: &Vec<DirectoryChange>| -> usize { p.iter().map(|c| cut_writes(c)).sum() };
+        let pieces = |p: &Vec<DirectoryChange>| -> usize { p.iter().map(cut_writes).sum() };
         assert!(
             cut.iter().all(|p| pieces(p) <= PART_WRITES),
             "{}",
