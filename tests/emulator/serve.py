@@ -1,16 +1,22 @@
-"""The AWS emulator for the tests: moto's server, handling one request at a time.
+"""The AWS emulator for the tests: moto's server (pinned in requirements.txt), with two
+changes to how it runs DynamoDB transactions, so that they behave like DynamoDB's.
 
-moto runs a DynamoDB transaction by copying the tables it touches, applying the writes
-and restoring the copies if a condition fails. That is atomic only while no other
-request runs: with moto's threaded server, a transaction that fails can restore a copy
-taken while another transaction's writes were half applied (and the other way round).
-DynamoDB's own transactions are atomic, so the tests run moto with every request
-serialised behind one lock. Connections are still served on their own threads, so the
-SDKs' keep-alive connections never wait on each other.
+1. One request at a time. moto applies a transaction's writes one by one and undoes
+   them if a condition fails; with its threaded server another request can see (or
+   snapshot) the half-applied state. DynamoDB's transactions are atomic, so every
+   request is serialised behind one lock. Connections keep their own threads, so the
+   SDKs' keep-alive connections never wait on each other.
+2. Undo by item. moto snapshots the tables a transaction touches with `copy.deepcopy`,
+   and a table refers to its backend, so each transaction copied the emulator's whole
+   state: the suite slowed down quadratically as tests added items. Here a transaction
+   remembers the items it touches (and the length of each table's stream) and restores
+   just those. The checks moto makes are unchanged: at most 100 items, each item once,
+   the conditions, and the cancellation reasons with the old items (ALL_OLD).
 
 Usage: serve.py HOST PORT
 """
 
+import copy
 import os
 import sys
 import threading
@@ -23,9 +29,132 @@ from moto.moto_server.werkzeug_app import (
 )
 
 
+def transact_write_items(self, transact_items):
+    """moto 5.2.5's `DynamoDBBackend.transact_write_items`, undoing by item."""
+    from moto.dynamodb.comparisons import get_filter_expression
+    from moto.dynamodb.exceptions import (
+        ConditionalCheckFailed,
+        MockValidationException,
+        MultipleTransactionsException,
+        TooManyTransactionsException,
+        TransactionCanceledException,
+        TransactWriteSingleOpException,
+    )
+    from moto.dynamodb.models.dynamo_type import DynamoType
+
+    if len(transact_items) > 100:
+        raise TooManyTransactionsException()
+    # What to restore if the transaction is cancelled: each touched item as it was,
+    # and each touched table's stream length.
+    undo = []
+    streams = {}
+    target_items = set()
+
+    def remember(table_name, key):
+        table = self.get_table(table_name)
+        hash_key = DynamoType(key[table.hash_key_attr])
+        range_key = (
+            DynamoType(key[table.range_key_attr]) if table.range_key_attr else None
+        )
+        undo.append((table, hash_key, range_key, copy.deepcopy(table.get_item(hash_key, range_key))))
+        if table.stream_shard is not None and table_name not in streams:
+            streams[table_name] = (table.stream_shard, len(table.stream_shard.items))
+
+    def rollback():
+        for table, hash_key, range_key, item in reversed(undo):
+            if range_key is not None:
+                if item is None:
+                    table.items[hash_key].pop(range_key, None)
+                    if not table.items[hash_key]:
+                        table.items.pop(hash_key, None)
+                else:
+                    table.items[hash_key][range_key] = item
+            elif item is None:
+                table.items.pop(hash_key, None)
+            else:
+                table.items[hash_key] = item
+        for shard, length in streams.values():
+            del shard.items[length:]
+
+    errors = []
+    for item in transact_items:
+        original_item = None
+        if len(list(item.keys())) > 1:
+            raise TransactWriteSingleOpException
+        try:
+            op_type, op = next(iter(item.items()))
+            if op_type not in {"ConditionCheck", "Put", "Delete", "Update"}:
+                raise ValueError("Unsupported transaction operation")
+            table_name = op["TableName"]
+            condition_expression = op.get("ConditionExpression")
+            names = op.get("ExpressionAttributeNames")
+            values = op.get("ExpressionAttributeValues")
+            return_old = op.get("ReturnValuesOnConditionCheckFailure")
+            if op_type == "Put":
+                attrs = op["Item"]
+                table = self.get_table(table_name)
+                key = {table.hash_key_attr: attrs[table.hash_key_attr]}
+                if table.range_key_attr is not None:
+                    key[table.range_key_attr] = attrs[table.range_key_attr]
+            else:
+                key = op["Key"]
+            unique = (str(table_name), str(dict(sorted(key.items()))))
+            if unique in target_items:
+                raise MultipleTransactionsException()
+            target_items.add(unique)
+            current = self.get_item(table_name, key)
+            if condition_expression is not None:
+                condition = get_filter_expression(condition_expression, names, values)
+                if not condition.expr(current):
+                    if return_old == "ALL_OLD" and current:
+                        original_item = current.to_json()["Attributes"]
+                    raise ConditionalCheckFailed(item=original_item)
+            if op_type != "ConditionCheck":
+                remember(table_name, key)
+            if op_type == "Put":
+                self.put_item(
+                    table_name,
+                    op["Item"],
+                    condition_expression=condition_expression,
+                    expression_attribute_names=names,
+                    expression_attribute_values=values,
+                )
+            elif op_type == "Delete":
+                self.delete_item(
+                    table_name,
+                    key,
+                    condition_expression=condition_expression,
+                    expression_attribute_names=names,
+                    expression_attribute_values=values,
+                )
+            elif op_type == "Update":
+                self.update_item(
+                    table_name,
+                    key,
+                    update_expression=op["UpdateExpression"],
+                    condition_expression=condition_expression,
+                    expression_attribute_names=names,
+                    expression_attribute_values=values,
+                )
+            errors.append((None, None, None))
+        except (MultipleTransactionsException, MockValidationException):
+            rollback()
+            raise
+        except ConditionalCheckFailed as e:
+            errors.append(("ConditionalCheckFailed", str(e.message), original_item))
+        except Exception as e:  # noqa: BLE001, as moto does: every failure is a reason
+            errors.append((type(e).__name__, str(e), original_item))
+    if any(code is not None for code, _, _ in errors):
+        rollback()
+        raise TransactionCanceledException(errors)
+
+
 def main() -> None:
     host, port = sys.argv[1], int(sys.argv[2])
     os.environ.setdefault("MOTO_PORT", str(port))
+    from moto.dynamodb.models import DynamoDBBackend
+
+    DynamoDBBackend.transact_write_items = transact_write_items
     app = DomainDispatcherApplication(create_backend_app)
     lock = threading.Lock()
 

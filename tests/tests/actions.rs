@@ -86,6 +86,10 @@ on_both_stores!(objects_and_tenants);
 on_both_stores!(subscriptions_and_audiences);
 on_both_stores!(trigger_records_runs_once_and_cancel_marks_them);
 on_both_stores!(targets_receive_runs_and_function_calls);
+on_both_stores!(ids_with_separators_spaces_and_non_ascii_never_collide);
+on_both_stores!(a_trigger_to_1000_inline_recipients_applies_whole);
+on_both_stores!(subscriptions_of_100_and_1000_audience_members_apply_whole);
+on_both_stores!(deleting_a_user_with_100_links_removes_them_all);
 
 fn event(id: &str) -> EventRecord {
     EventRecord {
@@ -504,5 +508,251 @@ async fn targets_receive_runs_and_function_calls(kind: Store) {
             );
         }
         other => panic!("{other:?}"),
+    }
+}
+
+/// Ids are any strings: `#` (DynamoDB's key separator), `%` (its escape), `/`, spaces
+/// and non-ASCII round-trip, and ids that would collide if joined naively stay apart,
+/// through cascading deletes too.
+async fn ids_with_separators_spaces_and_non_ascii_never_collide(kind: Store) {
+    let h = harness(kind, Targets::default()).await;
+    let users = ["a#b", "a", "b", "100%", "%23", "x y/z", "ünïcødé 用户"];
+    for (i, id) in users.iter().enumerate() {
+        h.ok(
+            &format!("u{i}"),
+            0,
+            ActionKind::UsersIdentify,
+            json!({"id": id, "name": format!("user {i}")}),
+        )
+        .await;
+    }
+    for (i, id) in users.iter().enumerate() {
+        assert_eq!(
+            h.user(id).await,
+            Some(json!({"name": format!("user {i}")})),
+            "{id}"
+        );
+    }
+    // Objects whose (collection, id) would join to the same `c#d#e`.
+    h.ok(
+        "o1",
+        0,
+        ActionKind::ObjectsSubscribe,
+        json!({"collection": "c#d", "id": "e", "recipients": ["a#b"]}),
+    )
+    .await;
+    h.ok(
+        "o2",
+        0,
+        ActionKind::ObjectsSubscribe,
+        json!({"collection": "c", "id": "d#e", "recipients": ["a"]}),
+    )
+    .await;
+    h.ok(
+        "o3",
+        0,
+        ActionKind::AudiencesAddMember,
+        json!({"key": "k#1", "members": ["a#b", "b"], "tenant": "t#x"}),
+    )
+    .await;
+    h.ok(
+        "o4",
+        0,
+        ActionKind::AudiencesAddMember,
+        json!({"key": "k", "members": ["a"], "tenant": "1#t"}),
+    )
+    .await;
+    let subscribers = |collection: &'static str, id: &'static str| {
+        let store = h.store.clone();
+        async move {
+            store
+                .subscriptions(ENV, collection, id)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|(r, _)| r)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        subscribers("c#d", "e").await,
+        [RecipientRef::User("a#b".into())]
+    );
+    assert_eq!(
+        subscribers("c", "d#e").await,
+        [RecipientRef::User("a".into())]
+    );
+
+    // Deleting `a` leaves `a#b` and its links alone, and the other way round.
+    h.ok("d1", 0, ActionKind::UsersDelete, json!({"id": "a"}))
+        .await;
+    assert_eq!(h.user("a").await, None);
+    assert!(h.user("a#b").await.is_some());
+    assert!(subscribers("c", "d#e").await.is_empty());
+    assert_eq!(
+        subscribers("c#d", "e").await,
+        [RecipientRef::User("a#b".into())]
+    );
+    assert_eq!(
+        h.store.audience_members(ENV, "k").await.unwrap(),
+        Some(vec![])
+    );
+    assert_eq!(
+        h.store.audience_members(ENV, "k#1").await.unwrap(),
+        Some(vec!["a#b".to_string(), "b".to_string()])
+    );
+    h.ok(
+        "d2",
+        0,
+        ActionKind::ObjectsDelete,
+        json!({"collection": "c#d", "id": "e"}),
+    )
+    .await;
+    assert!(subscribers("c#d", "e").await.is_empty());
+    h.ok("d3", 0, ActionKind::UsersDelete, json!({"id": "a#b"}))
+        .await;
+    assert_eq!(
+        h.store.audience_members(ENV, "k#1").await.unwrap(),
+        Some(vec!["b".to_string()])
+    );
+    assert_eq!(h.user("b").await, Some(json!({"name": "user 2"})));
+
+    // Workflow keys and runs with separators.
+    h.ok(
+        "w1",
+        0,
+        ActionKind::WorkflowsTrigger,
+        json!({"key": "wf#1", "recipients": ["x y/z"], "cancellation_key": "c#1"}),
+    )
+    .await;
+    h.ok(
+        "w2",
+        0,
+        ActionKind::WorkflowsTrigger,
+        json!({"key": "wf", "recipients": ["b"], "cancellation_key": "c#1"}),
+    )
+    .await;
+    h.ok(
+        "w3",
+        0,
+        ActionKind::WorkflowsCancel,
+        json!({"key": "wf#1", "cancellation_key": "c#1"}),
+    )
+    .await;
+    let runs = h.store.workflow_runs(ENV, Some("wf#1"), 10).await.unwrap();
+    assert_eq!(
+        runs.iter()
+            .map(|r| (r.id.as_str(), r.status.as_str()))
+            .collect::<Vec<_>>(),
+        [("wr_w1_0", "cancelled")]
+    );
+    assert_eq!(
+        h.store
+            .workflow_run(ENV, "wr_w2_0")
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
+        "triggered"
+    );
+}
+
+/// Actions larger than one DynamoDB transaction (100 items) apply whole, once.
+async fn a_trigger_to_1000_inline_recipients_applies_whole(kind: Store) {
+    let h = harness(kind, Targets::default()).await;
+    let people: Vec<Value> = (0..1000)
+        .map(|i| json!({"id": format!("p{i:04}"), "name": format!("Person {i}")}))
+        .collect();
+    let result = h
+        .ok(
+            "big",
+            0,
+            ActionKind::WorkflowsTrigger,
+            json!({"key": "welcome", "recipients": people}),
+        )
+        .await;
+    assert_eq!(result["recipients"], 1000);
+    assert_eq!(h.user("p0999").await, Some(json!({"name": "Person 999"})));
+    assert_eq!(h.user("p0000").await, Some(json!({"name": "Person 0"})));
+    let run = h
+        .store
+        .workflow_run(ENV, "wr_big_0")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(run.recipients.len(), 1000);
+    // The same action again applies nothing and answers what it answered.
+    let again = json!({"key": "welcome", "recipients": [{"id": "p0000", "name": "Changed"}]});
+    assert_eq!(
+        h.ok("big", 0, ActionKind::WorkflowsTrigger, again).await,
+        result
+    );
+    assert_eq!(h.user("p0000").await, Some(json!({"name": "Person 0"})));
+}
+
+async fn subscriptions_of_100_and_1000_audience_members_apply_whole(kind: Store) {
+    let h = harness(kind, Targets::default()).await;
+    let hundred: Vec<String> = (0..100).map(|i| format!("p{i:04}")).collect();
+    let subscribe = json!({"collection": "teams", "id": "t1", "recipients": hundred});
+    h.ok("sub", 0, ActionKind::ObjectsSubscribe, subscribe)
+        .await;
+    assert_eq!(
+        h.store
+            .subscriptions(ENV, "teams", "t1")
+            .await
+            .unwrap()
+            .len(),
+        100
+    );
+    let thousand: Vec<String> = (0..1000).map(|i| format!("p{i:04}")).collect();
+    let add = json!({"key": "everyone", "members": thousand});
+    h.ok("aud", 0, ActionKind::AudiencesAddMember, add).await;
+    assert_eq!(
+        h.store
+            .audience_members(ENV, "everyone")
+            .await
+            .unwrap()
+            .unwrap()
+            .len(),
+        1000
+    );
+}
+
+async fn deleting_a_user_with_100_links_removes_them_all(kind: Store) {
+    let h = harness(kind, Targets::default()).await;
+    for i in 0..50 {
+        let room =
+            json!({"collection": "rooms", "id": format!("r{i}"), "recipients": ["p0", "p1"]});
+        h.ok(&format!("s{i}"), 0, ActionKind::ObjectsSubscribe, room)
+            .await;
+        let audience = json!({"key": format!("a{i}"), "members": ["p0"]});
+        h.ok(
+            &format!("a{i}"),
+            0,
+            ActionKind::AudiencesAddMember,
+            audience,
+        )
+        .await;
+    }
+    h.ok("gone", 0, ActionKind::UsersDelete, json!({"id": "p0"}))
+        .await;
+    assert_eq!(h.user("p0").await, None);
+    for i in [0, 25, 49] {
+        let subscribers: Vec<RecipientRef> = h
+            .store
+            .subscriptions(ENV, "rooms", &format!("r{i}"))
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(r, _)| r)
+            .collect();
+        assert_eq!(subscribers, [RecipientRef::User("p1".into())]);
+        assert_eq!(
+            h.store
+                .audience_members(ENV, &format!("a{i}"))
+                .await
+                .unwrap(),
+            Some(vec![])
+        );
     }
 }
