@@ -1,0 +1,500 @@
+//! Events and actions beyond DynamoDB's per-item (400 KB) and per-transaction (100 items,
+//! 4 MB) limits, through the ingest function's handler on API Gateway events and the
+//! actions function on the events table's stream, in the emulator:
+//!
+//! - a 256 KiB body (the documented limit) that doubles when escaped is accepted,
+//!   stored in parts, read back whole, and its actions run;
+//! - an event mapped to 120 actions, and a trigger to 1,000 inline recipients, run;
+//! - an event whose action plan is too large for one transaction is answered 500
+//!   `not_stored` and logged as `error` without its plan (and nothing runs);
+//! - an action cut into several transactions that crashes between two of them resumes
+//!   without applying a part twice.
+
+mod common;
+
+use aws_sdk_dynamodb::config::interceptors::{
+    BeforeSerializationInterceptorContextRef, FinalizerInterceptorContextRef,
+};
+use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsInput;
+use common::aws::Stack;
+use inlet_aws::config_table::{ConfigTable, StoredToken};
+use inlet_aws::directory::DynamoDirectory;
+use inlet_aws::ingest::IngestFunction;
+use inlet_aws::vars::SsmVars;
+use inlet_core::clock::{Clock, SystemClock};
+use inlet_core::directory::{ActionKey, Applied, Directory, DirectoryChange, RecipientRef};
+use inlet_core::pipeline::{Pipeline, PipelineSettings};
+use inlet_core::script::{ScriptEngine, ScriptLimits};
+use inlet_core::store::{ActionStatus, EventLog, EventQuery, EventStatus};
+use serde_json::{Map, Value, json};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+const SECRET: &str = "demo-secret-change-me";
+
+/// The ingest function of `stack` with `files` pushed as its config, and a token for
+/// each of `sources` (development environment).
+async fn ingest_function(
+    stack: &Stack,
+    files: Vec<(String, String)>,
+    sources: &[&str],
+) -> (IngestFunction, Vec<String>) {
+    let ssm = aws_sdk_ssm::Client::new(&stack.sdk);
+    ssm.put_parameter()
+        .name("/inlet/development/vars/TASK_APP_SECRET")
+        .value(SECRET)
+        .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
+        .overwrite(true)
+        .send()
+        .await
+        .unwrap();
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let engine = Arc::new(ScriptEngine::new(ScriptLimits::default()));
+    let config = ConfigTable::new(
+        stack.dynamo.clone(),
+        stack.names.config_table.clone(),
+        engine.clone(),
+        clock.clone(),
+    );
+    config.push_bundle(&files).await.unwrap();
+    let mut tokens = Vec::new();
+    for source in sources {
+        let token = inlet_core::store::new_webhook_token().unwrap();
+        config
+            .put_token(&StoredToken {
+                token: token.clone(),
+                source: source.to_string(),
+                environment: "development".into(),
+                created_at_ms: clock.now_ms(),
+            })
+            .await
+            .unwrap();
+        tokens.push(token);
+    }
+    let function = IngestFunction {
+        pipeline: Pipeline {
+            engine,
+            events: Arc::new(stack.events.clone()),
+            vars: Arc::new(SsmVars::new(ssm, clock.clone())),
+            clock,
+            settings: PipelineSettings::default(),
+        },
+        config,
+        environment: "development".into(),
+    };
+    (function, tokens)
+}
+
+/// The repository's config files.
+fn example_files() -> Vec<(String, String)> {
+    std::fs::read_dir(common::repo_root().join("infra/sources"))
+        .unwrap()
+        .map(|e| {
+            let path = e.unwrap().path();
+            (
+                path.file_name().unwrap().to_string_lossy().to_string(),
+                std::fs::read_to_string(&path).unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// An API Gateway (HTTP API v2) event POSTing `body` to `token`, from the sample in
+/// `events/apigw/`.
+fn apigw(token: &str, body: &str) -> lambda_http::Request {
+    let text = std::fs::read_to_string(common::repo_root().join("events/apigw/task-assigned.json"))
+        .unwrap();
+    let mut event: Value = serde_json::from_str(&text).unwrap();
+    let path = format!("/receive/{token}");
+    event["rawPath"] = json!(path);
+    event["requestContext"]["http"]["path"] = json!(path);
+    event["pathParameters"]["token"] = json!(token);
+    event["headers"]["content-length"] = json!(body.len().to_string());
+    event["body"] = json!(body);
+    lambda_http::request::from_str(&event.to_string()).unwrap()
+}
+
+async fn answer(function: &IngestFunction, token: &str, body: &str) -> (u16, Value) {
+    let response = function.handle(apigw(token, body)).await.unwrap();
+    let status = response.status().as_u16();
+    (
+        status,
+        serde_json::from_slice(response.body().as_ref()).unwrap(),
+    )
+}
+
+/// A task-app event padded to exactly `size` bytes with text that JSON-escaping doubles
+/// (quotes and backslashes), so the stored record is about twice the body.
+fn padded_task_event(key: &str, size: usize) -> String {
+    let head = format!(
+        r#"{{"event_type": "task.assigned", "event_id": "{key}", "data": {{"assigned_to": "user_456", "task_id": "t1", "title": "Big"}}, "notes": ""#
+    );
+    let tail = "\"}";
+    let mut notes = String::new();
+    while head.len() + notes.len() + tail.len() + 4 <= size {
+        notes.push_str(r#"\"\\"#);
+    }
+    while head.len() + notes.len() + tail.len() < size {
+        notes.push('x');
+    }
+    let body = format!("{head}{notes}{tail}");
+    assert_eq!(body.len(), size);
+    serde_json::from_str::<Value>(&body).expect("valid JSON");
+    body
+}
+
+#[tokio::test]
+async fn a_256_kib_event_is_accepted_stored_whole_and_run() {
+    let mut stack = Stack::new("big-event").await;
+    let (function, tokens) = ingest_function(&stack, example_files(), &["task-app"]).await;
+    let body = padded_task_event("evt-big-1", 256 * 1024);
+    let secret_body = body.clone();
+    let request = {
+        let mut request = apigw(&tokens[0], &secret_body);
+        request
+            .headers_mut()
+            .insert("x-webhook-secret", SECRET.parse().unwrap());
+        request
+    };
+    let response = function.handle(request).await.unwrap();
+    assert_eq!(response.status(), 202, "{:?}", response.body());
+    let accepted: Value = serde_json::from_slice(response.body().as_ref()).unwrap();
+    let event_id = accepted["event_id"].as_str().unwrap().to_string();
+
+    // Stored in parts (the record is ~2x the body), read back whole.
+    let items = stack
+        .dynamo
+        .query()
+        .table_name(&stack.names.events_table)
+        .key_condition_expression("pk = :pk")
+        .expression_attribute_values(
+            ":pk",
+            aws_sdk_dynamodb::types::AttributeValue::S(format!("EVENT#{event_id}")),
+        )
+        .send()
+        .await
+        .unwrap()
+        .items
+        .unwrap();
+    let parts = items
+        .iter()
+        .filter(|i| i["sk"].as_s().unwrap().starts_with("PART#"))
+        .count();
+    assert!(parts >= 2, "{parts} parts");
+    let stored = stack.events.get(&event_id).await.unwrap().unwrap();
+    assert_eq!(stored.raw_body, body);
+    assert_eq!(stored.status, EventStatus::Accepted);
+    assert_eq!(stored.actions.len(), 1);
+    let page = stack
+        .events
+        .list(&EventQuery {
+            source: Some("task-app".into()),
+            environment: Some("development".into()),
+            limit: 10,
+            ..EventQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(page.events[0].raw_body, body, "listing reads the parts too");
+    let types = stack
+        .events
+        .event_types("task-app", "development")
+        .await
+        .unwrap();
+    assert_eq!(
+        types[0].last_sample, body,
+        "a large sample is read from its event"
+    );
+
+    // The stream hands it to the actions function, which runs its trigger.
+    let batch = stack.deliver().await;
+    assert_eq!(batch.records.len(), 1);
+    let run = stack
+        .directory
+        .workflow_run("development", &format!("wr_{event_id}_0"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(run.recipients, [RecipientRef::User("user_456".into())]);
+    let log = stack.events.action_log(&event_id).await.unwrap();
+    assert_eq!(log[0].status, ActionStatus::Succeeded);
+
+    // Its duplicate is a duplicate.
+    let mut again = apigw(&tokens[0], &body);
+    again
+        .headers_mut()
+        .insert("x-webhook-secret", SECRET.parse().unwrap());
+    let response = function.handle(again).await.unwrap();
+    assert_eq!(response.status(), 200);
+}
+
+/// A source without a script, for the large plans below.
+fn source(key: &str, mappings: &str) -> (String, String) {
+    (
+        format!("{key}.yaml"),
+        format!(
+            "key: {key}\nname: {key}\nenvironments:\n  development:\n    event_type_path: body.type\n    idempotency: {{ key_path: body.id }}\n    mappings:\n      go:\n{mappings}"
+        ),
+    )
+}
+
+#[tokio::test]
+async fn an_event_with_120_actions_and_a_trigger_to_1000_inline_recipients_run() {
+    let mut stack = Stack::new("big-plan").await;
+    let many: String = (0..120)
+        .map(|i| {
+            format!(
+                "        - action: users_identify\n          params: {{ id: {{ value: member-{i:03} }}, name: body.name }}\n"
+            )
+        })
+        .collect();
+    let crowd = "        - action: workflows_trigger\n          params: { key: { value: crowd }, recipients: body.people }\n";
+    let (function, tokens) = ingest_function(
+        &stack,
+        vec![source("many", &many), source("crowd", crowd)],
+        &["many", "crowd"],
+    )
+    .await;
+
+    let (status, body) = answer(
+        &function,
+        &tokens[0],
+        r#"{"type": "go", "id": "m1", "name": "Grace"}"#,
+    )
+    .await;
+    assert_eq!((status, &body["actions"]), (202, &json!(120)), "{body}");
+    let many_id = body["event_id"].as_str().unwrap().to_string();
+    let people: Vec<Value> = (0..1000)
+        .map(|i| json!({"id": format!("p{i:04}"), "name": format!("Person {i}")}))
+        .collect();
+    let (status, body) = answer(
+        &function,
+        &tokens[1],
+        &json!({"type": "go", "id": "c1", "people": people}).to_string(),
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
+    let crowd_id = body["event_id"].as_str().unwrap().to_string();
+
+    let batch = stack.deliver().await;
+    assert_eq!(batch.records.len(), 2);
+    let log = stack.events.action_log(&many_id).await.unwrap();
+    assert_eq!(log.len(), 120);
+    assert!(
+        log.iter()
+            .all(|a| a.status == ActionStatus::Succeeded && a.attempts == 1),
+        "{log:?}"
+    );
+    for i in [0, 59, 119] {
+        let user = stack
+            .directory
+            .user("development", &format!("member-{i:03}"))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(user.properties["name"], "Grace");
+    }
+    let run = stack
+        .directory
+        .workflow_run("development", &format!("wr_{crowd_id}_0"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(run.recipients.len(), 1000);
+    let last = stack
+        .directory
+        .user("development", "p0999")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(last.properties["name"], "Person 999");
+
+    // Lambda delivering the batch again applies nothing twice.
+    let response = stack.actions.handle(batch).await;
+    assert!(response.batch_item_failures.is_empty());
+    let log = stack.events.action_log(&many_id).await.unwrap();
+    assert!(log.iter().all(|a| a.attempts == 1));
+}
+
+#[tokio::test]
+async fn an_event_too_large_for_one_transaction_is_answered_500_and_logged_without_its_plan() {
+    let mut stack = Stack::new("too-large").await;
+    // Twenty actions, each carrying a copy of a ~240 KB object: a plan of ~5 MB.
+    let copies: String = (0..20)
+        .map(|i| {
+            format!(
+                "        - action: lambda_invoke\n          params: {{ function: {{ value: inlet-development-target-{i} }}, payload: body.data }}\n"
+            )
+        })
+        .collect();
+    let (function, tokens) =
+        ingest_function(&stack, vec![source("copies", &copies)], &["copies"]).await;
+    let body = json!({"type": "go", "id": "x1", "data": {"blob": "y".repeat(240_000)}}).to_string();
+    let (status, answer_body) = answer(&function, &tokens[0], &body).await;
+    assert_eq!(status, 500, "{answer_body}");
+    assert_eq!(answer_body["error"]["code"], "not_stored");
+    let message = answer_body["error"]["message"].as_str().unwrap();
+    assert!(
+        !message.contains("4 MB"),
+        "details stay in the log: {message}"
+    );
+
+    let page = stack
+        .events
+        .list(&EventQuery {
+            source: Some("copies".into()),
+            environment: Some("development".into()),
+            limit: 10,
+            ..EventQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(page.events.len(), 1);
+    let logged = stack.events.get(&page.events[0].id).await.unwrap().unwrap();
+    assert!(message.contains(&logged.id), "{message}");
+    assert_eq!(logged.status, EventStatus::Error);
+    assert!(logged.actions.is_empty());
+    assert_eq!(logged.raw_body, body, "the body is kept");
+    let error = logged.error.as_deref().unwrap();
+    assert!(error.contains("4 MB") && error.contains("bytes"), "{error}");
+    assert!(
+        stack.deliver().await.records.is_empty(),
+        "nothing runs for it"
+    );
+}
+
+/// Fails the `nth` `TransactWriteItems` after DynamoDB committed it, as a crash of the
+/// function right after that write would.
+#[derive(Debug, Default)]
+struct CrashAfterTransaction {
+    nth: usize,
+    transactions: AtomicUsize,
+    current_is_transaction: AtomicBool,
+}
+
+impl Intercept for CrashAfterTransaction {
+    fn name(&self) -> &'static str {
+        "CrashAfterTransaction"
+    }
+
+    fn read_before_execution(
+        &self,
+        context: &BeforeSerializationInterceptorContextRef<'_>,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), aws_sdk_dynamodb::error::BoxError> {
+        let is_transaction = context
+            .input()
+            .downcast_ref::<TransactWriteItemsInput>()
+            .is_some();
+        self.current_is_transaction
+            .store(is_transaction, Ordering::SeqCst);
+        Ok(())
+    }
+
+    fn read_after_execution(
+        &self,
+        _context: &FinalizerInterceptorContextRef<'_>,
+        _components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), aws_sdk_dynamodb::error::BoxError> {
+        if self.current_is_transaction.load(Ordering::SeqCst)
+            && self.transactions.fetch_add(1, Ordering::SeqCst) + 1 == self.nth
+        {
+            return Err("the function crashed after this transaction committed".into());
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_large_action_that_crashed_between_its_parts_resumes_without_reapplying_a_part() {
+    let stack = Stack::new("parts").await;
+    let crashing = DynamoDirectory {
+        client: aws_sdk_dynamodb::Client::from_conf(
+            aws_sdk_dynamodb::config::Builder::from(&stack.sdk)
+                .interceptor(CrashAfterTransaction {
+                    nth: 1,
+                    ..CrashAfterTransaction::default()
+                })
+                .build(),
+        ),
+        table: stack.names.directory_table.clone(),
+    };
+    let env = "development";
+    // 100 subscribers: three transactions (45, 45, 10 subscribers with their reverse
+    // items).
+    let recipients: Vec<RecipientRef> = (0..100)
+        .map(|i| RecipientRef::User(format!("s{i:03}")))
+        .collect();
+    let subscribe = [DirectoryChange::Subscribe {
+        collection: "teams".into(),
+        id: "t1".into(),
+        recipients,
+        properties: Map::new(),
+    }];
+    let key = ActionKey {
+        event_id: "e-sub".into(),
+        index: 0,
+    };
+    let result = json!({"recipients": 100});
+    let crashed = crashing
+        .apply(env, &key, &subscribe, &result, 1_000)
+        .await
+        .unwrap_err();
+    assert!(crashed.to_string().contains("crashed"), "{crashed}");
+    let count = || async {
+        stack
+            .directory
+            .subscriptions(env, "teams", "t1")
+            .await
+            .unwrap()
+            .len()
+    };
+    assert_eq!(count().await, 45, "the first part committed, alone");
+
+    // Another event unsubscribes s000 (from the applied part) before the retry.
+    let unsubscribe = [DirectoryChange::Unsubscribe {
+        collection: "teams".into(),
+        id: "t1".into(),
+        recipients: vec![RecipientRef::User("s000".into())],
+    }];
+    let other = ActionKey {
+        event_id: "e-unsub".into(),
+        index: 0,
+    };
+    stack
+        .directory
+        .apply(env, &other, &unsubscribe, &json!({}), 2_000)
+        .await
+        .unwrap();
+
+    // The retry applies the two parts left, not the first one again.
+    assert_eq!(
+        stack
+            .directory
+            .apply(env, &key, &subscribe, &result, 3_000)
+            .await
+            .unwrap(),
+        Applied::Now
+    );
+    assert_eq!(count().await, 99, "s000 stays unsubscribed");
+    let subscribers: Vec<RecipientRef> = stack
+        .directory
+        .subscriptions(env, "teams", "t1")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(r, _)| r)
+        .collect();
+    assert!(!subscribers.contains(&RecipientRef::User("s000".into())));
+    assert_eq!(
+        stack
+            .directory
+            .apply(env, &key, &subscribe, &json!({"other": true}), 4_000)
+            .await
+            .unwrap(),
+        Applied::Before(result),
+        "applied once; the stored result answers"
+    );
+}
