@@ -534,3 +534,44 @@ async fn dynamodb_ignores_claims_left_in_progress() {
         Committed::Stored
     );
 }
+
+/// Events written by an earlier version (the plan in `ACTION#` items, not in the event)
+/// still read whole.
+#[tokio::test]
+async fn dynamodb_reads_events_of_the_earlier_layout() {
+    let (_, log) = dynamo().await;
+    let mut old = event("old", EventStatus::Accepted, Some("task.assigned"), 5_000);
+    let plan = std::mem::take(&mut old.actions);
+    let put = |sk: String, data: String| {
+        log.client
+            .put_item()
+            .table_name(&log.table)
+            .item("pk", AttributeValue::S("EVENT#old".into()))
+            .item("sk", AttributeValue::S(sk))
+            .item("data", AttributeValue::S(data))
+            .send()
+    };
+    put("EVENT".into(), serde_json::to_string(&old).unwrap())
+        .await
+        .unwrap();
+    for action in &plan {
+        let mut entry = inlet_core::store::ActionLogEntry::planned(action, 5_000);
+        if action.index == 0 {
+            entry.status = ActionStatus::Succeeded;
+            entry.attempts = 1;
+        }
+        put(
+            format!("ACTION#{:05}", action.index),
+            serde_json::to_string(&entry).unwrap(),
+        )
+        .await
+        .unwrap();
+    }
+    let read = log.get("old").await.unwrap().unwrap();
+    assert_eq!(read.actions, plan);
+    let entries = log.action_log("old").await.unwrap();
+    assert_eq!(
+        entries.iter().map(|e| e.status).collect::<Vec<_>>(),
+        [ActionStatus::Succeeded, ActionStatus::Skipped]
+    );
+}

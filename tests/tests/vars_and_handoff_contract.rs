@@ -309,3 +309,32 @@ async fn handoff_dynamodb_stream() {
         "only the queued event's INSERT passes the template's filter: {delivered:?}"
     );
 }
+
+/// The sample batch in `events/stream/` (for `sam local invoke ActionsFunction`) has the
+/// shape the actions function takes and passes the template's filter: with a committed
+/// event's id in it, the function runs that event's actions.
+#[tokio::test]
+async fn the_sample_stream_batch_runs_a_committed_event() {
+    let stack = common::aws::Stack::new("sample").await;
+    let event_id = common::unique_name("evt");
+    let user_id = common::unique_name("user");
+    stack
+        .events
+        .commit(accepted_event(&event_id, &user_id), None)
+        .await
+        .unwrap();
+    let sample =
+        std::fs::read_to_string(common::repo_root().join("events/stream/event-committed.json"))
+            .unwrap()
+            .replace("REPLACE-WITH-A-COMMITTED-EVENT-ID", &event_id);
+    let batch: Value = serde_json::from_str(&sample).unwrap();
+    assert!(common::aws::passes_template_filter(&batch["Records"][0]));
+    let response = stack
+        .actions
+        .handle(serde_json::from_value(batch).unwrap())
+        .await;
+    assert!(response.batch_item_failures.is_empty());
+    let entries = stack.events.action_log(&event_id).await.unwrap();
+    assert_eq!(entries[0].status, ActionStatus::Succeeded);
+    assert!(stack.directory.user(ENV, &user_id).await.unwrap().is_some());
+}

@@ -1,4 +1,4 @@
-//! The admin API of the dev server (DESIGN §7), JSON over HTTP under `/admin`:
+//! The admin API of the dev server, JSON over HTTP under `/admin`:
 //!
 //! | route | answer |
 //! |---|---|

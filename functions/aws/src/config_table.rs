@@ -3,7 +3,7 @@
 //! `inlet config push` writes the whole `infra/sources` directory (YAML and scripts) as
 //! one bundle item and one item per token. The ingest function reads the bundle, runs the
 //! same validation as `inlet check`, and caches the result (and each token lookup) for
-//! 30 s per execution environment (DESIGN §9); a new bundle is compiled once, scripts
+//! 30 s per execution environment; a new bundle is compiled once, scripts
 //! being cached by content hash.
 
 use crate::error::store_error;

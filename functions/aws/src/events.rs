@@ -51,8 +51,8 @@ use aws_sdk_dynamodb::types::{
     AttributeValue, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
 };
 use inlet_core::store::{
-    ActionLogEntry, ActionUpdate, CommitError, Committed, EventLog, EventPage, EventQuery,
-    EventRecord, EventTypeStats, IdempotencyClaim, StoreError,
+    ActionLogEntry, ActionStatus, ActionUpdate, CommitError, Committed, EventLog, EventPage,
+    EventQuery, EventRecord, EventTypeStats, IdempotencyClaim, StoreError,
 };
 use std::time::Duration;
 
@@ -436,13 +436,38 @@ impl DynamoEventLog {
         } else {
             get_json::<EventRecord>(head, "data")?
         };
+        let mut event = event;
         let mut updates: Vec<ActionUpdate> = Vec::new();
         for item in items
             .iter()
             .filter(|i| get_s(i, "sk").is_ok_and(|sk| sk.starts_with("ACTION#")))
         {
-            updates.push(get_json::<StoredUpdate>(item, "update")?.into());
+            if item.contains_key("update") {
+                updates.push(get_json::<StoredUpdate>(item, "update")?.into());
+            } else {
+                // Written by an earlier version, which kept the plan in these items.
+                let entry: ActionLogEntry = get_json(item, "data")?;
+                updates.push(ActionUpdate {
+                    index: entry.index,
+                    status: entry.status,
+                    result: entry.result.clone(),
+                    error: entry.error.clone(),
+                    attempts: entry.attempts,
+                    now_ms: entry.updated_at_ms,
+                });
+                if !event.actions.iter().any(|a| a.index == entry.index) {
+                    event.actions.push(inlet_core::actions::PlannedAction {
+                        index: entry.index,
+                        action: entry.action,
+                        params: entry.params,
+                        payload: entry.payload,
+                        skipped: (entry.status == ActionStatus::Skipped)
+                            .then(|| entry.error.unwrap_or_default()),
+                    });
+                }
+            }
         }
+        event.actions.sort_by_key(|a| a.index);
         Ok(Some((event, updates)))
     }
 }
@@ -455,7 +480,7 @@ fn types_pk(source: &str, environment: &str) -> String {
 #[derive(serde::Serialize, serde::Deserialize)]
 struct StoredUpdate {
     index: usize,
-    status: inlet_core::store::ActionStatus,
+    status: ActionStatus,
     result: Option<serde_json::Value>,
     error: Option<String>,
     attempts: u32,

@@ -1,4 +1,4 @@
-//! The action plan (DESIGN §5 step 6): [`plan_actions`] turns an event's mappings into
+//! The action plan: [`plan_actions`] turns an event's mappings into
 //! an ordered [`ActionPlan`], checking each resolved param against the schema in
 //! [`crate::catalog`]. Knock runs actions of one event in a fixed order (identify before
 //! trigger, so a triggered workflow sees the identified user); Inlet keeps that order

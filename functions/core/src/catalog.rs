@@ -1,4 +1,4 @@
-//! The action catalog (DESIGN §6): every action Inlet knows, in the order actions of
+//! The action catalog: every action Inlet knows, in the order actions of
 //! one event run, with its parameter schema (which params exist, which are required and
 //! what type each must resolve to). The config loader checks mappings against it at load
 //! time and the planner ([`crate::actions`]) at request time; it depends on nothing else

@@ -1,5 +1,4 @@
-//! Source configuration: `infra/sources/<key>.yaml` files and the scripts beside them
-//! (DESIGN §2).
+//! Source configuration: `infra/sources/<key>.yaml` files and the scripts beside them.
 //!
 //! [`load_dir`] reads every `*.yaml`/`*.yml` file of a directory, validates it against the
 //! schema below and compiles the scripts it names. Validation never stops at the first
@@ -8,7 +7,7 @@
 //! request arrives is checked here (paths, action names, param names, required params,
 //! script syntax), so the request path never parses config.
 //!
-//! Decisions where DESIGN is silent:
+//! Decisions made here (the README documents them):
 //! - `enforce_verification` defaults to `true` when the environment has a script and to
 //!   `false` when it has none; `true` without a script is an error, since nothing could
 //!   ever verify a request.
@@ -27,7 +26,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-/// Default idempotency window (DESIGN §9).
+/// Default idempotency window (published in the README).
 pub const DEFAULT_IDEMPOTENCY_WINDOW_SECS: u64 = 24 * 3600;
 
 /// One problem in one config file.

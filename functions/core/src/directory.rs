@@ -1,4 +1,4 @@
-//! The directory actions apply to (DESIGN §6): users, objects, tenants, subscriptions,
+//! The directory actions apply to: users, objects, tenants, subscriptions,
 //! audiences and workflow runs of one environment.
 //!
 //! Changes arrive as [`DirectoryChange`]s, grouped per action and keyed by

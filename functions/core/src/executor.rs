@@ -1,4 +1,4 @@
-//! Runs one planned action (DESIGN §6): turns its resolved payload into directory
+//! Runs one planned action: turns its resolved payload into directory
 //! changes, applies them once per (event, action index), and performs the action's
 //! outside effect (delivering a workflow run to its target, invoking a function).
 //!

@@ -1,5 +1,5 @@
 //! Inlet's core: everything between "an HTTP request arrived" and "its action plan is
-//! stored", with no AWS and no Lambda dependency (DESIGN §1).
+//! stored", with no AWS and no Lambda dependency.
 //!
 //! - [`config`]: source files and their validation; [`path`]: field paths;
 //! - [`script`]: the sandboxed Rhai engine, its `ctx` and helpers; [`vars`]: the
@@ -29,7 +29,7 @@ pub mod store;
 pub mod vars;
 mod yaml;
 
-/// Published defaults (DESIGN §9); the README lists them.
+/// Published defaults; the README lists them.
 pub mod defaults {
     /// Largest accepted request body.
     pub const MAX_BODY_BYTES: usize = 256 * 1024;

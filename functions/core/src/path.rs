@@ -1,5 +1,5 @@
 //! Field paths: the dot-notation addresses that mappings, event-type, timestamp and
-//! idempotency settings use to pick values out of a request (DESIGN §3).
+//! idempotency settings use to pick values out of a request.
 //!
 //! A path is parsed once, when the config is loaded, into a [`FieldPath`]; resolving it at
 //! request time is a walk over already-split segments with no string parsing. Three

@@ -1,4 +1,4 @@
-//! The ingest pipeline (DESIGN §5): one request in, one [`Reply`] out.
+//! The ingest pipeline: one request in, one [`Reply`] out.
 //!
 //! [`Pipeline::process`] reads as its steps: route and request checks (404/405/413/400)
 //! → verification and preprocessing by the script (401) → event type (202
@@ -18,7 +18,7 @@
 //! the reason, and without its action plan (which is what makes an event too large for
 //! a store), so the operator can find and replay it.
 //!
-//! Decisions where DESIGN is silent:
+//! Decisions made here (the README documents them):
 //! - 404/405/413/400 answers are not written to the event log (no source-level event
 //!   exists yet); they are logged with `tracing` at warn level.
 //! - A script's `http_response` is sent only if the request passed verification (or
@@ -26,14 +26,14 @@
 //!   processed further or logged as an event (it is a handshake, not an event).
 //! - Duplicates are decided inside the commit, not by an earlier claim: two concurrent
 //!   deliveries of the same event both run the script, one commits as accepted and the
-//!   other as its duplicate (200). DESIGN's `in_progress` claim and its 409 answer are
-//!   gone, because a claim written before the event is what left events stored with
-//!   their claim stuck in progress after a crash.
+//!   other as its duplicate (200). There is no `in_progress` claim and no 409 answer:
+//!   a claim written before the event is what left events stored with their claim
+//!   stuck in progress after a crash.
 //! - A rejected (401) request whose log entry cannot be written is still answered 401:
 //!   the answer does not depend on the log, and the failure is logged at error level.
 //! - `actions` in the 202 body counts the actions that will run (not skipped ones).
 //! - A script that reads a var that is not set is a configuration problem, not a bad
-//!   request (DESIGN §4 makes other script errors a 401): the sender gets 503 with
+//!   request (other script errors are a 401): the sender gets 503 with
 //!   `Retry-After`, so its retries succeed once the var is set, and the event is logged
 //!   with status `error` and a message naming the var and where to set it.
 

@@ -1,4 +1,4 @@
-//! The one place where ingest errors become HTTP answers (DESIGN §5).
+//! The one place where ingest errors become HTTP answers.
 //!
 //! Every error body is `{"error": {"code": "...", "message": "..."}}`. Messages of 4xx
 //! answers tell the sender what was wrong and how to fix it; 5xx answers carry a generic

@@ -324,7 +324,7 @@ impl ActionStatus {
     }
 }
 
-/// One action log entry (DESIGN §6).
+/// One action log entry.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ActionLogEntry {
     pub index: usize,

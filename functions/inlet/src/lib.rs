@@ -1,4 +1,4 @@
-//! `inlet`: the command-line tool and the local dev server (DESIGN §1, §7).
+//! `inlet`: the command-line tool and the local dev server.
 //!
 //! - [`cli`]: the `inlet` commands (`dev`, `check`, `urls`);
 //! - [`server`]: the HTTP server of `inlet dev`;

@@ -8,7 +8,7 @@
 //! - Config is reloaded when a file under the sources directory changes. A reload that
 //!   fails validation is logged with every problem and the last good config stays live.
 //! - `/admin/*`: the admin API (`inlet_admin`), on loopback only by default.
-//! - The action worker ([`crate::worker`]) drains the outbox in the background.
+//! - The action worker (the core's `OutboxWorker`) drains the outbox in the background.
 //! - Shutdown is graceful: the listener closes, in-flight requests finish (their events
 //!   are committed before their 2xx is written), then the process exits.
 

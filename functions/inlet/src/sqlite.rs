@@ -1,4 +1,4 @@
-//! The embedded SQLite store of `inlet dev` (DESIGN §1, local column).
+//! The embedded SQLite store of `inlet dev`.
 //!
 //! One database file (default `.inlet/inlet.db`) holds webhook tokens, idempotency
 //! records, the event log, planned actions, the event-type registry, the action outbox

@@ -1,5 +1,5 @@
 //! Local variables for `inlet dev`: a JSON file (`--vars FILE`) overlaid with
-//! `INLET_VAR_<NAME>` environment variables (DESIGN §1). Locally every environment sees
+//! `INLET_VAR_<NAME>` environment variables. Locally every environment sees
 //! the same vars; on AWS each environment has its own SSM path.
 //!
 //! The file is one JSON object. String values are used as they are; any other value

@@ -237,6 +237,11 @@ fn attribute(value: &AttributeValue) -> Value {
     }
 }
 
+/// Whether a stream record (in the JSON of Lambda's event) passes the template's filter.
+pub fn passes_template_filter(record: &Value) -> bool {
+    matches_pattern(&template_filter(), record)
+}
+
 /// The filter pattern of the actions function's event source mapping in `template.yaml`.
 fn template_filter() -> Value {
     let template = std::fs::read_to_string(super::repo_root().join("template.yaml")).unwrap();

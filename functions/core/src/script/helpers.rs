@@ -1,4 +1,4 @@
-//! Helper functions registered in the script engine (DESIGN §4): HMAC-SHA1/256/512,
+//! Helper functions registered in the script engine: HMAC-SHA1/256/512,
 //! SHA-256, hex and base64 (std and url-safe) encode/decode, constant-time comparison,
 //! JSON parse/stringify, form decoding and `now()`.
 //!

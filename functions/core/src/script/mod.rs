@@ -1,4 +1,4 @@
-//! The sandboxed Rhai script engine (DESIGN §4).
+//! The sandboxed Rhai script engine.
 //!
 //! One [`ScriptEngine`] is built at start-up and shared. Scripts are compiled once per
 //! content hash and cached, so a config reload that leaves a script unchanged reuses its
@@ -30,7 +30,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// Sandbox limits; the defaults are the published ones (DESIGN §9, README).
+/// Sandbox limits; the defaults are the published ones (the README lists them).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ScriptLimits {
     pub max_operations: u64,
