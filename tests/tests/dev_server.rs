@@ -519,3 +519,34 @@ async fn form_bodies_and_query_strings_reach_paths() {
     assert_eq!(event["query"], "via=form");
     server.shutdown().await.unwrap();
 }
+
+/// Secrets in the query string are redacted before the event is stored, as headers
+/// are: by parameter name, and wherever a var's value appears. The admin API and the
+/// CLI show what is stored.
+#[tokio::test]
+async fn secrets_in_the_query_string_are_redacted() {
+    let ws = Workspace::new();
+    let server = ws.start().await;
+    let url = server.url("task-app", "development").unwrap().to_string();
+    let answer = post(
+        &format!("{url}?page=2&access_token=tok123&api_key=k9&sig=abc&echo={SECRET}"),
+        &sample("task-assigned.json"),
+        &[("x-webhook-secret", SECRET)],
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::ACCEPTED, "{:?}", answer.body);
+    let id = answer.body["event_id"].as_str().unwrap().to_string();
+    let stored = ws.query_one("SELECT query FROM events WHERE id = ?1", &[&id]);
+    assert_eq!(
+        stored["query"],
+        "page=2&access_token=[redacted]&api_key=[redacted]&sig=[redacted]&echo=[redacted]"
+    );
+    let detail = reqwest::get(format!("http://{}/admin/events/{id}", server.addr))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!detail.contains("tok123") && !detail.contains(SECRET), "{detail}");
+    server.shutdown().await.unwrap();
+}

@@ -191,6 +191,7 @@ impl Pipeline {
                     detail: e.to_string(),
                 })?;
         event.headers = redact_headers(std::mem::take(&mut event.headers), &vars);
+        event.query = redact_query(&event.query, &vars);
 
         // Step 2: verification and preprocessing.
         let preprocess = match self.verify(route, &parsed, vars, &mut event) {
@@ -592,17 +593,21 @@ fn parse_request(
     })
 }
 
+/// Lower-case name fragments that mark a header or query parameter as sensitive,
+/// matched in one pass.
+static SENSITIVE_NAMES: LazyLock<AhoCorasick> = LazyLock::new(|| {
+    AhoCorasick::new([
+        "token", "secret", "password", "api-key", "api_key", "apikey", "session",
+    ])
+    .expect("fixed patterns build")
+});
+
+const REDACTED: &str = "[redacted]";
+
 /// The headers as the event log keeps them: the values of `authorization`, `cookie`,
 /// and of names containing token/secret/password/api-key are replaced, and so is any
 /// value that contains a var's value (a secret sent as a header, e.g. `Bearer <secret>`).
 pub fn redact_headers(headers: Vec<(String, String)>, vars: &Vars) -> Vec<(String, String)> {
-    /// Lower-case name fragments that mark a header as sensitive, matched in one pass.
-    static SENSITIVE_NAMES: LazyLock<AhoCorasick> = LazyLock::new(|| {
-        AhoCorasick::new([
-            "token", "secret", "password", "api-key", "api_key", "apikey", "session",
-        ])
-        .expect("fixed patterns build")
-    });
     headers
         .into_iter()
         .map(|(name, value)| {
@@ -611,12 +616,43 @@ pub fn redact_headers(headers: Vec<(String, String)>, vars: &Vars) -> Vec<(Strin
                 "authorization" | "cookie" | "set-cookie" | "proxy-authorization"
             ) || SENSITIVE_NAMES.is_match(&name);
             if sensitive_name || vars.appears_in(&value) {
-                (name, "[redacted]".to_string())
+                (name, REDACTED.to_string())
             } else {
                 (name, value)
             }
         })
         .collect()
+}
+
+/// The query string as the event log keeps it, redacted like the headers: the value of
+/// a parameter whose name marks it sensitive (the header fragments, and `key`, `sig`,
+/// `signature`, `auth`, `code`), or that contains a var's value, is replaced. The rest
+/// keeps its original encoding.
+pub fn redact_query(query: &str, vars: &Vars) -> String {
+    if query.is_empty() {
+        return String::new();
+    }
+    let redacted: Vec<String> = query
+        .split('&')
+        .map(|pair| {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            let decode = |text: &str| -> String {
+                form_urlencoded::parse(format!("x={text}").as_bytes())
+                    .next()
+                    .map(|(_, v)| v.into_owned())
+                    .unwrap_or_default()
+            };
+            let lower = decode(name).to_ascii_lowercase();
+            let sensitive = SENSITIVE_NAMES.is_match(&lower)
+                || matches!(lower.as_str(), "key" | "sig" | "signature" | "auth" | "code");
+            if sensitive || vars.appears_in(&decode(value)) {
+                format!("{name}={REDACTED}")
+            } else {
+                pair.to_string()
+            }
+        })
+        .collect();
+    redacted.join("&")
 }
 
 #[cfg(test)]
@@ -648,6 +684,19 @@ mod tests {
         );
         assert_eq!(parse_timestamp_ms(&json!("yesterday")), None);
         assert_eq!(parse_timestamp_ms(&json!(true)), None);
+    }
+
+    #[test]
+    fn query_redaction_keeps_the_rest_as_sent() {
+        let vars = Vars::new([("SECRET".to_string(), "hunter22".to_string())]);
+        assert_eq!(
+            redact_query(
+                "page=2&access_token=abc&api%5Fkey=z&sig=1&x=hunter22&y=a%20hunter22&q=a%2Bb&flag",
+                &vars
+            ),
+            "page=2&access_token=[redacted]&api%5Fkey=[redacted]&sig=[redacted]&x=[redacted]&y=[redacted]&q=a%2Bb&flag"
+        );
+        assert_eq!(redact_query("", &vars), "");
     }
 
     #[test]
