@@ -550,3 +550,31 @@ async fn secrets_in_the_query_string_are_redacted() {
     assert!(!detail.contains("tok123") && !detail.contains(SECRET), "{detail}");
     server.shutdown().await.unwrap();
 }
+
+/// A flood of unsigned requests cannot fill the disk: a rejected request keeps its
+/// headers and the first 4 KiB of its body, with the full size and hash.
+#[tokio::test]
+async fn a_rejected_request_keeps_a_bounded_part_of_its_body() {
+    let ws = Workspace::new();
+    let server = ws.start().await;
+    let url = server.url("task-app", "development").unwrap().to_string();
+    let big = format!(
+        r#"{{"event_type": "task.assigned", "event_id": "r1", "padding": "{}"}}"#,
+        "é".repeat(120_000)
+    );
+    let answer = post(&url, &big, &[("x-webhook-secret", "wrong")]).await;
+    assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
+    let stored = ws.query_one(
+        "SELECT status, length(CAST(raw_body AS BLOB)) AS kept, warnings FROM events",
+        &[],
+    );
+    assert_eq!(stored["status"], "rejected");
+    let kept = stored["kept"].as_i64().unwrap();
+    assert!((4_000..=4_096).contains(&kept), "{kept}");
+    let warning = stored["warnings"][0].as_str().unwrap();
+    assert!(
+        warning.contains(&format!("body of {} bytes (sha256 ", big.len())),
+        "{warning}"
+    );
+    server.shutdown().await.unwrap();
+}

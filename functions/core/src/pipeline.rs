@@ -385,6 +385,7 @@ impl Pipeline {
         event.verification = VerificationStatus::from_parts(env.enforce_verification, verified);
         if env.enforce_verification && !verified {
             event.status = EventStatus::Rejected;
+            keep_bounded_body(event);
             return Verified::Refused(IngestError::Unverified);
         }
         Verified::Passed(preprocess)
@@ -466,6 +467,29 @@ impl Pipeline {
             expires_at_ms: now_ms + settings.window_secs as i64 * 1000,
         })
     }
+}
+
+/// How much of a rejected request's body the log keeps: enough to see what was sent,
+/// not enough for a flood of unsigned requests to fill the disk.
+pub const REJECTED_BODY_BYTES: usize = 4 * 1024;
+
+/// Trims a rejected event's body to its first [`REJECTED_BODY_BYTES`] (at a character
+/// boundary), noting the full size and SHA-256 in a warning.
+fn keep_bounded_body(event: &mut EventRecord) {
+    use sha2::{Digest, Sha256};
+    let size = event.raw_body.len();
+    if size <= REJECTED_BODY_BYTES {
+        return;
+    }
+    let digest = hex::encode(Sha256::digest(event.raw_body.as_bytes()));
+    let mut end = REJECTED_BODY_BYTES;
+    while !event.raw_body.is_char_boundary(end) {
+        end -= 1;
+    }
+    event.raw_body.truncate(end);
+    event.warnings.push(format!(
+        "body of {size} bytes (sha256 {digest}); a rejected request keeps its first {REJECTED_BODY_BYTES} bytes"
+    ));
 }
 
 /// Sets the event's time from `timestamp_path`, or warns and keeps the receive time.
