@@ -10,6 +10,12 @@
 //! attempt with exponential backoff (1 s, 2 s, ...); after `max_attempts` the action is
 //! `failed` and, once the rest of the plan has run, the outbox row is `dead` with the
 //! error.
+//!
+//! When the store itself fails (disk full, database locked, file read-only), the worker
+//! backs off: 100 ms, doubling up to 5 s, with ±25 % jitter, until a round goes through.
+//! The outage is logged when it starts, then at most every 30 s with the number of
+//! failed rounds, and once when it ends, so a long outage neither spins a core nor
+//! floods the log.
 
 use crate::clock::Clock;
 use crate::executor::{ActionExecutor, PlanRun};
@@ -18,9 +24,65 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 
 /// Rows read from the outbox per round.
 const ROWS_PER_ROUND: usize = 32;
+/// The first wait after a store error, and the longest.
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+const LONGEST_BACKOFF: Duration = Duration::from_secs(5);
+/// How often an ongoing outage is logged again.
+const OUTAGE_LOG_EVERY: Duration = Duration::from_secs(30);
+
+/// A run of failed rounds: how long to wait next, and when it was last logged.
+#[derive(Default)]
+struct Outage {
+    failed_rounds: u64,
+    since_logged: u64,
+    backoff: Option<Duration>,
+    logged_at: Option<Instant>,
+}
+
+impl Outage {
+    /// Records a failed round; returns how long to wait before the next one.
+    fn failed(&mut self, error: &StoreError) -> Duration {
+        self.failed_rounds += 1;
+        self.since_logged += 1;
+        let now = Instant::now();
+        match self.logged_at {
+            None => {
+                tracing::error!(%error, "the store failed; the action worker backs off until it recovers");
+                self.logged_at = Some(now);
+                self.since_logged = 0;
+            }
+            Some(at) if now.duration_since(at) >= OUTAGE_LOG_EVERY => {
+                tracing::error!(%error, failed_rounds = self.since_logged, "the store is still failing");
+                self.logged_at = Some(now);
+                self.since_logged = 0;
+            }
+            Some(_) => {}
+        }
+        let next = self
+            .backoff
+            .map_or(FIRST_BACKOFF, |b| (b * 2).min(LONGEST_BACKOFF));
+        self.backoff = Some(next);
+        jittered(next)
+    }
+
+    fn recovered(&mut self) {
+        if self.failed_rounds > 0 {
+            tracing::info!(failed_rounds = self.failed_rounds, "the store works again; the action worker resumes");
+        }
+        *self = Outage::default();
+    }
+}
+
+/// `base` ± 25 %.
+fn jittered(base: Duration) -> Duration {
+    let spread = base.as_millis() as u64 / 2;
+    let offset = getrandom::u64().unwrap_or(0) % (spread + 1);
+    base - base / 4 + Duration::from_millis(offset)
+}
 
 pub struct OutboxWorker {
     pub events: Arc<dyn EventLog>,
@@ -41,34 +103,48 @@ impl OutboxWorker {
         poll: Duration,
     ) -> JoinHandle<()> {
         tokio::spawn(async move {
+            let mut outage = Outage::default();
             loop {
                 if *stop.borrow() {
                     break;
                 }
-                let due = match self.outbox.due(self.clock.now_ms(), ROWS_PER_ROUND).await {
-                    Ok(due) => due,
-                    Err(e) => {
-                        tracing::error!(error = %e, "cannot read the outbox; retrying");
-                        Vec::new()
+                let wait = match self.round(&stop).await {
+                    Ok(0) => {
+                        outage.recovered();
+                        None
                     }
+                    Ok(_) => {
+                        outage.recovered();
+                        continue;
+                    }
+                    Err(error) => Some(outage.failed(&error)),
                 };
-                for item in &due {
-                    if *stop.borrow() {
-                        break;
-                    }
-                    if let Err(e) = self.run_event(item).await {
-                        tracing::error!(event_id = %item.event_id, error = %e, "action run interrupted by a store error; it resumes later");
-                    }
-                }
-                if due.is_empty() {
-                    tokio::select! {
+                match wait {
+                    None => tokio::select! {
                         _ = wakeup.notified() => {}
                         _ = tokio::time::sleep(poll) => {}
                         _ = stop.changed() => {}
-                    }
+                    },
+                    Some(backoff) => tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = stop.changed() => {}
+                    },
                 }
             }
         })
+    }
+
+    /// One round: the rows due now (up to [`ROWS_PER_ROUND`]), each run in turn; stops
+    /// at the first store error. Returns how many rows were due.
+    async fn round(&self, stop: &watch::Receiver<bool>) -> Result<usize, StoreError> {
+        let due = self.outbox.due(self.clock.now_ms(), ROWS_PER_ROUND).await?;
+        for item in &due {
+            if *stop.borrow() {
+                break;
+            }
+            self.run_event(item).await?;
+        }
+        Ok(due.len())
     }
 
     /// Runs every row that is due now, once, and returns how many there were.
@@ -102,5 +178,173 @@ impl OutboxWorker {
                     .await
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::SystemClock;
+    use crate::directory::{
+        ActionKey, Applied, Directory, DirectoryChange, DirectoryError, Entity, RecipientRef,
+        WorkflowRun,
+    };
+    use crate::executor::{InvokeError, TargetInvoker};
+    use crate::store::{
+        ActionLogEntry, ActionUpdate, CommitError, Committed, EventPage, EventQuery,
+        EventRecord, EventTypeStats, IdempotencyClaim,
+    };
+    use async_trait::async_trait;
+    use serde_json::{Map, Value};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// A store whose outbox always has a row due and whose event log always fails, as
+    /// a full disk does.
+    struct FullDisk {
+        reads: AtomicUsize,
+        /// Stops a worker that spins, so the test fails instead of hanging.
+        stop: watch::Sender<bool>,
+    }
+
+    fn full() -> StoreError {
+        StoreError::Unavailable("database or disk is full".into())
+    }
+
+    #[async_trait]
+    impl Outbox for FullDisk {
+        async fn due(&self, _: i64, _: usize) -> Result<Vec<OutboxItem>, StoreError> {
+            Ok(vec![OutboxItem {
+                event_id: "e1".into(),
+                attempts: 0,
+            }])
+        }
+        async fn retry_at(&self, _: &str, _: u32, _: i64, _: &str) -> Result<(), StoreError> {
+            Err(full())
+        }
+        async fn finish(&self, _: &str, _: Option<&str>) -> Result<(), StoreError> {
+            Err(full())
+        }
+    }
+
+    #[async_trait]
+    impl EventLog for FullDisk {
+        async fn commit(
+            &self,
+            event: EventRecord,
+            _: Option<&IdempotencyClaim>,
+        ) -> Result<Committed, CommitError> {
+            Err(CommitError::new(full(), event))
+        }
+        async fn get(&self, _: &str) -> Result<Option<EventRecord>, StoreError> {
+            if self.reads.fetch_add(1, Ordering::SeqCst) == 1_000 {
+                let _ = self.stop.send(true);
+            }
+            Err(full())
+        }
+        async fn event_types(&self, _: &str, _: &str) -> Result<Vec<EventTypeStats>, StoreError> {
+            Err(full())
+        }
+        async fn list(&self, _: &EventQuery) -> Result<EventPage, StoreError> {
+            Err(full())
+        }
+        async fn action_log(&self, _: &str) -> Result<Vec<ActionLogEntry>, StoreError> {
+            Err(full())
+        }
+        async fn update_action(&self, _: &str, _: &ActionUpdate) -> Result<(), StoreError> {
+            Err(full())
+        }
+    }
+
+    struct NoDirectory;
+
+    #[async_trait]
+    impl Directory for NoDirectory {
+        async fn apply(
+            &self,
+            _: &str,
+            _: &ActionKey,
+            _: &[DirectoryChange],
+            _: &Value,
+            _: i64,
+        ) -> Result<Applied, DirectoryError> {
+            unreachable!()
+        }
+        async fn known_users(&self, _: &str, _: &[String]) -> Result<Vec<String>, DirectoryError> {
+            unreachable!()
+        }
+        async fn user(&self, _: &str, _: &str) -> Result<Option<Entity>, DirectoryError> {
+            unreachable!()
+        }
+        async fn object(&self, _: &str, _: &str, _: &str) -> Result<Option<Entity>, DirectoryError> {
+            unreachable!()
+        }
+        async fn tenant(&self, _: &str, _: &str) -> Result<Option<Entity>, DirectoryError> {
+            unreachable!()
+        }
+        async fn subscriptions(
+            &self,
+            _: &str,
+            _: &str,
+            _: &str,
+        ) -> Result<Vec<(RecipientRef, Map<String, Value>)>, DirectoryError> {
+            unreachable!()
+        }
+        async fn audience_members(&self, _: &str, _: &str) -> Result<Option<Vec<String>>, DirectoryError> {
+            unreachable!()
+        }
+        async fn workflow_run(&self, _: &str, _: &str) -> Result<Option<WorkflowRun>, DirectoryError> {
+            unreachable!()
+        }
+        async fn workflow_runs(
+            &self,
+            _: &str,
+            _: Option<&str>,
+            _: usize,
+        ) -> Result<Vec<WorkflowRun>, DirectoryError> {
+            unreachable!()
+        }
+    }
+
+    struct NoTargets;
+
+    #[async_trait]
+    impl TargetInvoker for NoTargets {
+        async fn invoke_function(&self, _: &str, _: &Value) -> Result<Value, InvokeError> {
+            unreachable!()
+        }
+        async fn deliver_run(&self, _: &WorkflowRun) -> Result<Option<Value>, InvokeError> {
+            unreachable!()
+        }
+    }
+
+    /// While the store fails, the worker waits longer and longer between rounds instead
+    /// of retrying at once: over a minute (of virtual time) it tries about fifteen
+    /// times, not millions.
+    #[tokio::test(start_paused = true)]
+    async fn a_failing_store_is_retried_with_backoff() {
+        let (stop, stopped) = watch::channel(false);
+        let store = Arc::new(FullDisk {
+            reads: AtomicUsize::new(0),
+            stop: stop.clone(),
+        });
+        let worker = OutboxWorker {
+            events: store.clone(),
+            outbox: store.clone(),
+            executor: ActionExecutor {
+                directory: Arc::new(NoDirectory),
+                targets: Arc::new(NoTargets),
+                clock: Arc::new(SystemClock),
+            },
+            clock: Arc::new(SystemClock),
+            max_attempts: 3,
+            backoff: Duration::from_secs(1),
+        };
+        let handle = worker.spawn(Arc::new(Notify::new()), stopped, Duration::from_millis(500));
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        stop.send(true).unwrap();
+        handle.await.unwrap();
+        let rounds = store.reads.load(Ordering::SeqCst);
+        // 0.1 + 0.2 + 0.4 + 0.8 + 1.6 + 3.2 + 5 s x 10 ≈ 56 s, with jitter.
+        assert!((10..=20).contains(&rounds), "{rounds} rounds in a minute");
     }
 }
