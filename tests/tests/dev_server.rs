@@ -578,3 +578,25 @@ async fn a_rejected_request_keeps_a_bounded_part_of_its_body() {
     );
     server.shutdown().await.unwrap();
 }
+
+/// The sandbox's size limits bound what a script builds, not the sender's payload: a
+/// signed event whose body holds an array of 10,001 items and a map of 10,001 keys is
+/// verified and accepted under the shipped script (which reads `ctx.body`).
+#[tokio::test]
+async fn large_arrays_and_maps_in_a_body_are_accepted() {
+    let ws = Workspace::new();
+    let server = ws.start().await;
+    let url = server.url("task-app", "development").unwrap().to_string();
+    let items: Vec<u32> = (0..10_001).collect();
+    let keys: serde_json::Map<String, Value> =
+        (0..10_001).map(|i| (format!("k{i}"), json!(i))).collect();
+    let body = json!({
+        "event_type": "task.assigned",
+        "event_id": "wide-1",
+        "data": {"assigned_to": "user_456", "items": items, "lookup": keys}
+    })
+    .to_string();
+    let answer = post(&url, &body, &[("x-webhook-signature", &signed(&body))]).await;
+    assert_eq!(answer.status, StatusCode::ACCEPTED, "{:?}", answer.body);
+    server.shutdown().await.unwrap();
+}

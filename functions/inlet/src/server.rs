@@ -169,7 +169,9 @@ pub async fn start(
     options: DevOptions,
     stop: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<DevServer> {
-    let engine = Arc::new(ScriptEngine::new(ScriptLimits::default()));
+    let engine = Arc::new(ScriptEngine::new(ScriptLimits::for_body_limit(
+        options.max_body_bytes,
+    )));
     let catalog = load_catalog(&options, &engine).await?;
     let vars = load_local_vars(options.vars_file.as_deref(), std::env::vars())?;
     let targets = match &options.targets_file {

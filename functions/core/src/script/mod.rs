@@ -31,28 +31,46 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Sandbox limits; the defaults are the published ones (the README lists them).
+///
+/// The size limits are sized to the body limit ([`ScriptLimits::for_body_limit`]): any
+/// payload a sender may send converts to `ctx.body` whole (an array of `[0,0,…]` has at
+/// most half as many items as the body has bytes), so the sender's shape never makes a
+/// request fail. What a script *builds* is bounded by the memory budget, the wall time
+/// and the operation count, and every helper or built-in that could make a result much
+/// larger than its inputs in one call checks the result's size before building it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ScriptLimits {
     pub max_operations: u64,
     pub max_call_depth: usize,
-    /// Longest string a script may build, in bytes. Larger than the default body limit,
+    /// Longest string a script may build, in bytes. At least four times the body limit,
     /// so that `rawBody` and strings derived from it fit.
     pub max_string_bytes: usize,
     pub max_array_len: usize,
     pub max_map_len: usize,
+    /// Memory a run may hold at once (enforced where the binary installs
+    /// [`CountingAllocator`], as `inlet` and the ingest function do).
+    pub max_memory_bytes: usize,
     pub wall_time: Duration,
+}
+
+impl ScriptLimits {
+    /// The limits for requests of at most `max_body_bytes`.
+    pub fn for_body_limit(max_body_bytes: usize) -> Self {
+        ScriptLimits {
+            max_operations: 1_000_000,
+            max_call_depth: 32,
+            max_string_bytes: (4 * max_body_bytes).max(1024 * 1024),
+            max_array_len: max_body_bytes / 2 + 1,
+            max_map_len: max_body_bytes / 2 + 1,
+            max_memory_bytes: 64 * 1024 * 1024,
+            wall_time: Duration::from_millis(50),
+        }
+    }
 }
 
 impl Default for ScriptLimits {
     fn default() -> Self {
-        ScriptLimits {
-            max_operations: 1_000_000,
-            max_call_depth: 32,
-            max_string_bytes: 1024 * 1024,
-            max_array_len: 10_000,
-            max_map_len: 10_000,
-            wall_time: Duration::from_millis(50),
-        }
+        Self::for_body_limit(crate::defaults::MAX_BODY_BYTES)
     }
 }
 
@@ -508,8 +526,12 @@ mod tests {
     fn every_limit_is_enforced() {
         // A generous wall time, so that each other limit is what stops the script even
         // in an unoptimised build.
+        // Array and map limits sized to a small body, so that they, not the operation
+        // count, stop the loops.
         let e = ScriptEngine::new(ScriptLimits {
             wall_time: Duration::from_secs(30),
+            max_array_len: 1_000,
+            max_map_len: 1_000,
             ..ScriptLimits::default()
         });
         let cases = [
