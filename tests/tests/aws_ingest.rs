@@ -100,6 +100,7 @@ async fn ingest_handler_on_api_gateway_events() {
             vars: Arc::new(SsmVars::new(ssm, clock.clone())),
             clock: clock.clone(),
             settings: PipelineSettings::default(),
+            script_pool: None,
         },
         config,
         environment: "development".into(),

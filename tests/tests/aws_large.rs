@@ -79,6 +79,7 @@ async fn ingest_function(
             vars: Arc::new(SsmVars::new(ssm, clock.clone())),
             clock,
             settings: PipelineSettings::default(),
+            script_pool: None,
         },
         config,
         environment: "development".into(),

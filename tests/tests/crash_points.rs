@@ -509,6 +509,7 @@ fn pipeline(stores: &Arc<Crashing>, engine: &Arc<ScriptEngine>) -> Pipeline {
         vars: Arc::new(StaticVars::default()),
         clock: Arc::new(SystemClock),
         settings: PipelineSettings::default(),
+        script_pool: None,
     }
 }
 

@@ -547,7 +547,10 @@ async fn secrets_in_the_query_string_are_redacted() {
         .text()
         .await
         .unwrap();
-    assert!(!detail.contains("tok123") && !detail.contains(SECRET), "{detail}");
+    assert!(
+        !detail.contains("tok123") && !detail.contains(SECRET),
+        "{detail}"
+    );
     server.shutdown().await.unwrap();
 }
 
@@ -599,4 +602,78 @@ async fn large_arrays_and_maps_in_a_body_are_accepted() {
     let answer = post(&url, &body, &[("x-webhook-signature", &signed(&body))]).await;
     assert_eq!(answer.status, StatusCode::ACCEPTED, "{:?}", answer.body);
     server.shutdown().await.unwrap();
+}
+
+/// Scripts run off the server's async threads: while runaway scripts hold every script
+/// thread for their whole budget (2 s here), `/healthz` and other requests are still
+/// answered. The server gets a runtime of its own with one worker thread, so a script
+/// run on an async thread would hold up everything else.
+#[test]
+fn runaway_scripts_do_not_hold_up_other_requests() {
+    let ws = Workspace::new();
+    std::fs::write(
+        ws.sources().join("runaway.yaml"),
+        "key: runaway\nname: Runaway\nenvironments:\n  development:\n    script: runaway.rhai\n    enforce_verification: true\n",
+    )
+    .unwrap();
+    std::fs::write(
+        ws.sources().join("runaway.rhai"),
+        "fn main(ctx) { loop {} }",
+    )
+    .unwrap();
+    let mut options = ws.options();
+    options.script_limits = Some(inlet_core::script::ScriptLimits {
+        wall_time: Duration::from_secs(2),
+        max_operations: 0,
+        ..inlet_core::script::ScriptLimits::default()
+    });
+    let (ready, started) = std::sync::mpsc::channel();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server_thread = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            let server = inlet::server::start(options, async {
+                let _ = stopped.await;
+            })
+            .await
+            .unwrap();
+            ready
+                .send((
+                    server.addr,
+                    server.url("runaway", "development").unwrap().to_string(),
+                ))
+                .unwrap();
+            server.wait().await.unwrap();
+        });
+    });
+    let (addr, url) = started.recv().unwrap();
+
+    let client = tokio::runtime::Runtime::new().unwrap();
+    client.block_on(async move {
+        let runaway: Vec<_> = (0..2)
+            .map(|_| {
+                let url = url.clone();
+                tokio::spawn(async move { post(&url, "{}", &[]).await })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let health = reqwest::get(format!("http://{addr}/healthz"))
+            .await
+            .unwrap();
+        assert_eq!(health.status(), StatusCode::OK);
+        assert!(
+            runaway.iter().all(|r| !r.is_finished()),
+            "/healthz waited for a runaway script"
+        );
+        for request in runaway {
+            let answer = request.await.unwrap();
+            assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{:?}", answer.body);
+        }
+    });
+    stop.send(()).unwrap();
+    server_thread.join().unwrap();
 }

@@ -38,6 +38,7 @@ impl IngestFunction {
                 vars: Arc::new(SsmVars::new(aws_sdk_ssm::Client::new(&aws), clock.clone())),
                 clock: clock.clone(),
                 settings: PipelineSettings::default(),
+                script_pool: None,
             },
             config: ConfigTable::new(dynamo, names.config_table, engine, clock),
             environment: names.environment,

@@ -29,6 +29,11 @@ pub mod store;
 pub mod vars;
 mod yaml;
 
+/// The core's own tests count script memory as the binaries do.
+#[cfg(test)]
+#[global_allocator]
+static ALLOCATOR: script::CountingAllocator = script::CountingAllocator;
+
 /// Published defaults; the README lists them.
 pub mod defaults {
     /// Largest accepted request body.

@@ -71,7 +71,10 @@ impl Outage {
 
     fn recovered(&mut self) {
         if self.failed_rounds > 0 {
-            tracing::info!(failed_rounds = self.failed_rounds, "the store works again; the action worker resumes");
+            tracing::info!(
+                failed_rounds = self.failed_rounds,
+                "the store works again; the action worker resumes"
+            );
         }
         *self = Outage::default();
     }
@@ -191,8 +194,8 @@ mod tests {
     };
     use crate::executor::{InvokeError, TargetInvoker};
     use crate::store::{
-        ActionLogEntry, ActionUpdate, CommitError, Committed, EventPage, EventQuery,
-        EventRecord, EventTypeStats, IdempotencyClaim,
+        ActionLogEntry, ActionUpdate, CommitError, Committed, EventPage, EventQuery, EventRecord,
+        EventTypeStats, IdempotencyClaim,
     };
     use async_trait::async_trait;
     use serde_json::{Map, Value};
@@ -275,7 +278,12 @@ mod tests {
         async fn user(&self, _: &str, _: &str) -> Result<Option<Entity>, DirectoryError> {
             unreachable!()
         }
-        async fn object(&self, _: &str, _: &str, _: &str) -> Result<Option<Entity>, DirectoryError> {
+        async fn object(
+            &self,
+            _: &str,
+            _: &str,
+            _: &str,
+        ) -> Result<Option<Entity>, DirectoryError> {
             unreachable!()
         }
         async fn tenant(&self, _: &str, _: &str) -> Result<Option<Entity>, DirectoryError> {
@@ -289,10 +297,18 @@ mod tests {
         ) -> Result<Vec<(RecipientRef, Map<String, Value>)>, DirectoryError> {
             unreachable!()
         }
-        async fn audience_members(&self, _: &str, _: &str) -> Result<Option<Vec<String>>, DirectoryError> {
+        async fn audience_members(
+            &self,
+            _: &str,
+            _: &str,
+        ) -> Result<Option<Vec<String>>, DirectoryError> {
             unreachable!()
         }
-        async fn workflow_run(&self, _: &str, _: &str) -> Result<Option<WorkflowRun>, DirectoryError> {
+        async fn workflow_run(
+            &self,
+            _: &str,
+            _: &str,
+        ) -> Result<Option<WorkflowRun>, DirectoryError> {
             unreachable!()
         }
         async fn workflow_runs(

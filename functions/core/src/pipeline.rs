@@ -43,7 +43,7 @@ use crate::config::{Catalog, EnvironmentConfig, SourceConfig};
 use crate::defaults;
 use crate::path::{FieldPath, PathRoots};
 use crate::reply::{IngestError, Reply};
-use crate::script::{ScriptEngine, ScriptErrorKind, ScriptInput};
+use crate::script::{OwnedScriptInput, ScriptEngine, ScriptErrorKind, ScriptInput, ScriptPool};
 use crate::store::{
     CommitError, Committed, EventLog, EventRecord, EventStatus, IdempotencyClaim, IdempotencyScope,
     StoreError, VerificationStatus,
@@ -134,6 +134,10 @@ pub struct Pipeline {
     pub vars: Arc<dyn VarsProvider>,
     pub clock: Arc<dyn Clock>,
     pub settings: PipelineSettings,
+    /// Where scripts run: on a bounded pool of blocking threads (a server with many
+    /// requests at once), or, with `None`, inline on the calling task (a Lambda
+    /// execution environment, which serves one request at a time; tests; dry runs).
+    pub script_pool: Option<Arc<ScriptPool>>,
 }
 
 /// A request as read: the raw body and header list the log keeps, and the parsed parts.
@@ -159,6 +163,8 @@ enum Verified {
     Answered(Reply),
     /// Log the event as it stands, then answer with this error.
     Refused(IngestError),
+    /// The script did not run (the pool is full): answer with this error, log nothing.
+    NotRun(IngestError),
 }
 
 impl Pipeline {
@@ -194,9 +200,10 @@ impl Pipeline {
         event.query = redact_query(&event.query, &vars);
 
         // Step 2: verification and preprocessing.
-        let preprocess = match self.verify(route, &parsed, vars, &mut event) {
+        let preprocess = match self.verify(route, &parsed, vars, &mut event).await {
             Verified::Passed(preprocess) => preprocess,
             Verified::Answered(reply) => return Ok(reply),
+            Verified::NotRun(error) => return Err(error),
             Verified::Refused(error) => {
                 self.log_refused(event).await;
                 return Err(error);
@@ -316,7 +323,7 @@ impl Pipeline {
     }
 
     /// Runs the environment's script, if any, and records on `event` what it said.
-    fn verify(
+    async fn verify(
         &self,
         route: &Route,
         parsed: &Parsed,
@@ -328,19 +335,45 @@ impl Pipeline {
         let Some(script) = &env.script else {
             return Verified::Passed(preprocess);
         };
-        let outcome = self.engine.run(
-            script,
-            ScriptInput {
-                vars,
-                body: parsed.body.clone(),
-                raw_body: &event.raw_body,
-                headers: parsed.headers.clone(),
-                query: parsed.query.clone(),
-                method: &event.method,
-                received_at: event.received_at_ms.div_euclid(1000),
-                now_ms: self.clock.now_ms(),
-            },
-        );
+        let received_at = event.received_at_ms.div_euclid(1000);
+        let outcome = match &self.script_pool {
+            None => self.engine.run(
+                script,
+                ScriptInput {
+                    vars,
+                    body: parsed.body.clone(),
+                    raw_body: &event.raw_body,
+                    headers: parsed.headers.clone(),
+                    query: parsed.query.clone(),
+                    method: &event.method,
+                    received_at,
+                    now_ms: self.clock.now_ms(),
+                },
+            ),
+            Some(pool) => {
+                let input = OwnedScriptInput {
+                    vars,
+                    body: parsed.body.clone(),
+                    raw_body: std::mem::take(&mut event.raw_body),
+                    headers: parsed.headers.clone(),
+                    query: parsed.query.clone(),
+                    method: event.method.clone(),
+                    received_at,
+                    now_ms: self.clock.now_ms(),
+                };
+                match pool.run(script.clone(), input).await {
+                    Ok((outcome, raw_body)) => {
+                        event.raw_body = raw_body;
+                        outcome
+                    }
+                    Err(full) => {
+                        return Verified::NotRun(IngestError::Busy {
+                            detail: full.to_string(),
+                        });
+                    }
+                }
+            }
+        };
         let verified = match outcome {
             Ok(output) => {
                 event.script_console = output.console;
@@ -668,7 +701,10 @@ pub fn redact_query(query: &str, vars: &Vars) -> String {
             };
             let lower = decode(name).to_ascii_lowercase();
             let sensitive = SENSITIVE_NAMES.is_match(&lower)
-                || matches!(lower.as_str(), "key" | "sig" | "signature" | "auth" | "code");
+                || matches!(
+                    lower.as_str(),
+                    "key" | "sig" | "signature" | "auth" | "code"
+                );
             if sensitive || vars.appears_in(&decode(value)) {
                 format!("{name}={REDACTED}")
             } else {
@@ -842,6 +878,7 @@ environments:
             vars: Arc::new(StaticVars::default()),
             clock: clock.clone(),
             settings: PipelineSettings::default(),
+            script_pool: None,
         };
         Harness {
             route: routes.get("tok").unwrap().clone(),

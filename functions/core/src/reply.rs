@@ -50,6 +50,9 @@ pub enum IngestError {
     InvalidBody { code: &'static str, message: String },
     #[error("request not verified")]
     Unverified,
+    /// Every script thread is busy and the queue is full; nothing was processed.
+    #[error("busy: {detail}")]
+    Busy { detail: String },
     /// A store or vars failure that may pass; `detail` is logged, never sent.
     #[error("service unavailable: {detail}")]
     Unavailable { detail: String },
@@ -69,6 +72,7 @@ impl IngestError {
             IngestError::InvalidBody { .. } => 400,
             IngestError::Unverified => 401,
             IngestError::NotStored { .. } => 500,
+            IngestError::Busy { .. } => 503,
             IngestError::Unavailable { .. } => 503,
         }
     }
@@ -81,6 +85,7 @@ impl IngestError {
             IngestError::InvalidBody { code, .. } => code,
             IngestError::Unverified => "unverified",
             IngestError::NotStored { .. } => "not_stored",
+            IngestError::Busy { .. } => "busy",
             IngestError::Unavailable { .. } => "unavailable",
         }
     }
@@ -106,6 +111,9 @@ impl IngestError {
             IngestError::Unavailable { .. } => {
                 "the event could not be stored right now; retry later".into()
             }
+            IngestError::Busy { .. } => {
+                "the server is busy with other requests and did not process this one; retry later".into()
+            }
         }
     }
 
@@ -118,6 +126,7 @@ impl IngestError {
             IngestError::NotStored { event_id, detail } => {
                 tracing::error!(%event_id, error = %detail, "event not stored (permanent failure)");
             }
+            IngestError::Busy { detail } => tracing::warn!(%detail, "request refused: busy"),
             _ => {}
         }
         let reply = Reply::json(
@@ -126,7 +135,7 @@ impl IngestError {
         );
         match self {
             IngestError::MethodNotAllowed { .. } => reply.with_header("allow", "POST"),
-            IngestError::Unavailable { .. } => {
+            IngestError::Unavailable { .. } | IngestError::Busy { .. } => {
                 reply.with_header("retry-after", UNAVAILABLE_RETRY_AFTER_SECS.to_string())
             }
             _ => reply,

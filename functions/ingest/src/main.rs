@@ -4,6 +4,10 @@ use inlet_aws::ingest::IngestFunction;
 use lambda_http::{Error, run, service_fn, tracing};
 use std::sync::Arc;
 
+/// Counts the memory each script run holds, so its budget is enforced.
+#[global_allocator]
+static ALLOCATOR: inlet_core::script::CountingAllocator = inlet_core::script::CountingAllocator;
+
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     tracing::init_default_subscriber(); // JSON when AWS_LAMBDA_LOG_FORMAT=JSON

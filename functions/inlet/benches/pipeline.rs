@@ -138,6 +138,7 @@ fn pipeline(engine: Arc<ScriptEngine>, events: Arc<dyn inlet_core::store::EventL
         )])))),
         clock: Arc::new(SystemClock),
         settings: PipelineSettings::default(),
+        script_pool: None,
     }
 }
 

@@ -222,6 +222,7 @@ async fn dev(args: DevArgs) -> anyhow::Result<ExitCode> {
         targets_file: args.targets,
         pause_actions: args.pause_actions,
         expose_admin: args.expose_admin,
+        script_limits: None,
     };
     let server = server::start(options.clone(), shutdown_signal()).await?;
     // The banner is written whatever became of stdout: a server whose output was piped

@@ -4,6 +4,10 @@ use clap::Parser;
 use std::process::ExitCode;
 use tracing_subscriber::EnvFilter;
 
+/// Counts the memory each script run holds, so its budget is enforced.
+#[global_allocator]
+static ALLOCATOR: inlet_core::script::CountingAllocator = inlet_core::script::CountingAllocator;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     tracing_subscriber::fmt()

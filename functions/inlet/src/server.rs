@@ -29,7 +29,7 @@ use inlet_core::executor::ActionExecutor;
 use inlet_core::outbox::OutboxWorker;
 use inlet_core::pipeline::{InboundRequest, Pipeline, PipelineSettings, RouteTable};
 use inlet_core::reply::{IngestError, Reply};
-use inlet_core::script::{ScriptEngine, ScriptLimits};
+use inlet_core::script::{ScriptEngine, ScriptLimits, ScriptPool};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -56,6 +56,8 @@ pub struct DevOptions {
     pub pause_actions: bool,
     /// Serve `/admin` even when listening on a non-loopback address.
     pub expose_admin: bool,
+    /// Sandbox limits; `None`: the published defaults for `max_body_bytes`.
+    pub script_limits: Option<ScriptLimits>,
 }
 
 impl DevOptions {
@@ -71,6 +73,7 @@ impl DevOptions {
             targets_file: None,
             pause_actions: false,
             expose_admin: false,
+            script_limits: None,
         }
     }
 }
@@ -169,9 +172,16 @@ pub async fn start(
     options: DevOptions,
     stop: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<DevServer> {
-    let engine = Arc::new(ScriptEngine::new(ScriptLimits::for_body_limit(
-        options.max_body_bytes,
-    )));
+    let limits = options
+        .script_limits
+        .clone()
+        .unwrap_or_else(|| ScriptLimits::for_body_limit(options.max_body_bytes));
+    let engine = Arc::new(ScriptEngine::new(limits));
+    if !inlet_core::script::memory_budget_enforced() {
+        tracing::warn!(
+            "the script memory budget is not enforced: this binary does not count allocations"
+        );
+    }
     let catalog = load_catalog(&options, &engine).await?;
     let vars = load_local_vars(options.vars_file.as_deref(), std::env::vars())?;
     let targets = match &options.targets_file {
@@ -200,6 +210,9 @@ pub async fn start(
             max_body_bytes: options.max_body_bytes,
             ..PipelineSettings::default()
         },
+        // Scripts run off the async threads, so a slow one cannot hold up other
+        // requests (`/healthz` included).
+        script_pool: Some(Arc::new(ScriptPool::for_this_machine(engine.clone()))),
     };
     let listener = tokio::net::TcpListener::bind(options.addr)
         .await

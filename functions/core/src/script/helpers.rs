@@ -10,7 +10,7 @@
 //! rejects the request like any other script error.
 
 use super::context::{dynamic_to_json, json_to_dynamic};
-use super::run_state;
+use super::{bounds, run_state};
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE, URL_SAFE_NO_PAD};
 use hmac::{Hmac, Mac};
@@ -41,28 +41,35 @@ pub fn hmac_sha256(key: &[u8], message: &[u8]) -> Vec<u8> {
 }
 
 /// Registers a two-argument byte helper for every (string|blob, string|blob) pair.
+/// Each checks the wall-time budget first: they work per byte (up to a megabyte), so a
+/// loop of them could otherwise run many milliseconds between the engine's checks.
 macro_rules! bytes2 {
     ($engine:expr, $name:expr, $f:expr) => {{
         let f = $f;
         $engine.register_fn($name, move |a: ImmutableString, b: ImmutableString| {
-            f(a.as_bytes(), b.as_bytes())
+            bounds::time_left().map(|()| f(a.as_bytes(), b.as_bytes()))
         });
         $engine.register_fn($name, move |a: Blob, b: ImmutableString| {
-            f(&a, b.as_bytes())
+            bounds::time_left().map(|()| f(&a, b.as_bytes()))
         });
         $engine.register_fn($name, move |a: ImmutableString, b: Blob| {
-            f(a.as_bytes(), &b)
+            bounds::time_left().map(|()| f(a.as_bytes(), &b))
         });
-        $engine.register_fn($name, move |a: Blob, b: Blob| f(&a, &b));
+        $engine.register_fn($name, move |a: Blob, b: Blob| {
+            bounds::time_left().map(|()| f(&a, &b))
+        });
     }};
 }
 
-/// Registers a one-argument byte helper for strings and blobs.
+/// Registers a one-argument byte helper for strings and blobs (checking the wall-time
+/// budget first, as [`bytes2`] does).
 macro_rules! bytes1 {
     ($engine:expr, $name:expr, $f:expr) => {{
         let f = $f;
-        $engine.register_fn($name, move |a: ImmutableString| f(a.as_bytes()));
-        $engine.register_fn($name, move |a: Blob| f(&a));
+        $engine.register_fn($name, move |a: ImmutableString| {
+            bounds::time_left().map(|()| f(a.as_bytes()))
+        });
+        $engine.register_fn($name, move |a: Blob| bounds::time_left().map(|()| f(&a)));
     }};
 }
 
@@ -153,11 +160,15 @@ pub fn register(engine: &mut Engine) {
         let value = dynamic_to_json(&v).map_err(|e| script_error("json_stringify", e))?;
         Ok(value.to_string())
     });
-    engine.register_fn("form_decode", |s: ImmutableString| -> rhai::Map {
-        form_urlencoded::parse(s.as_bytes())
-            .map(|(k, v)| (k.as_ref().into(), Dynamic::from(v.into_owned())))
-            .collect()
-    });
+    engine.register_fn(
+        "form_decode",
+        |ctx: rhai::NativeCallContext, s: ImmutableString| -> HelperResult<rhai::Map> {
+            bounds::map_fits(&ctx, s.split('&').count())?;
+            Ok(form_urlencoded::parse(s.as_bytes())
+                .map(|(k, v)| (k.as_ref().into(), Dynamic::from(v.into_owned())))
+                .collect())
+        },
+    );
     engine.register_fn("now", || -> i64 { run_state::now_ms().div_euclid(1000) });
     engine.register_fn("now_ms", run_state::now_ms);
 }

@@ -15,12 +15,22 @@
 //! (deadline, console, clock) lives in thread-locals because Rhai's callbacks are
 //! engine-wide; a run never awaits, so the thread is the run.
 
+mod bounds;
 mod context;
 mod helpers;
+mod memory;
+mod pool;
 mod run_state;
 
 pub use context::{CONTEXT_TYPE_NAME, ScriptContext, ScriptInput, VARS_TYPE_NAME};
 pub use helpers::hmac_sha256;
+pub use memory::{CountingAllocator, installed as memory_budget_enforced};
+pub use pool::{OwnedScriptInput, PoolFull, ScriptPool};
+
+/// The token a run is terminated with when its wall time is spent.
+const WALL_TIME_SPENT: &str = "wall time budget exhausted";
+/// The token a run is terminated with when it holds more memory than its budget.
+const MEMORY_SPENT: &str = "memory budget exhausted";
 
 use context::{MissingVar, dynamic_to_json};
 use rhai::{AST, Dynamic, Engine, EvalAltResult, Scope};
@@ -178,9 +188,18 @@ impl ScriptEngine {
             .set_module_resolver(rhai::module_resolvers::DummyModuleResolver::new());
         engine.disable_symbol("eval");
         engine.disable_symbol("import");
-        engine.on_progress(|ops| {
-            if ops % 256 == 0 && run_state::past_deadline() {
-                return Some(Dynamic::from("wall time budget exhausted"));
+        // Checked every 16 operations: `Instant::now` and a thread-local read cost well
+        // under a microsecond, and calls that do much work at once check for themselves.
+        let max_memory = limits.max_memory_bytes;
+        engine.on_progress(move |ops| {
+            if ops % 16 != 0 {
+                return None;
+            }
+            if run_state::past_deadline() {
+                return Some(Dynamic::from(WALL_TIME_SPENT));
+            }
+            if memory::held() > max_memory {
+                return Some(Dynamic::from(MEMORY_SPENT));
             }
             None
         });
@@ -195,6 +214,7 @@ impl ScriptEngine {
             run_state::push_console(format!("[debug {pos}] {text}"));
         });
         helpers::register(&mut engine);
+        bounds::register(&mut engine);
         context::register(&mut engine);
         ScriptEngine {
             engine,
@@ -244,11 +264,13 @@ impl ScriptEngine {
         input: ScriptInput<'_>,
     ) -> Result<ScriptOutput, ScriptRunError> {
         run_state::begin(input.now_ms, input.vars.clone());
+        memory::start();
         let ctx = Dynamic::from(ScriptContext::new(&input));
         run_state::start_clock(Instant::now() + self.limits.wall_time);
         let result = self
             .engine
             .call_fn::<Dynamic>(&mut Scope::new(), &script.ast, "main", (ctx,));
+        memory::stop();
         let console = run_state::end();
         let outcome = match result {
             Ok(value) => read_output(value, console),
@@ -289,6 +311,17 @@ impl ScriptEngine {
                     limits.max_string_bytes, limits.max_array_len, limits.max_map_len
                 ),
             ),
+            EvalAltResult::ErrorTerminated(token, pos)
+                if token.clone().into_string().ok().as_deref() == Some(MEMORY_SPENT) =>
+            {
+                (
+                    ScriptErrorKind::Limit,
+                    format!(
+                        "memory over {} MiB at {pos}",
+                        limits.max_memory_bytes / (1024 * 1024)
+                    ),
+                )
+            }
             EvalAltResult::ErrorTerminated(_, pos) => (
                 ScriptErrorKind::Limit,
                 format!(
@@ -520,6 +553,80 @@ mod tests {
         );
         let err = run(r#"fn main(ctx) { #{ http_response: #{ status: 99 } } }"#).unwrap_err();
         assert!(err.message.contains("100 to 599"));
+    }
+
+    #[test]
+    fn calls_whose_result_would_be_too_large_are_refused_before_they_run() {
+        let e = ScriptEngine::new(ScriptLimits {
+            wall_time: Duration::from_secs(30),
+            ..ScriptLimits::default()
+        });
+        let cases = [
+            // 1,000 'a's each replaced by 1 MiB: a 1 GB string, refused up front.
+            (
+                r#"fn main(ctx) { let big = "b"; while big.len() < 1048576 { big += big; } let s = "a"; while s.len() < 1000 { s += s; } s.replace("a", big); #{} }"#,
+                "Length of string",
+            ),
+            (
+                r#"fn main(ctx) { let s = "a"; while s.len() < 1048576 { s += s; } s.split(""); #{} }"#,
+                "Size of array",
+            ),
+            (
+                r#"fn main(ctx) { let s = "a"; while s.len() < 1048576 { s += s; } s.to_chars(); #{} }"#,
+                "Size of array",
+            ),
+            (
+                r#"fn main(ctx) { let s = "k=v&"; while s.len() < 600000 { s += s; } form_decode(s); #{} }"#,
+                "Size of object map",
+            ),
+        ];
+        for (code, needle) in cases {
+            let err = run_with(&e, code, json!({})).unwrap_err();
+            assert_eq!(err.kind, ScriptErrorKind::Limit, "{code}: {err}");
+            assert!(err.message.contains(needle), "{code}: {err}");
+        }
+        // The replaced built-ins still do their job.
+        let out = run_with(
+            &e,
+            r#"fn main(ctx) { let a = "banana"; a.replace("a", "o"); let f = "banana"; f.replace('a', "0"); #{ a: a, b: "a,b,,c".split(","), c: "x y".split(), d: "ab".to_chars().len(), e: "a-b".split_rev("-"), f: f, g: "x=1&y=2".split('&') } }"#,
+            json!({}),
+        )
+        .unwrap();
+        assert_eq!(
+            Value::Object(out.preprocess),
+            json!({"a": "bonono", "b": ["a", "b", "", "c"], "c": ["x", "y"], "d": 2, "e": ["b", "a"], "f": "b0n0n0", "g": ["x=1", "y=2"]})
+        );
+    }
+
+    #[test]
+    fn memory_held_by_a_run_is_bounded() {
+        assert!(
+            memory_budget_enforced(),
+            "the tests install the counting allocator"
+        );
+        let e = ScriptEngine::new(ScriptLimits {
+            wall_time: Duration::from_secs(30),
+            max_memory_bytes: 8 * 1024 * 1024,
+            ..ScriptLimits::default()
+        });
+        // Rhai bounds the data reachable from one value (the sizes inside a container
+        // add up), but not what separate values hold: here each call frame holds its own
+        // copy of a 512 KiB string, well within the call depth, 8 MiB in 16 frames.
+        let code = r#"fn f(s) { let t = s + "z"; f(t) } fn main(ctx) { let s = "x"; while s.len() < 524288 { s += s; } f(s) }"#;
+        let err = run_with(&e, code, json!({})).unwrap_err();
+        assert_eq!(err.kind, ScriptErrorKind::Limit, "{err}");
+        assert!(err.message.contains("memory over 8 MiB"), "{err}");
+    }
+
+    #[test]
+    fn helpers_that_work_per_byte_stop_at_the_wall_time() {
+        let e = ScriptEngine::new(ScriptLimits {
+            wall_time: Duration::from_millis(20),
+            ..ScriptLimits::default()
+        });
+        let code = r#"fn main(ctx) { let s = "x"; while s.len() < 1048576 { s += s; } loop { hmac_sha512(s, s); } }"#;
+        let err = run_with(&e, code, json!({})).unwrap_err();
+        assert!(err.message.contains("wall time over 20 ms"), "{err}");
     }
 
     #[test]
