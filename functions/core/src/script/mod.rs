@@ -286,6 +286,14 @@ impl ScriptEngine {
 
     fn describe_failure(&self, err: &EvalAltResult, console: Vec<String>) -> ScriptRunError {
         let limits = &self.limits;
+        // Where it happened; calls refused before they run have no position.
+        let at = |pos: &rhai::Position| {
+            if pos.is_none() {
+                String::new()
+            } else {
+                format!(" at {pos}")
+            }
+        };
         let (kind, message) = match root_cause(err) {
             EvalAltResult::ErrorRuntime(value, pos) if value.is::<MissingVar>() => {
                 let MissingVar(name) = value.clone_cast::<MissingVar>();
@@ -298,16 +306,17 @@ impl ScriptEngine {
             }
             EvalAltResult::ErrorTooManyOperations(pos) => (
                 ScriptErrorKind::Limit,
-                format!("more than {} operations at {pos}", limits.max_operations),
+                format!("more than {} operations{}", limits.max_operations, at(pos)),
             ),
             EvalAltResult::ErrorStackOverflow(pos) => (
                 ScriptErrorKind::Limit,
-                format!("call depth over {} at {pos}", limits.max_call_depth),
+                format!("call depth over {}{}", limits.max_call_depth, at(pos)),
             ),
             EvalAltResult::ErrorDataTooLarge(what, pos) => (
                 ScriptErrorKind::Limit,
                 format!(
-                    "{what} at {pos} (strings ≤ {} bytes, arrays ≤ {} items, maps ≤ {} entries)",
+                    "{what}{} (strings ≤ {} bytes, arrays ≤ {} items, maps ≤ {} entries)",
+                    at(pos),
                     limits.max_string_bytes, limits.max_array_len, limits.max_map_len
                 ),
             ),
@@ -317,16 +326,18 @@ impl ScriptEngine {
                 (
                     ScriptErrorKind::Limit,
                     format!(
-                        "memory over {} MiB at {pos}",
-                        limits.max_memory_bytes / (1024 * 1024)
+                        "memory over {} MiB{}",
+                        limits.max_memory_bytes / (1024 * 1024),
+                        at(pos)
                     ),
                 )
             }
             EvalAltResult::ErrorTerminated(_, pos) => (
                 ScriptErrorKind::Limit,
                 format!(
-                    "wall time over {} ms at {pos}",
-                    limits.wall_time.as_millis()
+                    "wall time over {} ms{}",
+                    limits.wall_time.as_millis(),
+                    at(pos)
                 ),
             ),
             _ => (ScriptErrorKind::Runtime, err.to_string()),
