@@ -283,3 +283,35 @@ async fn ingest_handler_on_api_gateway_events() {
     }
     eprintln!("idempotency item: {} bytes", item_size(&claim));
 }
+
+/// The ingest function answers a script's `http_response` through the same conversion
+/// as the dev server: framing headers dropped, invalid answers refused as script errors
+/// (never a panic of the function).
+#[tokio::test]
+async fn a_scripts_http_response_through_the_ingest_function() {
+    let stack = common::aws::Stack::new("hooks").await;
+    let (function, tokens) =
+        common::aws::ingest_function(&stack, common::http_response_source().to_vec(), &["hooks"])
+            .await;
+    let response = function
+        .handle(common::aws::apigw(&tokens[0], r#"{"kind": "framing"}"#))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["x-ok"], "1");
+    assert!(response.headers().get("content-length").is_none());
+    assert!(response.headers().get("transfer-encoding").is_none());
+    assert_eq!(
+        std::str::from_utf8(response.body().as_ref()).unwrap(),
+        "challenge-accepted"
+    );
+    for case in ["switch", "empty", "crlf"] {
+        let (status, body) =
+            common::aws::answer(&function, &tokens[0], &format!(r#"{{"kind": "{case}"}}"#)).await;
+        assert_eq!(
+            (status, &body["error"]["code"]),
+            (401, &json!("unverified")),
+            "{case}"
+        );
+    }
+}

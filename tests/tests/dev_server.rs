@@ -677,3 +677,57 @@ fn runaway_scripts_do_not_hold_up_other_requests() {
     stop.send(()).unwrap();
     server_thread.join().unwrap();
 }
+
+/// A script's `http_response` cannot break HTTP: framing headers it sets are dropped
+/// (the answer has the right length, and the connection serves the next request), and a
+/// 1xx status, a 204 with a body or a header value with a line break are script errors
+/// (401 under enforced verification, logged with the reason).
+#[tokio::test]
+async fn a_scripts_http_response_cannot_break_http_framing() {
+    let ws = Workspace::new();
+    for (name, text) in http_response_source() {
+        std::fs::write(ws.sources().join(name), text).unwrap();
+    }
+    let server = ws.start().await;
+    let url = server.url("hooks", "development").unwrap().to_string();
+    let client = reqwest::Client::new();
+    for _ in 0..2 {
+        let response = client
+            .post(&url)
+            .body(r#"{"kind": "framing"}"#)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let headers = response.headers().clone();
+        assert_eq!(headers["x-ok"], "1");
+        assert_eq!(headers["content-length"], "18");
+        assert!(headers.get("transfer-encoding").is_none());
+        assert_eq!(response.text().await.unwrap(), "challenge-accepted");
+    }
+    let nocontent = client
+        .post(&url)
+        .body(r#"{"kind": "nocontent"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(nocontent.status(), StatusCode::NO_CONTENT);
+    for (case, reason) in [
+        ("switch", "from 200 to 599"),
+        ("empty", "carries no body"),
+        ("crlf", "control character"),
+    ] {
+        let answer = post(&url, &format!(r#"{{"kind": "{case}"}}"#), &[]).await;
+        assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{case}");
+        let logged = ws.query_one(
+            "SELECT status, error FROM events WHERE raw_body LIKE ?1",
+            &[&format!("%{case}%")],
+        );
+        assert_eq!(logged["status"], "rejected");
+        assert!(
+            logged["error"].as_str().unwrap().contains(reason),
+            "{case}: {logged}"
+        );
+    }
+    server.shutdown().await.unwrap();
+}

@@ -19,7 +19,7 @@ pub mod on_aws;
 
 use axum::Router;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use inlet_core::config::Catalog;
@@ -111,18 +111,7 @@ pub struct AdminState {
 
 /// A core `Reply` as an axum response (the one conversion, shared with `inlet dev`).
 pub fn to_response(reply: Reply) -> Response {
-    let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let mut response = (status, reply.body).into_response();
-    let headers = response.headers_mut();
-    for (name, value) in reply.headers {
-        if let (Ok(name), Ok(value)) = (
-            HeaderName::from_bytes(name.as_bytes()),
-            HeaderValue::from_str(&value),
-        ) {
-            headers.insert(name, value);
-        }
-    }
-    response
+    reply.into_http()
 }
 
 fn host(headers: &HeaderMap) -> Option<&str> {

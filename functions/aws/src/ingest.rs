@@ -97,11 +97,5 @@ impl IngestFunction {
 }
 
 pub fn to_response(reply: Reply) -> Response<Body> {
-    let mut builder = Response::builder().status(reply.status);
-    for (name, value) in &reply.headers {
-        builder = builder.header(name, value);
-    }
-    builder
-        .body(Body::Text(reply.body))
-        .expect("status and headers come from the core and are valid")
+    reply.into_http()
 }

@@ -29,6 +29,35 @@ impl Reply {
         self
     }
 
+    /// The answer as an HTTP response, for every adapter (the dev server, the ingest
+    /// function): the one place a [`Reply`] meets the `http` types. Scripts' answers are
+    /// checked when they are read (status 200–599, header names and one-line values,
+    /// framing headers dropped), so nothing here should fail; if it did, the header is
+    /// left out (or the answer becomes a 500) with a warning, never a panic.
+    pub fn into_http<B: From<String>>(self) -> http::Response<B> {
+        let status = http::StatusCode::from_u16(self.status).unwrap_or_else(|_| {
+            tracing::warn!(
+                status = self.status,
+                "invalid status in a reply; answering 500"
+            );
+            http::StatusCode::INTERNAL_SERVER_ERROR
+        });
+        let mut response = http::Response::new(B::from(self.body));
+        *response.status_mut() = status;
+        for (name, value) in self.headers {
+            match (
+                http::HeaderName::from_bytes(name.as_bytes()),
+                http::HeaderValue::from_str(&value),
+            ) {
+                (Ok(name), Ok(value)) => {
+                    response.headers_mut().append(name, value);
+                }
+                _ => tracing::warn!(header = %name, "invalid header in a reply; left out"),
+            }
+        }
+        response
+    }
+
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()

@@ -116,7 +116,9 @@ async fn healthz_under_load() {
     let mut options = DevOptions::new(sources, dir.path().join("inlet.db"));
     options.addr = "127.0.0.1:0".parse().unwrap();
     options.watch = false;
-    let server = server::start(options, std::future::pending()).await.unwrap();
+    let server = server::start(options, std::future::pending())
+        .await
+        .unwrap();
     let url = server.url("runaway", "development").unwrap().to_string();
     let health = format!("http://{}/healthz", server.addr);
     let client = reqwest::Client::new();

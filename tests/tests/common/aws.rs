@@ -8,12 +8,17 @@ use aws_lambda_events::event::dynamodb::Event;
 use aws_sdk_dynamodbstreams::types::{AttributeValue, ShardIteratorType};
 use inlet_aws::StackNames;
 use inlet_aws::actions::ActionsFunction;
+use inlet_aws::config_table::{ConfigTable, StoredToken};
 use inlet_aws::directory::DynamoDirectory;
 use inlet_aws::events::DynamoEventLog;
 use inlet_aws::idempotency::DynamoIdempotency;
+use inlet_aws::ingest::IngestFunction;
 use inlet_aws::targets::LambdaTargets;
+use inlet_aws::vars::SsmVars;
 use inlet_core::clock::{Clock, SystemClock};
 use inlet_core::executor::ActionExecutor;
+use inlet_core::pipeline::{Pipeline, PipelineSettings};
+use inlet_core::script::{ScriptEngine, ScriptLimits};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
@@ -92,6 +97,110 @@ impl Stack {
         );
         batch
     }
+}
+
+pub const SECRET: &str = "demo-secret-change-me";
+
+/// The ingest function of `stack` with `files` pushed as its config, and a token for
+/// each of `sources` (development environment).
+pub async fn ingest_function(
+    stack: &Stack,
+    files: Vec<(String, String)>,
+    sources: &[&str],
+) -> (IngestFunction, Vec<String>) {
+    let ssm = aws_sdk_ssm::Client::new(&stack.sdk);
+    ssm.put_parameter()
+        .name("/inlet/development/vars/TASK_APP_SECRET")
+        .value(SECRET)
+        .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
+        .overwrite(true)
+        .send()
+        .await
+        .unwrap();
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let engine = Arc::new(ScriptEngine::new(ScriptLimits::default()));
+    let config = ConfigTable::new(
+        stack.dynamo.clone(),
+        stack.names.config_table.clone(),
+        engine.clone(),
+        clock.clone(),
+    );
+    config.push_bundle(&files).await.unwrap();
+    let mut tokens = Vec::new();
+    for source in sources {
+        let token = inlet_core::store::new_webhook_token().unwrap();
+        config
+            .put_token(&StoredToken {
+                token: token.clone(),
+                source: source.to_string(),
+                environment: "development".into(),
+                created_at_ms: clock.now_ms(),
+            })
+            .await
+            .unwrap();
+        tokens.push(token);
+    }
+    let function = IngestFunction {
+        pipeline: Pipeline {
+            engine,
+            events: Arc::new(stack.events.clone()),
+            vars: Arc::new(SsmVars::new(ssm, clock.clone())),
+            clock,
+            settings: PipelineSettings::default(),
+            script_pool: None,
+        },
+        config,
+        environment: "development".into(),
+    };
+    (function, tokens)
+}
+
+/// The repository's config files.
+pub fn example_files() -> Vec<(String, String)> {
+    std::fs::read_dir(super::repo_root().join("infra/sources"))
+        .unwrap()
+        .map(|e| {
+            let path = e.unwrap().path();
+            (
+                path.file_name().unwrap().to_string_lossy().to_string(),
+                std::fs::read_to_string(&path).unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// An API Gateway (HTTP API v2) event POSTing `body` to `token`, from the sample in
+/// `events/apigw/`.
+pub fn apigw(token: &str, body: &str) -> lambda_http::Request {
+    let text = std::fs::read_to_string(super::repo_root().join("events/apigw/task-assigned.json"))
+        .unwrap();
+    let mut event: Value = serde_json::from_str(&text).unwrap();
+    let path = format!("/receive/{token}");
+    event["rawPath"] = json!(path);
+    event["requestContext"]["http"]["path"] = json!(path);
+    event["pathParameters"]["token"] = json!(token);
+    event["headers"]["content-length"] = json!(body.len().to_string());
+    event["body"] = json!(body);
+    lambda_http::request::from_str(&event.to_string()).unwrap()
+}
+
+pub async fn answer(function: &IngestFunction, token: &str, body: &str) -> (u16, Value) {
+    let response = function.handle(apigw(token, body)).await.unwrap();
+    let status = response.status().as_u16();
+    (
+        status,
+        serde_json::from_slice(response.body().as_ref()).unwrap(),
+    )
+}
+
+/// A source without a script whose `go` events map to `mappings` (YAML list items).
+pub fn source(key: &str, mappings: &str) -> (String, String) {
+    (
+        format!("{key}.yaml"),
+        format!(
+            "key: {key}\nname: {key}\nenvironments:\n  development:\n    event_type_path: body.type\n    idempotency: {{ key_path: body.id }}\n    mappings:\n      go:\n{mappings}"
+        ),
+    )
 }
 
 /// Reads one table's stream from the start.

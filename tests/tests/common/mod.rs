@@ -226,3 +226,31 @@ pub fn spawn_dev(binary: &Path, ws: &Workspace, port: u16, extra: &[&str]) -> Pr
         url,
     }
 }
+
+/// A source whose script answers with the `http_response` that `body.kind` names,
+/// including ones that would break HTTP framing (its files: YAML, then the script).
+pub fn http_response_source() -> [(String, String); 2] {
+    [
+        (
+            "hooks.yaml".into(),
+            "key: hooks\nname: Hooks\nenvironments:\n  development:\n    script: hooks.rhai\n    enforce_verification: true\n    event_type_path: body.type\n".into(),
+        ),
+        (
+            "hooks.rhai".into(),
+            r#"fn main(ctx) {
+    let which = ctx.body.kind;
+    if which == "framing" {
+        return #{ verified: true, http_response: #{ status: 200, body: "challenge-accepted",
+            headers: #{ "Content-Length": "999", "transfer-encoding": "chunked", "connection": "close", "x-ok": "1" } } };
+    }
+    if which == "switch" { return #{ verified: true, http_response: #{ status: 101 } }; }
+    if which == "empty" { return #{ verified: true, http_response: #{ status: 204, body: "x" } }; }
+    if which == "crlf" { return #{ verified: true, http_response: #{ headers: #{ "x-a": "a\r\nb" } } }; }
+    if which == "nocontent" { return #{ verified: true, http_response: #{ status: 204 } }; }
+    #{ verified: true }
+}
+"#
+            .into(),
+        ),
+    ]
+}

@@ -317,7 +317,9 @@ impl ScriptEngine {
                 format!(
                     "{what}{} (strings ≤ {} bytes, arrays ≤ {} items, maps ≤ {} entries)",
                     at(pos),
-                    limits.max_string_bytes, limits.max_array_len, limits.max_map_len
+                    limits.max_string_bytes,
+                    limits.max_array_len,
+                    limits.max_map_len
                 ),
             ),
             EvalAltResult::ErrorTerminated(token, pos)
@@ -367,7 +369,7 @@ fn bad_return(message: String, console: Vec<String>) -> ScriptRunError {
     }
 }
 
-fn read_output(value: Dynamic, console: Vec<String>) -> Result<ScriptOutput, ScriptRunError> {
+fn read_output(value: Dynamic, mut console: Vec<String>) -> Result<ScriptOutput, ScriptRunError> {
     // A script may return (parts of) `ctx`, which are shared values; read them through.
     let value = value.flatten();
     let type_name = value.type_name();
@@ -395,7 +397,7 @@ fn read_output(value: Dynamic, console: Vec<String>) -> Result<ScriptOutput, Scr
     let http_response = match map.remove("http_response").map(Dynamic::flatten) {
         None => None,
         Some(v) if v.is_unit() => None,
-        Some(v) => match read_http_response(v) {
+        Some(v) => match read_http_response(v, &mut console) {
             Ok(r) => Some(r),
             Err(message) => return Err(bad_return(message, console)),
         },
@@ -422,7 +424,38 @@ fn read_output(value: Dynamic, console: Vec<String>) -> Result<ScriptOutput, Scr
     })
 }
 
-fn read_http_response(value: Dynamic) -> Result<ScriptHttpResponse, String> {
+/// Headers that frame the message or concern one connection: the server sets them
+/// from the answer it sends, so a script's values (a `content-length` that does not
+/// match the body, `transfer-encoding: chunked`, `connection: upgrade`) would break
+/// HTTP. They are dropped, with a note in the console.
+const FRAMING_HEADERS: [&str; 8] = [
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "upgrade",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+];
+
+/// An HTTP header name: a non-empty token.
+fn is_header_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+/// An HTTP header value: no control characters but tab.
+fn is_header_value(value: &str) -> bool {
+    value.chars().all(|c| c == '\t' || !c.is_control())
+}
+
+fn read_http_response(
+    value: Dynamic,
+    console: &mut Vec<String>,
+) -> Result<ScriptHttpResponse, String> {
     let t = value.type_name();
     let mut map = value.try_cast::<rhai::Map>().ok_or_else(|| {
         format!("`http_response` must be a map #{{status, headers, body}}, it was {t}")
@@ -433,8 +466,8 @@ fn read_http_response(value: Dynamic) -> Result<ScriptHttpResponse, String> {
             .as_int()
             .ok()
             .and_then(|s| u16::try_from(s).ok())
-            .filter(|s| (100..=599).contains(s))
-            .ok_or("`http_response.status` must be an integer from 100 to 599")?,
+            .filter(|s| (200..=599).contains(s))
+            .ok_or("`http_response.status` must be an integer from 200 to 599 (1xx answers switch protocols, which a webhook endpoint does not)")?,
     };
     let mut headers = Vec::new();
     if let Some(h) = map.remove("headers").map(Dynamic::flatten) {
@@ -442,7 +475,25 @@ fn read_http_response(value: Dynamic) -> Result<ScriptHttpResponse, String> {
             .try_cast::<rhai::Map>()
             .ok_or("`http_response.headers` must be a map of strings")?;
         for (name, value) in h {
-            headers.push((name.to_string(), value.to_string()));
+            let name = name.to_ascii_lowercase();
+            let value = value.to_string();
+            if !is_header_name(&name) {
+                return Err(format!(
+                    "`http_response.headers` has `{name}`, which is not an HTTP header name"
+                ));
+            }
+            if !is_header_value(&value) {
+                return Err(format!(
+                    "`http_response.headers.{name}` holds a control character (a line break?); header values are one line"
+                ));
+            }
+            if FRAMING_HEADERS.contains(&name.as_str()) {
+                console.push(format!(
+                    "[inlet] dropped `{name}` from http_response: the server sets it for the answer it sends"
+                ));
+                continue;
+            }
+            headers.push((name, value));
         }
     }
     let body = match map.remove("body").map(Dynamic::flatten) {
@@ -451,15 +502,17 @@ fn read_http_response(value: Dynamic) -> Result<ScriptHttpResponse, String> {
         Some(b) => {
             let json = dynamic_to_json(&b)
                 .map_err(|e| format!("`http_response.body` cannot be turned into JSON: {e}"))?;
-            if !headers
-                .iter()
-                .any(|(n, _)| n.eq_ignore_ascii_case("content-type"))
-            {
+            if !headers.iter().any(|(n, _)| n == "content-type") {
                 headers.push(("content-type".into(), "application/json".into()));
             }
             json.to_string()
         }
     };
+    if matches!(status, 204 | 304) && !body.is_empty() {
+        return Err(format!(
+            "an http_response with status {status} carries no body; remove `body` or use 200"
+        ));
+    }
     if let Some(extra) = map.keys().next() {
         return Err(format!(
             "`http_response` has an unknown key `{extra}`; use status, headers and body"
