@@ -616,7 +616,7 @@ mod tests {
             })
         );
         let err = run(r#"fn main(ctx) { #{ http_response: #{ status: 99 } } }"#).unwrap_err();
-        assert!(err.message.contains("100 to 599"));
+        assert!(err.message.contains("200 to 599"), "{err}");
     }
 
     #[test]
