@@ -731,3 +731,157 @@ async fn a_scripts_http_response_cannot_break_http_framing() {
     }
     server.shutdown().await.unwrap();
 }
+
+/// Every error answer is JSON in the documented shape, including those the routers
+/// make themselves (405 on an admin route, an extractor's 400) and the request-head
+/// limits (414, 431).
+#[tokio::test]
+async fn every_error_answer_is_json() {
+    let ws = Workspace::new();
+    let server = ws.start().await;
+    let base = format!("http://{}", server.addr);
+    let client = reqwest::Client::new();
+    let long_uri = format!("{base}/admin/events?source={}", "x".repeat(10_000));
+    let many_headers = {
+        let mut request = client.get(format!("{base}/healthz"));
+        for i in 0..150 {
+            request = request.header(format!("x-h{i}"), "v");
+        }
+        request
+    };
+    let cases = [
+        (
+            client.post(format!("{base}/admin/events")),
+            405,
+            "method_not_allowed",
+        ),
+        (
+            client.get(format!("{base}/admin/events?limit=5&limit=6")),
+            400,
+            "bad_request",
+        ),
+        (client.get(long_uri), 414, "uri_too_long"),
+        (many_headers, 431, "headers_too_large"),
+        (
+            client
+                .get(format!("{base}/healthz"))
+                .header("x-big", "y".repeat(70_000)),
+            431,
+            "headers_too_large",
+        ),
+        (client.get(format!("{base}/nowhere")), 404, "not_found"),
+    ];
+    for (request, status, code) in cases {
+        let answer = answer(request.send().await.unwrap()).await;
+        assert_eq!(answer.status.as_u16(), status, "{code}: {:?}", answer.body);
+        assert_eq!(answer.body["error"]["code"], code, "{:?}", answer.body);
+        assert!(
+            answer.body["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty()),
+            "{:?}",
+            answer.body
+        );
+    }
+    server.shutdown().await.unwrap();
+}
+
+/// Reads from a raw connection until it closes (or 10 s pass) and returns what came.
+async fn read_until_closed(stream: &mut tokio::net::TcpStream) -> Option<String> {
+    use tokio::io::AsyncReadExt;
+    let mut received = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(10), async {
+        let mut buffer = [0u8; 4096];
+        loop {
+            match stream.read(&mut buffer).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => received.extend_from_slice(&buffer[..n]),
+            }
+        }
+    })
+    .await;
+    closed
+        .ok()
+        .map(|()| String::from_utf8_lossy(&received).into_owned())
+}
+
+/// A client that sends its head or body slowly, or nothing at all, is cut off after the
+/// timeouts (a slow body with a 408 in JSON), while other requests are served
+/// meanwhile; and connections over the cap are answered 503 `busy` at once.
+#[tokio::test]
+async fn slow_idle_and_excess_connections_are_closed() {
+    use tokio::io::AsyncWriteExt;
+    use tokio::net::TcpStream;
+    let ws = Workspace::new();
+    let mut options = ws.options();
+    options.http.header_read_timeout = Duration::from_millis(800);
+    options.http.body_read_timeout = Duration::from_millis(800);
+    options.http.max_connections = 5;
+    let server = ws.start_with(options).await;
+    let url = server.url("task-app", "development").unwrap().to_string();
+    let path = url
+        .split_once("127.0.0.1")
+        .unwrap()
+        .1
+        .split_once('/')
+        .unwrap()
+        .1;
+
+    // Slow head: part of the headers, then silence.
+    let mut slow_head = TcpStream::connect(server.addr).await.unwrap();
+    slow_head
+        .write_all(format!("POST /{path} HTTP/1.1\r\nhost: x\r\n").as_bytes())
+        .await
+        .unwrap();
+    // Slow body: the head, 10 of 100 promised bytes, then silence.
+    let mut slow_body = TcpStream::connect(server.addr).await.unwrap();
+    slow_body
+        .write_all(
+            format!("POST /{path} HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\n\r\n{{\"a\": 1, ")
+                .as_bytes(),
+        )
+        .await
+        .unwrap();
+    // Idle: connects and sends nothing.
+    let mut idle = TcpStream::connect(server.addr).await.unwrap();
+    // Kept alive: one request, then silence.
+    let mut kept_alive = TcpStream::connect(server.addr).await.unwrap();
+    kept_alive
+        .write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
+
+    // Meanwhile the server answers others (the fifth connection of the cap).
+    let accepted = post(
+        &url,
+        &sample("task-assigned.json"),
+        &[("x-webhook-secret", SECRET)],
+    )
+    .await;
+    assert_eq!(accepted.status, StatusCode::ACCEPTED);
+
+    // While four connections are held and a fifth is open, a sixth is refused.
+    let hold = TcpStream::connect(server.addr).await.unwrap();
+    let mut excess = TcpStream::connect(server.addr).await.unwrap();
+    let refused = read_until_closed(&mut excess)
+        .await
+        .expect("refused at once");
+    assert!(refused.starts_with("HTTP/1.1 503"), "{refused}");
+    assert!(refused.contains(r#""code":"busy""#), "{refused}");
+    drop(hold);
+
+    assert_eq!(read_until_closed(&mut slow_head).await, Some(String::new()));
+    assert_eq!(read_until_closed(&mut idle).await, Some(String::new()));
+    let kept = read_until_closed(&mut kept_alive)
+        .await
+        .expect("closed when idle");
+    assert!(kept.starts_with("HTTP/1.1 200"), "{kept}");
+    let answer = read_until_closed(&mut slow_body).await.expect("closed");
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains(r#""code":"request_timeout""#), "{answer}");
+    let health = reqwest::get(format!("http://{}/healthz", server.addr))
+        .await
+        .unwrap();
+    assert_eq!(health.status(), StatusCode::OK);
+    server.shutdown().await.unwrap();
+}

@@ -223,6 +223,7 @@ async fn dev(args: DevArgs) -> anyhow::Result<ExitCode> {
         pause_actions: args.pause_actions,
         expose_admin: args.expose_admin,
         script_limits: None,
+        http: Default::default(),
     };
     let server = server::start(options.clone(), shutdown_signal()).await?;
     // The banner is written whatever became of stdout: a server whose output was piped

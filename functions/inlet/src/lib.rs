@@ -1,7 +1,8 @@
 //! `inlet`: the command-line tool and the local dev server.
 //!
 //! - [`cli`]: the `inlet` commands (`dev`, `check`, `urls`);
-//! - [`server`]: the HTTP server of `inlet dev`;
+//! - [`server`]: the HTTP server of `inlet dev`; [`http`]: its listener (timeouts,
+//!   connection cap, JSON errors);
 //! - [`sqlite`] and [`directory`]: the embedded store that implements the core's store
 //!   and directory traits;
 //! - [`targets`]: HTTP targets for workflow runs and `lambda_invoke` (the background
@@ -13,6 +14,7 @@
 pub mod aws_cli;
 pub mod cli;
 pub mod directory;
+pub mod http;
 pub mod server;
 pub mod sqlite;
 pub mod targets;

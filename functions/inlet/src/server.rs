@@ -12,6 +12,7 @@
 //! - Shutdown is graceful: the listener closes, in-flight requests finish (their events
 //!   are committed before their 2xx is written), then the process exits.
 
+use crate::http::HttpLimits;
 use crate::sqlite::{SqliteStore, TokenRow};
 use crate::targets::HttpTargets;
 use crate::vars::{LocalVars, load_local_vars};
@@ -58,6 +59,8 @@ pub struct DevOptions {
     pub expose_admin: bool,
     /// Sandbox limits; `None`: the published defaults for `max_body_bytes`.
     pub script_limits: Option<ScriptLimits>,
+    /// Timeouts, the connection cap and request-head limits.
+    pub http: HttpLimits,
 }
 
 impl DevOptions {
@@ -74,6 +77,7 @@ impl DevOptions {
             pause_actions: false,
             expose_admin: false,
             script_limits: None,
+            http: HttpLimits::default(),
         }
     }
 }
@@ -105,6 +109,7 @@ pub struct AppState {
     pub store: Arc<SqliteStore>,
     live: Live,
     max_body_bytes: usize,
+    body_read_timeout: Duration,
 }
 
 impl AppState {
@@ -231,6 +236,7 @@ pub async fn start(
         store: store.clone(),
         live: live.clone(),
         max_body_bytes: options.max_body_bytes,
+        body_read_timeout: options.http.body_read_timeout,
     });
     let admin = Arc::new(inlet_admin::AdminState {
         environment: None,
@@ -284,18 +290,23 @@ pub async fn start(
             "not on a loopback address: /admin is off (pass --expose-admin to serve it)"
         );
     }
-    let app = app.fallback(not_found);
+    let app = app
+        .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::new(options.http.clone()),
+            crate::http::limit_request_head,
+        ))
+        .layer(axum::middleware::from_fn(crate::http::json_errors));
     let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
+    let http_limits = options.http.clone();
     let task = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                tokio::select! {
-                    _ = stop => {},
-                    _ = shutdown_rx => {},
-                }
-                tracing::info!("shutting down: finishing in-flight requests");
-            })
-            .await
+        crate::http::serve(listener, app, http_limits, async move {
+            tokio::select! {
+                _ = stop => {},
+                _ = shutdown_rx => {},
+            }
+        })
+        .await
     });
     Ok(DevServer {
         addr,
@@ -334,14 +345,26 @@ async fn receive(
     };
     // Unknown tokens and wrong methods are answered without reading the body.
     if route.is_some() && method == Method::POST {
-        request.body = match axum::body::to_bytes(body, state.max_body_bytes).await {
-            Ok(bytes) => bytes.to_vec(),
-            Err(_) => {
+        let read = axum::body::to_bytes(body, state.max_body_bytes);
+        request.body = match tokio::time::timeout(state.body_read_timeout, read).await {
+            Ok(Ok(bytes)) => bytes.to_vec(),
+            Ok(Err(_)) => {
                 return to_response(
                     IngestError::PayloadTooLarge {
                         limit_bytes: state.max_body_bytes,
                     }
                     .into_reply(),
+                );
+            }
+            Err(_) => {
+                tracing::warn!(token = %token, "the body did not arrive in time");
+                return crate::http::error_response(
+                    axum::http::StatusCode::REQUEST_TIMEOUT,
+                    "request_timeout",
+                    &format!(
+                        "the body did not arrive within {} s; send it at once",
+                        state.body_read_timeout.as_secs()
+                    ),
                 );
             }
         };
