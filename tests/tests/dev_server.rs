@@ -885,3 +885,61 @@ async fn slow_idle_and_excess_connections_are_closed() {
     assert_eq!(health.status(), StatusCode::OK);
     server.shutdown().await.unwrap();
 }
+
+/// The admin API on loopback refuses requests addressed to another name (a DNS
+/// rebinding page), and a cursor that is not an event id; webhooks take any Host.
+#[tokio::test]
+async fn the_admin_api_answers_loopback_names_only_and_checks_cursors() {
+    let ws = Workspace::new();
+    let server = ws.start().await;
+    let base = format!("http://{}", server.addr);
+    let port = server.addr.port();
+    let client = reqwest::Client::new();
+    let admin = |host: String| {
+        client
+            .get(format!("{base}/admin/events"))
+            .header("host", host)
+            .send()
+    };
+    let refused = answer(admin(format!("evil.example:{port}")).await.unwrap()).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    assert_eq!(refused.body["error"]["code"], "forbidden_host");
+    assert!(refused.body.get("events").is_none());
+    for host in [
+        format!("localhost:{port}"),
+        format!("127.0.0.1:{port}"),
+        "localhost".to_string(),
+    ] {
+        let ok = admin(host.clone()).await.unwrap();
+        assert_eq!(ok.status(), StatusCode::OK, "{host}");
+    }
+    let url = server.url("task-app", "development").unwrap().to_string();
+    let webhook = client
+        .post(&url)
+        .header("host", "hooks.example.com")
+        .header("x-webhook-secret", SECRET)
+        .body(sample("task-assigned.json"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(webhook.status(), StatusCode::ACCEPTED);
+
+    let garbage = answer(
+        client
+            .get(format!("{base}/admin/events?cursor=zzz"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(garbage.status, StatusCode::BAD_REQUEST);
+    assert!(
+        garbage.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("cursor"),
+        "{:?}",
+        garbage.body
+    );
+    server.shutdown().await.unwrap();
+}

@@ -235,6 +235,23 @@ pub fn parse_time(name: &str, text: &str) -> Result<i64, AdminError> {
         })
 }
 
+/// A page cursor is the last event id of the previous page (a UUID); anything else is
+/// refused rather than answered with an arbitrary page.
+fn cursor(text: String) -> Result<String, AdminError> {
+    let is_uuid = text.len() == 36
+        && text.char_indices().all(|(i, c)| match i {
+            8 | 13 | 18 | 23 => c == '-',
+            _ => c.is_ascii_hexdigit(),
+        });
+    if is_uuid {
+        Ok(text)
+    } else {
+        Err(AdminError::BadRequest(format!(
+            "`cursor` must be the `next_cursor` of a previous page (an event id), got `{text}`"
+        )))
+    }
+}
+
 async fn events(State(state): State<Arc<AdminState>>, Query(q): Query<EventsQuery>) -> AdminResult {
     let status = match q.status.as_deref() {
         None => None,
@@ -271,7 +288,7 @@ async fn events(State(state): State<Arc<AdminState>>, Query(q): Query<EventsQuer
             .as_deref()
             .map(|t| parse_time("until", t))
             .transpose()?,
-        cursor: q.cursor,
+        cursor: q.cursor.map(cursor).transpose()?,
         limit,
     };
     let page = match &query.source {

@@ -283,8 +283,15 @@ pub async fn start(
             get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }),
         )
         .with_state(state);
-    if addr.ip().is_loopback() || options.expose_admin {
+    if options.expose_admin {
         app = app.merge(inlet_admin::router(admin));
+    } else if addr.ip().is_loopback() {
+        app = app.merge(
+            inlet_admin::router(admin).layer(axum::middleware::from_fn_with_state(
+                addr,
+                loopback_host_only,
+            )),
+        );
     } else {
         tracing::warn!(
             "not on a loopback address: /admin is off (pass --expose-admin to serve it)"
@@ -380,6 +387,45 @@ async fn receive(
             .collect();
     }
     to_response(state.pipeline.ingest(route, request).await)
+}
+
+/// The admin API on loopback answers only requests addressed to a loopback name: a web
+/// page on another site that rebinds its DNS name to 127.0.0.1 sends its own name as
+/// `Host`, and is refused (403) instead of reading events. `--expose-admin` lifts this.
+async fn loopback_host_only(
+    State(addr): State<SocketAddr>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let host = request
+        .headers()
+        .get(axum::http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(|h| h.to_ascii_lowercase());
+    let allowed = match host.as_deref() {
+        // HTTP/1.0 clients may send none; a browser always does.
+        None => true,
+        Some(host) => {
+            let name = match host.strip_prefix('[') {
+                Some(v6) => v6.split(']').next().unwrap_or_default(),
+                None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+            };
+            name == "localhost"
+                || name.ends_with(".localhost")
+                || name
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback() || ip == addr.ip())
+        }
+    };
+    if allowed {
+        next.run(request).await
+    } else {
+        crate::http::error_response(
+            axum::http::StatusCode::FORBIDDEN,
+            "forbidden_host",
+            "the admin API answers requests addressed to localhost or a loopback address only; pass --expose-admin to serve it under other names",
+        )
+    }
 }
 
 async fn not_found(uri: Uri) -> Response {
