@@ -8,6 +8,7 @@ use common::*;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::process::Command;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 async fn get(url: &str) -> Answer {
@@ -291,4 +292,119 @@ async fn sigkill_after_the_202_loses_nothing_and_runs_every_action_once() {
 
     second.child.kill().unwrap();
     second.child.wait().unwrap();
+}
+
+/// A local HTTPS server with a certificate from a test CA: records each body it gets.
+async fn tls_target(dir: &std::path::Path) -> (u16, std::path::PathBuf, Arc<Mutex<Vec<Value>>>) {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "Inlet test CA");
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::from_params(&ca_params, &ca_key);
+    let leaf_key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec!["localhost".to_string()])
+        .unwrap()
+        .signed_by(&leaf_key, &issuer)
+        .unwrap();
+    let ca_file = dir.join("ca.pem");
+    std::fs::write(&ca_file, ca.pem()).unwrap();
+
+    let config = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![leaf.der().clone()],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into()),
+        )
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen: Arc<Mutex<Vec<Value>>> = Arc::default();
+    let log = seen.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else {
+                continue;
+            };
+            let (acceptor, log) = (acceptor.clone(), log.clone());
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let service = hyper::service::service_fn(
+                    move |request: hyper::Request<hyper::body::Incoming>| {
+                        let log = log.clone();
+                        async move {
+                            let body = axum::body::to_bytes(
+                                axum::body::Body::new(request.into_body()),
+                                1 << 20,
+                            )
+                            .await
+                            .unwrap();
+                            log.lock()
+                                .unwrap()
+                                .push(serde_json::from_slice(&body).unwrap());
+                            let mut response =
+                                hyper::Response::new(axum::body::Body::from(r#"{"ok":true}"#));
+                            response
+                                .headers_mut()
+                                .insert("content-type", "application/json".parse().unwrap());
+                            Ok::<_, std::convert::Infallible>(response)
+                        }
+                    },
+                );
+                let _ = hyper_util::server::conn::auto::Builder::new(
+                    hyper_util::rt::TokioExecutor::new(),
+                )
+                .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
+                .await;
+            });
+        }
+    });
+    (port, ca_file, seen)
+}
+
+/// Workflow runs are delivered to `https://` targets (rustls, with the system's roots,
+/// which `SSL_CERT_FILE` extends): here a local server with a test CA's certificate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_are_delivered_to_https_targets() {
+    let binary = inlet_binary();
+    let ws = Workspace::new();
+    let (tls_port, ca_file, seen) = tls_target(ws.dir.path()).await;
+    let targets = ws.dir.path().join("targets.yaml");
+    std::fs::write(
+        &targets,
+        format!("workflows:\n  task-assigned: {{ url: https://localhost:{tls_port}/runs }}\n"),
+    )
+    .unwrap();
+    let mut server = spawn_dev_with_env(
+        &binary,
+        &ws,
+        free_port(),
+        &["--targets", targets.to_str().unwrap()],
+        &[("SSL_CERT_FILE", ca_file.to_str().unwrap())],
+    );
+    let accepted = post(
+        &server.url,
+        &sample("task-assigned.json"),
+        &[("x-webhook-secret", SECRET)],
+    )
+    .await;
+    assert_eq!(accepted.status, StatusCode::ACCEPTED);
+    let id = accepted.body["event_id"].as_str().unwrap().to_string();
+    let detail = settled(&server.base, &id).await;
+    let action = &detail["actions"][0];
+    assert_eq!(action["status"], "succeeded", "{action}");
+    assert_eq!(
+        action["result"]["delivery"],
+        json!({"status": 200, "body": {"ok": true}})
+    );
+    assert_eq!(seen.lock().unwrap()[0]["id"], format!("wr_{id}_0"));
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
 }

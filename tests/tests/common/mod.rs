@@ -200,7 +200,19 @@ pub fn free_port() -> u16 {
 
 /// Starts `inlet dev` on the workspace and waits for its webhook URL.
 pub fn spawn_dev(binary: &Path, ws: &Workspace, port: u16, extra: &[&str]) -> Process {
+    spawn_dev_with_env(binary, ws, port, extra, &[])
+}
+
+/// [`spawn_dev`] with environment variables set for the process.
+pub fn spawn_dev_with_env(
+    binary: &Path,
+    ws: &Workspace,
+    port: u16,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> Process {
     let mut child = Command::new(binary)
+        .envs(env.iter().copied())
         .arg("dev")
         .args(["--addr", &format!("127.0.0.1:{port}")])
         .args(["--sources", ws.sources().to_str().unwrap()])
