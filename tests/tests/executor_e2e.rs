@@ -408,3 +408,65 @@ async fn runs_are_delivered_to_https_targets() {
     server.child.kill().unwrap();
     server.child.wait().unwrap();
 }
+
+/// Sets the mode of a file (and leaves everything else).
+fn chmod(path: &std::path::Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// Started while its database file is read-only, `inlet dev` answers 503 (nothing is
+/// lost: the sender retries) and `/healthz` says the store cannot be written; once the
+/// file's permissions are restored, both recover without a restart. As root, the server
+/// runs as `nobody`, since root writes read-only files regardless.
+#[tokio::test]
+async fn a_read_only_database_is_reported_and_recovered_from() {
+    use std::os::unix::fs::MetadataExt;
+    let binary = inlet_binary();
+    let ws = Workspace::new();
+    let port = free_port();
+    // A first life creates the file and the tokens.
+    let mut first = spawn_dev(&binary, &ws, port, &[]);
+    first.child.kill().unwrap();
+    first.child.wait().unwrap();
+    let root = std::fs::metadata("/proc/self").unwrap().uid() == 0;
+    let user = root.then_some(65534);
+    if let Some(uid) = user {
+        for entry in walk(ws.dir.path()) {
+            std::os::unix::fs::chown(&entry, Some(uid), Some(uid)).unwrap();
+        }
+    }
+    chmod(&ws.db(), 0o444);
+
+    let mut server = spawn_dev_as(&binary, &ws, port, user);
+    let body = sample("task-assigned.json");
+    let refused = post(&server.url, &body, &[("x-webhook-secret", SECRET)]).await;
+    assert_eq!(
+        refused.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{:?}",
+        refused.body
+    );
+    let health = get(&format!("{}/healthz", server.base)).await;
+    assert_eq!(health.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(health.body["error"]["code"], "store_unavailable");
+
+    chmod(&ws.db(), 0o644);
+    let accepted = post(&server.url, &body, &[("x-webhook-secret", SECRET)]).await;
+    assert_eq!(accepted.status, StatusCode::ACCEPTED, "{:?}", accepted.body);
+    let health = get(&format!("{}/healthz", server.base)).await;
+    assert_eq!(health.status, StatusCode::OK, "{:?}", health.body);
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+}
+
+/// Every file and directory under `dir`, `dir` included.
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut all = vec![dir.to_path_buf()];
+    if dir.is_dir() {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            all.extend(walk(&entry.unwrap().path()));
+        }
+    }
+    all
+}

@@ -278,10 +278,7 @@ pub async fn start(
 
     let mut app = Router::new()
         .route("/receive/{token}", any(receive))
-        .route(
-            "/healthz",
-            get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }),
-        )
+        .route("/healthz", get(healthz))
         .with_state(state);
     if options.expose_admin {
         app = app.merge(inlet_admin::router(admin));
@@ -425,6 +422,19 @@ async fn loopback_host_only(
             "forbidden_host",
             "the admin API answers requests addressed to localhost or a loopback address only; pass --expose-admin to serve it under other names",
         )
+    }
+}
+
+/// 200 `{"status":"ok"}` when the store can be written (a rolled-back write), 503 with
+/// the reason when it cannot (a full disk, a read-only file, a lock held elsewhere).
+async fn healthz(State(state): State<Arc<AppState>>) -> Response {
+    match state.store.writable().await {
+        Ok(()) => to_response(Reply::json(200, serde_json::json!({"status": "ok"}))),
+        Err(e) => crate::http::error_response(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "store_unavailable",
+            &format!("the store cannot be written: {e}"),
+        ),
     }
 }
 

@@ -200,18 +200,44 @@ pub struct TokenRow {
 }
 
 pub struct SqliteStore {
-    conn: Arc<Mutex<Connection>>,
+    conn: Arc<Mutex<Handle>>,
     outbox_wakeup: Arc<Notify>,
+    /// Where to open the file again (see `needs_reopen`).
+    path: Arc<std::path::PathBuf>,
+    busy_timeout: Duration,
 }
 
+/// Errors that may pass: a busy or locked file, a full disk, an I/O error, a file that
+/// cannot be opened or written (its permissions may be fixed) — a retry may succeed.
 pub(crate) fn store_error(e: rusqlite::Error) -> StoreError {
     use rusqlite::ErrorCode::*;
     match e.sqlite_error_code() {
         Some(
-            DatabaseBusy | DatabaseLocked | DiskFull | SystemIoFailure | CannotOpen | OutOfMemory,
+            DatabaseBusy | DatabaseLocked | DiskFull | SystemIoFailure | CannotOpen | OutOfMemory
+            | ReadOnly | PermissionDenied,
         ) => StoreError::Unavailable(e.to_string()),
         _ => StoreError::Failed(e.to_string()),
     }
+}
+
+/// Errors after which the connection is opened again: SQLite decides at open whether a
+/// file is writable, so a connection opened while the file was read-only stays
+/// read-only after its permissions are fixed.
+fn needs_reopen(e: &rusqlite::Error) -> bool {
+    use rusqlite::ErrorCode::*;
+    matches!(
+        e.sqlite_error_code(),
+        Some(ReadOnly | CannotOpen | PermissionDenied | SystemIoFailure)
+    )
+}
+
+/// Opens the file with the store's settings (WAL, `synchronous=FULL`).
+fn connect(path: &Path, busy_timeout: Duration) -> rusqlite::Result<Connection> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(busy_timeout)?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    Ok(conn)
 }
 
 pub(crate) fn json_text<T: serde::Serialize>(value: &T) -> String {
@@ -234,17 +260,17 @@ impl SqliteStore {
                 StoreError::Unavailable(format!("cannot create {}: {e}", dir.display()))
             })?;
         }
-        let mut conn = Connection::open(path).map_err(store_error)?;
-        conn.busy_timeout(busy_timeout).map_err(store_error)?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(store_error)?;
-        conn.pragma_update(None, "synchronous", "FULL")
-            .map_err(store_error)?;
+        let mut conn = connect(path, busy_timeout).map_err(store_error)?;
         conn.execute_batch(SCHEMA).map_err(store_error)?;
-        resolve_abandoned_claims(&mut conn).map_err(store_error)?;
+        if let Err(e) = resolve_abandoned_claims(&mut conn) {
+            // A file opened read-only still serves reads; this runs at the next start.
+            tracing::warn!(error = %e, "could not resolve claims left in progress");
+        }
         Ok(SqliteStore {
-            conn: Arc::new(Mutex::new(conn)),
+            conn: Arc::new(Mutex::new(Handle { conn, stale: false })),
             outbox_wakeup: Arc::new(Notify::new()),
+            path: Arc::new(path.to_path_buf()),
+            busy_timeout,
         })
     }
 
@@ -258,13 +284,31 @@ impl SqliteStore {
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
     {
-        let conn = self.conn.clone();
+        let (conn, path, busy_timeout) = (self.conn.clone(), self.path.clone(), self.busy_timeout);
         tokio::task::spawn_blocking(move || {
-            let mut conn = conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            f(&mut conn).map_err(store_error)
+            let mut handle = conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            f(handle.ready(&path, busy_timeout)).map_err(|e| {
+                handle.failed(&e);
+                store_error(e)
+            })
         })
         .await
         .map_err(|e| StoreError::Failed(format!("store task failed: {e}")))?
+    }
+
+    /// Whether the store can be written now: a write in a transaction that is rolled
+    /// back (no fsync). `/healthz` reports it.
+    pub async fn writable(&self) -> Result<(), StoreError> {
+        self.call(|conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            tx.execute(
+                "INSERT INTO tokens (token, source, environment, created_at_ms)
+                 VALUES ('health-probe', '', '', 0)",
+                [],
+            )?;
+            tx.rollback()
+        })
+        .await
     }
 
     /// Makes sure every (source, environment) of `catalog` has an active token, creating
@@ -335,6 +379,37 @@ fn active_tokens(conn: &Connection, now_ms: i64) -> rusqlite::Result<Vec<TokenRo
         })
     })?;
     rows.collect()
+}
+
+/// The connection, and whether it must be opened again before its next use: after an
+/// error a new connection may not have (see `needs_reopen`), the next call reopens the
+/// file first, so it sees the file as it is then.
+struct Handle {
+    conn: Connection,
+    stale: bool,
+}
+
+impl Handle {
+    /// The connection to use now, opened again first if the last call left it stale.
+    fn ready(&mut self, path: &Path, busy_timeout: Duration) -> &mut Connection {
+        if self.stale {
+            match connect(path, busy_timeout) {
+                Ok(fresh) => {
+                    tracing::info!("the store's file was opened again");
+                    self.conn = fresh;
+                    self.stale = false;
+                }
+                Err(e) => tracing::warn!(error = %e, "the store's file cannot be opened again yet"),
+            }
+        }
+        &mut self.conn
+    }
+
+    fn failed(&mut self, error: &rusqlite::Error) {
+        if needs_reopen(error) {
+            self.stale = true;
+        }
+    }
 }
 
 /// Resolves idempotency claims left `in_progress` by an earlier version of Inlet that
@@ -525,13 +600,14 @@ impl EventLog for SqliteStore {
         event: EventRecord,
         claim: Option<&IdempotencyClaim>,
     ) -> Result<Committed, CommitError> {
-        let conn = self.conn.clone();
+        let (conn, path, busy_timeout) = (self.conn.clone(), self.path.clone(), self.busy_timeout);
         let claim = claim.cloned();
         let queued = event.is_queued();
         let outcome = tokio::task::spawn_blocking(move || {
-            let mut conn = conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let mut handle = conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
             // The event goes back to the caller on every failure, a panic included.
             let written = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                let conn = handle.ready(&path, busy_timeout);
                 let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
                 let committed = commit_event(&tx, &event, claim.as_ref())?;
                 tx.commit()?;
@@ -539,7 +615,10 @@ impl EventLog for SqliteStore {
             }));
             match written {
                 Ok(Ok(committed)) => Ok(committed),
-                Ok(Err(e)) => Err(CommitError::new(store_error(e), event)),
+                Ok(Err(e)) => {
+                    handle.failed(&e);
+                    Err(CommitError::new(store_error(e), event))
+                }
                 Err(_) => Err(CommitError::new(
                     StoreError::Failed("the store's commit panicked".into()),
                     event,

@@ -203,6 +203,16 @@ pub fn spawn_dev(binary: &Path, ws: &Workspace, port: u16, extra: &[&str]) -> Pr
     spawn_dev_with_env(binary, ws, port, extra, &[])
 }
 
+/// [`spawn_dev`] as another user (`Some(uid)`; needs root), or as this one.
+pub fn spawn_dev_as(binary: &Path, ws: &Workspace, port: u16, uid: Option<u32>) -> Process {
+    let mut command = Command::new(binary);
+    if let Some(uid) = uid {
+        use std::os::unix::process::CommandExt;
+        command.uid(uid).gid(uid);
+    }
+    start_dev(command, ws, port, &[])
+}
+
 /// [`spawn_dev`] with environment variables set for the process.
 pub fn spawn_dev_with_env(
     binary: &Path,
@@ -211,8 +221,13 @@ pub fn spawn_dev_with_env(
     extra: &[&str],
     env: &[(&str, &str)],
 ) -> Process {
-    let mut child = Command::new(binary)
-        .envs(env.iter().copied())
+    let mut command = Command::new(binary);
+    command.envs(env.iter().copied());
+    start_dev(command, ws, port, extra)
+}
+
+fn start_dev(mut command: Command, ws: &Workspace, port: u16, extra: &[&str]) -> Process {
+    let mut child = command
         .arg("dev")
         .args(["--addr", &format!("127.0.0.1:{port}")])
         .args(["--sources", ws.sources().to_str().unwrap()])
