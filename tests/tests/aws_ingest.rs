@@ -6,16 +6,10 @@
 
 mod common;
 
-use inlet_aws::config_table::{ConfigTable, StoredToken};
-use inlet_aws::ingest::IngestFunction;
-use inlet_aws::vars::SsmVars;
 use inlet_core::clock::{Clock, SystemClock};
 use inlet_core::directory::Directory;
-use inlet_core::pipeline::{Pipeline, PipelineSettings};
-use inlet_core::script::{ScriptEngine, ScriptLimits};
 use inlet_core::store::{EventLog, EventStatus, VerificationStatus};
 use serde_json::{Value, json};
-use std::sync::Arc;
 
 /// The API Gateway event of a sample, aimed at `token`, with `secret` as the shared
 /// secret header.
@@ -51,60 +45,12 @@ fn item_size(
 async fn ingest_handler_on_api_gateway_events() {
     let mut stack = common::aws::Stack::new("ingest").await;
     let (dynamo, names) = (stack.dynamo.clone(), stack.names.clone());
-    let ssm = aws_sdk_ssm::Client::new(&stack.sdk);
-    ssm.put_parameter()
-        .name("/inlet/development/vars/TASK_APP_SECRET")
-        .value("demo-secret-change-me")
-        .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
-        .overwrite(true)
-        .send()
-        .await
-        .unwrap();
-
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let (function, tokens) =
+        common::aws::ingest_function(&stack, common::aws::example_files(), &["task-app"]).await;
+    let token = tokens[0].clone();
+    let clock = SystemClock;
     let directory = stack.directory.clone();
-    let engine = Arc::new(ScriptEngine::new(ScriptLimits::default()));
-    let config = ConfigTable::new(
-        dynamo.clone(),
-        names.config_table.clone(),
-        engine.clone(),
-        clock.clone(),
-    );
-    let files: Vec<(String, String)> = std::fs::read_dir(common::repo_root().join("infra/sources"))
-        .unwrap()
-        .map(|e| {
-            let path = e.unwrap().path();
-            (
-                path.file_name().unwrap().to_string_lossy().to_string(),
-                std::fs::read_to_string(&path).unwrap(),
-            )
-        })
-        .collect();
-    config.push_bundle(&files).await.unwrap();
-    let token = inlet_core::store::new_webhook_token().unwrap();
-    config
-        .put_token(&StoredToken {
-            token: token.clone(),
-            source: "task-app".into(),
-            environment: "development".into(),
-            created_at_ms: clock.now_ms(),
-        })
-        .await
-        .unwrap();
-
     let events = stack.events.clone();
-    let function = IngestFunction {
-        pipeline: Pipeline {
-            engine,
-            events: Arc::new(events.clone()),
-            vars: Arc::new(SsmVars::new(ssm, clock.clone())),
-            clock: clock.clone(),
-            settings: PipelineSettings::default(),
-            script_pool: None,
-        },
-        config,
-        environment: "development".into(),
-    };
 
     let started_s = clock.now_ms() / 1000;
     let accepted = function
