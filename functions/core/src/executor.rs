@@ -20,7 +20,7 @@ use crate::clock::Clock;
 use crate::directory::{
     ActionKey, Directory, DirectoryChange, DirectoryError, RecipientRef, WorkflowRun,
 };
-use crate::store::{ActionStatus, ActionUpdate, EventLog, EventRecord, StoreError};
+use crate::store::{ActionLogEntry, ActionStatus, ActionUpdate, EventLog, EventRecord, StoreError};
 use async_trait::async_trait;
 use serde_json::{Map, Value, json};
 use std::sync::Arc;
@@ -107,6 +107,19 @@ impl ActionExecutor {
         max_attempts: u32,
     ) -> Result<PlanRun, StoreError> {
         let log = events.action_log(&event.id).await?;
+        self.run_logged_plan(events, event, &log, max_attempts)
+            .await
+    }
+
+    /// [`Self::run_plan`] with the event's action log already read (a worker that reads
+    /// a round of events at once).
+    pub async fn run_logged_plan(
+        &self,
+        events: &dyn EventLog,
+        event: &EventRecord,
+        log: &[ActionLogEntry],
+        max_attempts: u32,
+    ) -> Result<PlanRun, StoreError> {
         let mut failed: Option<String> = None;
         for entry in log.iter().filter(|e| e.status == ActionStatus::Planned) {
             let Some(planned) = event.actions.iter().find(|a| a.index == entry.index) else {

@@ -19,7 +19,7 @@
 
 use crate::clock::Clock;
 use crate::executor::{ActionExecutor, PlanRun};
-use crate::store::{EventLog, Outbox, OutboxItem, StoreError};
+use crate::store::{ActionLogEntry, EventLog, EventRecord, Outbox, OutboxItem, StoreError};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Notify, watch};
@@ -139,13 +139,26 @@ impl OutboxWorker {
 
     /// One round: the rows due now (up to [`ROWS_PER_ROUND`]), each run in turn; stops
     /// at the first store error. Returns how many rows were due.
+    ///
+    /// The round's events and action logs are read before any of them runs, so a store
+    /// that commits the worker's writes in batches (SQLite) need not commit between
+    /// events: the round's writes share commits.
     async fn round(&self, stop: &watch::Receiver<bool>) -> Result<usize, StoreError> {
         let due = self.outbox.due(self.clock.now_ms(), ROWS_PER_ROUND).await?;
+        let mut round = Vec::with_capacity(due.len());
         for item in &due {
+            let event = self.events.get(&item.event_id).await?;
+            let log = match &event {
+                Some(event) => self.events.action_log(&event.id).await?,
+                None => Vec::new(),
+            };
+            round.push((item, event, log));
+        }
+        for (item, event, log) in round {
             if *stop.borrow() {
                 break;
             }
-            self.run_event(item).await?;
+            self.settle_event(item, event, &log).await?;
         }
         Ok(due.len())
     }
@@ -161,7 +174,22 @@ impl OutboxWorker {
 
     /// Runs the remaining actions of one event and settles its outbox row.
     pub async fn run_event(&self, item: &OutboxItem) -> Result<(), StoreError> {
-        let Some(event) = self.events.get(&item.event_id).await? else {
+        let event = self.events.get(&item.event_id).await?;
+        let log = match &event {
+            Some(event) => self.events.action_log(&event.id).await?,
+            None => Vec::new(),
+        };
+        self.settle_event(item, event, &log).await
+    }
+
+    /// Runs an event's remaining actions from its action log, and settles its row.
+    async fn settle_event(
+        &self,
+        item: &OutboxItem,
+        event: Option<EventRecord>,
+        log: &[ActionLogEntry],
+    ) -> Result<(), StoreError> {
+        let Some(event) = event else {
             return self
                 .outbox
                 .finish(&item.event_id, Some("the event no longer exists"))
@@ -169,7 +197,7 @@ impl OutboxWorker {
         };
         match self
             .executor
-            .run_plan(self.events.as_ref(), &event, self.max_attempts)
+            .run_logged_plan(self.events.as_ref(), &event, log, self.max_attempts)
             .await?
         {
             PlanRun::Finished { failed } => self.outbox.finish(&event.id, failed.as_deref()).await,

@@ -12,7 +12,7 @@ use inlet_core::directory::{
     WorkflowRun, merge_properties,
 };
 use inlet_core::store::StoreError;
-use rusqlite::{OptionalExtension, Transaction, params};
+use rusqlite::{OptionalExtension, params};
 use serde_json::{Map, Value};
 
 fn directory_error(e: StoreError) -> DirectoryError {
@@ -42,7 +42,7 @@ fn recipient_key(r: &RecipientRef) -> String {
 
 /// Inserts or merges an entity row of `table` (users, tenants) keyed by (environment, id).
 fn upsert_entity(
-    tx: &Transaction<'_>,
+    tx: &rusqlite::Connection,
     table: &str,
     environment: &str,
     id: &str,
@@ -76,7 +76,7 @@ fn upsert_entity(
 }
 
 fn apply_change(
-    tx: &Transaction<'_>,
+    tx: &rusqlite::Connection,
     env: &str,
     change: &DirectoryChange,
     now_ms: i64,
@@ -308,8 +308,8 @@ impl Directory for SqliteStore {
             changes.to_vec(),
             result.clone(),
         );
-        self.call(move |conn| {
-                let tx = conn.transaction()?;
+        self.writer()
+            .write_early(move |tx| {
                 let before: Option<String> = tx
                     .query_row(
                         "SELECT result FROM applied_actions WHERE environment = ?1 AND event_id = ?2 AND idx = ?3",
@@ -321,7 +321,7 @@ impl Directory for SqliteStore {
                     return Ok(Ok(Applied::Before(from_json(&text)?)));
                 }
                 for change in &changes {
-                    match apply_change(&tx, &env, change, now_ms) {
+                    match apply_change(tx, &env, change, now_ms) {
                         Ok(()) => {}
                         Err(rusqlite::Error::ToSqlConversionFailure(e)) if e.is::<Rejected>() => {
                             return Ok(Err(DirectoryError::Rejected(e.to_string())));
@@ -333,7 +333,6 @@ impl Directory for SqliteStore {
                     "INSERT INTO applied_actions (environment, event_id, idx, result, applied_at_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
                     params![env, key.event_id, key.index as i64, json_text(&result), now_ms],
                 )?;
-                tx.commit()?;
                 Ok(Ok(Applied::Now))
             })
             .await
@@ -346,19 +345,23 @@ impl Directory for SqliteStore {
         ids: &[String],
     ) -> Result<Vec<String>, DirectoryError> {
         let (env, ids) = (environment.to_string(), ids.to_vec());
-        self.dir(move |conn| {
-            let mut stmt = conn.prepare(
-                "SELECT EXISTS (SELECT 1 FROM users WHERE environment = ?1 AND id = ?2)",
-            )?;
-            let mut known = Vec::new();
-            for id in ids {
-                if stmt.query_row(params![env, id], |r| r.get::<_, bool>(0))? {
-                    known.push(id);
+        // Through the writer, in the worker's order: it sees the users the plan's earlier
+        // actions identified, even before they commit.
+        self.writer()
+            .write_early(move |conn| {
+                let mut stmt = conn.prepare_cached(
+                    "SELECT EXISTS (SELECT 1 FROM users WHERE environment = ?1 AND id = ?2)",
+                )?;
+                let mut known = Vec::new();
+                for id in ids {
+                    if stmt.query_row(params![env, id], |r| r.get::<_, bool>(0))? {
+                        known.push(id);
+                    }
                 }
-            }
-            Ok(known)
-        })
-        .await
+                Ok(known)
+            })
+            .await
+            .map_err(directory_error)
     }
 
     async fn user(&self, environment: &str, id: &str) -> Result<Option<Entity>, DirectoryError> {

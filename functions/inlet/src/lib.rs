@@ -19,3 +19,4 @@ pub mod server;
 pub mod sqlite;
 pub mod targets;
 pub mod vars;
+mod writer;

@@ -21,6 +21,7 @@
 //! Calls run on tokio's blocking pool; one connection behind a mutex is plenty for a
 //! laptop and keeps transactions trivially serial.
 
+use crate::writer::Writer;
 use async_trait::async_trait;
 use inlet_core::actions::PlannedAction;
 use inlet_core::catalog::ActionKind;
@@ -200,7 +201,10 @@ pub struct TokenRow {
 }
 
 pub struct SqliteStore {
-    conn: Arc<Mutex<Handle>>,
+    /// The connection reads go through (WAL: they never wait for the writer).
+    reader: Arc<Mutex<Handle>>,
+    /// The thread every write goes through (see `crate::writer`).
+    writer: Arc<Writer>,
     outbox_wakeup: Arc<Notify>,
     /// Where to open the file again (see `needs_reopen`).
     path: Arc<std::path::PathBuf>,
@@ -223,7 +227,7 @@ pub(crate) fn store_error(e: rusqlite::Error) -> StoreError {
 /// Errors after which the connection is opened again: SQLite decides at open whether a
 /// file is writable, so a connection opened while the file was read-only stays
 /// read-only after its permissions are fixed.
-fn needs_reopen(e: &rusqlite::Error) -> bool {
+pub(crate) fn needs_reopen(e: &rusqlite::Error) -> bool {
     use rusqlite::ErrorCode::*;
     matches!(
         e.sqlite_error_code(),
@@ -266,8 +270,10 @@ impl SqliteStore {
             // A file opened read-only still serves reads; this runs at the next start.
             tracing::warn!(error = %e, "could not resolve claims left in progress");
         }
+        let reader = connect(path, busy_timeout).map_err(store_error)?;
         Ok(SqliteStore {
-            conn: Arc::new(Mutex::new(Handle { conn, stale: false })),
+            reader: Arc::new(Mutex::new(Handle::new(reader))),
+            writer: Arc::new(Writer::start(conn, path.to_path_buf(), busy_timeout)),
             outbox_wakeup: Arc::new(Notify::new()),
             path: Arc::new(path.to_path_buf()),
             busy_timeout,
@@ -279,12 +285,18 @@ impl SqliteStore {
         self.outbox_wakeup.clone()
     }
 
+    /// A read, on the read connection; it first waits for the worker's early writes to
+    /// commit, so it sees them.
     pub(crate) async fn call<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
     {
-        let (conn, path, busy_timeout) = (self.conn.clone(), self.path.clone(), self.busy_timeout);
+        if self.writer.unsettled() {
+            self.writer.barrier().await;
+        }
+        let (conn, path, busy_timeout) =
+            (self.reader.clone(), self.path.clone(), self.busy_timeout);
         tokio::task::spawn_blocking(move || {
             let mut handle = conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
             f(handle.ready(&path, busy_timeout)).map_err(|e| {
@@ -296,19 +308,20 @@ impl SqliteStore {
         .map_err(|e| StoreError::Failed(format!("store task failed: {e}")))?
     }
 
-    /// Whether the store can be written now: a write in a transaction that is rolled
-    /// back (no fsync). `/healthz` reports it.
+    /// Whether the store can be written now: a probe row written and deleted through
+    /// the writer (it commits with the next batch). `/healthz` reports it.
     pub async fn writable(&self) -> Result<(), StoreError> {
-        self.call(|conn| {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            tx.execute(
-                "INSERT INTO tokens (token, source, environment, created_at_ms)
-                 VALUES ('health-probe', '', '', 0)",
-                [],
-            )?;
-            tx.rollback()
-        })
-        .await
+        self.writer
+            .write(|conn| {
+                conn.execute(
+                    "INSERT INTO tokens (token, source, environment, created_at_ms)
+                     VALUES ('health-probe', '', '', 0)",
+                    [],
+                )?;
+                conn.execute("DELETE FROM tokens WHERE token = 'health-probe'", [])
+                    .map(drop)
+            })
+            .await
     }
 
     /// Makes sure every (source, environment) of `catalog` has an active token, creating
@@ -326,23 +339,21 @@ impl SqliteStore {
         for _ in &pairs {
             fresh.push(inlet_core::store::new_webhook_token()?);
         }
-        self.call(move |conn| {
-            let tx = conn.transaction()?;
+        self.writer.write(move |conn| {
             for ((source, environment), token) in pairs.iter().zip(fresh) {
-                let exists: bool = tx.query_row(
+                let exists: bool = conn.query_row(
                     "SELECT EXISTS (SELECT 1 FROM tokens WHERE source = ?1 AND environment = ?2
                        AND (retires_at_ms IS NULL OR retires_at_ms > ?3))",
                     params![source, environment, now_ms],
                     |r| r.get(0),
                 )?;
                 if !exists {
-                    tx.execute(
+                    conn.execute(
                         "INSERT INTO tokens (token, source, environment, created_at_ms) VALUES (?1, ?2, ?3, ?4)",
                         params![token, source, environment, now_ms],
                     )?;
                 }
             }
-            tx.commit()?;
             active_tokens(conn, now_ms)
         })
         .await
@@ -350,16 +361,14 @@ impl SqliteStore {
 
     /// Deletes events, actions and idempotency records whose retention has passed.
     pub async fn purge_expired(&self, now_ms: i64) -> Result<usize, StoreError> {
-        self.call(move |conn| {
-            let tx = conn.transaction()?;
-            let mut n = tx.execute("DELETE FROM actions WHERE expires_at_ms <= ?1", [now_ms])?;
-            n += tx.execute(
+        self.writer.write(move |conn| {
+            let mut n = conn.execute("DELETE FROM actions WHERE expires_at_ms <= ?1", [now_ms])?;
+            n += conn.execute(
                 "DELETE FROM outbox WHERE state != 'pending' AND event_id IN (SELECT id FROM events WHERE expires_at_ms <= ?1)",
                 [now_ms],
             )?;
-            n += tx.execute("DELETE FROM events WHERE expires_at_ms <= ?1", [now_ms])?;
-            n += tx.execute("DELETE FROM idempotency WHERE expires_at_ms <= ?1", [now_ms])?;
-            tx.commit()?;
+            n += conn.execute("DELETE FROM events WHERE expires_at_ms <= ?1", [now_ms])?;
+            n += conn.execute("DELETE FROM idempotency WHERE expires_at_ms <= ?1", [now_ms])?;
             Ok(n)
         })
         .await
@@ -384,14 +393,22 @@ fn active_tokens(conn: &Connection, now_ms: i64) -> rusqlite::Result<Vec<TokenRo
 /// The connection, and whether it must be opened again before its next use: after an
 /// error a new connection may not have (see `needs_reopen`), the next call reopens the
 /// file first, so it sees the file as it is then.
-struct Handle {
+pub(crate) struct Handle {
     conn: Connection,
     stale: bool,
 }
 
 impl Handle {
+    pub(crate) fn new(conn: Connection) -> Self {
+        Handle { conn, stale: false }
+    }
+
+    pub(crate) fn mark_stale(&mut self) {
+        self.stale = true;
+    }
+
     /// The connection to use now, opened again first if the last call left it stale.
-    fn ready(&mut self, path: &Path, busy_timeout: Duration) -> &mut Connection {
+    pub(crate) fn ready(&mut self, path: &Path, busy_timeout: Duration) -> &mut Connection {
         if self.stale {
             match connect(path, busy_timeout) {
                 Ok(fresh) => {
@@ -470,7 +487,7 @@ fn holder(
 /// One event's commit, inside the caller's transaction: the idempotency check and
 /// record, then the event as given or as the duplicate of the scope's holder.
 fn commit_event(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &Connection,
     event: &EventRecord,
     claim: Option<&IdempotencyClaim>,
 ) -> rusqlite::Result<Committed> {
@@ -504,7 +521,7 @@ fn commit_event(
 /// count. With `duplicate_of`, it is written as that event's duplicate: status
 /// `duplicate`, no actions, not queued.
 fn insert_event(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &Connection,
     event: &EventRecord,
     duplicate_of: Option<&str>,
 ) -> rusqlite::Result<()> {
@@ -600,37 +617,27 @@ impl EventLog for SqliteStore {
         event: EventRecord,
         claim: Option<&IdempotencyClaim>,
     ) -> Result<Committed, CommitError> {
-        let (conn, path, busy_timeout) = (self.conn.clone(), self.path.clone(), self.busy_timeout);
-        let claim = claim.cloned();
         let queued = event.is_queued();
-        let outcome = tokio::task::spawn_blocking(move || {
-            let mut handle = conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            // The event goes back to the caller on every failure, a panic included.
-            let written = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                let conn = handle.ready(&path, busy_timeout);
-                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-                let committed = commit_event(&tx, &event, claim.as_ref())?;
-                tx.commit()?;
-                Ok(committed)
-            }));
-            match written {
-                Ok(Ok(committed)) => Ok(committed),
-                Ok(Err(e)) => {
-                    handle.failed(&e);
-                    Err(CommitError::new(store_error(e), event))
+        // Shared with the write, which drops its copy once it ran, so the event can be
+        // handed back whole if the commit fails.
+        let event = Arc::new(event);
+        let (written, claim) = (event.clone(), claim.cloned());
+        let outcome = self
+            .writer
+            .write(move |conn| commit_event(conn, &written, claim.as_ref()))
+            .await;
+        match outcome {
+            Ok(committed) => {
+                if queued && committed == Committed::Stored {
+                    self.outbox_wakeup.notify_one();
                 }
-                Err(_) => Err(CommitError::new(
-                    StoreError::Failed("the store's commit panicked".into()),
-                    event,
-                )),
+                Ok(committed)
             }
-        })
-        .await
-        .unwrap_or_else(|e| panic!("the commit task could not run: {e}"))?;
-        if queued && outcome == Committed::Stored {
-            self.outbox_wakeup.notify_one();
+            Err(error) => {
+                let event = Arc::try_unwrap(event).unwrap_or_else(|shared| (*shared).clone());
+                Err(CommitError::new(error, event))
+            }
         }
-        Ok(outcome)
     }
 
     async fn get(&self, event_id: &str) -> Result<Option<EventRecord>, StoreError> {
@@ -751,7 +758,7 @@ impl EventLog for SqliteStore {
     async fn update_action(&self, event_id: &str, update: &ActionUpdate) -> Result<(), StoreError> {
         let (update_index, event_id_for_error) = (update.index, event_id.to_string());
         let (event_id, update) = (event_id.to_string(), update.clone());
-        self.call(move |conn| {
+        self.writer.write_early(move |conn| {
             conn.execute(
                 "UPDATE actions SET status = ?3, result = ?4, error = ?5, attempts = ?6, updated_at_ms = ?7
                  WHERE event_id = ?1 AND idx = ?2",
@@ -780,6 +787,8 @@ impl EventLog for SqliteStore {
 #[async_trait]
 impl Outbox for SqliteStore {
     async fn due(&self, now_ms: i64, limit: usize) -> Result<Vec<OutboxItem>, StoreError> {
+        // The worker's writes of its last round commit first (see `crate::writer`).
+        self.writer.settle().await?;
         self.call(move |conn| {
             let mut stmt = conn.prepare_cached(
                 "SELECT event_id, attempts FROM outbox
@@ -806,7 +815,7 @@ impl Outbox for SqliteStore {
         error: &str,
     ) -> Result<(), StoreError> {
         let (event_id, error) = (event_id.to_string(), error.to_string());
-        self.call(move |conn| {
+        self.writer.write_early(move |conn| {
             conn.execute(
                 "UPDATE outbox SET attempts = ?2, next_attempt_at_ms = ?3, last_error = ?4 WHERE event_id = ?1",
                 params![event_id, attempts as i64, next_attempt_at_ms, error],
@@ -818,22 +827,27 @@ impl Outbox for SqliteStore {
 
     async fn finish(&self, event_id: &str, error: Option<&str>) -> Result<(), StoreError> {
         let (event_id, error) = (event_id.to_string(), error.map(str::to_string));
-        self.call(move |conn| {
-            conn.execute(
-                "UPDATE outbox SET state = ?2, last_error = ?3 WHERE event_id = ?1",
-                params![
-                    event_id,
-                    if error.is_some() { "dead" } else { "done" },
-                    error
-                ],
-            )
-            .map(drop)
-        })
-        .await
+        self.writer
+            .write_early(move |conn| {
+                conn.execute(
+                    "UPDATE outbox SET state = ?2, last_error = ?3 WHERE event_id = ?1",
+                    params![
+                        event_id,
+                        if error.is_some() { "dead" } else { "done" },
+                        error
+                    ],
+                )
+                .map(drop)
+            })
+            .await
     }
 }
 
 impl SqliteStore {
+    pub(crate) fn writer(&self) -> &Writer {
+        &self.writer
+    }
+
     /// The outbox row of an event: (state, attempts, last error).
     pub async fn outbox_state(
         &self,
