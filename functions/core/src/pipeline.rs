@@ -43,7 +43,10 @@ use crate::config::{Catalog, EnvironmentConfig, SourceConfig};
 use crate::defaults;
 use crate::path::{FieldPath, PathRoots};
 use crate::reply::{IngestError, Reply};
-use crate::script::{OwnedScriptInput, ScriptEngine, ScriptErrorKind, ScriptInput, ScriptPool};
+use crate::script::{
+    CompiledScript, OwnedScriptInput, ScriptEngine, ScriptErrorKind, ScriptInput, ScriptOutput,
+    ScriptPool, ScriptRunError, SliceSpent,
+};
 use crate::store::{
     CommitError, Committed, EventLog, EventRecord, EventStatus, IdempotencyClaim, IdempotencyScope,
     StoreError, VerificationStatus,
@@ -53,6 +56,10 @@ use aho_corasick::AhoCorasick;
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock};
+
+/// How long a script may run on the thread that serves its request before it is run
+/// again, with its whole budget, on the script pool (see [`ScriptEngine::run_slice`]).
+const INLINE_SLICE: std::time::Duration = std::time::Duration::from_millis(1);
 
 /// Where a token leads: one environment of one source.
 #[derive(Debug, Clone)]
@@ -351,25 +358,30 @@ impl Pipeline {
                 },
             ),
             Some(pool) => {
-                let input = OwnedScriptInput {
-                    vars,
-                    body: parsed.body.clone(),
-                    raw_body: std::mem::take(&mut event.raw_body),
-                    headers: parsed.headers.clone(),
-                    query: parsed.query.clone(),
-                    method: event.method.clone(),
-                    received_at,
-                    now_ms: self.clock.now_ms(),
-                };
-                match pool.run(script.clone(), input).await {
-                    Ok((outcome, raw_body)) => {
-                        event.raw_body = raw_body;
-                        outcome
-                    }
-                    Err(full) => {
-                        return Verified::NotRun(IngestError::Busy {
-                            detail: full.to_string(),
-                        });
+                let sliced = self.engine.run_slice(
+                    script,
+                    ScriptInput {
+                        vars: vars.clone(),
+                        body: parsed.body.clone(),
+                        raw_body: &event.raw_body,
+                        headers: parsed.headers.clone(),
+                        query: parsed.query.clone(),
+                        method: &event.method,
+                        received_at,
+                        now_ms: self.clock.now_ms(),
+                    },
+                    INLINE_SLICE,
+                );
+                match sliced {
+                    Ok(outcome) => outcome,
+                    Err(SliceSpent) => {
+                        match self
+                            .run_on_pool(pool, script, vars, parsed, event, received_at)
+                            .await
+                        {
+                            Ok(outcome) => outcome,
+                            Err(busy) => return Verified::NotRun(busy),
+                        }
                     }
                 }
             }
@@ -422,6 +434,38 @@ impl Pipeline {
             return Verified::Refused(IngestError::Unverified);
         }
         Verified::Passed(preprocess)
+    }
+
+    /// Runs a script that needed more than its inline slice on a pool thread, with its
+    /// whole budget (from the start: scripts have no side effects).
+    async fn run_on_pool(
+        &self,
+        pool: &ScriptPool,
+        script: &Arc<CompiledScript>,
+        vars: Arc<Vars>,
+        parsed: &Parsed,
+        event: &mut EventRecord,
+        received_at: i64,
+    ) -> Result<Result<ScriptOutput, ScriptRunError>, IngestError> {
+        let input = OwnedScriptInput {
+            vars,
+            body: parsed.body.clone(),
+            raw_body: std::mem::take(&mut event.raw_body),
+            headers: parsed.headers.clone(),
+            query: parsed.query.clone(),
+            method: event.method.clone(),
+            received_at,
+            now_ms: self.clock.now_ms(),
+        };
+        match pool.run(script.clone(), input).await {
+            Ok((outcome, raw_body)) => {
+                event.raw_body = raw_body;
+                Ok(outcome)
+            }
+            Err(full) => Err(IngestError::Busy {
+                detail: full.to_string(),
+            }),
+        }
     }
 
     /// Logs a refused request (401, or 503 for a missing var). The answer does not

@@ -84,6 +84,10 @@ impl Default for ScriptLimits {
     }
 }
 
+/// A script ran out of its time slice (see [`ScriptEngine::run_slice`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SliceSpent;
+
 /// A compiled script, ready to run.
 pub struct CompiledScript {
     /// Where the script came from (its file), for messages.
@@ -263,25 +267,57 @@ impl ScriptEngine {
         script: &CompiledScript,
         input: ScriptInput<'_>,
     ) -> Result<ScriptOutput, ScriptRunError> {
+        self.run_within(script, input, self.limits.wall_time)
+            .unwrap_or_else(|SliceSpent| unreachable!("the whole budget is no slice"))
+    }
+
+    /// Runs `main(ctx)` with only `slice` of wall time: the outcome if it finished (or
+    /// failed) within it, [`SliceSpent`] if it needs longer. A server runs every script
+    /// this way on the thread that serves the request, with a slice of a millisecond,
+    /// and gives the few that need longer to a [`ScriptPool`] thread with the whole
+    /// budget: scripts have no side effects, so running one again from the start is
+    /// safe, and the common case pays no thread hand-off.
+    pub fn run_slice(
+        &self,
+        script: &CompiledScript,
+        input: ScriptInput<'_>,
+        slice: Duration,
+    ) -> Result<Result<ScriptOutput, ScriptRunError>, SliceSpent> {
+        self.run_within(script, input, slice.min(self.limits.wall_time))
+    }
+
+    fn run_within(
+        &self,
+        script: &CompiledScript,
+        input: ScriptInput<'_>,
+        wall_time: Duration,
+    ) -> Result<Result<ScriptOutput, ScriptRunError>, SliceSpent> {
         run_state::begin(input.now_ms, input.vars.clone());
         memory::start();
         let ctx = Dynamic::from(ScriptContext::new(&input));
-        run_state::start_clock(Instant::now() + self.limits.wall_time);
+        run_state::start_clock(Instant::now() + wall_time);
         let result = self
             .engine
             .call_fn::<Dynamic>(&mut Scope::new(), &script.ast, "main", (ctx,));
         memory::stop();
         let console = run_state::end();
+        if wall_time < self.limits.wall_time
+            && let Err(err) = &result
+            && let EvalAltResult::ErrorTerminated(token, _) = root_cause(err)
+            && token.clone().into_string().ok().as_deref() == Some(WALL_TIME_SPENT)
+        {
+            return Err(SliceSpent);
+        }
         let outcome = match result {
             Ok(value) => read_output(value, console),
             Err(err) => Err(self.describe_failure(&err, console)),
         };
         // An error message may quote a value the script built from a var
         // (`throw ctx.vars.SECRET`, a type error showing it); it is logged and stored.
-        outcome.map_err(|mut error| {
+        Ok(outcome.map_err(|mut error| {
             error.message = input.vars.redact(&error.message);
             error
-        })
+        }))
     }
 
     fn describe_failure(&self, err: &EvalAltResult, console: Vec<String>) -> ScriptRunError {
