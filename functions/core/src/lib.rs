@@ -32,7 +32,7 @@ mod yaml;
 /// The core's own tests count script memory as the binaries do.
 #[cfg(test)]
 #[global_allocator]
-static ALLOCATOR: script::CountingAllocator = script::CountingAllocator;
+static ALLOCATOR: script::CountingAllocator = script::CountingAllocator(std::alloc::System);
 
 /// Published defaults; the README lists them.
 pub mod defaults {

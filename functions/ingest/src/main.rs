@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 /// Counts the memory each script run holds, so its budget is enforced.
 #[global_allocator]
-static ALLOCATOR: inlet_core::script::CountingAllocator = inlet_core::script::CountingAllocator;
+static ALLOCATOR: inlet_core::script::CountingAllocator =
+    inlet_core::script::CountingAllocator(std::alloc::System);
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {

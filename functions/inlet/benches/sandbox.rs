@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 #[global_allocator]
-static ALLOCATOR: CountingAllocator = CountingAllocator;
+static ALLOCATOR: CountingAllocator = CountingAllocator(std::alloc::System);
 
 /// A 1 MiB string, built by doubling.
 const MIB: &str = r#"let big = "x"; while big.len() < 1048576 { big += big; }"#;

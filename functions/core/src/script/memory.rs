@@ -5,10 +5,11 @@
 //!
 //! ```ignore
 //! #[global_allocator]
-//! static ALLOCATOR: inlet_core::script::CountingAllocator = inlet_core::script::CountingAllocator;
+//! static ALLOCATOR: inlet_core::script::CountingAllocator =
+//!     inlet_core::script::CountingAllocator(std::alloc::System);
 //! ```
 //!
-//! It wraps the system allocator and adds two thread-local updates per allocation while
+//! It wraps another allocator (`inlet` uses mimalloc, the Lambda the system's) and adds two thread-local updates per allocation while
 //! a run is being counted (nothing otherwise). The engine checks the count every few
 //! operations; a single call that could allocate far more than its inputs is refused
 //! before it runs (see the `bounds` module), so the count only has to catch what builds
@@ -24,8 +25,8 @@ thread_local! {
     static HELD: Cell<isize> = const { Cell::new(0) };
 }
 
-/// The system allocator, counting the bytes a script run holds.
-pub struct CountingAllocator;
+/// An allocator (the system's by default), counting the bytes a script run holds.
+pub struct CountingAllocator<A = System>(pub A);
 
 fn count(delta: isize) {
     let _ = COUNTING.try_with(|counting| {
@@ -35,11 +36,11 @@ fn count(delta: isize) {
     });
 }
 
-// SAFETY: every call is forwarded to the system allocator unchanged; the counting only
+// SAFETY: every call is forwarded to the inner allocator unchanged; the counting only
 // touches const-initialised thread-locals without destructors, which never allocate.
-unsafe impl GlobalAlloc for CountingAllocator {
+unsafe impl<A: GlobalAlloc> GlobalAlloc for CountingAllocator<A> {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let pointer = unsafe { System.alloc(layout) };
+        let pointer = unsafe { self.0.alloc(layout) };
         if !pointer.is_null() {
             count(layout.size() as isize);
         }
@@ -47,7 +48,7 @@ unsafe impl GlobalAlloc for CountingAllocator {
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        let pointer = unsafe { System.alloc_zeroed(layout) };
+        let pointer = unsafe { self.0.alloc_zeroed(layout) };
         if !pointer.is_null() {
             count(layout.size() as isize);
         }
@@ -55,12 +56,12 @@ unsafe impl GlobalAlloc for CountingAllocator {
     }
 
     unsafe fn dealloc(&self, pointer: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(pointer, layout) };
+        unsafe { self.0.dealloc(pointer, layout) };
         count(-(layout.size() as isize));
     }
 
     unsafe fn realloc(&self, pointer: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let moved = unsafe { System.realloc(pointer, layout, new_size) };
+        let moved = unsafe { self.0.realloc(pointer, layout, new_size) };
         if !moved.is_null() {
             count(new_size as isize - layout.size() as isize);
         }
