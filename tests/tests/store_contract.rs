@@ -320,6 +320,39 @@ async fn list_contract(log: &dyn EventLog) {
         (entry.status, entry.attempts, entry.result),
         (ActionStatus::Succeeded, 1, Some(json!({"user_id": "u1"})))
     );
+
+    // Reading several events with their action logs at once (the action worker's
+    // round) answers what reading them one by one does, in the order asked, with
+    // nothing for an unknown id.
+    let ids = ["l2", "nope", "l0"].map(String::from);
+    let together = log.get_with_logs(&ids).await.unwrap();
+    assert_eq!(together.len(), 3);
+    for ((event, actions), id) in together.iter().zip(&ids) {
+        let alone = log.get(id).await.unwrap();
+        assert_eq!(
+            event.as_ref().map(|e| &e.id),
+            alone.as_ref().map(|e| &e.id),
+            "{id}"
+        );
+        assert_eq!(
+            event.as_ref().map(|e| e.status),
+            alone.as_ref().map(|e| e.status)
+        );
+        let alone_log = log.action_log(id).await.unwrap();
+        assert_eq!(
+            actions
+                .iter()
+                .map(|a| (a.index, a.status, a.attempts))
+                .collect::<Vec<_>>(),
+            alone_log
+                .iter()
+                .map(|a| (a.index, a.status, a.attempts))
+                .collect::<Vec<_>>(),
+            "{id}"
+        );
+    }
+    assert!(together[1].0.is_none() && together[1].1.is_empty());
+    assert_eq!(together[2].1[0].status, ActionStatus::Succeeded);
 }
 
 fn sqlite() -> (tempfile::TempDir, SqliteStore) {

@@ -138,7 +138,8 @@ impl ActionExecutor {
             };
             match outcome {
                 ActionOutcome::Succeeded(result) => {
-                    tracing::info!(event_id = %event.id, action = planned.action.name(), "action succeeded");
+                    // debug: one info line per event (its acceptance) is enough at load.
+                    tracing::debug!(event_id = %event.id, action = planned.action.name(), "action succeeded");
                     events
                         .update_action(
                             &event.id,

@@ -27,7 +27,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 /// Rows read from the outbox per round.
-const ROWS_PER_ROUND: usize = 32;
+const ROWS_PER_ROUND: usize = 128;
 /// The first wait after a store error, and the longest.
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const LONGEST_BACKOFF: Duration = Duration::from_secs(5);
@@ -145,16 +145,9 @@ impl OutboxWorker {
     /// events: the round's writes share commits.
     async fn round(&self, stop: &watch::Receiver<bool>) -> Result<usize, StoreError> {
         let due = self.outbox.due(self.clock.now_ms(), ROWS_PER_ROUND).await?;
-        let mut round = Vec::with_capacity(due.len());
-        for item in &due {
-            let event = self.events.get(&item.event_id).await?;
-            let log = match &event {
-                Some(event) => self.events.action_log(&event.id).await?,
-                None => Vec::new(),
-            };
-            round.push((item, event, log));
-        }
-        for (item, event, log) in round {
+        let ids: Vec<String> = due.iter().map(|item| item.event_id.clone()).collect();
+        let found = self.events.get_with_logs(&ids).await?;
+        for (item, (event, log)) in due.iter().zip(found) {
             if *stop.borrow() {
                 break;
             }

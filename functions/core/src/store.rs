@@ -473,6 +473,25 @@ pub trait EventLog: Send + Sync {
     /// The action log of one event, in plan order.
     async fn action_log(&self, event_id: &str) -> Result<Vec<ActionLogEntry>, StoreError>;
 
+    /// Each of `event_ids` with its action log (an empty log when the event does not
+    /// exist), in the order asked: what the action worker needs for a round. Stores that
+    /// can read them in one go override it.
+    async fn get_with_logs(
+        &self,
+        event_ids: &[String],
+    ) -> Result<Vec<(Option<EventRecord>, Vec<ActionLogEntry>)>, StoreError> {
+        let mut found = Vec::with_capacity(event_ids.len());
+        for event_id in event_ids {
+            let event = self.get(event_id).await?;
+            let log = match &event {
+                Some(event) => self.action_log(&event.id).await?,
+                None => Vec::new(),
+            };
+            found.push((event, log));
+        }
+        Ok(found)
+    }
+
     async fn update_action(&self, event_id: &str, update: &ActionUpdate) -> Result<(), StoreError>;
 }
 

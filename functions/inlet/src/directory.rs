@@ -5,7 +5,7 @@
 //! `applied_actions` in a single transaction, so an action is applied exactly once
 //! however often the executor re-runs it.
 
-use crate::sqlite::{SqliteStore, from_json, json_text};
+use crate::sqlite::{Cached, SqliteStore, from_json, json_text};
 use async_trait::async_trait;
 use inlet_core::directory::{
     ActionKey, Applied, Directory, DirectoryChange, DirectoryError, Entity, RecipientRef,
@@ -50,7 +50,7 @@ fn upsert_entity(
     now_ms: i64,
 ) -> rusqlite::Result<()> {
     let existing: Option<String> = tx
-        .query_row(
+        .row(
             &format!("SELECT properties FROM {table} WHERE environment = ?1 AND id = ?2"),
             params![environment, id],
             |r| r.get(0),
@@ -60,13 +60,13 @@ fn upsert_entity(
         Some(text) => {
             let mut properties: Map<String, Value> = from_json(&text)?;
             merge_properties(&mut properties, update);
-            tx.execute(
+            tx.exec(
                 &format!("UPDATE {table} SET properties = ?3, updated_at_ms = ?4 WHERE environment = ?1 AND id = ?2"),
                 params![environment, id, json_text(&properties), now_ms],
             )?;
         }
         None => {
-            tx.execute(
+            tx.exec(
                 &format!("INSERT INTO {table} (environment, id, properties, created_at_ms, updated_at_ms) VALUES (?1, ?2, ?3, ?4, ?4)"),
                 params![environment, id, json_text(update), now_ms],
             )?;
@@ -86,15 +86,15 @@ fn apply_change(
             upsert_entity(tx, "users", env, id, properties, now_ms)?;
         }
         DirectoryChange::DeleteUser { id } => {
-            tx.execute(
+            tx.exec(
                 "DELETE FROM users WHERE environment = ?1 AND id = ?2",
                 params![env, id],
             )?;
-            tx.execute(
+            tx.exec(
                 "DELETE FROM subscriptions WHERE environment = ?1 AND recipient = ?2",
                 params![env, recipient_key(&RecipientRef::User(id.clone()))],
             )?;
-            tx.execute(
+            tx.exec(
                 "DELETE FROM audience_members WHERE environment = ?1 AND user_id = ?2",
                 params![env, id],
             )?;
@@ -105,7 +105,7 @@ fn apply_change(
             properties,
         } => {
             let existing: Option<String> = tx
-                .query_row(
+                .row(
                     "SELECT properties FROM objects WHERE environment = ?1 AND collection = ?2 AND id = ?3",
                     params![env, collection, id],
                     |r| r.get(0),
@@ -116,7 +116,7 @@ fn apply_change(
                 None => Map::new(),
             };
             merge_properties(&mut merged, properties);
-            tx.execute(
+            tx.exec(
                 "INSERT INTO objects (environment, collection, id, properties, created_at_ms, updated_at_ms)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?5)
                  ON CONFLICT (environment, collection, id) DO UPDATE SET
@@ -125,15 +125,15 @@ fn apply_change(
             )?;
         }
         DirectoryChange::DeleteObject { collection, id } => {
-            tx.execute(
+            tx.exec(
                 "DELETE FROM objects WHERE environment = ?1 AND collection = ?2 AND id = ?3",
                 params![env, collection, id],
             )?;
-            tx.execute(
+            tx.exec(
                 "DELETE FROM subscriptions WHERE environment = ?1 AND collection = ?2 AND object_id = ?3",
                 params![env, collection, id],
             )?;
-            tx.execute(
+            tx.exec(
                 "DELETE FROM subscriptions WHERE environment = ?1 AND recipient = ?2",
                 params![
                     env,
@@ -148,7 +148,7 @@ fn apply_change(
             upsert_entity(tx, "tenants", env, id, properties, now_ms)?;
         }
         DirectoryChange::DeleteTenant { id } => {
-            tx.execute(
+            tx.exec(
                 "DELETE FROM tenants WHERE environment = ?1 AND id = ?2",
                 params![env, id],
             )?;
@@ -159,21 +159,21 @@ fn apply_change(
             recipients,
             properties,
         } => {
-            let exists: bool = tx.query_row(
+            let exists: bool = tx.row(
                 "SELECT EXISTS (SELECT 1 FROM objects WHERE environment = ?1 AND collection = ?2 AND id = ?3)",
                 params![env, collection, id],
                 |r| r.get(0),
             )?;
             if !exists {
                 // Knock's subscribe upserts the object; so does Inlet.
-                tx.execute(
+                tx.exec(
                     "INSERT INTO objects (environment, collection, id, properties, created_at_ms, updated_at_ms)
                      VALUES (?1, ?2, ?3, '{}', ?4, ?4)",
                     params![env, collection, id, now_ms],
                 )?;
             }
             for r in recipients {
-                tx.execute(
+                tx.exec(
                     "INSERT INTO subscriptions (environment, collection, object_id, recipient, properties)
                      VALUES (?1, ?2, ?3, ?4, ?5)
                      ON CONFLICT DO UPDATE SET properties = excluded.properties",
@@ -187,7 +187,7 @@ fn apply_change(
             recipients,
         } => {
             for r in recipients {
-                tx.execute(
+                tx.exec(
                     "DELETE FROM subscriptions WHERE environment = ?1 AND collection = ?2 AND object_id = ?3 AND recipient = ?4",
                     params![env, collection, id, recipient_key(r)],
                 )?;
@@ -199,7 +199,7 @@ fn apply_change(
             tenant,
             create_if_missing,
         } => {
-            let exists: bool = tx.query_row(
+            let exists: bool = tx.row(
                 "SELECT EXISTS (SELECT 1 FROM audiences WHERE environment = ?1 AND key = ?2)",
                 params![env, key],
                 |r| r.get(0),
@@ -210,13 +210,13 @@ fn apply_change(
                         "audience `{key}` does not exist; create it first or map `create_if_missing: {{ value: true }}`"
                     )));
                 }
-                tx.execute(
+                tx.exec(
                     "INSERT INTO audiences (environment, key, created_at_ms) VALUES (?1, ?2, ?3)",
                     params![env, key, now_ms],
                 )?;
             }
             for user in members {
-                tx.execute(
+                tx.exec(
                     "INSERT OR IGNORE INTO audience_members (environment, key, user_id, tenant) VALUES (?1, ?2, ?3, ?4)",
                     params![env, key, user, tenant.clone().unwrap_or_default()],
                 )?;
@@ -228,14 +228,14 @@ fn apply_change(
             tenant,
         } => {
             for user in members {
-                tx.execute(
+                tx.exec(
                     "DELETE FROM audience_members WHERE environment = ?1 AND key = ?2 AND user_id = ?3 AND tenant = ?4",
                     params![env, key, user, tenant.clone().unwrap_or_default()],
                 )?;
             }
         }
         DirectoryChange::RecordWorkflowRun(run) => {
-            tx.execute(
+            tx.exec(
                 "INSERT INTO workflow_runs (environment, id, workflow_key, run, cancellation_key, status, created_at_ms)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 params![env, run.id, run.workflow_key, json_text(run), run.cancellation_key, run.status, run.created_at_ms],
@@ -262,7 +262,7 @@ fn apply_change(
                     .is_none_or(|only| run.recipients.iter().any(|r| only.contains(r)));
                 if included {
                     run.status = "cancelled".into();
-                    tx.execute(
+                    tx.exec(
                         "UPDATE workflow_runs SET status = 'cancelled', run = ?3 WHERE environment = ?1 AND id = ?2",
                         params![env, id, json_text(&run)],
                     )?;
@@ -311,7 +311,7 @@ impl Directory for SqliteStore {
         self.writer()
             .write_early(move |tx| {
                 let before: Option<String> = tx
-                    .query_row(
+                    .row(
                         "SELECT result FROM applied_actions WHERE environment = ?1 AND event_id = ?2 AND idx = ?3",
                         params![env, key.event_id, key.index as i64],
                         |r| r.get(0),
@@ -329,7 +329,7 @@ impl Directory for SqliteStore {
                         Err(e) => return Err(e),
                     }
                 }
-                tx.execute(
+                tx.exec(
                     "INSERT INTO applied_actions (environment, event_id, idx, result, applied_at_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
                     params![env, key.event_id, key.index as i64, json_text(&result), now_ms],
                 )?;
@@ -367,7 +367,7 @@ impl Directory for SqliteStore {
     async fn user(&self, environment: &str, id: &str) -> Result<Option<Entity>, DirectoryError> {
         let (env, id) = (environment.to_string(), id.to_string());
         self.dir(move |conn| {
-            conn.query_row(
+            conn.row(
                 "SELECT id, properties, created_at_ms, updated_at_ms FROM users WHERE environment = ?1 AND id = ?2",
                 params![env, id],
                 read_entity,
@@ -389,7 +389,7 @@ impl Directory for SqliteStore {
             id.to_string(),
         );
         self.dir(move |conn| {
-            conn.query_row(
+            conn.row(
                 "SELECT id, properties, created_at_ms, updated_at_ms FROM objects WHERE environment = ?1 AND collection = ?2 AND id = ?3",
                 params![env, collection, id],
                 read_entity,
@@ -402,7 +402,7 @@ impl Directory for SqliteStore {
     async fn tenant(&self, environment: &str, id: &str) -> Result<Option<Entity>, DirectoryError> {
         let (env, id) = (environment.to_string(), id.to_string());
         self.dir(move |conn| {
-            conn.query_row(
+            conn.row(
                 "SELECT id, properties, created_at_ms, updated_at_ms FROM tenants WHERE environment = ?1 AND id = ?2",
                 params![env, id],
                 read_entity,
@@ -446,7 +446,7 @@ impl Directory for SqliteStore {
     ) -> Result<Option<Vec<String>>, DirectoryError> {
         let (env, key) = (environment.to_string(), key.to_string());
         self.dir(move |conn| {
-            let exists: bool = conn.query_row(
+            let exists: bool = conn.row(
                 "SELECT EXISTS (SELECT 1 FROM audiences WHERE environment = ?1 AND key = ?2)",
                 params![env, key],
                 |r| r.get(0),
@@ -471,7 +471,7 @@ impl Directory for SqliteStore {
         let (env, id) = (environment.to_string(), id.to_string());
         self.dir(move |conn| {
             let text: Option<String> = conn
-                .query_row(
+                .row(
                     "SELECT run FROM workflow_runs WHERE environment = ?1 AND id = ?2",
                     params![env, id],
                     |r| r.get(0),

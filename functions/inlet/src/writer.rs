@@ -11,21 +11,27 @@
 //! [`Session`]: if a batch holding one of them fails to commit, the session is poisoned
 //! and every later write of it fails instead of running, so what the worker committed
 //! is always a prefix of what it wrote — the same state a crash at that point leaves,
-//! which the executor resumes from. [`Writer::settle`] waits until every write queued so
-//! far has committed (and reports, then clears, a poisoned session); reads that must see
-//! early writes call it first.
+//! which the executor resumes from. Writes whose answer the worker does not need (an
+//! action's outcome, closing an outbox row) are only queued ([`Writer::queue_early`]);
+//! one that fails is logged and poisons the session the same way. [`Writer::settle`]
+//! waits until every write queued so far has committed (and reports, then clears, a
+//! poisoned session); reads that must see early writes call it first.
 
-use crate::sqlite::{Handle, needs_reopen, store_error};
+use crate::sqlite::{Cached, Handle, needs_reopen, store_error};
 use inlet_core::store::StoreError;
 use rusqlite::Connection;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
 /// Most writes committed together.
 const MAX_BATCH: usize = 512;
+/// How long a batch of only early writes waits for the next write, and how long such a
+/// batch stays open at most (see [`write_batches`]).
+const LINGER: Duration = Duration::from_micros(500);
+const LINGER_CAP: Duration = Duration::from_millis(20);
 
 /// A run of early writes whose committed part must stay a prefix (see the module docs).
 #[derive(Clone, Default)]
@@ -49,12 +55,17 @@ trait Job: Send {
     fn run(&mut self, conn: &Connection) -> Result<(), bool>;
     /// Called once the batch's commit is known.
     fn finish(self: Box<Self>, commit: WriteResult<()>);
+    /// Whether its sender waits for the commit (not an early write).
+    fn durable(&self) -> bool;
 }
 
 struct Write<T, F> {
     work: Option<F>,
     outcome: Option<WriteResult<T>>,
-    reply: Option<oneshot::Sender<WriteResult<T>>>,
+    /// Where the outcome goes; a queued write has none and logs a failure instead,
+    /// saying what it was doing.
+    reply: Result<oneshot::Sender<WriteResult<T>>, &'static str>,
+    answered: bool,
     /// For an early write: its session, and the count of early writes not yet settled.
     early: Option<(Session, Arc<AtomicUsize>)>,
 }
@@ -68,6 +79,10 @@ where
         if let Some((session, _)) = &self.early
             && session.poisoned()
         {
+            if self.reply.is_err() {
+                // Queued: the write that poisoned the session was logged already.
+                self.answered = true;
+            }
             self.answer(Err(StoreError::Unavailable(
                 "an earlier write of this run was not committed; the run starts over".into(),
             )));
@@ -102,10 +117,14 @@ where
         }
     }
 
+    fn durable(&self) -> bool {
+        self.early.is_none()
+    }
+
     fn finish(mut self: Box<Self>, commit: WriteResult<()>) {
         if let Some((session, outstanding)) = self.early.take() {
             outstanding.fetch_sub(1, Ordering::SeqCst);
-            if self.reply.is_some() {
+            if !self.answered {
                 // It never ran (the batch could not begin, or its savepoint failed).
                 session.poison();
                 let error = commit
@@ -129,8 +148,18 @@ where
 
 impl<T, F> Write<T, F> {
     fn answer(&mut self, outcome: WriteResult<T>) {
-        if let Some(reply) = self.reply.take() {
-            let _ = reply.send(outcome);
+        if std::mem::replace(&mut self.answered, true) {
+            return;
+        }
+        match std::mem::replace(&mut self.reply, Err("")) {
+            Ok(reply) => {
+                let _ = reply.send(outcome);
+            }
+            Err(doing) => {
+                if let Err(error) = outcome {
+                    tracing::warn!(%error, "{doing} failed; the action worker's later writes are dropped and it starts over from what was committed");
+                }
+            }
         }
     }
 }
@@ -163,6 +192,19 @@ impl Writer {
         F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
     {
         let (reply, answer) = oneshot::channel();
+        self.enqueue(work, early, Ok(reply));
+        answer
+    }
+
+    fn enqueue<T, F>(
+        &self,
+        work: F,
+        early: bool,
+        reply: Result<oneshot::Sender<WriteResult<T>>, &'static str>,
+    ) where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    {
         let early = early.then(|| {
             self.outstanding.fetch_add(1, Ordering::SeqCst);
             let session = self.session.lock().expect("session lock").clone();
@@ -171,7 +213,8 @@ impl Writer {
         let job = Box::new(Write {
             work: Some(work),
             outcome: None,
-            reply: Some(reply),
+            reply,
+            answered: false,
             early,
         });
         if let Err(mpsc::SendError(job)) = self.jobs.send(job) {
@@ -179,7 +222,6 @@ impl Writer {
                 "the store's writer stopped".into(),
             )));
         }
-        answer
     }
 
     async fn answer<T>(answer: oneshot::Receiver<WriteResult<T>>) -> WriteResult<T> {
@@ -204,6 +246,18 @@ impl Writer {
         F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
     {
         Self::answer(self.submit(work, true)).await
+    }
+
+    /// An early write of the worker's session that is not waited for: it runs after
+    /// everything queued before it, and if it fails (`doing` says what it was, in the
+    /// log) the session is poisoned, so nothing the worker writes after it commits and
+    /// the worker's next [`Writer::settle`] reports it. Saves the worker a hand-off to
+    /// the writer thread and back for each write whose answer it does not need.
+    pub(crate) fn queue_early<F>(&self, doing: &'static str, work: F)
+    where
+        F: FnOnce(&Connection) -> rusqlite::Result<()> + Send + 'static,
+    {
+        self.enqueue(work, true, Err(doing));
     }
 
     /// Waits until every write queued so far has committed or failed.
@@ -232,6 +286,12 @@ impl Writer {
 }
 
 /// The writer thread: takes what is queued, runs it in one transaction, commits once.
+///
+/// A batch of only early writes (the action worker's) is kept open a little while
+/// ([`LINGER`], at most [`LINGER_CAP`] in all) for the worker's next write, which comes
+/// as soon as the last one was answered: the writes of a whole round of events then
+/// share one commit instead of paying an fsync each. A durable write ends the wait — it
+/// joins the open transaction and the batch commits at once.
 fn write_batches(
     mut handle: Handle,
     path: &std::path::Path,
@@ -239,43 +299,44 @@ fn write_batches(
     queue: mpsc::Receiver<Box<dyn Job>>,
 ) {
     while let Ok(first) = queue.recv() {
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match queue.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
-            }
-        }
+        let mut batch: Vec<Box<dyn Job>> = Vec::new();
+        let mut next = Some(first);
         let mut reopen = false;
-        let committed = {
-            let conn = handle.ready(path, busy_timeout);
-            match conn.execute_batch("BEGIN IMMEDIATE") {
-                Err(e) => {
-                    reopen = needs_reopen(&e);
-                    Err(store_error(e))
-                }
-                Ok(()) => {
-                    for job in batch.iter_mut() {
-                        if conn.execute_batch("SAVEPOINT job").is_err() {
-                            continue;
-                        }
-                        match job.run(conn) {
-                            Ok(()) => {
-                                let _ = conn.execute_batch("RELEASE job");
-                            }
-                            Err(stale) => {
-                                reopen |= stale;
-                                let _ = conn.execute_batch("ROLLBACK TO job; RELEASE job");
-                            }
+        let conn = handle.ready(path, busy_timeout);
+        let committed = match conn.exec("BEGIN IMMEDIATE", []) {
+            Err(e) => {
+                reopen = needs_reopen(&e);
+                batch.extend(next.take());
+                batch.extend(queue.try_iter().take(MAX_BATCH - 1));
+                Err(store_error(e))
+            }
+            Ok(_) => {
+                let opened = Instant::now();
+                loop {
+                    while let Some(mut job) = next.take() {
+                        reopen |= run_in_savepoint(conn, job.as_mut());
+                        batch.push(job);
+                        if batch.len() < MAX_BATCH {
+                            next = queue.try_recv().ok();
                         }
                     }
-                    match conn.execute_batch("COMMIT") {
-                        Ok(()) => Ok(()),
-                        Err(e) => {
-                            reopen |= needs_reopen(&e);
-                            let _ = conn.execute_batch("ROLLBACK");
-                            Err(store_error(e))
-                        }
+                    if batch.len() >= MAX_BATCH
+                        || batch.iter().any(|job| job.durable())
+                        || opened.elapsed() >= LINGER_CAP
+                    {
+                        break;
+                    }
+                    match queue.recv_timeout(LINGER) {
+                        Ok(job) => next = Some(job),
+                        Err(_) => break,
+                    }
+                }
+                match conn.exec("COMMIT", []) {
+                    Ok(_) => Ok(()),
+                    Err(e) => {
+                        reopen |= needs_reopen(&e);
+                        let _ = conn.execute_batch("ROLLBACK");
+                        Err(store_error(e))
                     }
                 }
             }
@@ -288,6 +349,25 @@ fn write_batches(
         }
         for job in batch {
             job.finish(committed.clone());
+        }
+    }
+}
+
+/// Runs one job in its own savepoint of the open transaction, rolled back alone if it
+/// fails. Returns whether the connection should be opened again.
+fn run_in_savepoint(conn: &Connection, job: &mut dyn Job) -> bool {
+    if conn.exec("SAVEPOINT job", []).is_err() {
+        return false;
+    }
+    match job.run(conn) {
+        Ok(()) => {
+            let _ = conn.exec("RELEASE job", []);
+            false
+        }
+        Err(stale) => {
+            let _ = conn.exec("ROLLBACK TO job", []);
+            let _ = conn.exec("RELEASE job", []);
+            stale
         }
     }
 }
