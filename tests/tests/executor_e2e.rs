@@ -260,6 +260,17 @@ async fn sigkill_after_the_202_loses_nothing_and_runs_every_action_once() {
     assert_eq!(ws.count("SELECT COUNT(*) FROM workflow_runs"), 1);
     assert_eq!(ws.count("SELECT COUNT(*) FROM applied_actions"), 1);
 
+    // The action worker runs at a lower CPU priority than the threads that answer
+    // senders, so under saturation acknowledging webhooks wins.
+    let pid = second.child.id();
+    let actions = thread_nice_values(pid, "inlet-actions");
+    let serving = thread_nice_values(pid, "tokio-rt-worker");
+    assert_eq!(actions, [10], "the worker's thread");
+    assert!(
+        !serving.is_empty() && serving.iter().all(|nice| *nice == 0),
+        "{serving:?}"
+    );
+
     // The CLI sees it through the admin API.
     let shown = Command::new(&binary)
         .args(["event", &id, "--server", &second.base])
@@ -292,6 +303,25 @@ async fn sigkill_after_the_202_loses_nothing_and_runs_every_action_once() {
 
     second.child.kill().unwrap();
     second.child.wait().unwrap();
+}
+
+/// The nice values of a process's threads with this name (from `/proc`).
+fn thread_nice_values(pid: u32, name: &str) -> Vec<i64> {
+    let mut found = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let task = task.unwrap().path();
+        let Ok(comm) = std::fs::read_to_string(task.join("comm")) else {
+            continue;
+        };
+        if comm.trim() != name {
+            continue;
+        }
+        let stat = std::fs::read_to_string(task.join("stat")).unwrap();
+        // The fields after the parenthesised name start at field 3 (state); nice is 19.
+        let after_name = &stat[stat.rfind(')').unwrap() + 2..];
+        found.push(after_name.split(' ').nth(16).unwrap().parse().unwrap());
+    }
+    found
 }
 
 /// A local HTTPS server with a certificate from a test CA: records each body it gets.

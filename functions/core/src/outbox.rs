@@ -102,10 +102,16 @@ impl OutboxWorker {
     pub fn spawn(
         self,
         wakeup: Arc<Notify>,
-        mut stop: watch::Receiver<bool>,
+        stop: watch::Receiver<bool>,
         poll: Duration,
     ) -> JoinHandle<()> {
-        tokio::spawn(async move {
+        tokio::spawn(self.run(wakeup, stop, poll))
+    }
+
+    /// What [`OutboxWorker::spawn`] runs, for a caller that drives it on a runtime of
+    /// its own.
+    pub async fn run(self, wakeup: Arc<Notify>, mut stop: watch::Receiver<bool>, poll: Duration) {
+        {
             let mut outage = Outage::default();
             loop {
                 if *stop.borrow() {
@@ -134,7 +140,7 @@ impl OutboxWorker {
                     },
                 }
             }
-        })
+        }
     }
 
     /// One round: the rows due now (up to [`ROWS_PER_ROUND`]), each run in turn; stops

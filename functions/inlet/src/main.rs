@@ -13,13 +13,23 @@ static ALLOCATOR: inlet_core::script::CountingAllocator<mimalloc::MiMalloc> =
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    // Log lines are written to stderr by a thread of their own, several per write when
+    // they come fast (`inlet dev` logs a line per event): formatting stays on the thread
+    // that logs, the write syscalls do not. Not lossy: a full buffer makes the logger
+    // wait rather than drop lines. The guard flushes what is left when it drops.
+    let (stderr, flush_on_drop) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .thread_name("inlet-log")
+        .finish(std::io::BufWriter::new(std::io::stderr()));
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )
-        .with_writer(std::io::stderr)
+        .with_writer(stderr)
         .init();
-    match inlet::cli::run(inlet::cli::Cli::parse()).await {
+    let outcome = inlet::cli::run(inlet::cli::Cli::parse()).await;
+    drop(flush_on_drop);
+    match outcome {
         Ok(code) => code,
         Err(error) => {
             eprintln!("error: {error:#}");

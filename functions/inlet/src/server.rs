@@ -139,7 +139,7 @@ pub struct DevServer {
     pub store: Arc<SqliteStore>,
     shutdown: Option<oneshot::Sender<()>>,
     task: JoinHandle<std::io::Result<()>>,
-    worker: Option<(watch::Sender<bool>, JoinHandle<()>)>,
+    worker: Option<(watch::Sender<bool>, oneshot::Receiver<()>)>,
 }
 
 impl DevServer {
@@ -165,7 +165,9 @@ impl DevServer {
         self.task.await.context("server task panicked")??;
         if let Some((stop, handle)) = self.worker {
             let _ = stop.send(true);
-            handle.await.context("action worker panicked")?;
+            handle
+                .await
+                .map_err(|_| anyhow::anyhow!("the action worker's thread panicked"))?;
         }
         Ok(())
     }
@@ -259,9 +261,10 @@ pub async fn start(
             max_attempts: 3,
             backoff: Duration::from_secs(1),
         };
-        let handle = worker.spawn(store.outbox_wakeup(), stop_rx, Duration::from_millis(500));
-        (stop_tx, handle)
+        let done = spawn_action_thread(worker, store.outbox_wakeup(), stop_rx)?;
+        Ok::<_, anyhow::Error>((stop_tx, done))
     });
+    let worker = worker.transpose()?;
 
     if options.watch {
         let known = urls.iter().map(|u| u.url.clone()).collect();
@@ -515,4 +518,53 @@ fn spawn_purger(store: Arc<SqliteStore>, clock: Arc<dyn Clock>) {
             }
         }
     });
+}
+
+/// The nice value of the action worker's thread (see [`spawn_action_thread`]).
+const ACTION_WORKER_NICE: i32 = 10;
+
+/// Runs the action worker on a thread and runtime of its own, at a lower CPU priority
+/// than the threads answering senders. When the machine is saturated, acknowledging
+/// webhooks wins and the outbox grows instead (it is on disk: nothing is lost, each
+/// event still runs once); the worker drains it with the CPU that is left, and at full
+/// speed once the load drops. Its blocking store reads run on its runtime's own pool,
+/// whose threads inherit the priority. The receiver fires when the worker has stopped.
+fn spawn_action_thread(
+    worker: OutboxWorker,
+    wakeup: Arc<tokio::sync::Notify>,
+    stop: watch::Receiver<bool>,
+) -> anyhow::Result<oneshot::Receiver<()>> {
+    let (done_tx, done_rx) = oneshot::channel();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .thread_name("inlet-actions-io")
+        .on_thread_start(lower_this_threads_priority)
+        .build()
+        .context("building the action worker's runtime")?;
+    std::thread::Builder::new()
+        .name("inlet-actions".into())
+        .spawn(move || {
+            lower_this_threads_priority();
+            runtime.block_on(worker.run(wakeup, stop, Duration::from_millis(500)));
+            let _ = done_tx.send(());
+        })
+        .context("starting the action worker's thread")?;
+    Ok(done_rx)
+}
+
+/// Gives the calling thread the nice value [`ACTION_WORKER_NICE`]. On Linux the nice
+/// value belongs to a thread, and `setpriority(PRIO_PROCESS, 0, ..)` names the calling
+/// one; elsewhere it would name the whole process, so there it does nothing.
+fn lower_this_threads_priority() {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: setpriority takes plain integers and touches no memory of ours.
+        let failed = unsafe { libc::setpriority(libc::PRIO_PROCESS as _, 0, ACTION_WORKER_NICE) };
+        if failed != 0 {
+            tracing::debug!(
+                error = %std::io::Error::last_os_error(),
+                "the action worker keeps the normal CPU priority"
+            );
+        }
+    }
 }
