@@ -19,6 +19,7 @@
 use crate::catalog::{ActionKind, ParamType};
 use crate::path::FieldPath;
 use crate::script::{CompiledScript, ScriptEngine};
+use crate::verify::{DEFAULT_TOLERANCE_SECS, SCHEME_NAMES, Scheme};
 use crate::yaml::{self, Kind, Node};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
@@ -100,12 +101,23 @@ pub struct SourceConfig {
 #[derive(Debug, Clone)]
 pub struct EnvironmentConfig {
     pub script: Option<Arc<CompiledScript>>,
+    /// Declarative signature verification, checked before the script runs.
+    pub verify: Option<VerifyConfig>,
     pub enforce_verification: bool,
     pub event_type_path: FieldPath,
     pub timestamp_path: Option<FieldPath>,
     pub idempotency: IdempotencySettings,
     /// Event type → its mappings, in config order.
     pub mappings: BTreeMap<String, Vec<MappingConfig>>,
+}
+
+/// `verify:` — a scheme of [`crate::verify`], the var holding its secret (a string, or
+/// a JSON array of strings during a rotation) and the timestamp tolerance.
+#[derive(Debug, Clone)]
+pub struct VerifyConfig {
+    pub scheme: Scheme,
+    pub secret_var: String,
+    pub tolerance_secs: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -315,6 +327,7 @@ struct FileLoader<'a> {
 const SOURCE_KEYS: &[&str] = &["key", "name", "description", "environments"];
 const ENV_KEYS: &[&str] = &[
     "script",
+    "verify",
     "enforce_verification",
     "event_type_path",
     "timestamp_path",
@@ -322,6 +335,30 @@ const ENV_KEYS: &[&str] = &[
     "mappings",
 ];
 const IDEMPOTENCY_KEYS: &[&str] = &["enabled", "key_path", "window"];
+const VERIFY_KEYS: &[&str] = &[
+    "scheme",
+    "secret_var",
+    "tolerance",
+    // The `hmac` scheme's options.
+    "header",
+    "prefix",
+    "encoding",
+    "algorithm",
+    "signed_content",
+    "timestamp_header",
+    "timestamp_unit",
+    "id_header",
+];
+const HMAC_ONLY_KEYS: &[&str] = &[
+    "header",
+    "prefix",
+    "encoding",
+    "algorithm",
+    "signed_content",
+    "timestamp_header",
+    "timestamp_unit",
+    "id_header",
+];
 const MAPPING_KEYS: &[&str] = &["action", "params", "active"];
 
 impl FileLoader<'_> {
@@ -507,15 +544,17 @@ impl FileLoader<'_> {
         let before = self.errors.len();
 
         let script = get("script").and_then(|n| self.script(n));
+        let verify = get("verify").map(|n| self.verify(n));
+        let verifies = get("script").is_some() || get("verify").is_some();
         let enforce_verification = match get("enforce_verification") {
             Some(n) => self.boolean(n, "enforce_verification"),
-            None => Some(script.is_some() || get("script").is_some()),
+            None => Some(verifies),
         };
-        if enforce_verification == Some(true) && get("script").is_none() {
+        if enforce_verification == Some(true) && !verifies {
             self.error(
                 get("enforce_verification").map_or(node.line, |n| n.line),
-                format!("{what} enforces verification but has no `script` to verify requests"),
-                "add `script: <file>.rhai` that returns `verified`, or set `enforce_verification: false`",
+                format!("{what} enforces verification but has no `verify` or `script` to verify requests"),
+                "add `verify: { scheme: ..., secret_var: ... }` or `script: <file>.rhai` that returns `verified`, or set `enforce_verification: false`",
             );
         }
         let event_type_path = match get("event_type_path") {
@@ -565,6 +604,7 @@ impl FileLoader<'_> {
         }
         Some(EnvironmentConfig {
             script,
+            verify: verify.flatten(),
             enforce_verification: enforce_verification?,
             event_type_path: event_type_path?,
             timestamp_path: timestamp_path.flatten(),
@@ -600,6 +640,176 @@ impl FileLoader<'_> {
                     message: e.message,
                     fix: e.fix,
                 });
+                None
+            }
+        }
+    }
+
+    fn verify(&mut self, node: &Node) -> Option<VerifyConfig> {
+        let entries = self.entries(node, "`verify`", VERIFY_KEYS)?;
+        let get = |name: &str| entries.iter().find(|(k, ..)| k == name).map(|(_, _, v)| v);
+        let before = self.errors.len();
+        let scheme_name = match get("scheme") {
+            Some(n) => self.string(n, "verify.scheme"),
+            None => {
+                self.error(
+                    node.line,
+                    "`verify` has no `scheme`",
+                    format!("add `scheme: <one of {}>`", SCHEME_NAMES.join(", ")),
+                );
+                None
+            }
+        };
+        let mut scheme = scheme_name.as_deref().and_then(|name| {
+            let scheme = Scheme::from_name(name);
+            if scheme.is_none() {
+                let line = get("scheme").map_or(node.line, |n| n.line);
+                let fix = match strsim_closest(name, &SCHEME_NAMES) {
+                    Some(near) => format!(
+                        "did you mean `{near}`? schemes: {}",
+                        SCHEME_NAMES.join(", ")
+                    ),
+                    None => format!("use one of: {}", SCHEME_NAMES.join(", ")),
+                };
+                self.error(line, format!("unknown verification scheme `{name}`"), fix);
+            }
+            scheme
+        });
+        let secret_var = match get("secret_var") {
+            Some(n) => self.string(n, "verify.secret_var"),
+            None => {
+                self.error(
+                    node.line,
+                    "`verify` has no `secret_var`",
+                    "add `secret_var: NAME`, the var holding the signing secret (a JSON array of secrets during a rotation)",
+                );
+                None
+            }
+        };
+        let tolerance_secs = match get("tolerance") {
+            None => Some(DEFAULT_TOLERANCE_SECS),
+            Some(n) => self.duration_secs(n, "verify.tolerance"),
+        };
+        match &mut scheme {
+            Some(Scheme::Hmac(options)) => {
+                let mut text = std::collections::HashMap::new();
+                for key in HMAC_ONLY_KEYS {
+                    if let Some(n) = get(key)
+                        && let Some(value) = self.string(n, &format!("verify.{key}"))
+                    {
+                        text.insert(*key, (value, n.line));
+                    }
+                }
+                match text.remove("header") {
+                    Some((header, _)) => options.header = header.to_ascii_lowercase(),
+                    None if get("header").is_none() => self.error(
+                        node.line,
+                        "the `hmac` scheme needs `header`",
+                        "add `header: x-signature`, the header holding the signature",
+                    ),
+                    None => {}
+                }
+                if let Some((prefix, _)) = text.remove("prefix") {
+                    options.prefix = prefix;
+                }
+                if let Some((content, _)) = text.remove("signed_content") {
+                    options.signed_content = content;
+                }
+                options.timestamp_header = text
+                    .remove("timestamp_header")
+                    .map(|(h, _)| h.to_ascii_lowercase());
+                options.id_header = text
+                    .remove("id_header")
+                    .map(|(h, _)| h.to_ascii_lowercase());
+                let mut problems = Vec::new();
+                if let Some((value, line)) = text.remove("encoding") {
+                    match crate::script::parse_encoding(&value) {
+                        Ok(v) => options.encoding = v,
+                        Err(p) => problems.push((line, "encoding", p)),
+                    }
+                }
+                if let Some((value, line)) = text.remove("algorithm") {
+                    match crate::script::parse_algorithm(&value) {
+                        Ok(v) => options.algorithm = v,
+                        Err(p) => problems.push((line, "algorithm", p)),
+                    }
+                }
+                if let Some((value, line)) = text.remove("timestamp_unit") {
+                    match crate::script::parse_unit(&value) {
+                        Ok(v) => options.timestamp_unit = v,
+                        Err(p) => problems.push((line, "timestamp_unit", p)),
+                    }
+                }
+                for (line, key, problem) in problems {
+                    self.error(line, format!("`verify.{key}`: {problem}"), "fix the value");
+                }
+                let content_line = get("signed_content").map_or(node.line, |n| n.line);
+                for (placeholder, key, present) in [
+                    (
+                        "{timestamp}",
+                        "timestamp_header",
+                        options.timestamp_header.is_some(),
+                    ),
+                    ("{id}", "id_header", options.id_header.is_some()),
+                ] {
+                    if options.signed_content.contains(placeholder) && !present {
+                        self.error(
+                            content_line,
+                            format!(
+                                "`signed_content` uses {placeholder} but `verify` has no `{key}`"
+                            ),
+                            format!("add `{key}: <the header holding it>`"),
+                        );
+                    }
+                }
+            }
+            Some(other) => {
+                for key in HMAC_ONLY_KEYS {
+                    if let Some(n) = get(key) {
+                        self.error(
+                            n.line,
+                            format!(
+                                "`{key}` is an option of the `hmac` scheme, not of `{}`",
+                                other.name()
+                            ),
+                            "remove it (the scheme fixes it), or use `scheme: hmac`",
+                        );
+                    }
+                }
+            }
+            None => {}
+        }
+        if self.errors.len() > before {
+            return None;
+        }
+        Some(VerifyConfig {
+            scheme: scheme?,
+            secret_var: secret_var?,
+            tolerance_secs: tolerance_secs?,
+        })
+    }
+
+    /// A duration such as `300s`, `5m`, or whole seconds.
+    fn duration_secs(&mut self, node: &Node, what: &str) -> Option<u64> {
+        match &node.kind {
+            Kind::Int(secs) if *secs >= 0 => Some(*secs as u64),
+            Kind::Str(text) => match humantime::parse_duration(text) {
+                Ok(d) => Some(d.as_secs()),
+                Err(_) => {
+                    self.error(
+                        node.line,
+                        format!("`{what}` `{text}` is not a duration"),
+                        "write a duration such as `300s`, `5m` or whole seconds",
+                    );
+                    None
+                }
+            },
+            _ => {
+                self.error(
+                    node.line,
+                    format!("`{what}` must be a duration, found {}", node.describe()),
+                    "write a duration such as `300s`, `5m` or whole seconds",
+                );
                 None
             }
         }

@@ -27,6 +27,7 @@ pub mod reply;
 pub mod script;
 pub mod store;
 pub mod vars;
+pub mod verify;
 mod yaml;
 
 /// The core's own tests count script memory as the binaries do.

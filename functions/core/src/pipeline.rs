@@ -39,7 +39,7 @@
 
 use crate::actions::plan_actions;
 use crate::clock::Clock;
-use crate::config::{Catalog, EnvironmentConfig, SourceConfig};
+use crate::config::{Catalog, EnvironmentConfig, SourceConfig, VerifyConfig};
 use crate::defaults;
 use crate::path::{FieldPath, PathRoots};
 use crate::reply::{IngestError, Reply};
@@ -52,6 +52,7 @@ use crate::store::{
     StoreError, VerificationStatus,
 };
 use crate::vars::{Vars, VarsProvider};
+use crate::verify::{self, SignedRequest};
 use aho_corasick::AhoCorasick;
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
@@ -339,7 +340,20 @@ impl Pipeline {
     ) -> Verified {
         let env = &route.env;
         let mut preprocess = Value::Object(Map::new());
+        // A declared `verify:` check decides first; a script after it preprocesses (and
+        // may still refuse with `verified: false`).
+        let declared = match &env.verify {
+            Some(check) => match self.check_declared(check, route, parsed, &vars, event) {
+                Ok(verified) => Some(verified),
+                Err(refused) => return refused,
+            },
+            None => None,
+        };
         let Some(script) = &env.script else {
+            if let Some(verified) = declared {
+                event.verification =
+                    VerificationStatus::from_parts(env.enforce_verification, verified);
+            }
             return Verified::Passed(preprocess);
         };
         let received_at = event.received_at_ms.div_euclid(1000);
@@ -386,10 +400,17 @@ impl Pipeline {
                 }
             }
         };
+        let mut verify_failure = None;
         let verified = match outcome {
             Ok(output) => {
                 event.script_console = output.console;
-                let verified = output.verified == Some(true);
+                let verified = match declared {
+                    // The declared check passed or is not enforced: the script objects
+                    // only by saying `verified: false`.
+                    Some(declared) => declared && output.verified != Some(false),
+                    None => output.verified == Some(true),
+                };
+                verify_failure = output.verify_failure;
                 if let Some(custom) = output.http_response
                     && (verified || !env.enforce_verification)
                 {
@@ -429,11 +450,77 @@ impl Pipeline {
         };
         event.verification = VerificationStatus::from_parts(env.enforce_verification, verified);
         if env.enforce_verification && !verified {
+            if event.error.is_none() {
+                // Why: the last failed `verify_*` check of the script, if it made one.
+                event.error = Some(match verify_failure {
+                    Some(failure) => format!("unverified: {failure}"),
+                    None => "unverified: the script did not return `verified: true`".into(),
+                });
+            }
             event.status = EventStatus::Rejected;
             keep_bounded_body(event);
             return Verified::Refused(IngestError::Unverified);
         }
         Verified::Passed(preprocess)
+    }
+
+    /// The environment's declared `verify:` check. `Ok(verified)` to go on (a failure
+    /// that is not enforced is kept as a warning); `Err` answers the request: 401 when
+    /// enforced and the check failed, 503 when the secret's var is not set (a
+    /// configuration problem: the sender retries once it is).
+    fn check_declared(
+        &self,
+        check: &VerifyConfig,
+        route: &Route,
+        parsed: &Parsed,
+        vars: &Vars,
+        event: &mut EventRecord,
+    ) -> Result<bool, Verified> {
+        let env = &route.env;
+        let Some(secret) = vars.for_scripts().get(&check.secret_var) else {
+            let detail = format!(
+                "var `{}` (the secret of `verify: {{ scheme: {} }}`) is not set; {}",
+                check.secret_var,
+                check.scheme.name(),
+                self.vars.how_to_set(&route.environment, &check.secret_var)
+            );
+            event.status = EventStatus::Error;
+            event.verification = VerificationStatus::from_parts(env.enforce_verification, false);
+            event.error = Some(detail.clone());
+            return Err(Verified::Refused(IngestError::Unavailable { detail }));
+        };
+        let secrets: Vec<String> = match secret {
+            Value::Array(items) => items
+                .iter()
+                .map(|item| match item {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                })
+                .collect(),
+            Value::String(s) => vec![s.clone()],
+            other => vec![other.to_string()],
+        };
+        let empty = Map::new();
+        let request = SignedRequest {
+            headers: parsed.headers.as_object().unwrap_or(&empty),
+            body: event.raw_body.as_bytes(),
+            received_at: event.received_at_ms.div_euclid(1000),
+        };
+        match verify::verify(&check.scheme, &request, &secrets, check.tolerance_secs) {
+            Ok(()) => Ok(true),
+            Err(failure) => {
+                let reason = format!("unverified: {}: {failure}", check.scheme.name());
+                if env.enforce_verification {
+                    event.verification = VerificationStatus::EnforcedUnverified;
+                    event.error = Some(reason);
+                    event.status = EventStatus::Rejected;
+                    keep_bounded_body(event);
+                    return Err(Verified::Refused(IngestError::Unverified));
+                }
+                event.warnings.push(reason);
+                Ok(false)
+            }
+        }
     }
 
     /// Runs a script that needed more than its inline slice on a pool thread, with its

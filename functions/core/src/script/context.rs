@@ -111,6 +111,33 @@ impl ScriptContext {
         }
     }
 
+    /// What the `verify_*` helpers check: the headers as JSON (as the script may have
+    /// changed them), `rawBody` and `received_at`.
+    pub(super) fn signed_parts(
+        &self,
+    ) -> (
+        std::borrow::Cow<'_, Map<String, Value>>,
+        ImmutableString,
+        i64,
+    ) {
+        use std::borrow::Cow;
+        let headers = match &self.headers {
+            Part::Json(json) => json.as_object().map(Cow::Borrowed),
+            Part::Ready(value) => match dynamic_to_json(value) {
+                Ok(Value::Object(map)) => Some(Cow::Owned(map)),
+                _ => None,
+            },
+            Part::Vars(_) => None,
+        };
+        let raw_body = self
+            .raw_body
+            .clone()
+            .into_immutable_string()
+            .unwrap_or_default();
+        let received_at = self.received_at.as_int().unwrap_or(0);
+        (headers.unwrap_or_default(), raw_body, received_at)
+    }
+
     fn get(&mut self, key: &str) -> Dynamic {
         match key {
             "vars" => self.vars.get(),

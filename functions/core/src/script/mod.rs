@@ -21,11 +21,13 @@ mod helpers;
 mod memory;
 mod pool;
 mod run_state;
+mod verifiers;
 
 pub use context::{CONTEXT_TYPE_NAME, ScriptContext, ScriptInput, VARS_TYPE_NAME};
 pub use helpers::hmac_sha256;
 pub use memory::{CountingAllocator, installed as memory_budget_enforced};
 pub use pool::{OwnedScriptInput, PoolFull, ScriptPool};
+pub(crate) use verifiers::{parse_algorithm, parse_encoding, parse_unit};
 
 /// The token a run is terminated with when its wall time is spent.
 const WALL_TIME_SPENT: &str = "wall time budget exhausted";
@@ -127,6 +129,9 @@ pub struct ScriptHttpResponse {
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct ScriptOutput {
     pub verified: Option<bool>,
+    /// Why the run's last failed `verify_*` call failed (`stripe: signature_mismatch:
+    /// ...`), kept as the rejection reason when the request is refused.
+    pub verify_failure: Option<String>,
     pub http_response: Option<ScriptHttpResponse>,
     pub preprocess: Map<String, Value>,
     pub console: Vec<String>,
@@ -220,6 +225,7 @@ impl ScriptEngine {
         helpers::register(&mut engine);
         bounds::register(&mut engine);
         context::register(&mut engine);
+        verifiers::register(&mut engine);
         ScriptEngine {
             engine,
             limits,
@@ -301,6 +307,7 @@ impl ScriptEngine {
             .call_fn::<Dynamic>(&mut Scope::new(), &script.ast, "main", (ctx,));
         memory::stop();
         let console = run_state::end();
+        let verify_failure = run_state::take_verify_failure();
         if wall_time < self.limits.wall_time
             && let Err(err) = &result
             && let EvalAltResult::ErrorTerminated(token, _) = root_cause(err)
@@ -309,7 +316,10 @@ impl ScriptEngine {
             return Err(SliceSpent);
         }
         let outcome = match result {
-            Ok(value) => read_output(value, console),
+            Ok(value) => read_output(value, console).map(|mut output| {
+                output.verify_failure = verify_failure;
+                output
+            }),
             Err(err) => Err(self.describe_failure(&err, console)),
         };
         // An error message may quote a value the script built from a var
@@ -422,6 +432,19 @@ fn read_output(value: Dynamic, mut console: Vec<String>) -> Result<ScriptOutput,
         Some(v) if v.is_unit() => None,
         Some(v) => match v.as_bool() {
             Ok(b) => Some(b),
+            // What a `verify_*` helper returns: `#{ verified: bool, reason, ... }`.
+            Err(_) if v.is_map() => {
+                let result = v.cast::<rhai::Map>();
+                match result.get("verified").map(Dynamic::as_bool) {
+                    Some(Ok(b)) => Some(b),
+                    _ => {
+                        return Err(bad_return(
+                            "`verified` must be true or false (or what a verify_* helper returns), it was a map without a boolean `verified`".into(),
+                            console,
+                        ));
+                    }
+                }
+            }
             Err(t) => {
                 return Err(bad_return(
                     format!("`verified` must be true or false, it was {t}"),
@@ -454,6 +477,7 @@ fn read_output(value: Dynamic, mut console: Vec<String>) -> Result<ScriptOutput,
     }
     Ok(ScriptOutput {
         verified,
+        verify_failure: None,
         http_response,
         preprocess,
         console,

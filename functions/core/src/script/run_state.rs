@@ -18,11 +18,13 @@ thread_local! {
     static CONSOLE: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
     static NOW_MS: Cell<i64> = const { Cell::new(0) };
     static VARS: RefCell<Option<Arc<Vars>>> = const { RefCell::new(None) };
+    static VERIFY_FAILURE: RefCell<Option<String>> = const { RefCell::new(None) };
 }
 
 /// Starts a run: an empty console, the clock `now()` reads, the vars to redact.
 pub(super) fn begin(now_ms: i64, vars: Arc<Vars>) {
     CONSOLE.with(|c| c.borrow_mut().clear());
+    VERIFY_FAILURE.with(|f| f.borrow_mut().take());
     NOW_MS.with(|n| n.set(now_ms));
     VARS.with(|v| *v.borrow_mut() = Some(vars));
 }
@@ -68,4 +70,15 @@ pub(super) fn push_console(line: String) {
             c.push("[console truncated]".into());
         }
     });
+}
+
+/// Notes why the run's last failed `verify_*` call failed (the event log keeps it as the
+/// rejection reason if the script then refuses the request).
+pub(super) fn record_verify_failure(reason: String) {
+    VERIFY_FAILURE.with(|f| *f.borrow_mut() = Some(reason));
+}
+
+/// Why the run's last failed `verify_*` call failed, if one did.
+pub(super) fn take_verify_failure() -> Option<String> {
+    VERIFY_FAILURE.with(|f| f.borrow_mut().take())
 }

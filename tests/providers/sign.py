@@ -1,0 +1,46 @@
+"""Signs sample webhook requests the way each provider does, with the providers' own
+libraries where they publish one (stripe, standardwebhooks, slack_sdk); for Shopify,
+Segment and WorkOS, whose libraries only verify, with Python's hmac module following
+their documentation. Inlet's code is not used, so the tests check Inlet against the
+providers, not against itself.
+
+Reads a JSON array of cases on stdin: {scheme, secret, body, timestamp (unix s), id}.
+Writes a JSON array of header maps, one per case.
+"""
+import base64
+import datetime
+import hashlib
+import hmac
+import json
+import sys
+
+import standardwebhooks
+import stripe
+from slack_sdk.signature import SignatureVerifier
+
+
+def sign(case):
+    scheme, secret, body, ts = case["scheme"], case["secret"], case["body"], int(case["timestamp"])
+    if scheme == "stripe":
+        return {"stripe-signature": stripe.WebhookSignature.generate_signature_header(body, secret, ts)}
+    if scheme in ("standard-webhooks", "svix"):
+        when = datetime.datetime.fromtimestamp(ts, tz=datetime.timezone.utc)
+        signature = standardwebhooks.Webhook(secret).sign(case["id"], when, body)
+        prefix = "webhook" if scheme == "standard-webhooks" else "svix"
+        return {f"{prefix}-id": case["id"], f"{prefix}-timestamp": str(ts), f"{prefix}-signature": signature}
+    if scheme == "slack":
+        signature = SignatureVerifier(secret).generate_signature(timestamp=str(ts), body=body)
+        return {"x-slack-signature": signature, "x-slack-request-timestamp": str(ts)}
+    if scheme == "shopify":
+        digest = hmac.new(secret.encode(), body.encode(), hashlib.sha256).digest()
+        return {"x-shopify-hmac-sha256": base64.b64encode(digest).decode()}
+    if scheme == "segment":
+        return {"x-signature": hmac.new(secret.encode(), body.encode(), hashlib.sha1).hexdigest()}
+    if scheme == "workos":
+        ms = ts * 1000
+        digest = hmac.new(secret.encode(), f"{ms}.{body}".encode(), hashlib.sha256).hexdigest()
+        return {"workos-signature": f"t={ms}, v1={digest}"}
+    raise SystemExit(f"sign.py: no signer for scheme {scheme!r}")
+
+
+json.dump([sign(case) for case in json.load(sys.stdin)], sys.stdout)
