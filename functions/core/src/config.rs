@@ -1223,7 +1223,7 @@ environments:
         let expected = [
             "bad.yaml:3: unknown key `colour` in the source | remove it; allowed keys: key, name, description, environments",
             "bad.yaml:1: source key `Task App` may only use a-z, 0-9, `-` and `_` | rename it, e.g. `task-app`",
-            "bad.yaml:6: unknown key `event_type_pth` in environment `development` | did you mean `event_type_path`? allowed keys: script, enforce_verification, event_type_path, timestamp_path, idempotency, mappings",
+            "bad.yaml:6: unknown key `event_type_pth` in environment `development` | did you mean `event_type_path`? allowed keys: script, verify, enforce_verification, event_type_path, timestamp_path, idempotency, mappings",
             "bad.yaml:7: idempotency is enabled but has no `key_path` | add `key_path: body.event_id` (the field that identifies an event), or `enabled: false`",
             "bad.yaml:10: unknown action `workflow_trigger` | did you mean `workflows_trigger`?",
             "bad.yaml:13: `id`: invalid path `body..id`: the path has an empty segment (a leading, trailing or doubled `.`) | write segments separated by single dots, e.g. `body.data.id`",
@@ -1278,7 +1278,7 @@ environments:
         let enforced = GOOD.replace("enforce_verification: false", "enforce_verification: true");
         let msgs = messages(load(&[("a.yaml", &enforced)]));
         assert!(
-            msgs[0].contains("enforces verification but has no `script`"),
+            msgs[0].contains("enforces verification but has no `verify` or `script`"),
             "{msgs:?}"
         );
     }
@@ -1301,6 +1301,86 @@ environments:
                 .any(|m| m.contains("param `actor` must be a path string or `{ value: ... }`")),
             "{msgs:?}"
         );
+    }
+
+    #[test]
+    fn verify_blocks_are_checked_like_every_other_key() {
+        let with = |verify: &str| {
+            GOOD.replace(
+                "    enforce_verification: false\n",
+                &format!("    verify: {verify}\n"),
+            )
+        };
+        let msgs = messages(load(&[(
+            "v.yaml",
+            &with("{ scheme: strip, secret_var: S, tolerance: soon }"),
+        )]));
+        assert!(
+            msgs.iter().any(|m| m.contains("unknown verification scheme `strip` | did you mean `stripe`?")),
+            "{msgs:#?}"
+        );
+        assert!(
+            msgs.iter()
+                .any(|m| m.contains("`verify.tolerance` `soon` is not a duration")),
+            "{msgs:#?}"
+        );
+        let msgs = messages(load(&[("v.yaml", &with("{ scheme: github }"))]));
+        assert!(
+            msgs.iter()
+                .any(|m| m.contains("`verify` has no `secret_var` | add `secret_var: NAME`")),
+            "{msgs:#?}"
+        );
+        let msgs = messages(load(&[(
+            "v.yaml",
+            &with("{ scheme: github, secret_var: S, header: x-sig }"),
+        )]));
+        assert!(
+            msgs.iter()
+                .any(|m| m.contains("`header` is an option of the `hmac` scheme, not of `github`")),
+            "{msgs:#?}"
+        );
+        let msgs = messages(load(&[(
+            "v.yaml",
+            &with(
+                "{ scheme: hmac, secret_var: S, header: X-Sig, encoding: hex2, signed_content: \"{timestamp}.{body}\" }",
+            ),
+        )]));
+        assert!(
+            msgs.iter()
+                .any(|m| m.contains("`verify.encoding`: encoding `hex2` is not hex or base64")),
+            "{msgs:#?}"
+        );
+        assert!(
+            msgs.iter().any(|m| m.contains(
+                "`signed_content` uses {timestamp} but `verify` has no `timestamp_header`"
+            )),
+            "{msgs:#?}"
+        );
+
+        // A good block: verification is enforced by default, no script needed.
+        let catalog = load(&[(
+            "v.yaml",
+            &with("{ scheme: hmac, secret_var: S, header: X-Sig, prefix: \"sha1=\", algorithm: sha1, encoding: base64, tolerance: 2m, timestamp_header: X-Ts, signed_content: \"{timestamp}:{body}\" }"),
+        )])
+        .unwrap();
+        let env = &catalog.sources[0].environments["development"];
+        assert!(env.enforce_verification);
+        let verify = env.verify.as_ref().unwrap();
+        assert_eq!(verify.secret_var, "S");
+        assert_eq!(verify.tolerance_secs, 120);
+        let crate::verify::Scheme::Hmac(options) = &verify.scheme else {
+            panic!("{:?}", verify.scheme)
+        };
+        assert_eq!(
+            (
+                options.header.as_str(),
+                options.prefix.as_str(),
+                options.timestamp_header.as_deref()
+            ),
+            ("x-sig", "sha1=", Some("x-ts"))
+        );
+        assert_eq!(options.algorithm, crate::verify::Algorithm::Sha1);
+        assert_eq!(options.encoding, crate::verify::Encoding::Base64);
     }
 
     #[test]
