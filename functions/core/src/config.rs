@@ -18,6 +18,7 @@
 
 use crate::catalog::{ActionKind, ParamType};
 use crate::path::FieldPath;
+use crate::presets::{self, Preset};
 use crate::script::{CompiledScript, ScriptEngine};
 use crate::verify::{DEFAULT_TOLERANCE_SECS, SCHEME_NAMES, Scheme};
 use crate::yaml::{self, Kind, Node};
@@ -326,6 +327,7 @@ struct FileLoader<'a> {
 
 const SOURCE_KEYS: &[&str] = &["key", "name", "description", "environments"];
 const ENV_KEYS: &[&str] = &[
+    "preset",
     "script",
     "verify",
     "enforce_verification",
@@ -543,9 +545,27 @@ impl FileLoader<'_> {
         let get = |name: &str| entries.iter().find(|(k, ..)| k == name).map(|(_, _, v)| v);
         let before = self.errors.len();
 
-        let script = get("script").and_then(|n| self.script(n));
-        let verify = get("verify").map(|n| self.verify(n));
-        let verifies = get("script").is_some() || get("verify").is_some();
+        let preset = get("preset").and_then(|n| self.preset(n));
+        let script = match (
+            get("script"),
+            preset.and_then(|p| p.script.map(|code| (p, code))),
+        ) {
+            (Some(n), _) => self.script(n),
+            (None, Some((preset, code))) => self.builtin_script(preset, code),
+            (None, None) => None,
+        };
+        let verify = match get("verify") {
+            Some(n) => self.verify(n),
+            None => preset.and_then(|p| {
+                p.scheme.clone().map(|scheme| VerifyConfig {
+                    scheme,
+                    secret_var: p.secret_var.to_string(),
+                    tolerance_secs: DEFAULT_TOLERANCE_SECS,
+                })
+            }),
+        };
+        // A preset's own script (a handshake, an event type) does not verify.
+        let verifies = get("script").is_some() || get("verify").is_some() || verify.is_some();
         let enforce_verification = match get("enforce_verification") {
             Some(n) => self.boolean(n, "enforce_verification"),
             None => Some(verifies),
@@ -559,52 +579,43 @@ impl FileLoader<'_> {
         }
         let event_type_path = match get("event_type_path") {
             Some(n) => self.path(n, "event_type_path"),
-            None => FieldPath::parse("body.type").ok(),
+            None => FieldPath::parse(preset.map_or("body.type", |p| p.event_type_path)).ok(),
         };
         let timestamp_path = get("timestamp_path").map(|n| self.path(n, "timestamp_path"));
         let idempotency = match get("idempotency") {
             Some(n) => self.idempotency(n),
-            None => Some(IdempotencySettings {
-                enabled: false,
-                key_path: None,
-                window_secs: DEFAULT_IDEMPOTENCY_WINDOW_SECS,
-            }),
-        };
-        let mut mappings = BTreeMap::new();
-        if let Some(n) = get("mappings") {
-            if let Kind::Map(types) = &n.kind {
-                for (event_type, _, list) in types {
-                    let Kind::Seq(items) = &list.kind else {
-                        self.error(
-                            list.line,
-                            format!(
-                                "mappings for `{event_type}` must be a list, found {}",
-                                list.describe()
-                            ),
-                            "start each mapping with `- action: <name>`",
-                        );
-                        continue;
-                    };
-                    let parsed: Vec<MappingConfig> = items
-                        .iter()
-                        .filter_map(|m| self.mapping(m, event_type))
-                        .collect();
-                    mappings.insert(event_type.clone(), parsed);
-                }
-            } else {
-                self.error(
-                    n.line,
-                    format!("`mappings` must map event types to lists, found {}", n.describe()),
-                    "write `mappings:` then `  task.assigned:` then `    - action: workflows_trigger`",
-                );
+            None => {
+                let key_path = preset
+                    .and_then(|p| p.idempotency_key_path)
+                    .and_then(|path| FieldPath::parse(path).ok());
+                Some(IdempotencySettings {
+                    enabled: key_path.is_some(),
+                    key_path,
+                    window_secs: DEFAULT_IDEMPOTENCY_WINDOW_SECS,
+                })
             }
-        }
+        };
+        let mappings = match (get("mappings"), preset.and_then(|p| p.mappings)) {
+            (Some(n), _) => self.mappings(n),
+            (None, Some(yaml)) => match yaml::parse(yaml) {
+                Ok(node) => self.mappings(&node),
+                Err(e) => {
+                    self.error(
+                        node.line,
+                        format!("preset mappings do not parse: {}", e.message),
+                        "report this as a bug in Inlet",
+                    );
+                    BTreeMap::new()
+                }
+            },
+            (None, None) => BTreeMap::new(),
+        };
         if self.errors.len() > before {
             return None;
         }
         Some(EnvironmentConfig {
             script,
-            verify: verify.flatten(),
+            verify,
             enforce_verification: enforce_verification?,
             event_type_path: event_type_path?,
             timestamp_path: timestamp_path.flatten(),
@@ -864,6 +875,72 @@ impl FileLoader<'_> {
             key_path,
             window_secs,
         })
+    }
+
+    fn mappings(&mut self, n: &Node) -> BTreeMap<String, Vec<MappingConfig>> {
+        let mut mappings = BTreeMap::new();
+        if let Kind::Map(types) = &n.kind {
+            for (event_type, _, list) in types {
+                let Kind::Seq(items) = &list.kind else {
+                    self.error(
+                        list.line,
+                        format!(
+                            "mappings for `{event_type}` must be a list, found {}",
+                            list.describe()
+                        ),
+                        "start each mapping with `- action: <name>`",
+                    );
+                    continue;
+                };
+                let parsed: Vec<MappingConfig> = items
+                    .iter()
+                    .filter_map(|m| self.mapping(m, event_type))
+                    .collect();
+                mappings.insert(event_type.clone(), parsed);
+            }
+        } else {
+            self.error(
+                n.line,
+                format!(
+                    "`mappings` must map event types to lists, found {}",
+                    n.describe()
+                ),
+                "write `mappings:` then `  task.assigned:` then `    - action: workflows_trigger`",
+            );
+        }
+        mappings
+    }
+
+    fn preset(&mut self, node: &Node) -> Option<&'static Preset> {
+        let name = self.string(node, "preset")?;
+        let found = presets::preset(&name);
+        if found.is_none() {
+            let names = presets::names();
+            let fix = match strsim_closest(&name, &names) {
+                Some(near) => format!("did you mean `{near}`? presets: {}", names.join(", ")),
+                None => format!("use one of: {}", names.join(", ")),
+            };
+            self.error(node.line, format!("unknown preset `{name}`"), fix);
+        }
+        found
+    }
+
+    /// A preset's built-in script, compiled like a file's.
+    fn builtin_script(&mut self, preset: &Preset, code: &str) -> Option<Arc<CompiledScript>> {
+        match self
+            .engine
+            .compile(&format!("preset:{}", preset.name), code)
+        {
+            Ok(script) => Some(script),
+            Err(e) => {
+                self.error(
+                    e.line,
+                    format!("the `{}` preset's script: {}", preset.name, e.message),
+                    "report this as a bug in Inlet",
+                );
+                None
+            }
+        }
     }
 
     fn mapping(&mut self, node: &Node, event_type: &str) -> Option<MappingConfig> {
@@ -1223,7 +1300,7 @@ environments:
         let expected = [
             "bad.yaml:3: unknown key `colour` in the source | remove it; allowed keys: key, name, description, environments",
             "bad.yaml:1: source key `Task App` may only use a-z, 0-9, `-` and `_` | rename it, e.g. `task-app`",
-            "bad.yaml:6: unknown key `event_type_pth` in environment `development` | did you mean `event_type_path`? allowed keys: script, verify, enforce_verification, event_type_path, timestamp_path, idempotency, mappings",
+            "bad.yaml:6: unknown key `event_type_pth` in environment `development` | did you mean `event_type_path`? allowed keys: preset, script, verify, enforce_verification, event_type_path, timestamp_path, idempotency, mappings",
             "bad.yaml:7: idempotency is enabled but has no `key_path` | add `key_path: body.event_id` (the field that identifies an event), or `enabled: false`",
             "bad.yaml:10: unknown action `workflow_trigger` | did you mean `workflows_trigger`?",
             "bad.yaml:13: `id`: invalid path `body..id`: the path has an empty segment (a leading, trailing or doubled `.`) | write segments separated by single dots, e.g. `body.data.id`",
@@ -1381,6 +1458,63 @@ environments:
         );
         assert_eq!(options.algorithm, crate::verify::Algorithm::Sha1);
         assert_eq!(options.encoding, crate::verify::Encoding::Base64);
+    }
+
+    #[test]
+    fn every_preset_loads_and_its_keys_can_be_overridden() {
+        for name in presets::names() {
+            let yaml =
+                format!("key: p\nname: p\nenvironments:\n  development:\n    preset: {name}\n");
+            let catalog = load(&[("p.yaml", &yaml)]).unwrap_or_else(|e| panic!("{name}: {e}"));
+            let env = &catalog.sources[0].environments["development"];
+            let preset = presets::preset(name).unwrap();
+            assert_eq!(
+                env.event_type_path.as_str(),
+                preset.event_type_path,
+                "{name}"
+            );
+            assert_eq!(env.verify.is_some(), preset.scheme.is_some(), "{name}");
+            assert_eq!(env.enforce_verification, preset.scheme.is_some(), "{name}");
+            assert_eq!(
+                env.idempotency
+                    .key_path
+                    .as_ref()
+                    .map(|p| p.as_str().to_string()),
+                preset.idempotency_key_path.map(str::to_string),
+                "{name}"
+            );
+            assert_eq!(env.script.is_some(), preset.script.is_some(), "{name}");
+            assert_eq!(
+                !env.mappings.is_empty(),
+                preset.mappings.is_some(),
+                "{name}"
+            );
+        }
+        let stripe = load(&[(
+            "p.yaml",
+            "key: p\nname: p\nenvironments:\n  development:\n    preset: stripe\n    verify: { scheme: stripe, secret_var: MY_STRIPE, tolerance: 10m }\n    event_type_path: body.kind\n    mappings: {}\n",
+        )])
+        .unwrap();
+        let env = &stripe.sources[0].environments["development"];
+        let verify = env.verify.as_ref().unwrap();
+        assert_eq!(
+            (verify.secret_var.as_str(), verify.tolerance_secs),
+            ("MY_STRIPE", 600)
+        );
+        assert_eq!(env.event_type_path.as_str(), "body.kind");
+        assert!(env.mappings.is_empty());
+        assert_eq!(
+            env.idempotency.key_path.as_ref().unwrap().as_str(),
+            "body.id"
+        );
+        let msgs = messages(load(&[(
+            "p.yaml",
+            "key: p\nname: p\nenvironments:\n  development:\n    preset: strpe\n",
+        )]));
+        assert!(
+            msgs[0].contains("unknown preset `strpe` | did you mean `stripe`?"),
+            "{msgs:?}"
+        );
     }
 
     #[test]

@@ -23,6 +23,7 @@ pub mod memory;
 pub mod outbox;
 pub mod path;
 pub mod pipeline;
+pub mod presets;
 pub mod reply;
 pub mod script;
 pub mod store;

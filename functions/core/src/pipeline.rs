@@ -210,7 +210,12 @@ impl Pipeline {
         // Step 2: verification and preprocessing.
         let preprocess = match self.verify(route, &parsed, vars, &mut event).await {
             Verified::Passed(preprocess) => preprocess,
-            Verified::Answered(reply) => return Ok(reply),
+            Verified::Answered(reply) => {
+                // Logged like any request (a handshake shows in the log), with no actions.
+                event.status = EventStatus::Answered;
+                self.commit(event, None).await?;
+                return Ok(reply);
+            }
             Verified::NotRun(error) => return Err(error),
             Verified::Refused(error) => {
                 self.log_refused(event).await;

@@ -142,6 +142,9 @@ pub enum EventStatus {
     Rejected,
     InvalidEventType,
     Error,
+    /// Answered by the source itself (a script's or preset's `http_response`: a
+    /// handshake or challenge); logged, runs no actions.
+    Answered,
 }
 
 impl EventStatus {
@@ -152,6 +155,7 @@ impl EventStatus {
             EventStatus::Rejected => "rejected",
             EventStatus::InvalidEventType => "invalid_event_type",
             EventStatus::Error => "error",
+            EventStatus::Answered => "answered",
         }
     }
 
@@ -162,6 +166,7 @@ impl EventStatus {
             EventStatus::Rejected,
             EventStatus::InvalidEventType,
             EventStatus::Error,
+            EventStatus::Answered,
         ]
         .into_iter()
         .find(|s| s.as_str() == text)
