@@ -159,6 +159,11 @@ async fn sources(State(state): State<Arc<AdminState>>, headers: HeaderMap) -> Ad
                         "urls": urls,
                         "script": env.script.as_ref().map(|s| s.name.clone()),
                         "enforce_verification": env.enforce_verification,
+                        "verify": env.verify.as_ref().map(|v| json!({
+                            "scheme": v.scheme.name(),
+                            "secret_var": v.secret_var,
+                            "tolerance_secs": v.tolerance_secs,
+                        })),
                         "event_type_path": env.event_type_path.as_str(),
                         "mapped_event_types": env.mappings.keys().collect::<Vec<_>>(),
                     })

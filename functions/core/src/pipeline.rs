@@ -1185,7 +1185,11 @@ environments:
             (reply.status, reply.body.as_str(), reply.header("x-echo")),
             (200, "abc", Some("1"))
         );
-        assert!(h.store.inner.events().is_empty());
+        // Logged as answered, with nothing queued.
+        let events = h.store.inner.events();
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].status, EventStatus::Answered);
+        assert!(events[0].actions.is_empty() && !events[0].is_queued());
     }
 
     #[tokio::test]

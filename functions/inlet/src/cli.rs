@@ -40,9 +40,45 @@ pub enum Command {
     Logs(LogsArgs),
     /// Show one event with its action log.
     Event(EventArgs),
+    /// Post a sample webhook to a source, signed the way its provider would sign it, and
+    /// print the answer.
+    Send(SendArgs),
     /// Source config on a deployed stack.
     #[command(subcommand)]
     Config(ConfigCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct SendArgs {
+    /// The body to send, as it is (e.g. events/examples/stripe.json).
+    pub file: PathBuf,
+    /// The source to send to (its webhook URL is asked from the running `inlet dev`).
+    #[arg(long, required_unless_present = "url")]
+    pub source: Option<String>,
+    /// Its environment.
+    #[arg(long, default_value = "development")]
+    pub env: String,
+    /// Sign the request like this provider: stripe, github, standard-webhooks, svix,
+    /// clerk, workos, shopify, slack, segment, bearer, basic.
+    #[arg(long)]
+    pub sign: Option<String>,
+    /// The var holding the secret (default: the preset's, e.g. STRIPE_WEBHOOK_SECRET).
+    /// A var holding a JSON array signs with its last (newest) secret.
+    #[arg(long, requires = "sign")]
+    pub secret_var: Option<String>,
+    /// Vars file to read the secret from (INLET_VAR_<NAME> overrides it), as for
+    /// `inlet dev`.
+    #[arg(long)]
+    pub vars: Option<PathBuf>,
+    /// An extra header, `Name: value` (repeatable).
+    #[arg(short = 'H', long = "header")]
+    pub headers: Vec<String>,
+    /// Post to this webhook URL instead (a deployed stack's, for instance).
+    #[arg(long)]
+    pub url: Option<String>,
+    /// Where `inlet dev` runs.
+    #[arg(long, default_value = "http://127.0.0.1:8787")]
+    pub server: String,
 }
 
 #[derive(Debug, Subcommand)]
@@ -176,6 +212,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Urls(args) => urls(args).await,
         Command::Logs(args) => logs(args).await,
         Command::Event(args) => event(args).await,
+        Command::Send(args) => send(args).await,
         Command::Config(ConfigCommand::Push(args)) => config_push(args).await,
     }
 }
@@ -519,4 +556,90 @@ async fn event(args: EventArgs) -> anyhow::Result<ExitCode> {
         println!("outbox: {}", serde_json::Value::Object(outbox.clone()));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `inlet send`: reads the sample, signs it (the secret comes from the vars, as the
+/// server reads it), posts it and prints the answer; exits non-zero unless it is a 2xx.
+async fn send(args: SendArgs) -> anyhow::Result<ExitCode> {
+    let body = std::fs::read(&args.file)
+        .with_context(|| format!("cannot read {}", args.file.display()))?;
+    let url = match (&args.url, &args.source) {
+        (Some(url), _) => url.clone(),
+        (None, Some(source)) => {
+            let sources = admin_get(&args.server, "/admin/sources", &[]).await?;
+            let env = sources["sources"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|s| s["key"] == source.as_str())
+                .flat_map(|s| s["environments"].as_array().cloned().unwrap_or_default())
+                .find(|e| e["name"] == args.env.as_str())
+                .with_context(|| {
+                    format!(
+                        "the server at {} has no source `{source}` with environment `{}`",
+                        args.server, args.env
+                    )
+                })?;
+            env["urls"][0]
+                .as_str()
+                .context("that source environment has no webhook URL yet")?
+                .to_string()
+        }
+        (None, None) => anyhow::bail!("give --source (or --url)"),
+    };
+    let mut headers: Vec<(String, String)> = Vec::new();
+    for header in &args.headers {
+        let (name, value) = header
+            .split_once(':')
+            .with_context(|| format!("header `{header}` is not `Name: value`"))?;
+        headers.push((name.trim().to_ascii_lowercase(), value.trim().to_string()));
+    }
+    if let Some(scheme) = &args.sign {
+        let var = match (&args.secret_var, inlet_core::presets::preset(scheme)) {
+            (Some(var), _) => var.clone(),
+            (None, Some(preset)) if !preset.secret_var.is_empty() => preset.secret_var.to_string(),
+            _ => anyhow::bail!("give --secret-var: the var holding the `{scheme}` secret"),
+        };
+        let vars = crate::vars::load_local_vars(args.vars.as_deref(), std::env::vars())?;
+        let secret = match vars.for_scripts().get(&var) {
+            Some(serde_json::Value::String(s)) => s.clone(),
+            Some(serde_json::Value::Array(items)) => match items.last() {
+                Some(serde_json::Value::String(s)) => s.clone(),
+                _ => anyhow::bail!("var `{var}` holds an array without a string at its end"),
+            },
+            Some(other) => other.to_string(),
+            None => anyhow::bail!(
+                "var `{var}` is not set; put it in the --vars file or set INLET_VAR_{var}"
+            ),
+        };
+        let now = SystemClock.now_ms().div_euclid(1000);
+        let id = format!("msg_{}", uuid::Uuid::now_v7().simple());
+        let signed = inlet_core::verify::sign_headers(scheme, &secret, &body, now, &id)
+            .map_err(|e| anyhow::anyhow!(e))?;
+        headers.extend(signed);
+    }
+    if !headers.iter().any(|(name, _)| name == "content-type") {
+        headers.push(("content-type".into(), "application/json".into()));
+    }
+    let mut request = reqwest::Client::new().post(&url).body(body);
+    for (name, value) in &headers {
+        request = request.header(name, value);
+    }
+    let response = request
+        .send()
+        .await
+        .with_context(|| format!("cannot reach {url}; is `inlet dev` running?"))?;
+    let status = response.status();
+    let text = response.text().await.unwrap_or_default();
+    println!(
+        "{} {}",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or("")
+    );
+    println!("{text}");
+    Ok(if status.is_success() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

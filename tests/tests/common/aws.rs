@@ -159,8 +159,9 @@ pub async fn ingest_function(
 pub fn example_files() -> Vec<(String, String)> {
     std::fs::read_dir(super::repo_root().join("infra/sources"))
         .unwrap()
-        .map(|e| {
-            let path = e.unwrap().path();
+        .map(|e| e.unwrap().path())
+        .filter(|path| path.is_file())
+        .map(|path| {
             (
                 path.file_name().unwrap().to_string_lossy().to_string(),
                 std::fs::read_to_string(&path).unwrap(),

@@ -41,7 +41,9 @@ impl Workspace {
         std::fs::create_dir(&sources).unwrap();
         for entry in std::fs::read_dir(repo_root().join("infra/sources")).unwrap() {
             let entry = entry.unwrap();
-            std::fs::copy(entry.path(), sources.join(entry.file_name())).unwrap();
+            if entry.path().is_file() {
+                std::fs::copy(entry.path(), sources.join(entry.file_name())).unwrap();
+            }
         }
         std::fs::write(
             dir.path().join("vars.json"),
