@@ -1,7 +1,9 @@
 """Signs sample webhook requests the way each provider does, with the providers' own
 libraries where they publish one (stripe, standardwebhooks, slack_sdk); for Shopify,
 Segment and WorkOS, whose libraries only verify, with Python's hmac module following
-their documentation. Inlet's code is not used, so the tests check Inlet against the
+their documentation; for Standard Webhooks' asymmetric `v1a` signatures, which its
+libraries do not produce, with the `cryptography` package's ed25519 (the secret is
+`whsk_` + base64 of the 32-byte seed). Inlet's code is not used, so the tests check Inlet against the
 providers, not against itself.
 
 Reads a JSON array of cases on stdin: {scheme, secret, body, timestamp (unix s), id}.
@@ -15,6 +17,7 @@ import json
 import sys
 
 import standardwebhooks
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 import stripe
 from slack_sdk.signature import SignatureVerifier
 
@@ -28,6 +31,12 @@ def sign(case):
         signature = standardwebhooks.Webhook(secret).sign(case["id"], when, body)
         prefix = "webhook" if scheme == "standard-webhooks" else "svix"
         return {f"{prefix}-id": case["id"], f"{prefix}-timestamp": str(ts), f"{prefix}-signature": signature}
+    if scheme == "standard-webhooks-v1a":
+        seed = base64.b64decode(secret.removeprefix("whsk_"))
+        key = Ed25519PrivateKey.from_private_bytes(seed)
+        signature = key.sign(f"{case['id']}.{ts}.{body}".encode())
+        return {"webhook-id": case["id"], "webhook-timestamp": str(ts),
+                "webhook-signature": "v1a," + base64.b64encode(signature).decode()}
     if scheme == "slack":
         signature = SignatureVerifier(secret).generate_signature(timestamp=str(ts), body=body)
         return {"x-slack-signature": signature, "x-slack-request-timestamp": str(ts)}

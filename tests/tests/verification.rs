@@ -108,9 +108,26 @@ struct Provider {
     old: &'static str,
     new: &'static str,
     timestamped: bool,
+    /// What signs, when it is not what is configured (ed25519 private keys for the
+    /// configured public keys): old, new, and one that is not configured.
+    signing: Option<(&'static str, &'static str, &'static str)>,
 }
 
-const PROVIDERS: [Provider; 8] = [
+const PROVIDERS: [Provider; 9] = [
+    Provider {
+        key: "standard-v1a",
+        signer: "standard-webhooks-v1a",
+        scheme: "standard-webhooks",
+        old: "whpk_GAW5oqrehq599zG+ECWK5wrX4pW5ju5GxV59C0I2hoo=",
+        new: "whpk_3JDTHwQAsuKSJUlQFDu5IU7Vp0OAVxqUMRNv/klFq8Q=",
+        timestamped: true,
+        // The seeds "old-ed25519-seed-0123456789abcde", "new-..." and "wrong-ed25519-seed-0123456789abc".
+        signing: Some((
+            "whsk_b2xkLWVkMjU1MTktc2VlZC0wMTIzNDU2Nzg5YWJjZGU=",
+            "whsk_bmV3LWVkMjU1MTktc2VlZC0wMTIzNDU2Nzg5YWJjZGU=",
+            "whsk_d3JvbmctZWQyNTUxOS1zZWVkLTAxMjM0NTY3ODlhYmM=",
+        )),
+    },
     Provider {
         key: "stripe",
         signer: "stripe",
@@ -118,6 +135,7 @@ const PROVIDERS: [Provider; 8] = [
         old: "whsec_old_stripe_secret",
         new: "whsec_new_stripe_secret",
         timestamped: true,
+        signing: None,
     },
     Provider {
         key: "github",
@@ -126,6 +144,7 @@ const PROVIDERS: [Provider; 8] = [
         old: "old-github-secret",
         new: "new-github-secret",
         timestamped: false,
+        signing: None,
     },
     Provider {
         key: "standard",
@@ -135,6 +154,7 @@ const PROVIDERS: [Provider; 8] = [
         old: "whsec_b2xkLXN0YW5kYXJkLWtleS0wMTIzNDU2Nzg5",
         new: "whsec_bmV3LXN0YW5kYXJkLWtleS0wMTIzNDU2Nzg5",
         timestamped: true,
+        signing: None,
     },
     Provider {
         key: "clerk",
@@ -143,6 +163,7 @@ const PROVIDERS: [Provider; 8] = [
         old: "whsec_b2xkLXN2aXgta2V5LTAxMjM0NTY3ODk=",
         new: "whsec_bmV3LXN2aXgta2V5LTAxMjM0NTY3ODk=",
         timestamped: true,
+        signing: None,
     },
     Provider {
         key: "slack",
@@ -151,6 +172,7 @@ const PROVIDERS: [Provider; 8] = [
         old: "old-slack-signing-secret",
         new: "new-slack-signing-secret",
         timestamped: true,
+        signing: None,
     },
     Provider {
         key: "shopify",
@@ -159,6 +181,7 @@ const PROVIDERS: [Provider; 8] = [
         old: "old-shopify-secret",
         new: "new-shopify-secret",
         timestamped: false,
+        signing: None,
     },
     Provider {
         key: "segment",
@@ -167,6 +190,7 @@ const PROVIDERS: [Provider; 8] = [
         old: "old-segment-secret",
         new: "new-segment-secret",
         timestamped: false,
+        signing: None,
     },
     Provider {
         key: "workos",
@@ -175,6 +199,7 @@ const PROVIDERS: [Provider; 8] = [
         old: "old-workos-secret",
         new: "new-workos-secret",
         timestamped: true,
+        signing: None,
     },
 ];
 
@@ -215,10 +240,11 @@ fn cases() -> Vec<Case> {
                 rejected_for,
             });
         };
-        case("genuine", p.new, now, false, false, None);
+        let (old, new) = p.signing.map_or((p.old, p.new), |(old, new, _)| (old, new));
+        case("genuine", new, now, false, false, None);
         case(
             "signed with the previous secret",
-            p.old,
+            old,
             now,
             false,
             false,
@@ -226,7 +252,7 @@ fn cases() -> Vec<Case> {
         );
         case(
             "tampered body",
-            p.new,
+            new,
             now,
             true,
             false,
@@ -234,7 +260,9 @@ fn cases() -> Vec<Case> {
         );
         case(
             "wrong secret",
-            if p.signer == "standard-webhooks" || p.signer == "svix" {
+            if let Some((_, _, another)) = p.signing {
+                another
+            } else if p.signer == "standard-webhooks" || p.signer == "svix" {
                 "whsec_d3Jvbmcta2V5LXdyb25nLWtleQ=="
             } else {
                 "not-the-secret"
@@ -246,7 +274,7 @@ fn cases() -> Vec<Case> {
         );
         case(
             "signature header missing",
-            p.new,
+            new,
             now,
             false,
             true,
@@ -255,7 +283,7 @@ fn cases() -> Vec<Case> {
         if p.timestamped {
             case(
                 "stale timestamp",
-                p.new,
+                new,
                 now - 400,
                 false,
                 false,
@@ -263,7 +291,7 @@ fn cases() -> Vec<Case> {
             );
             case(
                 "future timestamp",
-                p.new,
+                new,
                 now + 400,
                 false,
                 false,
@@ -387,7 +415,7 @@ async fn every_scheme_checks_requests_signed_by_the_providers_libraries() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
-    assert!(cases.len() >= 45, "{} cases", cases.len());
+    assert!(cases.len() >= 57, "{} cases", cases.len());
     server.shutdown().await.unwrap();
 }
 
@@ -431,5 +459,58 @@ async fn a_script_helper_result_decides_and_its_reason_is_logged() {
             && error.contains("s before the receive time; at most 300 s is accepted"),
         "{error}"
     );
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn form_encoded_bodies_are_verified_over_their_raw_bytes_and_read_as_a_map() {
+    let ws = Workspace::new();
+    write_sources(&ws);
+    std::fs::write(
+        ws.sources().join("slash.yaml"),
+        "key: slash\nname: slash commands\nenvironments:\n  development:\n    verify: { scheme: slack, secret_var: SLACK_SECRET }\n    event_type_path: body.command\n",
+    )
+    .unwrap();
+    let server = ws.start().await;
+    let url = server.url("slash", "development").unwrap().to_string();
+    // A Slack slash command: form-encoded, signed over the bytes as sent.
+    let body = "token=gIkuvaNzQIHg97ATvDxqgjtO&team_id=T0001&command=%2Fdeploy&text=prod+now&user_id=U2147483697";
+    let signed = provider_headers(&[Case {
+        source: "slash".into(),
+        scheme: "slack",
+        what: "",
+        secret: "new-slack-signing-secret".into(),
+        signed_body: body.into(),
+        sent_body: body.into(),
+        timestamp: now(),
+        id: String::new(),
+        drop_header: false,
+        rejected_for: None,
+    }]);
+    let headers: Vec<(String, String)> = signed[0]
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
+        .chain([(
+            "content-type".to_string(),
+            "application/x-www-form-urlencoded".to_string(),
+        )])
+        .collect();
+    let pairs: Vec<(&str, &str)> = headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let answer = post(&url, body, &pairs).await;
+    assert_eq!(answer.status, StatusCode::ACCEPTED, "{}", answer.body);
+    let logged = ws.query_one(
+        "SELECT event_type, verification FROM events WHERE source = 'slash'",
+        &[],
+    );
+    assert_eq!(logged["event_type"], "/deploy");
+    assert_eq!(logged["verification"], "enforced:verified");
+
+    // The same fields in another order are other bytes: refused.
+    let reordered = "team_id=T0001&token=gIkuvaNzQIHg97ATvDxqgjtO&command=%2Fdeploy&text=prod+now&user_id=U2147483697";
+    let answer = post(&url, reordered, &pairs).await;
+    assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
     server.shutdown().await.unwrap();
 }

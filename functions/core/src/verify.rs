@@ -378,17 +378,48 @@ fn standard_webhooks(
     let signature_name = format!("{family}-signature");
     let header = request.require(&signature_name)?;
     let seconds = parse_timestamp(timestamp, &timestamp_name)?;
-    let signatures: Vec<Vec<u8>> = header
-        .split(' ')
-        .filter_map(|entry| entry.strip_prefix("v1,"))
-        .filter_map(|b64| STANDARD.decode(b64).ok())
-        .collect();
-    if signatures.is_empty() {
+    let signed_with = |version: &str| -> Vec<Vec<u8>> {
+        header
+            .split(' ')
+            .filter_map(|entry| entry.strip_prefix(version))
+            .filter_map(|b64| STANDARD.decode(b64).ok())
+            .collect()
+    };
+    let (symmetric, asymmetric) = (signed_with("v1,"), signed_with("v1a,"));
+    if symmetric.is_empty() && asymmetric.is_empty() {
         return Err(VerifyFailure::BadFormat(format!(
-            "`{signature_name}` has no `v1,<base64>` signature"
+            "`{signature_name}` has no `v1,<base64>` or `v1a,<base64>` signature"
         )));
     }
-    let keys = secrets
+    let head = format!("{id}.{timestamp}.");
+    // `whpk_` secrets are ed25519 public keys (`v1a`); the others HMAC keys (`v1`).
+    let (public_keys, hmac_secrets): (Vec<&String>, Vec<&String>) =
+        secrets.iter().partition(|s| s.starts_with("whpk_"));
+    for key in public_keys {
+        let bytes: [u8; 32] = STANDARD
+            .decode(&key["whpk_".len()..])
+            .ok()
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(|| {
+                VerifyFailure::BadSecret(
+                    "a `whpk_` key is base64 of a 32-byte ed25519 public key; this one is not"
+                        .into(),
+                )
+            })?;
+        let key = ed25519_dalek::VerifyingKey::from_bytes(&bytes).map_err(|_| {
+            VerifyFailure::BadSecret("the `whpk_` key is not a valid ed25519 public key".into())
+        })?;
+        let message = [head.as_bytes(), request.body].concat();
+        let verified = asymmetric.iter().any(|signature| {
+            ed25519_dalek::Signature::from_slice(signature)
+                .is_ok_and(|signature| key.verify_strict(&message, &signature).is_ok())
+        });
+        if verified {
+            return check_time(seconds, TimestampUnit::Seconds, request, tolerance_secs);
+        }
+    }
+    let signatures = symmetric;
+    let keys = hmac_secrets
         .iter()
         .map(|secret| {
             let encoded = secret.strip_prefix("whsec_").unwrap_or(secret);
@@ -400,7 +431,6 @@ fn standard_webhooks(
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let head = format!("{id}.{timestamp}.");
     let matched = keys.iter().any(|key| {
         let expected = mac(Algorithm::Sha256, key, &[head.as_bytes(), request.body]);
         signatures

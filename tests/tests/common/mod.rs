@@ -119,10 +119,13 @@ pub struct Answer {
 }
 
 pub async fn post(url: &str, body: &str, headers: &[(&str, &str)]) -> Answer {
-    let mut request = reqwest::Client::new()
-        .post(url)
-        .header("content-type", "application/json")
-        .body(body.to_string());
+    let mut request = reqwest::Client::new().post(url).body(body.to_string());
+    if !headers
+        .iter()
+        .any(|(name, _)| name.eq_ignore_ascii_case("content-type"))
+    {
+        request = request.header("content-type", "application/json");
+    }
     for (name, value) in headers {
         request = request.header(*name, *value);
     }
