@@ -261,3 +261,107 @@ async fn a_scripts_http_response_through_the_ingest_function() {
         );
     }
 }
+
+/// The slack preset through the ingest function: the URL handshake is answered with its
+/// challenge and logged as `answered` in DynamoDB, a signed event callback is accepted,
+/// and a tampered one is refused with the reason in the event log. Signed with
+/// `inlet_core::verify::sign_headers`, which the verification tests check against the
+/// providers' own libraries.
+#[tokio::test]
+async fn the_slack_preset_handshake_and_verification_through_the_ingest_function() {
+    let stack = common::aws::Stack::new("slackp").await;
+    let ssm = aws_sdk_ssm::Client::new(&stack.sdk);
+    ssm.put_parameter()
+        .name("/inlet/development/vars/SLACK_SIGNING_SECRET")
+        .value("slack-signing-secret-on-aws")
+        .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
+        .overwrite(true)
+        .send()
+        .await
+        .unwrap();
+    let files = vec![(
+        "slack.yaml".to_string(),
+        "key: slack\nname: Slack\nenvironments:\n  development:\n    preset: slack\n".to_string(),
+    )];
+    let (function, tokens) = common::aws::ingest_function(&stack, files, &["slack"]).await;
+    let signed = |body: &str, sent: &str| {
+        let mut request: Value = serde_json::from_str(
+            &std::fs::read_to_string(common::repo_root().join("events/apigw/task-assigned.json"))
+                .unwrap(),
+        )
+        .unwrap();
+        let path = format!("/receive/{}", tokens[0]);
+        request["rawPath"] = json!(path);
+        request["requestContext"]["http"]["path"] = json!(path);
+        request["pathParameters"]["token"] = json!(tokens[0]);
+        request["headers"]["content-length"] = json!(sent.len().to_string());
+        let now = SystemClock.now_ms() / 1000;
+        for (name, value) in inlet_core::verify::sign_headers(
+            "slack",
+            "slack-signing-secret-on-aws",
+            body.as_bytes(),
+            now,
+            "",
+        )
+        .unwrap()
+        {
+            request["headers"][name] = json!(value);
+        }
+        request["body"] = json!(sent);
+        lambda_http::request::from_str(&request.to_string()).unwrap()
+    };
+
+    let handshake = std::fs::read_to_string(
+        common::repo_root().join("events/examples/slack-url-verification.json"),
+    )
+    .unwrap();
+    let response = function
+        .handle(signed(&handshake, &handshake))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let answer: Value = serde_json::from_slice(response.body().as_ref()).unwrap();
+    assert_eq!(
+        answer["challenge"],
+        "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P"
+    );
+
+    let callback =
+        std::fs::read_to_string(common::repo_root().join("events/examples/slack.json")).unwrap();
+    let response = function.handle(signed(&callback, &callback)).await.unwrap();
+    assert_eq!(response.status(), 202);
+    let tampered = callback.replace("hello", "goodbye");
+    let response = function.handle(signed(&callback, &tampered)).await.unwrap();
+    assert_eq!(response.status(), 401);
+
+    let mut query = inlet_core::store::EventQuery {
+        source: Some("slack".into()),
+        environment: Some("development".into()),
+        limit: 10,
+        ..Default::default()
+    };
+    let logged = stack.events.list(&query).await.unwrap().events;
+    let statuses: Vec<&str> = logged.iter().map(|e| e.status.as_str()).collect();
+    assert_eq!(statuses.len(), 3, "{statuses:?}");
+    for status in ["answered", "accepted", "rejected"] {
+        assert!(statuses.contains(&status), "{statuses:?}");
+    }
+    query.status = Some(EventStatus::Rejected);
+    let rejected = stack.events.list(&query).await.unwrap().events;
+    assert!(
+        rejected[0]
+            .error
+            .as_deref()
+            .unwrap()
+            .starts_with("unverified: slack: signature_mismatch"),
+        "{:?}",
+        rejected[0].error
+    );
+    query.status = Some(EventStatus::Accepted);
+    let accepted = stack.events.list(&query).await.unwrap().events;
+    assert_eq!(accepted[0].event_type.as_deref(), Some("app_mention"));
+    assert_eq!(
+        accepted[0].verification,
+        VerificationStatus::EnforcedVerified
+    );
+}
