@@ -262,7 +262,7 @@ async fn events(State(state): State<Arc<AdminState>>, Query(q): Query<EventsQuer
         None => None,
         Some(text) => Some(EventStatus::parse(text).ok_or_else(|| {
             AdminError::BadRequest(format!(
-                "unknown status `{text}`; use accepted, duplicate, rejected, invalid_event_type or error"
+                "unknown status `{text}`; use accepted, duplicate, rejected, invalid_event_type, error or answered"
             ))
         })?),
     };

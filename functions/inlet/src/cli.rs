@@ -126,7 +126,7 @@ pub struct LogsArgs {
     /// Event type.
     #[arg(long = "type")]
     pub event_type: Option<String>,
-    /// accepted, duplicate, rejected, invalid_event_type or error.
+    /// accepted, duplicate, rejected, invalid_event_type, error or answered.
     #[arg(long)]
     pub status: Option<String>,
     /// RFC 3339 time or unix milliseconds.
