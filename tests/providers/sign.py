@@ -1,7 +1,8 @@
 """Signs sample webhook requests the way each provider does, with the providers' own
 libraries where they publish one (stripe, standardwebhooks, slack_sdk); for Shopify,
-Segment and WorkOS, whose libraries only verify, with Python's hmac module following
-their documentation; for Standard Webhooks' asymmetric `v1a` signatures, which its
+Segment and WorkOS, which publish no signing code, with Python's hmac module following
+their documentation (WorkOS's signatures are then checked with the `workos` package's
+own verifier); for Standard Webhooks' asymmetric `v1a` signatures, which its
 libraries do not produce, with the `cryptography` package's ed25519 (the secret is
 `whsk_` + base64 of the 32-byte seed). Inlet's code is not used, so the tests check Inlet against the
 providers, not against itself.
@@ -20,6 +21,7 @@ import standardwebhooks
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 import stripe
 from slack_sdk.signature import SignatureVerifier
+from workos.webhooks._verification import verify_header as workos_verify_header
 
 
 def sign(case):
@@ -48,7 +50,12 @@ def sign(case):
     if scheme == "workos":
         ms = ts * 1000
         digest = hmac.new(secret.encode(), f"{ms}.{body}".encode(), hashlib.sha256).hexdigest()
-        return {"workos-signature": f"t={ms}, v1={digest}"}
+        header = f"t={ms}, v1={digest}"
+        # WorkOS's own library accepts it (its verifier, with the time check widened:
+        # the stale and future cases are signed that way on purpose).
+        workos_verify_header(event_body=body.encode(), event_signature=header, secret=secret,
+                             tolerance=10**9)
+        return {"workos-signature": header}
     raise SystemExit(f"sign.py: no signer for scheme {scheme!r}")
 
 
