@@ -97,6 +97,12 @@ impl ActionsFunction {
                 } => {
                     // Recorded in the action log; retrying the record would not help.
                     tracing::error!(%event_id, %error, "an action failed for good");
+                    crate::metrics::emit(
+                        &event.environment,
+                        &event.source,
+                        "action_failures",
+                        inlet_core::clock::SystemClock.now_ms(),
+                    );
                     return Ok(());
                 }
                 PlanRun::RetryLater { attempts, error } => {

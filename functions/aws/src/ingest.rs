@@ -90,9 +90,18 @@ impl IngestFunction {
                 _ => Vec::new(),
             },
         };
-        Ok(to_response(
-            self.pipeline.ingest(route.as_ref(), inbound).await,
-        ))
+        let reply = self.pipeline.ingest(route.as_ref(), inbound).await;
+        if let Some(route) = &route
+            && let Some(outcome) = crate::metrics::ingest_outcome(&reply)
+        {
+            crate::metrics::emit(
+                &self.environment,
+                &route.source.key,
+                outcome,
+                self.pipeline.clock.now_ms(),
+            );
+        }
+        Ok(to_response(reply))
     }
 }
 

@@ -51,6 +51,7 @@ pub mod events;
 pub mod idempotency;
 pub mod ingest;
 pub mod item;
+pub mod metrics;
 pub mod provision;
 pub mod targets;
 pub mod vars;
