@@ -13,15 +13,22 @@ changes to how it runs DynamoDB transactions, so that they behave like DynamoDB'
    just those. The checks moto makes are unchanged: at most 100 items, each item once,
    the conditions, and the cancellation reasons with the old items (ALL_OLD).
 
+It also records what each DynamoDB request consumes (usage.py), for the tests that
+count write units per event.
+
 Usage: serve.py HOST PORT
 """
 
 import copy
+import io
+import json
 import os
 import sys
 import threading
 
 from werkzeug.serving import run_simple
+
+import usage
 from moto.moto_server.werkzeug_app import (
     DomainDispatcherApplication,
     MotoRequestHandler,
@@ -159,9 +166,29 @@ def main() -> None:
     lock = threading.Lock()
 
     def one_at_a_time(environ, start_response):
+        if environ.get("PATH_INFO") == "/_inlet/usage":
+            with lock:
+                return usage.answer(environ, start_response)
+        target = environ.get("HTTP_X_AMZ_TARGET", "")
+        body = None
+        if target.startswith("DynamoDB_"):
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+            raw = environ["wsgi.input"].read(length)
+            environ["wsgi.input"] = io.BytesIO(raw)
+            try:
+                body = json.loads(raw or b"{}")
+            except ValueError:
+                body = None
         with lock:
             # The whole response is produced inside the lock.
-            return list(app(environ, start_response))
+            prior = usage.before(target, body) if body is not None else None
+            response = list(app(environ, start_response))
+            if body is not None:
+                try:
+                    usage.record(target, body, prior, b"".join(response))
+                except Exception as error:  # noqa: BLE001 - never fail a request for it
+                    print(f"usage: cannot record {target}: {error!r}", file=sys.stderr)
+            return response
 
     run_simple(
         host,

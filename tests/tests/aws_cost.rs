@@ -1,0 +1,196 @@
+//! What an event costs in DynamoDB on AWS: the ingest and actions functions run on the
+//! emulator, which records every DynamoDB request with its item sizes and prices it by
+//! DynamoDB's published rules (tests/emulator/usage.py: 1 write unit per KB of the
+//! larger image, twice that in a transaction, another write per global secondary index
+//! the item is in; reads per 4 KB). Prints the table per request kind (run with
+//! `--nocapture` to see it) and holds each kind to its ceiling, so a change that makes
+//! an event dearer fails here.
+
+mod common;
+
+use inlet_core::clock::{Clock, SystemClock};
+use serde_json::{Value, json};
+
+const SECRET: &str = "cost-test-secret";
+
+/// The usage records of this stack's tables.
+async fn usage(stack: &common::aws::Stack) -> Vec<Value> {
+    let unique = stack
+        .names
+        .events_table
+        .strip_prefix("events-")
+        .unwrap()
+        .to_string();
+    let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap();
+    let records: Vec<Value> = reqwest::get(format!("{endpoint}/_inlet/usage?tables={unique}"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    records
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+struct Units {
+    write: f64,
+    index_write: f64,
+    read: f64,
+    requests: usize,
+}
+
+fn units(records: &[Value]) -> Units {
+    let mut total = Units::default();
+    for r in records {
+        total.write += r["write_units"].as_f64().unwrap_or(0.0);
+        total.index_write += r["index_write_units"].as_f64().unwrap_or(0.0);
+        total.read += r["read_units"].as_f64().unwrap_or(0.0);
+        total.requests += 1;
+    }
+    total
+}
+
+fn request(token: &str, body: &str, secret: &str) -> lambda_http::Request {
+    let mut event: Value = serde_json::from_str(
+        &std::fs::read_to_string(common::repo_root().join("events/apigw/task-assigned.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    let path = format!("/receive/{token}");
+    event["rawPath"] = json!(path);
+    event["requestContext"]["http"]["path"] = json!(path);
+    event["pathParameters"]["token"] = json!(token);
+    event["headers"]["content-length"] = json!(body.len().to_string());
+    let now = SystemClock.now_ms() / 1000;
+    for (name, value) in
+        inlet_core::verify::sign_headers("github", secret, body.as_bytes(), now, "").unwrap()
+    {
+        event["headers"][name] = json!(value);
+    }
+    event["body"] = json!(body);
+    lambda_http::request::from_str(&event.to_string()).unwrap()
+}
+
+const SOURCE: &str = r#"key: cost
+name: cost
+environments:
+  development:
+    verify: { scheme: github, secret_var: COST_SECRET }
+    event_type_path: body.type
+    idempotency: { key_path: body.id }
+    mappings:
+      user.signed_up:
+        - action: users_identify
+          params:
+            id: body.user.id
+            email: body.user.email
+      task.assigned:
+        - action: workflows_trigger
+          params:
+            key: { value: task-assigned }
+            recipients: body.recipients
+"#;
+
+#[tokio::test]
+async fn write_units_per_event_at_ingest_and_in_the_actions_function() {
+    let mut stack = common::aws::Stack::new("cost").await;
+    let ssm = aws_sdk_ssm::Client::new(&stack.sdk);
+    ssm.put_parameter()
+        .name("/inlet/development/vars/COST_SECRET")
+        .value(SECRET)
+        .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
+        .overwrite(true)
+        .send()
+        .await
+        .unwrap();
+    let (function, tokens) =
+        common::aws::ingest_function(&stack, vec![("cost.yaml".into(), SOURCE.into())], &["cost"])
+            .await;
+    let token = &tokens[0];
+    let identify = json!({"id": "evt_identify", "type": "user.signed_up",
+                          "user": {"id": "u1", "email": "ada@example.com", "name": "Ada Lovelace"},
+                          "padding": "x".repeat(600)})
+    .to_string();
+    let trigger = json!({"id": "evt_trigger", "type": "task.assigned",
+                         "recipients": ["u1", "u2", "u3"], "task": {"id": "t1", "title": "Review the draft"},
+                         "padding": "x".repeat(600)})
+    .to_string();
+
+    let mut rows: Vec<(&str, Units, Units)> = Vec::new();
+    // A first request warms the function's config and vars (read once per container).
+    let warm = json!({"id": "evt_warm", "type": "unmapped"}).to_string();
+    assert_eq!(
+        function
+            .handle(request(token, &warm, SECRET))
+            .await
+            .unwrap()
+            .status(),
+        202
+    );
+
+    for (label, body, secret, status, runs_actions) in [
+        ("accepted, users_identify", &identify, SECRET, 202, true),
+        (
+            "accepted, workflows_trigger to 3",
+            &trigger,
+            SECRET,
+            202,
+            true,
+        ),
+        ("duplicate", &identify, SECRET, 200, false),
+        ("rejected (401)", &identify, "not-the-secret", 401, false),
+    ] {
+        let before = usage(&stack).await.len();
+        let response = function.handle(request(token, body, secret)).await.unwrap();
+        assert_eq!(response.status(), status, "{label}");
+        let after_ingest = usage(&stack).await;
+        let ingest = units(&after_ingest[before..]);
+        let actions = if runs_actions {
+            stack.deliver().await;
+            let after_actions = usage(&stack).await;
+            units(&after_actions[after_ingest.len()..])
+        } else {
+            Units::default()
+        };
+        rows.push((label, ingest, actions));
+    }
+
+    println!(
+        "| request | ingest writes (table + index) | ingest reads | actions writes (table + index) | actions reads |"
+    );
+    println!("|---|---|---|---|---|");
+    for (label, ingest, actions) in &rows {
+        println!(
+            "| {label} | {} + {} | {} | {} + {} | {} |",
+            ingest.write,
+            ingest.index_write,
+            ingest.read,
+            actions.write,
+            actions.index_write,
+            actions.read
+        );
+    }
+
+    // Ceilings: what each kind costs today (write units, table + index). The budgets
+    // the cost issue sets are lower (accepted ≤ 4 at ingest, ≤ 3 per simple action,
+    // duplicate ≤ 2, rejected ≤ 2); see the README's cost section.
+    let ceilings = [
+        ("accepted, users_identify", 10.0, 5.0),
+        ("accepted, workflows_trigger to 3", 10.0, 7.0),
+        ("duplicate", 16.0, 0.0),
+        ("rejected (401)", 4.0, 0.0),
+    ];
+    for ((label, ingest, actions), (name, ingest_max, actions_max)) in rows.iter().zip(ceilings) {
+        assert_eq!(*label, name);
+        let ingest_writes = ingest.write + ingest.index_write;
+        let actions_writes = actions.write + actions.index_write;
+        assert!(
+            ingest_writes > 0.0 && ingest_writes <= ingest_max,
+            "{label}: {ingest_writes} write units at ingest, ceiling {ingest_max}"
+        );
+        assert!(
+            actions_writes <= actions_max,
+            "{label}: {actions_writes} write units in the actions function, ceiling {actions_max}"
+        );
+    }
+}
