@@ -51,24 +51,10 @@ fn units(records: &[Value]) -> Units {
 }
 
 fn request(token: &str, body: &str, secret: &str) -> lambda_http::Request {
-    let mut event: Value = serde_json::from_str(
-        &std::fs::read_to_string(common::repo_root().join("events/apigw/task-assigned.json"))
-            .unwrap(),
-    )
-    .unwrap();
-    let path = format!("/receive/{token}");
-    event["rawPath"] = json!(path);
-    event["requestContext"]["http"]["path"] = json!(path);
-    event["pathParameters"]["token"] = json!(token);
-    event["headers"]["content-length"] = json!(body.len().to_string());
     let now = SystemClock.now_ms() / 1000;
-    for (name, value) in
-        inlet_core::verify::sign_headers("github", secret, body.as_bytes(), now, "").unwrap()
-    {
-        event["headers"][name] = json!(value);
-    }
-    event["body"] = json!(body);
-    lambda_http::request::from_str(&event.to_string()).unwrap()
+    let signed =
+        inlet_core::verify::sign_headers("github", secret, body.as_bytes(), now, "").unwrap();
+    common::aws::apigw_with(token, body, &signed)
 }
 
 const SOURCE: &str = r#"key: cost

@@ -285,30 +285,16 @@ async fn the_slack_preset_handshake_and_verification_through_the_ingest_function
     )];
     let (function, tokens) = common::aws::ingest_function(&stack, files, &["slack"]).await;
     let signed = |body: &str, sent: &str| {
-        let mut request: Value = serde_json::from_str(
-            &std::fs::read_to_string(common::repo_root().join("events/apigw/task-assigned.json"))
-                .unwrap(),
-        )
-        .unwrap();
-        let path = format!("/receive/{}", tokens[0]);
-        request["rawPath"] = json!(path);
-        request["requestContext"]["http"]["path"] = json!(path);
-        request["pathParameters"]["token"] = json!(tokens[0]);
-        request["headers"]["content-length"] = json!(sent.len().to_string());
         let now = SystemClock.now_ms() / 1000;
-        for (name, value) in inlet_core::verify::sign_headers(
+        let headers = inlet_core::verify::sign_headers(
             "slack",
             "slack-signing-secret-on-aws",
             body.as_bytes(),
             now,
             "",
         )
-        .unwrap()
-        {
-            request["headers"][name] = json!(value);
-        }
-        request["body"] = json!(sent);
-        lambda_http::request::from_str(&request.to_string()).unwrap()
+        .unwrap();
+        common::aws::apigw_with(&tokens[0], sent, &headers)
     };
 
     let handshake = std::fs::read_to_string(

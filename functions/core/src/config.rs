@@ -20,7 +20,7 @@ use crate::catalog::{ActionKind, ParamType};
 use crate::path::FieldPath;
 use crate::presets::{self, Preset};
 use crate::script::{CompiledScript, ScriptEngine};
-use crate::verify::{DEFAULT_TOLERANCE_SECS, SCHEME_NAMES, Scheme};
+use crate::verify::{DEFAULT_TOLERANCE_SECS, HMAC_OPTION_NAMES, SCHEME_NAMES, Scheme};
 use crate::yaml::{self, Kind, Node};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
@@ -337,30 +337,8 @@ const ENV_KEYS: &[&str] = &[
     "mappings",
 ];
 const IDEMPOTENCY_KEYS: &[&str] = &["enabled", "key_path", "window"];
-const VERIFY_KEYS: &[&str] = &[
-    "scheme",
-    "secret_var",
-    "tolerance",
-    // The `hmac` scheme's options.
-    "header",
-    "prefix",
-    "encoding",
-    "algorithm",
-    "signed_content",
-    "timestamp_header",
-    "timestamp_unit",
-    "id_header",
-];
-const HMAC_ONLY_KEYS: &[&str] = &[
-    "header",
-    "prefix",
-    "encoding",
-    "algorithm",
-    "signed_content",
-    "timestamp_header",
-    "timestamp_unit",
-    "id_header",
-];
+/// `verify:`'s own keys; the `hmac` scheme also takes [`HMAC_OPTION_NAMES`].
+const VERIFY_KEYS: &[&str] = &["scheme", "secret_var", "tolerance"];
 const MAPPING_KEYS: &[&str] = &["action", "params", "active"];
 
 impl FileLoader<'_> {
@@ -657,7 +635,12 @@ impl FileLoader<'_> {
     }
 
     fn verify(&mut self, node: &Node) -> Option<VerifyConfig> {
-        let entries = self.entries(node, "`verify`", VERIFY_KEYS)?;
+        let allowed: Vec<&str> = VERIFY_KEYS
+            .iter()
+            .chain(HMAC_OPTION_NAMES.iter())
+            .copied()
+            .collect();
+        let entries = self.entries(node, "`verify`", &allowed)?;
         let get = |name: &str| entries.iter().find(|(k, ..)| k == name).map(|(_, _, v)| v);
         let before = self.errors.len();
         let scheme_name = match get("scheme") {
@@ -704,11 +687,11 @@ impl FileLoader<'_> {
         match &mut scheme {
             Some(Scheme::Hmac(options)) => {
                 let mut text = std::collections::HashMap::new();
-                for key in HMAC_ONLY_KEYS {
+                for key in HMAC_OPTION_NAMES {
                     if let Some(n) = get(key)
                         && let Some(value) = self.string(n, &format!("verify.{key}"))
                     {
-                        text.insert(*key, (value, n.line));
+                        text.insert(key, (value, n.line));
                     }
                 }
                 match text.remove("header") {
@@ -775,7 +758,7 @@ impl FileLoader<'_> {
                 }
             }
             Some(other) => {
-                for key in HMAC_ONLY_KEYS {
+                for key in HMAC_OPTION_NAMES {
                     if let Some(n) = get(key) {
                         self.error(
                             n.line,

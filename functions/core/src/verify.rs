@@ -122,6 +122,19 @@ pub enum TimestampUnit {
     Milliseconds,
 }
 
+/// The options of the `hmac` scheme, as a config's `verify:` block and `verify_hmac`
+/// name them.
+pub const HMAC_OPTION_NAMES: [&str; 8] = [
+    "header",
+    "prefix",
+    "encoding",
+    "algorithm",
+    "signed_content",
+    "timestamp_header",
+    "timestamp_unit",
+    "id_header",
+];
+
 /// A generic HMAC scheme: where the signature is, how it is encoded, what was signed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HmacScheme {
@@ -224,7 +237,13 @@ pub fn verify(
         ));
     }
     match scheme {
-        Scheme::Stripe => stripe(request, secrets, tolerance_secs),
+        Scheme::Stripe => timestamp_then_body(
+            request,
+            secrets,
+            tolerance_secs,
+            "stripe-signature",
+            TimestampUnit::Seconds,
+        ),
         Scheme::Github => {
             let signature = hex_after_prefix(request, "x-hub-signature-256", "sha256=")?;
             match_any(secrets, &[signature], |secret| {
@@ -233,7 +252,13 @@ pub fn verify(
             .map_err(|()| mismatch("x-hub-signature-256"))
         }
         Scheme::StandardWebhooks => standard_webhooks(request, secrets, tolerance_secs),
-        Scheme::Workos => workos(request, secrets, tolerance_secs),
+        Scheme::Workos => timestamp_then_body(
+            request,
+            secrets,
+            tolerance_secs,
+            "workos-signature",
+            TimestampUnit::Milliseconds,
+        ),
         Scheme::Shopify => {
             let header = request.require("x-shopify-hmac-sha256")?;
             let signature = decode(Encoding::Base64, header.trim(), "x-shopify-hmac-sha256")?;
@@ -296,14 +321,18 @@ pub fn verify(
     }
 }
 
-fn stripe(
+/// Stripe's and WorkOS's scheme: `t=<timestamp>,v1=<hex>` in `header`, HMAC-SHA256 of
+/// `{t}.{body}`; they differ in the timestamp's unit.
+fn timestamp_then_body(
     request: &SignedRequest<'_>,
     secrets: &[String],
     tolerance_secs: u64,
+    header: &str,
+    unit: TimestampUnit,
 ) -> Result<(), VerifyFailure> {
-    let header = request.require("stripe-signature")?;
-    let (timestamp, signatures) = timestamp_and_v1(header, "stripe-signature")?;
-    let seconds = parse_timestamp(timestamp, "stripe-signature")?;
+    let text = request.require(header)?;
+    let (timestamp, signatures) = timestamp_and_v1(text, header)?;
+    let value = parse_timestamp(timestamp, header)?;
     let head = format!("{timestamp}.");
     match_any(secrets, &signatures, |secret| {
         mac(
@@ -312,28 +341,8 @@ fn stripe(
             &[head.as_bytes(), request.body],
         )
     })
-    .map_err(|()| mismatch("stripe-signature"))?;
-    check_time(seconds, TimestampUnit::Seconds, request, tolerance_secs)
-}
-
-fn workos(
-    request: &SignedRequest<'_>,
-    secrets: &[String],
-    tolerance_secs: u64,
-) -> Result<(), VerifyFailure> {
-    let header = request.require("workos-signature")?;
-    let (timestamp, signatures) = timestamp_and_v1(header, "workos-signature")?;
-    let millis = parse_timestamp(timestamp, "workos-signature")?;
-    let head = format!("{timestamp}.");
-    match_any(secrets, &signatures, |secret| {
-        mac(
-            Algorithm::Sha256,
-            secret.as_bytes(),
-            &[head.as_bytes(), request.body],
-        )
-    })
-    .map_err(|()| mismatch("workos-signature"))?;
-    check_time(millis, TimestampUnit::Milliseconds, request, tolerance_secs)
+    .map_err(|()| mismatch(header))?;
+    check_time(value, unit, request, tolerance_secs)
 }
 
 /// `t=<timestamp>,v1=<hex>[,v1=<hex>...]` (spaces around parts allowed; other schemes

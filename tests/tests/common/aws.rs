@@ -173,6 +173,11 @@ pub fn example_files() -> Vec<(String, String)> {
 /// An API Gateway (HTTP API v2) event POSTing `body` to `token`, from the sample in
 /// `events/apigw/`.
 pub fn apigw(token: &str, body: &str) -> lambda_http::Request {
+    apigw_with(token, body, &[])
+}
+
+/// [`apigw`] with more headers (a signature, say).
+pub fn apigw_with(token: &str, body: &str, headers: &[(String, String)]) -> lambda_http::Request {
     let text = std::fs::read_to_string(super::repo_root().join("events/apigw/task-assigned.json"))
         .unwrap();
     let mut event: Value = serde_json::from_str(&text).unwrap();
@@ -181,6 +186,9 @@ pub fn apigw(token: &str, body: &str) -> lambda_http::Request {
     event["requestContext"]["http"]["path"] = json!(path);
     event["pathParameters"]["token"] = json!(token);
     event["headers"]["content-length"] = json!(body.len().to_string());
+    for (name, value) in headers {
+        event["headers"][name] = json!(value);
+    }
     event["body"] = json!(body);
     lambda_http::request::from_str(&event.to_string()).unwrap()
 }

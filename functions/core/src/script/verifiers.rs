@@ -15,8 +15,8 @@
 
 use super::{bounds, run_state};
 use crate::verify::{
-    self, Algorithm, DEFAULT_TOLERANCE_SECS, Encoding, HmacScheme, Scheme, SignedRequest,
-    TimestampUnit,
+    self, Algorithm, DEFAULT_TOLERANCE_SECS, Encoding, HMAC_OPTION_NAMES, HmacScheme, Scheme,
+    SignedRequest, TimestampUnit,
 };
 use rhai::{Dynamic, Engine, EvalAltResult, Map};
 
@@ -91,21 +91,14 @@ fn tolerance(options: &Map, helper: &str) -> HelperResult<u64> {
 
 /// The generic scheme from a script's options map.
 fn hmac_scheme(options: &Map, helper: &str) -> HelperResult<HmacScheme> {
-    const KNOWN: [&str; 9] = [
-        "header",
-        "prefix",
-        "encoding",
-        "algorithm",
-        "signed_content",
-        "timestamp_header",
-        "timestamp_unit",
-        "id_header",
-        "tolerance",
-    ];
-    if let Some(unknown) = options.keys().find(|k| !KNOWN.contains(&k.as_str())) {
+    let known = |key: &str| key == "tolerance" || HMAC_OPTION_NAMES.contains(&key);
+    if let Some(unknown) = options.keys().find(|k| !known(k.as_str())) {
         return Err(error(
             helper,
-            format!("unknown option `{unknown}`; known: {}", KNOWN.join(", ")),
+            format!(
+                "unknown option `{unknown}`; known: tolerance, {}",
+                HMAC_OPTION_NAMES.join(", ")
+            ),
         ));
     }
     let mut scheme = HmacScheme::default();
