@@ -943,3 +943,29 @@ async fn the_admin_api_answers_loopback_names_only_and_checks_cursors() {
     );
     server.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn off_loopback_the_admin_api_says_it_is_off_and_how_to_enable_it() {
+    let ws = Workspace::new();
+    let mut options = ws.options();
+    options.addr = "0.0.0.0:0".parse().unwrap();
+    let server = ws.start_with(options).await;
+    let url = format!("http://127.0.0.1:{}/admin/sources", server.addr.port());
+    let response = reqwest::get(&url).await.unwrap();
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "admin_disabled");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("--expose-admin"),
+        "{body}"
+    );
+    // Webhooks are served as usual.
+    let health = reqwest::get(format!("http://127.0.0.1:{}/healthz", server.addr.port()))
+        .await
+        .unwrap();
+    assert_eq!(health.status(), StatusCode::OK);
+    server.shutdown().await.unwrap();
+}

@@ -43,6 +43,53 @@ pub struct PathError {
     pub fix: String,
 }
 
+/// `a[0].b[12]` as `a.0.b.12`; `None` if a bracket holds anything but digits or does
+/// not close.
+fn numeric_brackets_to_dots(text: &str) -> Option<String> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(open) = rest.find('[') {
+        let (before, after) = rest.split_at(open);
+        if before.contains(']') {
+            return None;
+        }
+        out.push_str(before);
+        let close = after.find(']')?;
+        let index = &after[1..close];
+        if index.is_empty() || !index.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        out.push('.');
+        out.push_str(index);
+        rest = &after[close + 1..];
+    }
+    if rest.contains(']') {
+        return None;
+    }
+    out.push_str(rest);
+    Some(out)
+}
+
+/// A best guess at the dot path meant by a JSONPath or bracket spelling, for the fix.
+fn dot_path(text: &str) -> String {
+    let trimmed = text.trim_start_matches('$').trim_start_matches('.');
+    let mut out = String::new();
+    for c in trimmed.chars() {
+        match c {
+            '[' => out.push('.'),
+            ']' | '"' | '\'' => {}
+            other => out.push(other),
+        }
+    }
+    let out = out.replace("..", ".");
+    let out = out.trim_matches('.');
+    if out.starts_with("body") || out.starts_with("headers") || out.starts_with("preprocess") {
+        out.to_string()
+    } else {
+        format!("body.{out}")
+    }
+}
+
 /// The three roots a path can start from, borrowed from one request.
 #[derive(Debug, Clone, Copy)]
 pub struct PathRoots<'a> {
@@ -65,13 +112,38 @@ impl FieldPath {
                 "write a dot path such as `body.event_type`",
             ));
         }
+        // Knock users write `items[0]` for `items.0`: the same path. JSONPath (`$.x`) and
+        // quoted brackets (`data["x"]`) are not paths here; say what to write.
+        if text.starts_with('$') || text.contains("[\"") || text.contains("['") {
+            return Err(err(
+                "JSONPath and quoted brackets are not supported",
+                &format!("write the dot path `{}`", dot_path(text)),
+            ));
+        }
+        let normalized;
+        let text_for_segments = if text.contains('[') || text.contains(']') {
+            match numeric_brackets_to_dots(text) {
+                Some(dots) => {
+                    normalized = dots;
+                    normalized.as_str()
+                }
+                None => {
+                    return Err(err(
+                        "brackets may only hold an array index, as in `items[0]`",
+                        &format!("write the dot path `{}`", dot_path(text)),
+                    ));
+                }
+            }
+        } else {
+            text
+        };
         if text.chars().any(char::is_whitespace) {
             return Err(err(
                 "paths cannot contain whitespace",
                 "remove the spaces; segments are separated by `.` only",
             ));
         }
-        let parts: Vec<&str> = text.split('.').collect();
+        let parts: Vec<&str> = text_for_segments.split('.').collect();
         if parts.iter().any(|p| p.is_empty()) {
             return Err(err(
                 "the path has an empty segment (a leading, trailing or doubled `.`)",
@@ -216,5 +288,31 @@ mod tests {
             FieldPath::parse("headers.X-Id").unwrap_err().fix,
             "write `headers.x-id`"
         );
+    }
+
+    #[test]
+    fn index_brackets_are_dots_and_jsonpath_is_refused_with_the_dot_path() {
+        let body = json!({"data": [{"ts": 5}, {"ts": 7}], "items": [[1, 2]]});
+        assert_eq!(resolve("body.data[1].ts", body.clone()), Some(json!(7)));
+        assert_eq!(resolve("data[0].ts", body.clone()), Some(json!(5)));
+        assert_eq!(resolve("items[0][1]", body), Some(json!(2)));
+        assert_eq!(
+            FieldPath::parse("data[0].ts").unwrap().as_str(),
+            "data[0].ts"
+        );
+        for (bad, fix) in [
+            ("$.event_type", "write the dot path `body.event_type`"),
+            (
+                "data[\"assigned_by\"]",
+                "write the dot path `body.data.assigned_by`",
+            ),
+            ("$.data['a'][0]", "write the dot path `body.data.a.0`"),
+            ("data[x]", "write the dot path `body.data.x`"),
+            ("data[0", "write the dot path `body.data.0`"),
+            ("headers['x-id']", "write the dot path `headers.x-id`"),
+        ] {
+            let err = FieldPath::parse(bad).unwrap_err();
+            assert_eq!(err.fix, fix, "{bad}: {err}");
+        }
     }
 }

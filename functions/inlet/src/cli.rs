@@ -414,20 +414,51 @@ fn time_of(ms: i64) -> String {
         .unwrap_or_else(|| ms.to_string())
 }
 
+/// The column names above [`event_line`]'s lines.
+pub fn event_header() -> String {
+    columns([
+        "RECEIVED (UTC)",
+        "EVENT ID",
+        "SOURCE/ENV",
+        "EVENT TYPE",
+        "STATUS",
+        "ACTIONS",
+        "VERIFICATION",
+    ])
+}
+
 /// One line per event, for `inlet logs`.
 pub fn event_line(e: &serde_json::Value) -> String {
-    format!(
-        "{}  {}  {:<24} {:<22} {:<18} {}",
-        time_of(e["received_at_ms"].as_i64().unwrap_or(0)),
+    let actions = e["actions"]
+        .as_array()
+        .map_or_else(|| "-".to_string(), |a| a.len().to_string());
+    columns([
+        &time_of(e["received_at_ms"].as_i64().unwrap_or(0)),
         e["id"].as_str().unwrap_or("?"),
-        format!(
+        &format!(
             "{}/{}",
             e["source"].as_str().unwrap_or("?"),
             e["environment"].as_str().unwrap_or("?")
         ),
         e["event_type"].as_str().unwrap_or("-"),
         e["status"].as_str().unwrap_or("?"),
+        &actions,
         e["verification"].as_str().unwrap_or("?"),
+    ])
+}
+
+fn columns(values: [&str; 7]) -> String {
+    let [
+        received,
+        id,
+        source,
+        event_type,
+        status,
+        actions,
+        verification,
+    ] = values;
+    format!(
+        "{received:<23}  {id:<36}  {source:<24} {event_type:<22} {status:<18} {actions:<7} {verification}"
     )
 }
 
@@ -486,6 +517,9 @@ async fn logs(args: LogsArgs) -> anyhow::Result<ExitCode> {
             if args.server.json {
                 println!("{e}");
             } else {
+                if newest.is_none() {
+                    println!("{}", event_header());
+                }
                 println!("{}", event_line(e));
             }
             newest = Some(id);
@@ -642,4 +676,29 @@ async fn send(args: SendArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn log_lines_sit_under_their_header() {
+        let line = event_line(&json!({
+            "received_at_ms": 1_796_000_000_000i64,
+            "id": "01a22fae-49e9-7486-900d-02974c777388",
+            "source": "task-app", "environment": "development",
+            "event_type": "task.assigned", "status": "accepted",
+            "actions": [{}, {}], "verification": "enforced:verified",
+        }));
+        let header = event_header();
+        for column in ["EVENT ID", "STATUS", "ACTIONS", "VERIFICATION"] {
+            let at = header.find(column).unwrap();
+            assert_ne!(&line[at..at + 1], " ", "{column}\n{header}\n{line}");
+            assert_eq!(&line[at - 1..at], " ", "{column}\n{header}\n{line}");
+        }
+        let at = header.find("ACTIONS").unwrap();
+        assert_eq!(&line[at..at + 1], "2");
+    }
 }

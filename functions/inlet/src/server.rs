@@ -296,6 +296,9 @@ pub async fn start(
         tracing::warn!(
             "not on a loopback address: /admin is off (pass --expose-admin to serve it)"
         );
+        app = app
+            .route("/admin", any(admin_off))
+            .route("/admin/{*rest}", any(admin_off));
     }
     let app = app
         .fallback(not_found)
@@ -439,6 +442,15 @@ async fn healthz(State(state): State<Arc<AppState>>) -> Response {
             &format!("the store cannot be written: {e}"),
         ),
     }
+}
+
+/// `/admin` on a non-loopback address without `--expose-admin`: say why and how.
+async fn admin_off() -> Response {
+    to_response(Reply::json(
+        404,
+        serde_json::json!({"error": {"code": "admin_disabled",
+            "message": "the admin API is off because `inlet dev` listens on a non-loopback address; it has no authentication, so enable it with `--expose-admin` only on a network you trust (or listen on 127.0.0.1)"}}),
+    ))
 }
 
 async fn not_found(uri: Uri) -> Response {

@@ -58,7 +58,33 @@ macro_rules! bytes2 {
         $engine.register_fn($name, move |a: Blob, b: Blob| {
             bounds::time_left().map(|()| f(&a, &b))
         });
+        // Anything else (most often `()`: a header or field that is not there) is a
+        // plain error naming the problem, not Rhai's "function not found".
+        $engine.register_fn($name, move |a: Dynamic, b: Dynamic| -> HelperResult<Blob> {
+            Err(wrong_arguments($name, &a, &b))
+        });
     }};
+}
+
+/// The error of a byte helper given something that is neither a string nor a blob.
+fn wrong_arguments(helper: &str, a: &Dynamic, b: &Dynamic) -> Box<EvalAltResult> {
+    let which = if a.is_string() || a.is_blob() {
+        "second"
+    } else {
+        "first"
+    };
+    let given = if which == "first" { a } else { b };
+    let problem = if given.is_unit() {
+        format!(
+            "its {which} argument is () — a missing value, such as a header the request does not have; test for it first (`\"name\" in ctx.headers`)"
+        )
+    } else {
+        format!(
+            "its {which} argument is a {}; pass a string or a blob",
+            given.type_name()
+        )
+    };
+    script_error(helper, problem)
 }
 
 /// Registers a one-argument byte helper for strings and blobs (checking the wall-time
@@ -112,6 +138,18 @@ pub fn register(engine: &mut Engine) {
     bytes2!(engine, "secure_eq", |a: &[u8], b: &[u8]| -> bool {
         a.ct_eq(b).into()
     });
+    // A missing value equals nothing: `secure_eq(expected, ctx.headers["x-sig"])` is
+    // false when the request has no such header (registered after the macro's fallback,
+    // so it replaces it).
+    engine.register_fn(
+        "secure_eq",
+        |a: Dynamic, b: Dynamic| -> HelperResult<bool> {
+            if a.is_unit() || b.is_unit() {
+                return Ok(false);
+            }
+            Err(wrong_arguments("secure_eq", &a, &b))
+        },
+    );
 
     bytes1!(engine, "sha256", |d: &[u8]| -> Blob {
         Sha256::digest(d).to_vec()

@@ -240,10 +240,22 @@ impl ScriptEngine {
         if let Some(hit) = self.cache.lock().expect("script cache poisoned").get(&hash) {
             return Ok(hit.clone());
         }
-        let ast = self.engine.compile(code).map_err(|e| CompileError {
-            line: e.1.line().unwrap_or(1),
-            message: format!("script does not compile: {}", e.0),
-            fix: "fix the Rhai syntax at this line (see the README's script section)".into(),
+        let ast = self.engine.compile(code).map_err(|e| {
+            let column = e
+                .1
+                .position()
+                .map(|c| format!(", column {c}"))
+                .unwrap_or_default();
+            CompileError {
+                line: e.1.line().unwrap_or(1),
+                message: format!("script does not compile{column}: {}", e.0),
+                fix: if looks_like_javascript(code) {
+                    "scripts are Rhai, not JavaScript: write `fn main(ctx) { ... }` and maps as `#{ verified: true }` (no `function`, `return {...}` or `const`)".into()
+                } else {
+                    "fix the Rhai syntax here or just before (see the README's script section)"
+                        .into()
+                },
+            }
         })?;
         let has_main = ast
             .iter_functions()
@@ -413,6 +425,18 @@ fn bad_return(message: String, console: Vec<String>) -> ScriptRunError {
         message,
         console,
     }
+}
+
+/// Whether code that failed to compile was written as JavaScript (as Knock's scripts
+/// are): `function main(`, `return {`, `const x =`, `=>`.
+fn looks_like_javascript(code: &str) -> bool {
+    code.lines().map(str::trim_start).any(|line| {
+        line.starts_with("function ")
+            || line.starts_with("const ")
+            || line.starts_with("export ")
+            || line.contains("return {")
+            || line.contains(") => ")
+    })
 }
 
 fn read_output(value: Dynamic, mut console: Vec<String>) -> Result<ScriptOutput, ScriptRunError> {
@@ -649,6 +673,55 @@ mod tests {
                    "at": 1_700_000_000, "now": 1_700_000_000})
         );
         assert_eq!(out.console, vec!["hello POST".to_string()]);
+    }
+
+    #[test]
+    fn javascript_is_recognised_and_syntax_errors_give_a_column() {
+        let engine = engine();
+        let js = "function main(ctx) {\n  return {verified: true};\n}\n";
+        let err = engine.compile("knock.js.rhai", js).err().unwrap();
+        assert!(
+            err.fix
+                .starts_with("scripts are Rhai, not JavaScript: write `fn main(ctx)"),
+            "{}",
+            err.fix
+        );
+        let err = engine
+            .compile("x.rhai", "fn main(ctx) {\n  let x = ;\n}\n")
+            .err()
+            .unwrap();
+        assert_eq!(err.line, 2);
+        assert!(
+            err.message.starts_with("script does not compile, column "),
+            "{}",
+            err.message
+        );
+        assert!(!err.fix.contains("JavaScript"));
+    }
+
+    #[test]
+    fn helpers_given_a_missing_value_say_so() {
+        // The README's example without its signature header: not verified, no error.
+        let out = run(r#"fn main(ctx) { #{ verified: secure_eq("sha256=ab", ctx.headers["x-webhook-signature"]) } }"#)
+            .unwrap();
+        assert_eq!(out.verified, Some(false));
+        let err = run(
+            r#"fn main(ctx) { #{ x: hmac_sha256_hex(ctx.headers["x-missing"], ctx.rawBody) } }"#,
+        )
+        .unwrap_err();
+        assert!(
+            err.message
+                .contains("hmac_sha256_hex: its first argument is () — a missing value"),
+            "{}",
+            err.message
+        );
+        let err = run(r#"fn main(ctx) { #{ x: hmac_sha1(ctx.rawBody, 42) } }"#).unwrap_err();
+        assert!(
+            err.message
+                .contains("hmac_sha1: its second argument is a i64; pass a string or a blob"),
+            "{}",
+            err.message
+        );
     }
 
     #[test]
