@@ -59,6 +59,8 @@ const PARTS: [&str; 7] = [
 enum Part {
     Vars(Arc<Vars>),
     Json(Arc<Value>),
+    /// The headers, read case-insensitively (see [`ScriptHeaders`]).
+    Headers(Arc<Value>),
     Ready(Dynamic),
 }
 
@@ -76,6 +78,10 @@ impl Part {
                 });
             }
             Part::Json(json) => json_to_dynamic(json),
+            Part::Headers(json) => Dynamic::from(ScriptHeaders(match json.as_ref() {
+                Value::Object(map) => json_map_to_rhai(map),
+                _ => rhai::Map::new(),
+            })),
         };
         let shared = converted.into_shared();
         *self = Part::Ready(shared.clone());
@@ -103,7 +109,7 @@ impl ScriptContext {
             vars: Part::Vars(input.vars.clone()),
             body: Part::Json(input.body.clone()),
             raw_body: ImmutableString::from(input.raw_body).into(),
-            headers: Part::Json(input.headers.clone()),
+            headers: Part::Headers(input.headers.clone()),
             query: Part::Json(input.query.clone()),
             method: ImmutableString::from(input.method).into(),
             received_at: Dynamic::from_int(input.received_at),
@@ -122,7 +128,7 @@ impl ScriptContext {
     ) {
         use std::borrow::Cow;
         let headers = match &self.headers {
-            Part::Json(json) => json.as_object().map(Cow::Borrowed),
+            Part::Json(json) | Part::Headers(json) => json.as_object().map(Cow::Borrowed),
             Part::Ready(value) => match dynamic_to_json(value) {
                 Ok(Value::Object(map)) => Some(Cow::Owned(map)),
                 _ => None,
@@ -184,7 +190,11 @@ impl ScriptContext {
                 let value = if key == "vars" {
                     hide_values(self.get("vars"))
                 } else {
-                    self.get(&key).flatten_clone()
+                    let value = self.get(&key).flatten_clone();
+                    match value.read_lock::<ScriptHeaders>() {
+                        Some(headers) => Dynamic::from_map(headers.0.clone()),
+                        None => value.clone(),
+                    }
                 };
                 (key.into(), value)
             })
@@ -211,6 +221,25 @@ fn hidden(names: Vec<String>) -> Dynamic {
             .map(|name| (name.into(), Dynamic::from("[hidden]")))
             .collect(),
     )
+}
+
+/// `ctx.headers`: the request's headers by lower-case name, read case-insensitively as
+/// HTTP header names are (`ctx.headers["X-Signature"]` finds `x-signature`), with the
+/// map functions (`keys`, `values`, `len`, `in`, printing). `type_of` says `"Headers"`.
+#[derive(Debug, Clone, Default)]
+pub struct ScriptHeaders(rhai::Map);
+
+/// The name `type_of(ctx.headers)` returns.
+pub const HEADERS_TYPE_NAME: &str = "Headers";
+
+impl ScriptHeaders {
+    fn key(name: &str) -> std::borrow::Cow<'_, str> {
+        if name.bytes().any(|b| b.is_ascii_uppercase()) {
+            name.to_ascii_lowercase().into()
+        } else {
+            name.into()
+        }
+    }
 }
 
 /// `ctx.vars`: the environment's vars, each converted when read. Reading a var that is
@@ -265,6 +294,7 @@ impl ScriptVars {
 /// Rhai also uses for properties without a getter, i.e. keys a script added) and the
 /// map-like functions.
 pub(crate) fn register(engine: &mut Engine) {
+    register_headers(engine);
     engine.register_type_with_name::<ScriptContext>(CONTEXT_TYPE_NAME);
     for part in PARTS {
         engine
@@ -315,6 +345,36 @@ pub(crate) fn register(engine: &mut Engine) {
         })
         .register_fn("to_debug", |vars: &mut ScriptVars| -> String {
             format!("{:?}", hidden(vars.names()))
+        });
+}
+
+fn register_headers(engine: &mut Engine) {
+    engine
+        .register_type_with_name::<ScriptHeaders>(HEADERS_TYPE_NAME)
+        .register_indexer_get(|h: &mut ScriptHeaders, name: &str| {
+            h.0.get(ScriptHeaders::key(name).as_ref())
+                .cloned()
+                .unwrap_or(Dynamic::UNIT)
+        })
+        .register_indexer_set(|h: &mut ScriptHeaders, name: &str, value: Dynamic| {
+            h.0.insert(ScriptHeaders::key(name).as_ref().into(), value);
+        })
+        .register_fn("contains", |h: &mut ScriptHeaders, name: &str| {
+            h.0.contains_key(ScriptHeaders::key(name).as_ref())
+        })
+        .register_fn("keys", |h: &mut ScriptHeaders| -> rhai::Array {
+            h.0.keys().map(|k| Dynamic::from(k.to_string())).collect()
+        })
+        .register_fn("values", |h: &mut ScriptHeaders| -> rhai::Array {
+            h.0.values().cloned().collect()
+        })
+        .register_fn("len", |h: &mut ScriptHeaders| h.0.len() as i64)
+        .register_fn("is_empty", |h: &mut ScriptHeaders| h.0.is_empty())
+        .register_fn("to_string", |h: &mut ScriptHeaders| -> String {
+            Dynamic::from_map(h.0.clone()).to_string()
+        })
+        .register_fn("to_debug", |h: &mut ScriptHeaders| -> String {
+            format!("{:?}", Dynamic::from_map(h.0.clone()))
         });
 }
 
@@ -375,6 +435,9 @@ pub fn dynamic_to_json(value: &Dynamic) -> Result<Value, String> {
             .map(dynamic_to_json)
             .collect::<Result<_, _>>()
             .map(Value::Array);
+    }
+    if let Some(headers) = value.read_lock::<ScriptHeaders>() {
+        return dynamic_to_json(&Dynamic::from_map(headers.0.clone()));
     }
     if let Some(map) = value.read_lock::<rhai::Map>() {
         return map

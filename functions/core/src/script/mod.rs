@@ -676,6 +676,33 @@ mod tests {
     }
 
     #[test]
+    fn headers_are_read_case_insensitively_and_behave_like_a_map() {
+        let out = run(r#"
+            fn main(ctx) {
+                ctx.headers["X-Added"] = "yes";
+                #{
+                    verified: ctx.headers["X-Webhook-Secret"] == ctx.headers["x-webhook-secret"]
+                        && ctx.headers["x-webhook-secret"] != (),
+                    found: "X-WEBHOOK-SECRET" in ctx.headers,
+                    missing: ctx.headers["X-Nope"],
+                    added: ctx.headers["x-added"],
+                    kind: type_of(ctx.headers),
+                    count: ctx.headers.len(),
+                    all: ctx.headers,
+                }
+            }"#)
+        .unwrap();
+        assert_eq!(out.verified, Some(true));
+        let p = Value::Object(out.preprocess);
+        assert_eq!(
+            (&p["found"], &p["missing"], &p["added"], &p["kind"]),
+            (&json!(true), &Value::Null, &json!("yes"), &json!("Headers"))
+        );
+        assert_eq!(p["all"]["x-added"], "yes");
+        assert_eq!(p["count"], p["all"].as_object().unwrap().len());
+    }
+
+    #[test]
     fn javascript_is_recognised_and_syntax_errors_give_a_column() {
         let engine = engine();
         let js = "function main(ctx) {\n  return {verified: true};\n}\n";
