@@ -108,3 +108,26 @@ async fn config_push_creates_tokens_once_and_refuses_broken_config() {
     assert!(ok, "{out}{err}");
     assert!(err.contains("no events match"), "{err}");
 }
+
+/// Without credentials, a command against a stack says so in one line (no SDK warnings).
+#[test]
+fn without_credentials_the_cli_says_so_in_one_line() {
+    let home = tempfile::tempdir().unwrap();
+    let output = std::process::Command::new(common::inlet_binary())
+        .args(["logs", "--aws-env", "development"])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", home.path())
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{stderr}");
+    assert!(
+        lines[0].contains("no AWS credentials found (set AWS_PROFILE"),
+        "{stderr}"
+    );
+}

@@ -21,6 +21,13 @@ where
     R: std::fmt::Debug,
 {
     let detail = format!("{operation}: {}", DisplayErrorContext(&error));
+    if missing_credentials(&error) {
+        // The SDK's own text lists every provider it tried, with internals; a person
+        // at a terminal needs what to do.
+        return StoreError::Unavailable(format!(
+            "{operation}: no AWS credentials found (set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or run `aws sso login`)"
+        ));
+    }
     match &error {
         SdkError::ServiceError(service) => {
             let code = service.err().code().unwrap_or_default();
@@ -31,5 +38,74 @@ where
             }
         }
         _ => StoreError::Unavailable(detail),
+    }
+}
+
+/// Whether the request never left because no credential provider gave credentials.
+fn missing_credentials<E, R>(error: &SdkError<E, R>) -> bool
+where
+    E: std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    let SdkError::DispatchFailure(failure) = error else {
+        return false;
+    };
+    let mut source: Option<&(dyn std::error::Error + 'static)> =
+        failure.as_connector_error().map(|e| e as _);
+    while let Some(error) = source {
+        // Not loaded (no provider had any) or a provider failing (on a laptop, the
+        // instance metadata service that is not there): no usable credentials.
+        if error
+            .downcast_ref::<aws_credential_types::provider::error::CredentialsError>()
+            .is_some()
+        {
+            return true;
+        }
+        source = error.source();
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn missing_credentials_are_said_in_one_line() {
+        // A client with no credential provider at all: the request fails before it leaves.
+        let config = aws_sdk_dynamodb::Config::builder()
+            .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+            .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
+            .credentials_provider(
+                aws_credential_types::provider::SharedCredentialsProvider::new(NoCredentials),
+            )
+            .endpoint_url("http://127.0.0.1:9")
+            .build();
+        let client = aws_sdk_dynamodb::Client::from_conf(config);
+        let error = client.list_tables().send().await.unwrap_err();
+        let message = store_error("read config", error).to_string();
+        assert!(
+            message.contains("read config: no AWS credentials found (set AWS_PROFILE"),
+            "{message}"
+        );
+        assert!(!message.contains('\n'), "{message}");
+    }
+
+    #[derive(Debug)]
+    struct NoCredentials;
+
+    impl aws_credential_types::provider::ProvideCredentials for NoCredentials {
+        fn provide_credentials<'a>(
+            &'a self,
+        ) -> aws_credential_types::provider::future::ProvideCredentials<'a>
+        where
+            Self: 'a,
+        {
+            aws_credential_types::provider::future::ProvideCredentials::ready(Err(
+                aws_credential_types::provider::error::CredentialsError::not_loaded(
+                    "no providers in chain provided credentials",
+                ),
+            ))
+        }
     }
 }

@@ -22,8 +22,12 @@ async fn main() -> ExitCode {
         .thread_name("inlet-log")
         .finish(std::io::BufWriter::new(std::io::stderr()));
     tracing_subscriber::fmt()
+        // The SDK's credential and region providers warn at each fallback they try (no
+        // profile, no instance metadata on a laptop); the command's own error says what
+        // is missing, once.
         .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+            EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| EnvFilter::new("info,aws_config=error")),
         )
         .with_writer(stderr)
         .init();
