@@ -271,3 +271,36 @@ fn every_preset_example_accepts_its_sample_sent_with_inlet_send() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+/// `inlet check --vars` names each var a source needs that the vars do not provide.
+#[test]
+fn inlet_check_warns_about_vars_nothing_provides() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("vars.json");
+    std::fs::write(&empty, "{}").unwrap();
+    let examples = repo_root().join("infra/sources/examples");
+    let run = |vars: &std::path::Path| {
+        let output = Command::new(inlet_binary())
+            .arg("check")
+            .arg(&examples)
+            .arg("--vars")
+            .arg(vars)
+            .env_remove("INLET_VAR_STRIPE_WEBHOOK_SECRET")
+            .output()
+            .unwrap();
+        assert!(output.status.success());
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    };
+    let warned = run(&empty);
+    let lines: Vec<&str> = warned
+        .lines()
+        .filter(|l| l.starts_with("warning: "))
+        .collect();
+    // Every preset that signs needs its secret; supabase and posthog need none.
+    assert_eq!(lines.len(), 10, "{warned}");
+    assert!(
+        warned.contains("`stripe-example/development` needs var `STRIPE_WEBHOOK_SECRET`, which no vars file or INLET_VAR_STRIPE_WEBHOOK_SECRET provides"),
+        "{warned}"
+    );
+    assert_eq!(run(&repo_root().join("infra/vars/examples.json")), "");
+}

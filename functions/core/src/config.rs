@@ -121,6 +121,43 @@ pub struct VerifyConfig {
     pub tolerance_secs: u64,
 }
 
+impl EnvironmentConfig {
+    /// The vars this environment cannot run without: those its script reads (without
+    /// testing for them) and the secret of its `verify:` check, sorted.
+    pub fn required_vars(&self) -> Vec<String> {
+        let mut vars: Vec<String> = self
+            .script
+            .iter()
+            .flat_map(|s| s.required_vars.iter().cloned())
+            .chain(self.verify.iter().map(|v| v.secret_var.clone()))
+            .collect();
+        vars.sort();
+        vars.dedup();
+        vars
+    }
+}
+
+impl Catalog {
+    /// One line per var an environment needs that `provided` does not have.
+    pub fn missing_vars(&self, provided: &crate::vars::Vars) -> Vec<String> {
+        let mut missing = Vec::new();
+        for source in &self.sources {
+            for (name, env) in &source.environments {
+                for var in env.required_vars() {
+                    if !provided.for_scripts().contains_key(&var) {
+                        missing.push(format!(
+                            "{}: `{}/{name}` needs var `{var}`, which no vars file or INLET_VAR_{var} provides; requests will be answered 503 until it is set",
+                            source.file.display(),
+                            source.key
+                        ));
+                    }
+                }
+            }
+        }
+        missing
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct IdempotencySettings {
     pub enabled: bool,

@@ -33,6 +33,10 @@ pub enum Command {
         /// Directory of `<key>.yaml` source files.
         #[arg(default_value = "infra/sources")]
         dir: PathBuf,
+        /// Also warn about each var a script or `verify:` needs that this vars file (and
+        /// INLET_VAR_*) does not provide.
+        #[arg(long)]
+        vars: Option<PathBuf>,
     },
     /// Print the webhook URL of every source environment (creating tokens if needed).
     Urls(UrlsArgs),
@@ -208,7 +212,7 @@ pub struct UrlsArgs {
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Dev(args) => dev(args).await,
-        Command::Check { dir } => Ok(check(dir)),
+        Command::Check { dir, vars } => check(dir, vars),
         Command::Urls(args) => urls(args).await,
         Command::Logs(args) => logs(args).await,
         Command::Event(args) => event(args).await,
@@ -307,10 +311,16 @@ async fn shutdown_signal() {
     }
 }
 
-fn check(dir: PathBuf) -> ExitCode {
+fn check(dir: PathBuf, vars_file: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     let engine = ScriptEngine::new(ScriptLimits::default());
-    match load_dir(&dir, &engine) {
+    Ok(match load_dir(&dir, &engine) {
         Ok(catalog) => {
+            if let Some(file) = &vars_file {
+                let vars = crate::vars::load_local_vars(Some(file), std::env::vars())?;
+                for missing in catalog.missing_vars(&vars) {
+                    eprintln!("warning: {missing}");
+                }
+            }
             let envs = catalog.environments().count();
             let scripts = catalog
                 .sources
@@ -336,7 +346,7 @@ fn check(dir: PathBuf) -> ExitCode {
             eprintln!("\n{} problem(s) found.", errors.0.len());
             ExitCode::FAILURE
         }
-    }
+    })
 }
 
 async fn urls(args: UrlsArgs) -> anyhow::Result<ExitCode> {

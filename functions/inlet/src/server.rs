@@ -191,6 +191,10 @@ pub async fn start(
     }
     let catalog = load_catalog(&options, &engine).await?;
     let vars = load_local_vars(options.vars_file.as_deref(), std::env::vars())?;
+    // Found now rather than at the first request, which would be answered 503.
+    for missing in catalog.missing_vars(&vars) {
+        tracing::warn!("{missing}");
+    }
     let targets = match &options.targets_file {
         Some(file) => inlet_core::config::load_targets(file)
             .map_err(|errors| anyhow::anyhow!("the targets file has problems:\n{errors}"))?,

@@ -96,6 +96,8 @@ pub struct CompiledScript {
     pub name: String,
     /// SHA-256 of the source, hex.
     pub hash: String,
+    /// The vars it reads without first testing for them (see [`required_vars`]).
+    pub required_vars: Vec<String>,
     ast: AST,
 }
 
@@ -270,6 +272,7 @@ impl ScriptEngine {
         let compiled = Arc::new(CompiledScript {
             name: name.to_string(),
             hash: hash.clone(),
+            required_vars: required_vars(code),
             ast,
         });
         self.cache
@@ -425,6 +428,41 @@ fn bad_return(message: String, console: Vec<String>) -> ScriptRunError {
         message,
         console,
     }
+}
+
+/// The var names a script reads as `ctx.vars.NAME` or `ctx.vars["NAME"]`, less those
+/// it tests for with `"NAME" in ctx.vars` (optional vars), sorted. Found in the source
+/// text, so that a var no vars file provides is reported at load, not at the first
+/// request (which answers 503 for it).
+pub fn required_vars(code: &str) -> Vec<String> {
+    let mut read = std::collections::BTreeSet::new();
+    for (at, _) in code.match_indices("ctx.vars") {
+        let rest = &code[at + "ctx.vars".len()..];
+        let name = if let Some(after) = rest.strip_prefix('.') {
+            after
+                .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .next()
+                .unwrap_or_default()
+        } else if let Some(after) = rest.strip_prefix("[\"") {
+            after.split('"').next().unwrap_or_default()
+        } else {
+            ""
+        };
+        // `ctx.vars.len()` and friends are calls on the map, not vars.
+        let is_call = rest
+            .strip_prefix('.')
+            .and_then(|after| after.get(name.len()..))
+            .is_some_and(|after| after.trim_start().starts_with('('));
+        if !name.is_empty() && !is_call {
+            read.insert(name.to_string());
+        }
+    }
+    read.into_iter()
+        .filter(|name| {
+            !code.contains(&format!("\"{name}\" in ctx.vars"))
+                && !code.contains(&format!("'{name}' in ctx.vars"))
+        })
+        .collect()
 }
 
 /// Whether code that failed to compile was written as JavaScript (as Knock's scripts
@@ -700,6 +738,19 @@ mod tests {
         );
         assert_eq!(p["all"]["x-added"], "yes");
         assert_eq!(p["count"], p["all"].as_object().unwrap().len());
+    }
+
+    #[test]
+    fn the_vars_a_script_needs_are_found_in_its_text() {
+        let code = r#"
+            fn main(ctx) {
+                let a = ctx.vars.SHOP_SECRET;
+                let b = ctx.vars["OTHER-KEY"];
+                let n = ctx.vars.len();
+                if "OPTIONAL" in ctx.vars { print(ctx.vars.OPTIONAL); }
+                #{ verified: a == b }
+            }"#;
+        assert_eq!(required_vars(code), ["OTHER-KEY", "SHOP_SECRET"]);
     }
 
     #[test]
