@@ -286,6 +286,12 @@ async fn sigkill_after_the_202_loses_nothing_and_runs_every_action_once() {
         text.contains("workflows_trigger") && text.contains("succeeded"),
         "{text}"
     );
+    assert!(
+        text.contains("outbox  done, plan re-run 0 time(s)"),
+        "{text}"
+    );
+    // The plan is shown once: as the action log beside the event, not inside it.
+    assert!(detail["event"].get("actions").is_none(), "{detail}");
     assert!(text.contains(&id));
     let logs = Command::new(&binary)
         .args(["logs", "--server", &second.base, "--json"])

@@ -321,6 +321,12 @@ async fn event(State(state): State<Arc<AdminState>>, Path(id): Path<String>) -> 
         Some(view) => view.outbox(&id).await?,
         None => None,
     };
+    // The plan is shown once, as the action log beside the event (an empty `actions`
+    // inside the event would read as "no actions").
+    let mut event = serde_json::to_value(&event).expect("an event serialises");
+    if let Some(fields) = event.as_object_mut() {
+        fields.remove("actions");
+    }
     Ok(axum::Json(
         json!({ "event": event, "actions": actions, "outbox": outbox }),
     ))

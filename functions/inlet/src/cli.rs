@@ -577,6 +577,9 @@ async fn event(args: EventArgs) -> anyhow::Result<ExitCode> {
     for w in e["warnings"].as_array().into_iter().flatten() {
         println!("  warning  {}", w.as_str().unwrap_or_default());
     }
+    for line in e["script_console"].as_array().into_iter().flatten() {
+        println!("  console  {}", line.as_str().unwrap_or_default());
+    }
     if !e["preprocess"].is_null() {
         println!("  preprocess  {}", e["preprocess"]);
     }
@@ -597,7 +600,17 @@ async fn event(args: EventArgs) -> anyhow::Result<ExitCode> {
         );
     }
     if let Some(outbox) = body["outbox"].as_object() {
-        println!("outbox: {}", serde_json::Value::Object(outbox.clone()));
+        // The outbox row is the event's hand-off to the executor: its attempts count
+        // re-runs of the whole plan, not of one action (those are per action above).
+        println!(
+            "outbox  {}, plan re-run {} time(s){}",
+            outbox["state"].as_str().unwrap_or("?"),
+            outbox["attempts"].as_u64().unwrap_or(0),
+            outbox["last_error"]
+                .as_str()
+                .map(|e| format!(", last error: {e}"))
+                .unwrap_or_default()
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
