@@ -969,3 +969,60 @@ async fn off_loopback_the_admin_api_says_it_is_off_and_how_to_enable_it() {
     assert_eq!(health.status(), StatusCode::OK);
     server.shutdown().await.unwrap();
 }
+
+// Multi-threaded: the test waits on the CLI while the in-process server answers it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inlet_urls_asks_the_running_server_and_drops_retired_sources() {
+    let ws = Workspace::new();
+    let binary = inlet_binary();
+    let urls = |base: &str| {
+        let out = std::process::Command::new(&binary)
+            .args(["urls", "--base-url", base, "--sources"])
+            .arg(ws.sources())
+            .arg("--db")
+            .arg(ws.db())
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    // A server on a port of its own: `inlet urls` pointed at it prints its URLs, even
+    // while a source file is broken (the server keeps its last good config).
+    let server = ws.start().await;
+    let base = format!("http://{}", server.addr);
+    std::fs::write(ws.sources().join("broken.yaml"), "key: [").unwrap();
+    let (ok, out, err) = urls(&base);
+    assert!(ok, "{err}");
+    let expected = server.url("task-app", "development").unwrap();
+    assert!(out.contains(expected), "{out}\nexpected {expected}");
+    server.shutdown().await.unwrap();
+    std::fs::remove_file(ws.sources().join("broken.yaml")).unwrap();
+
+    // No server: from the files and the database; a source removed from the config is
+    // no longer listed (its URL answers 404).
+    let closed = "http://127.0.0.1:9";
+    let (extra_name, extra_text) = common::http_response_source()
+        .into_iter()
+        .find(|(name, _)| name.ends_with(".yaml"))
+        .unwrap();
+    for (name, text) in common::http_response_source() {
+        std::fs::write(ws.sources().join(&name), text).unwrap();
+    }
+    let (ok, out, err) = urls(closed);
+    assert!(ok, "{err}");
+    let extra_key = extra_text
+        .lines()
+        .find_map(|l| l.strip_prefix("key: "))
+        .unwrap()
+        .trim()
+        .to_string();
+    assert!(out.contains(&format!("{extra_key}/")), "{out}");
+    std::fs::remove_file(ws.sources().join(&extra_name)).unwrap();
+    let (ok, out, err) = urls(closed);
+    assert!(ok, "{err}");
+    assert!(!out.contains(&format!("{extra_key}/")), "{out}");
+    assert!(out.contains("task-app/development"), "{out}");
+}

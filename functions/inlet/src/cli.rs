@@ -192,7 +192,9 @@ pub struct DevArgs {
 pub struct UrlsArgs {
     #[command(flatten)]
     pub store: StoreArgs,
-    /// Base URL the dev server is reached at.
+    /// Base URL the dev server is reached at. A server running there is asked first
+    /// (its live config and address); without one, the URLs come from `--sources` and
+    /// `--db`.
     #[arg(long, default_value = "http://127.0.0.1:8787")]
     pub base_url: String,
     /// Only this source.
@@ -357,14 +359,39 @@ async fn urls(args: UrlsArgs) -> anyhow::Result<ExitCode> {
         print_stack_urls(&tokens, base, env);
         return Ok(ExitCode::SUCCESS);
     }
-    let engine = ScriptEngine::new(ScriptLimits::default());
-    let catalog = load_dir(&args.store.sources, &engine)
-        .map_err(|errors| anyhow::anyhow!("the source config has problems:\n{errors}"))?;
-    let store = SqliteStore::open(&args.store.db, Duration::from_secs(5))
-        .with_context(|| format!("opening the store {}", args.store.db.display()))?;
-    let tokens = store.ensure_tokens(&catalog, SystemClock.now_ms()).await?;
-    let matching: Vec<_> = webhook_urls(&args.base_url, &tokens)
+    let all = match running_server_urls(&args.base_url).await {
+        Some(urls) => urls,
+        None => {
+            let engine = ScriptEngine::new(ScriptLimits::default());
+            let catalog = load_dir(&args.store.sources, &engine).map_err(|errors| {
+                anyhow::anyhow!(
+                    "no `inlet dev` answers at {} and the source config in {} has problems:\n{errors}",
+                    args.base_url,
+                    args.store.sources.display()
+                )
+            })?;
+            let store = SqliteStore::open(&args.store.db, Duration::from_secs(5))
+                .with_context(|| format!("opening the store {}", args.store.db.display()))?;
+            let tokens = store.ensure_tokens(&catalog, SystemClock.now_ms()).await?;
+            // Tokens of sources or environments no longer in the config answer 404.
+            webhook_urls(&args.base_url, &tokens)
+                .into_iter()
+                .filter(|u| {
+                    catalog
+                        .source(&u.source)
+                        .is_some_and(|s| s.environments.contains_key(&u.environment))
+                })
+                .map(|u| (u.source, u.environment, u.url))
+                .collect()
+        }
+    };
+    let matching: Vec<_> = all
         .into_iter()
+        .map(|(source, environment, url)| crate::server::WebhookUrl {
+            source,
+            environment,
+            url,
+        })
         .filter(|u| args.source.as_ref().is_none_or(|s| *s == u.source))
         .filter(|u| args.env.as_ref().is_none_or(|e| *e == u.environment))
         .collect();
@@ -699,6 +726,32 @@ async fn send(args: SendArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// The webhook URLs a running `inlet dev` at `base` serves (its live config, at its
+/// address), or `None` when nothing answers there.
+async fn running_server_urls(base: &str) -> Option<Vec<(String, String, String)>> {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(2))
+        .build()
+        .ok()?;
+    let response = client
+        .get(format!("{}/admin/sources", base.trim_end_matches('/')))
+        .send()
+        .await
+        .ok()?;
+    let body: serde_json::Value = response.json().await.ok()?;
+    let mut urls = Vec::new();
+    for source in body["sources"].as_array()? {
+        let key = source["key"].as_str()?;
+        for env in source["environments"].as_array()? {
+            let name = env["name"].as_str()?;
+            for url in env["urls"].as_array().into_iter().flatten() {
+                urls.push((key.to_string(), name.to_string(), url.as_str()?.to_string()));
+            }
+        }
+    }
+    Some(urls)
 }
 
 #[cfg(test)]
