@@ -165,6 +165,25 @@ async fn identify_runs_before_trigger_and_a_skipped_action_spares_the_rest() {
         .body;
     assert_eq!(user["properties"], json!({"email": "c@x.io"}));
     assert_eq!(detail["outbox"]["state"], "done");
+
+    // An object's subscriptions: an empty list for an object that exists, 404 (like the
+    // object itself) for one that does not.
+    let body = json!({"type": "customer.created",
+                      "data": {"id": "cus_2", "company": {"collection": "companies", "id": "acme"}}})
+    .to_string();
+    let accepted = post(&url, &body, &[]).await;
+    settled(&base, accepted.body["event_id"].as_str().unwrap()).await;
+    let existing = get(&format!(
+        "{base}/admin/directory/objects/companies/acme/subscriptions"
+    ))
+    .await;
+    assert_eq!(existing.status, StatusCode::OK, "{}", existing.body);
+    assert_eq!(existing.body["subscriptions"], json!([]));
+    let missing = get(&format!(
+        "{base}/admin/directory/objects/companies/nope/subscriptions"
+    ))
+    .await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND, "{}", missing.body);
     server.shutdown().await.unwrap();
 }
 

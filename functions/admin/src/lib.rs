@@ -390,6 +390,19 @@ async fn subscriptions(
         .into_iter()
         .map(|(recipient, properties)| json!({"recipient": recipient.to_json(), "properties": properties}))
         .collect();
+    // Like the object itself: an object that does not exist (and has no subscriptions
+    // either) is a 404, not an empty list that reads as "exists, no subscribers".
+    if subs.is_empty()
+        && state
+            .directory
+            .object(&env, &collection, &id)
+            .await?
+            .is_none()
+    {
+        return Err(AdminError::NotFound(format!(
+            "no object `{collection}/{id}` in {env}"
+        )));
+    }
     Ok(axum::Json(
         json!({ "collection": collection, "id": id, "subscriptions": subs }),
     ))
