@@ -347,10 +347,20 @@ async fn user(
     Query(query): Query<HashMap<String, String>>,
 ) -> AdminResult {
     let env = environment(&state, &query).await?;
-    found(
-        format!("user `{id}` in {env}"),
-        state.directory.user(&env, &id).await?,
-    )
+    // Knock's shape: `email`, `name`, … and custom properties at the top level.
+    let user = state.directory.user(&env, &id).await?.map(|user| {
+        let mut shaped = serde_json::Map::new();
+        shaped.insert("id".into(), json!(user.id));
+        for (key, value) in user.properties {
+            if !matches!(key.as_str(), "id" | "created_at_ms" | "updated_at_ms") {
+                shaped.insert(key, value);
+            }
+        }
+        shaped.insert("created_at_ms".into(), json!(user.created_at_ms));
+        shaped.insert("updated_at_ms".into(), json!(user.updated_at_ms));
+        Value::Object(shaped)
+    });
+    found(format!("user `{id}` in {env}"), user)
 }
 
 async fn tenant(
