@@ -80,15 +80,7 @@ environments:
 #[tokio::test]
 async fn write_units_per_event_at_ingest_and_in_the_actions_function() {
     let mut stack = common::aws::Stack::new("cost").await;
-    let ssm = aws_sdk_ssm::Client::new(&stack.sdk);
-    ssm.put_parameter()
-        .name("/inlet/development/vars/COST_SECRET")
-        .value(SECRET)
-        .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
-        .overwrite(true)
-        .send()
-        .await
-        .unwrap();
+    common::aws::put_var(&stack, "COST_SECRET", SECRET).await;
     let (function, tokens) =
         common::aws::ingest_function(&stack, vec![("cost.yaml".into(), SOURCE.into())], &["cost"])
             .await;

@@ -270,15 +270,12 @@ async fn a_scripts_http_response_through_the_ingest_function() {
 #[tokio::test]
 async fn the_slack_preset_handshake_and_verification_through_the_ingest_function() {
     let stack = common::aws::Stack::new("slackp").await;
-    let ssm = aws_sdk_ssm::Client::new(&stack.sdk);
-    ssm.put_parameter()
-        .name("/inlet/development/vars/SLACK_SIGNING_SECRET")
-        .value("slack-signing-secret-on-aws")
-        .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
-        .overwrite(true)
-        .send()
-        .await
-        .unwrap();
+    common::aws::put_var(
+        &stack,
+        "SLACK_SIGNING_SECRET",
+        "slack-signing-secret-on-aws",
+    )
+    .await;
     let files = vec![(
         "slack.yaml".to_string(),
         "key: slack\nname: Slack\nenvironments:\n  development:\n    preset: slack\n".to_string(),

@@ -719,7 +719,12 @@ impl FileLoader<'_> {
         };
         let tolerance_secs = match get("tolerance") {
             None => Some(DEFAULT_TOLERANCE_SECS),
-            Some(n) => self.duration_secs(n, "verify.tolerance"),
+            Some(n) => self.duration_secs(
+                n,
+                "verify.tolerance",
+                0,
+                "write a duration such as `300s`, `5m` or whole seconds",
+            ),
         };
         match &mut scheme {
             Some(Scheme::Hmac(options)) => {
@@ -820,17 +825,18 @@ impl FileLoader<'_> {
         })
     }
 
-    /// A duration such as `300s`, `5m`, or whole seconds.
-    fn duration_secs(&mut self, node: &Node, what: &str) -> Option<u64> {
+    /// A duration (`300s`, `5m`, `24h`) or whole seconds, at least `min_secs`; `fix`
+    /// is the example the error gives.
+    fn duration_secs(&mut self, node: &Node, what: &str, min_secs: u64, fix: &str) -> Option<u64> {
         match &node.kind {
-            Kind::Int(secs) if *secs >= 0 => Some(*secs as u64),
+            Kind::Int(secs) if *secs >= 0 && *secs as u64 >= min_secs => Some(*secs as u64),
             Kind::Str(text) => match humantime::parse_duration(text) {
-                Ok(d) => Some(d.as_secs()),
-                Err(_) => {
+                Ok(d) if d.as_secs() >= min_secs => Some(d.as_secs()),
+                _ => {
                     self.error(
                         node.line,
                         format!("`{what}` `{text}` is not a duration"),
-                        "write a duration such as `300s`, `5m` or whole seconds",
+                        fix,
                     );
                     None
                 }
@@ -839,7 +845,7 @@ impl FileLoader<'_> {
                 self.error(
                     node.line,
                     format!("`{what}` must be a duration, found {}", node.describe()),
-                    "write a duration such as `300s`, `5m` or whole seconds",
+                    fix,
                 );
                 None
             }
@@ -867,28 +873,12 @@ impl FileLoader<'_> {
         }
         let window_secs = match get("window") {
             None => DEFAULT_IDEMPOTENCY_WINDOW_SECS,
-            Some(n) => match &n.kind {
-                Kind::Int(secs) if *secs > 0 => *secs as u64,
-                Kind::Str(text) => match humantime::parse_duration(text) {
-                    Ok(d) if d.as_secs() > 0 => d.as_secs(),
-                    _ => {
-                        self.error(
-                            n.line,
-                            format!("`window` `{text}` is not a duration"),
-                            "write a duration such as `24h`, `90m` or `3600s`",
-                        );
-                        return None;
-                    }
-                },
-                _ => {
-                    self.error(
-                        n.line,
-                        format!("`window` must be a duration, found {}", n.describe()),
-                        "write a duration such as `24h`, `90m` or `3600s`",
-                    );
-                    return None;
-                }
-            },
+            Some(n) => self.duration_secs(
+                n,
+                "window",
+                1,
+                "write a duration such as `24h`, `90m` or `3600s`",
+            )?,
         };
         Some(IdempotencySettings {
             enabled,

@@ -362,48 +362,30 @@ impl Pipeline {
             return Verified::Passed(preprocess);
         };
         let received_at = event.received_at_ms.div_euclid(1000);
+        let input = ScriptInput {
+            vars: vars.clone(),
+            body: parsed.body.clone(),
+            raw_body: &event.raw_body,
+            headers: parsed.headers.clone(),
+            query: parsed.query.clone(),
+            method: &event.method,
+            received_at,
+            now_ms: self.clock.now_ms(),
+        };
         let outcome = match &self.script_pool {
-            None => self.engine.run(
-                script,
-                ScriptInput {
-                    vars,
-                    body: parsed.body.clone(),
-                    raw_body: &event.raw_body,
-                    headers: parsed.headers.clone(),
-                    query: parsed.query.clone(),
-                    method: &event.method,
-                    received_at,
-                    now_ms: self.clock.now_ms(),
-                },
-            ),
-            Some(pool) => {
-                let sliced = self.engine.run_slice(
-                    script,
-                    ScriptInput {
-                        vars: vars.clone(),
-                        body: parsed.body.clone(),
-                        raw_body: &event.raw_body,
-                        headers: parsed.headers.clone(),
-                        query: parsed.query.clone(),
-                        method: &event.method,
-                        received_at,
-                        now_ms: self.clock.now_ms(),
-                    },
-                    INLINE_SLICE,
-                );
-                match sliced {
-                    Ok(outcome) => outcome,
-                    Err(SliceSpent) => {
-                        match self
-                            .run_on_pool(pool, script, vars, parsed, event, received_at)
-                            .await
-                        {
-                            Ok(outcome) => outcome,
-                            Err(busy) => return Verified::NotRun(busy),
-                        }
+            None => self.engine.run(script, input),
+            Some(pool) => match self.engine.run_slice(script, input, INLINE_SLICE) {
+                Ok(outcome) => outcome,
+                Err(SliceSpent) => {
+                    match self
+                        .run_on_pool(pool, script, vars, parsed, event, received_at)
+                        .await
+                    {
+                        Ok(outcome) => outcome,
+                        Err(busy) => return Verified::NotRun(busy),
                     }
                 }
-            }
+            },
         };
         let mut verify_failure = None;
         let verified = match outcome {

@@ -359,9 +359,9 @@ async fn urls(args: UrlsArgs) -> anyhow::Result<ExitCode> {
         print_stack_urls(&tokens, base, env);
         return Ok(ExitCode::SUCCESS);
     }
-    let all = match running_server_urls(&args.base_url).await {
-        Some(urls) => urls,
-        None => {
+    let all = match server_urls(&args.base_url).await {
+        Ok(urls) => urls,
+        Err(_) => {
             let engine = ScriptEngine::new(ScriptLimits::default());
             let catalog = load_dir(&args.store.sources, &engine).map_err(|errors| {
                 anyhow::anyhow!(
@@ -649,26 +649,17 @@ async fn send(args: SendArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("cannot read {}", args.file.display()))?;
     let url = match (&args.url, &args.source) {
         (Some(url), _) => url.clone(),
-        (None, Some(source)) => {
-            let sources = admin_get(&args.server, "/admin/sources", &[]).await?;
-            let env = sources["sources"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter(|s| s["key"] == source.as_str())
-                .flat_map(|s| s["environments"].as_array().cloned().unwrap_or_default())
-                .find(|e| e["name"] == args.env.as_str())
-                .with_context(|| {
-                    format!(
-                        "the server at {} has no source `{source}` with environment `{}`",
-                        args.server, args.env
-                    )
-                })?;
-            env["urls"][0]
-                .as_str()
-                .context("that source environment has no webhook URL yet")?
-                .to_string()
-        }
+        (None, Some(source)) => server_urls(&args.server)
+            .await?
+            .into_iter()
+            .find(|(key, env, _)| key == source && *env == args.env)
+            .map(|(_, _, url)| url)
+            .with_context(|| {
+                format!(
+                    "the server at {} has no source `{source}` with environment `{}` (or no webhook URL for it yet)",
+                    args.server, args.env
+                )
+            })?,
         (None, None) => anyhow::bail!("give --source (or --url)"),
     };
     let mut headers: Vec<(String, String)> = Vec::new();
@@ -728,30 +719,23 @@ async fn send(args: SendArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// The webhook URLs a running `inlet dev` at `base` serves (its live config, at its
-/// address), or `None` when nothing answers there.
-async fn running_server_urls(base: &str) -> Option<Vec<(String, String, String)>> {
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(2))
-        .build()
-        .ok()?;
-    let response = client
-        .get(format!("{}/admin/sources", base.trim_end_matches('/')))
-        .send()
-        .await
-        .ok()?;
-    let body: serde_json::Value = response.json().await.ok()?;
+/// The webhook URLs the `inlet dev` running at `base` serves (its live config, at its
+/// address), as (source, environment, url); an error says it cannot be reached.
+async fn server_urls(base: &str) -> anyhow::Result<Vec<(String, String, String)>> {
+    let body = admin_get(base, "/admin/sources", &[]).await?;
     let mut urls = Vec::new();
-    for source in body["sources"].as_array()? {
-        let key = source["key"].as_str()?;
-        for env in source["environments"].as_array()? {
-            let name = env["name"].as_str()?;
+    for source in body["sources"].as_array().into_iter().flatten() {
+        let key = source["key"].as_str().unwrap_or_default();
+        for env in source["environments"].as_array().into_iter().flatten() {
+            let name = env["name"].as_str().unwrap_or_default();
             for url in env["urls"].as_array().into_iter().flatten() {
-                urls.push((key.to_string(), name.to_string(), url.as_str()?.to_string()));
+                if let Some(url) = url.as_str() {
+                    urls.push((key.to_string(), name.to_string(), url.to_string()));
+                }
             }
         }
     }
-    Some(urls)
+    Ok(urls)
 }
 
 #[cfg(test)]

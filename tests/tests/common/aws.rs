@@ -101,6 +101,20 @@ impl Stack {
 
 pub const SECRET: &str = "demo-secret-change-me";
 
+/// Sets var `name` of the development environment in the stack's SSM (a SecureString,
+/// as `infra/put-vars` writes them).
+pub async fn put_var(stack: &Stack, name: &str, value: &str) {
+    aws_sdk_ssm::Client::new(&stack.sdk)
+        .put_parameter()
+        .name(format!("/inlet/development/vars/{name}"))
+        .value(value)
+        .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
+        .overwrite(true)
+        .send()
+        .await
+        .unwrap();
+}
+
 /// The ingest function of `stack` with `files` pushed as its config, and a token for
 /// each of `sources` (development environment).
 pub async fn ingest_function(
@@ -108,15 +122,7 @@ pub async fn ingest_function(
     files: Vec<(String, String)>,
     sources: &[&str],
 ) -> (IngestFunction, Vec<String>) {
-    let ssm = aws_sdk_ssm::Client::new(&stack.sdk);
-    ssm.put_parameter()
-        .name("/inlet/development/vars/TASK_APP_SECRET")
-        .value(SECRET)
-        .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
-        .overwrite(true)
-        .send()
-        .await
-        .unwrap();
+    put_var(stack, "TASK_APP_SECRET", SECRET).await;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let engine = Arc::new(ScriptEngine::new(ScriptLimits::default()));
     let config = ConfigTable::new(
@@ -144,7 +150,10 @@ pub async fn ingest_function(
         pipeline: Pipeline {
             engine,
             events: Arc::new(stack.events.clone()),
-            vars: Arc::new(SsmVars::new(ssm, clock.clone())),
+            vars: Arc::new(SsmVars::new(
+                aws_sdk_ssm::Client::new(&stack.sdk),
+                clock.clone(),
+            )),
             clock,
             settings: PipelineSettings::default(),
             script_pool: None,

@@ -11,21 +11,18 @@
 
 use super::context::{dynamic_to_json, json_to_dynamic};
 use super::{bounds, run_state};
+use crate::verify::Algorithm;
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE, URL_SAFE_NO_PAD};
-use hmac::{Hmac, Mac};
 use rhai::{Blob, Dynamic, Engine, EvalAltResult, ImmutableString};
-use sha1::Sha1;
-use sha2::{Digest, Sha256, Sha512};
+use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 type HelperResult<T> = Result<T, Box<EvalAltResult>>;
 
-fn hmac_bytes<M: Mac + hmac::digest::KeyInit>(key: &[u8], message: &[u8]) -> Vec<u8> {
-    let mut mac =
-        <M as hmac::digest::KeyInit>::new_from_slice(key).expect("HMAC takes keys of any length");
-    mac.update(message);
-    mac.finalize().into_bytes().to_vec()
+/// HMAC of `message` (the same implementation the `verify_*` checks use).
+fn hmac_bytes(algorithm: Algorithm, key: &[u8], message: &[u8]) -> Vec<u8> {
+    crate::verify::mac(algorithm, key, &[message])
 }
 
 /// Lower-case hex. `hex::encode` builds its string a character at a time; filling a
@@ -37,7 +34,7 @@ fn to_hex(bytes: &[u8]) -> String {
 }
 
 pub fn hmac_sha256(key: &[u8], message: &[u8]) -> Vec<u8> {
-    hmac_bytes::<Hmac<Sha256>>(key, message)
+    hmac_bytes(Algorithm::Sha256, key, message)
 }
 
 /// Registers a two-argument byte helper for every (string|blob, string|blob) pair.
@@ -105,25 +102,25 @@ fn script_error(helper: &str, problem: impl std::fmt::Display) -> Box<EvalAltRes
 
 pub fn register(engine: &mut Engine) {
     bytes2!(engine, "hmac_sha1", |k: &[u8], m: &[u8]| -> Blob {
-        hmac_bytes::<Hmac<Sha1>>(k, m)
+        hmac_bytes(Algorithm::Sha1, k, m)
     });
     bytes2!(engine, "hmac_sha256", |k: &[u8], m: &[u8]| -> Blob {
         hmac_sha256(k, m)
     });
     bytes2!(engine, "hmac_sha512", |k: &[u8], m: &[u8]| -> Blob {
-        hmac_bytes::<Hmac<Sha512>>(k, m)
+        hmac_bytes(Algorithm::Sha512, k, m)
     });
     bytes2!(engine, "hmac_sha1_hex", |k: &[u8], m: &[u8]| -> String {
-        to_hex(&hmac_bytes::<Hmac<Sha1>>(k, m))
+        to_hex(&hmac_bytes(Algorithm::Sha1, k, m))
     });
     bytes2!(engine, "hmac_sha256_hex", |k: &[u8], m: &[u8]| -> String {
         to_hex(&hmac_sha256(k, m))
     });
     bytes2!(engine, "hmac_sha512_hex", |k: &[u8], m: &[u8]| -> String {
-        to_hex(&hmac_bytes::<Hmac<Sha512>>(k, m))
+        to_hex(&hmac_bytes(Algorithm::Sha512, k, m))
     });
     bytes2!(engine, "hmac_sha1_base64", |k: &[u8], m: &[u8]| -> String {
-        STANDARD.encode(hmac_bytes::<Hmac<Sha1>>(k, m))
+        STANDARD.encode(hmac_bytes(Algorithm::Sha1, k, m))
     });
     bytes2!(engine, "hmac_sha256_base64", |k: &[u8],
                                            m: &[u8]|
@@ -133,7 +130,7 @@ pub fn register(engine: &mut Engine) {
     bytes2!(engine, "hmac_sha512_base64", |k: &[u8],
                                            m: &[u8]|
      -> String {
-        STANDARD.encode(hmac_bytes::<Hmac<Sha512>>(k, m))
+        STANDARD.encode(hmac_bytes(Algorithm::Sha512, k, m))
     });
     bytes2!(engine, "secure_eq", |a: &[u8], b: &[u8]| -> bool {
         a.ct_eq(b).into()
