@@ -6,13 +6,15 @@ before and after images — and twice that inside `TransactWriteItems`; each glo
 secondary index the item is in (before or after) costs another write of the projected
 item. A condition check in a transaction reads the item. Reads cost one read unit per
 4 KB for a strongly consistent read, half for an eventually consistent one (`Query`
-sums the items it returns). Sizes are moto's item sizes (attribute names plus values,
-the rule behind the 400 KB limit).
+sums the items it returns). Item sizes follow DynamoDB's published rules (`_size`):
+attribute names plus values, binary values by their bytes (moto's own size counts
+their base64 text), numbers by their significant digits.
 
 `GET /_inlet/usage?tables=<text>` answers the records of the tables whose names contain
 the text (each test's stack has its own unique part) as JSON, oldest first.
 """
 
+import base64
 import json
 import math
 import threading
@@ -93,14 +95,45 @@ def before(target, body):
             continue
         key = attrs if kind != "item" else _key_of(table, attrs)
         item = _item(table, key)
-        sizes.append((item.size() if item else 0, _indexed(table, item)))
+        sizes.append((_item_size(item), _indexed(table, item)))
     return sizes
 
 
-def _request_size(attrs):
-    from moto.dynamodb.models.dynamo_type import DynamoType
+def _value_size(kind, value):
+    """The size of one attribute value (wire form: type letter and value)."""
+    if kind == "S":
+        return len(value.encode())
+    if kind == "B":
+        # The request's base64 text, or (in moto's stored items) the bytes themselves.
+        if isinstance(value, bytes):
+            return len(value)
+        try:
+            return len(base64.b64decode(value, validate=True))
+        except ValueError:
+            return len(value.encode())
+    if kind == "N":
+        digits = value.lstrip("+-").split("e")[0].split("E")[0].replace(".", "").strip("0")
+        return (max(1, len(digits)) + 1) // 2 + 1
+    if kind in ("SS", "NS", "BS"):
+        return sum(_value_size(kind[0], v) for v in value)
+    if kind == "L":
+        return 3 + sum(1 + _value_size(*next(iter(v.items()))) for v in value)
+    if kind == "M":
+        return 3 + sum(1 + len(k.encode()) + _value_size(*next(iter(v.items()))) for k, v in value.items())
+    return 1  # BOOL, NULL
 
-    return sum(len(name.encode()) + DynamoType(value).size() for name, value in attrs.items())
+
+def _size(attrs):
+    """An item's size (wire form: name -> {type: value})."""
+    return sum(len(name.encode()) + _value_size(*next(iter(value.items()))) for name, value in attrs.items())
+
+
+def _item_size(item):
+    return _size(item.to_json()["Attributes"]) if item is not None else 0
+
+
+def _request_size(attrs):
+    return _size(attrs)
 
 
 def _indexed(table, item):
@@ -109,7 +142,7 @@ def _indexed(table, item):
     found = []
     for index in table.global_indexes or []:
         if all(attr in item.attrs for attr in index.schema_key_attrs):
-            found.append((index.name, index.project(item).size()))
+            found.append((index.name, _item_size(index.project(item))))
     return found
 
 
@@ -124,7 +157,7 @@ def record(target, body, before_sizes, response):
         prior_size, prior_indexed = prior
         key = attrs if kind != "item" else _key_of(table, attrs)
         item = _item(table, key)
-        after_size = item.size() if item else 0
+        after_size = _item_size(item)
         if kind == "check":
             entries.append({"table": name, "op": op, "kind": "check", "bytes": prior_size,
                             "read_units": 2 * max(1, math.ceil(prior_size / 4096)), "write_units": 0})

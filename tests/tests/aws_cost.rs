@@ -149,14 +149,15 @@ async fn write_units_per_event_at_ingest_and_in_the_actions_function() {
         );
     }
 
-    // Ceilings: what each kind costs today (write units, table + index). The budgets
-    // the cost issue sets are lower (accepted ≤ 4 at ingest, ≤ 3 per simple action,
-    // duplicate ≤ 2, rejected ≤ 2); see the README's cost section.
+    // The cost budgets: accepted ≤ 4 write units at ingest, duplicate ≤ 2, rejected ≤ 2.
+    // The actions function is held to what it costs today (5 for one `users_identify`,
+    // 7 for a trigger to 3); its budget of ≤ 3 per simple action is not met yet (see the
+    // README's cost section).
     let ceilings = [
-        ("accepted, users_identify", 10.0, 5.0),
-        ("accepted, workflows_trigger to 3", 10.0, 7.0),
-        ("duplicate", 16.0, 0.0),
-        ("rejected (401)", 4.0, 0.0),
+        ("accepted, users_identify", 4.0, 5.0),
+        ("accepted, workflows_trigger to 3", 4.0, 7.0),
+        ("duplicate", 2.0, 0.0),
+        ("rejected (401)", 2.0, 0.0),
     ];
     for ((label, ingest, actions), (name, ingest_max, actions_max)) in rows.iter().zip(ceilings) {
         assert_eq!(*label, name);

@@ -49,7 +49,9 @@ async fn idempotency_contract(log: &dyn EventLog, records: &dyn IdempotencyStore
         log.commit(accepted("i1", t0), Some(&claim("k1", t0)))
             .await
             .unwrap(),
-        Committed::Stored
+        Committed::Stored {
+            event_id: "i1".into()
+        }
     );
     assert_eq!(
         records.holder(&scope("k1"), t0 + 1).await.unwrap(),
@@ -103,7 +105,9 @@ async fn idempotency_contract(log: &dyn EventLog, records: &dyn IdempotencyStore
             log.commit(accepted(&format!("i3{i}"), t0), Some(other))
                 .await
                 .unwrap(),
-            Committed::Stored
+            Committed::Stored {
+                event_id: format!("i3{i}")
+            }
         );
     }
 
@@ -114,7 +118,9 @@ async fn idempotency_contract(log: &dyn EventLog, records: &dyn IdempotencyStore
         log.commit(accepted("i4", expired), Some(&claim("k1", expired)))
             .await
             .unwrap(),
-        Committed::Stored
+        Committed::Stored {
+            event_id: "i4".into()
+        }
     );
     assert_eq!(
         records
@@ -230,11 +236,12 @@ async fn event_log_contract(log: &dyn EventLog) {
     assert_eq!(
         summary,
         vec![
-            ("task.assigned", 2, 1_000, 2_000, "e2"),
+            ("task.assigned", 1, 1_000, 1_000, "e1"),
             ("task.completed", 1, 4_000, 4_000, "e4")
         ]
     );
-    assert_eq!(types[0].last_sample, "{\"n\":\"e2\"}");
+    // The duplicate is not counted: it is the same event again.
+    assert_eq!(types[0].last_sample, "{\"n\":\"e1\"}");
     assert!(
         log.event_types("task-app", "production")
             .await
@@ -408,7 +415,7 @@ async fn one_winner(logs: Vec<Arc<dyn EventLog>>) {
     let mut originals = Vec::new();
     for task in tasks {
         match task.await.unwrap() {
-            (id, Committed::Stored) => winners.push(id),
+            (_, Committed::Stored { event_id }) => winners.push(event_id),
             (_, Committed::Duplicate { original_event_id }) => originals.push(original_event_id),
         }
     }
@@ -478,7 +485,9 @@ async fn sqlite_resolves_claims_left_in_progress_at_open() {
             .commit(retry, Some(&claim("k-lost", t0 + 2)))
             .await
             .unwrap(),
-        Committed::Stored
+        Committed::Stored {
+            event_id: "retry".into()
+        }
     );
 }
 
@@ -501,10 +510,7 @@ async fn dynamo() -> (DynamoIdempotency, DynamoEventLog) {
         .await
         .unwrap();
     (
-        DynamoIdempotency {
-            client: clients.dynamodb.clone(),
-            table: names.idempotency_table.clone(),
-        },
+        DynamoIdempotency::new(clients.dynamodb.clone(), &names),
         DynamoEventLog::new(clients.dynamodb, &names),
     )
 }
@@ -564,7 +570,136 @@ async fn dynamodb_ignores_claims_left_in_progress() {
         log.commit(retry, Some(&claim("k-old", t0 + 2)))
             .await
             .unwrap(),
-        Committed::Stored
+        Committed::Stored {
+            event_id: "retry".into()
+        }
+    );
+}
+
+/// The crash the DynamoDB commit's two writes allow: the process dies after claiming the
+/// key (the record names event `lost`) and before storing the event. The record does not
+/// hold the key (its event is not stored); the next delivery of the key is stored under
+/// the claimed id and holds it; the one after is its duplicate. A delivery whose own id
+/// a takeover already used (its claim came after the record was gone) is that event's
+/// duplicate, logged under a new id.
+#[tokio::test]
+async fn dynamodb_completes_a_commit_that_stopped_after_its_claim() {
+    let (records, log) = dynamo().await;
+    let t0 = 1_700_000_000_000;
+    let record = |event_id: &str| {
+        records
+            .client
+            .put_item()
+            .table_name(&records.table)
+            .item("pk", AttributeValue::S(scope("k-crash").storage_key()))
+            .item("sk", AttributeValue::S("CLAIM".into()))
+            .item("event_id", AttributeValue::S(event_id.into()))
+            .item("status", AttributeValue::S("completed".into()))
+            .item(
+                "expires_at_ms",
+                AttributeValue::N((t0 + WINDOW_MS).to_string()),
+            )
+            .send()
+    };
+    record("lost").await.unwrap();
+    assert_eq!(
+        records.holder(&scope("k-crash"), t0 + 1).await.unwrap(),
+        None
+    );
+
+    let retry = event(
+        "retry",
+        EventStatus::Accepted,
+        Some("task.assigned"),
+        t0 + 2,
+    );
+    assert_eq!(
+        log.commit(retry.clone(), Some(&claim("k-crash", t0 + 2)))
+            .await
+            .unwrap(),
+        Committed::Stored {
+            event_id: "lost".into()
+        }
+    );
+    let stored = log.get("lost").await.unwrap().unwrap();
+    assert_eq!(
+        (stored.status, &stored.raw_body),
+        (EventStatus::Accepted, &retry.raw_body)
+    );
+    assert_eq!(stored.actions, retry.actions, "stored with its plan");
+    assert_eq!(log.get("retry").await.unwrap(), None);
+    assert_eq!(
+        records
+            .holder(&scope("k-crash"), t0 + 3)
+            .await
+            .unwrap()
+            .unwrap()
+            .event_id,
+        "lost"
+    );
+    let again = event(
+        "again",
+        EventStatus::Accepted,
+        Some("task.assigned"),
+        t0 + 4,
+    );
+    assert_eq!(
+        log.commit(again, Some(&claim("k-crash", t0 + 4)))
+            .await
+            .unwrap(),
+        Committed::Duplicate {
+            original_event_id: "lost".into()
+        }
+    );
+    assert_eq!(
+        log.get("again")
+            .await
+            .unwrap()
+            .unwrap()
+            .duplicate_of
+            .as_deref(),
+        Some("lost")
+    );
+
+    // The delivery that claimed `lost` finally commits, after its record was replaced
+    // (here: deleted): its id is taken by the takeover, so it is the duplicate.
+    records
+        .client
+        .delete_item()
+        .table_name(&records.table)
+        .key("pk", AttributeValue::S(scope("k-crash").storage_key()))
+        .key("sk", AttributeValue::S("CLAIM".into()))
+        .send()
+        .await
+        .unwrap();
+    let late = event("lost", EventStatus::Accepted, Some("task.assigned"), t0 + 5);
+    assert_eq!(
+        log.commit(late, Some(&claim("k-crash", t0 + 5)))
+            .await
+            .unwrap(),
+        Committed::Duplicate {
+            original_event_id: "lost".into()
+        }
+    );
+    let page = log
+        .list(&EventQuery {
+            source: Some("task-app".into()),
+            environment: Some("development".into()),
+            status: Some(EventStatus::Duplicate),
+            limit: 10,
+            ..EventQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(page.events.len(), 2, "{:?}", page.events);
+    assert!(
+        page.events
+            .iter()
+            .all(|e| e.duplicate_of.as_deref() == Some("lost"))
+    );
+    assert_eq!(
+        log.get("lost").await.unwrap().unwrap().status,
+        EventStatus::Accepted
     );
 }
 

@@ -149,7 +149,9 @@ async fn handoff_contract(log: &dyn EventLog, directory: &dyn Directory, consume
         log.commit(accepted_event(&event_id, &user_id), None)
             .await
             .unwrap(),
-        Committed::Stored
+        Committed::Stored {
+            event_id: event_id.clone()
+        }
     );
     consumer.deliver().await;
 

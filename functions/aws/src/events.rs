@@ -3,17 +3,37 @@
 //!
 //! # The commit
 //!
-//! [`EventLog::commit`] is a single `TransactWriteItems` (a single `PutItem` when it has
-//! one item): the idempotency record (a `Put` on the idempotency table, conditional on
-//! the scope being free: absent, expired, or an `in_progress` claim an earlier version
-//! left), the event item with its whole action plan, the parts of a large event, and
-//! the event-type count. DynamoDB applies all of them or none, so an event is never
-//! stored without its idempotency record, and the record never points to an event that
-//! was not stored. The idempotency write is the transaction's first item, with
-//! `ReturnValuesOnConditionCheckFailure=ALL_OLD`: when its condition fails, the old
-//! record names the original event, and the event is written as its duplicate in a
-//! second transaction. Concurrent transactions on the same items are cancelled with
-//! `TransactionConflict`; the commit retries those a few times with backoff.
+//! Each write is priced (1 write unit per KB of item; a transaction doubles it; every
+//! index the item is in costs another write), so the commit of an accepted event is two
+//! single-item conditional writes and a counter, never a transaction:
+//!
+//! 1. **Read the scope's record** (eventually consistent; a read costs a fraction of a
+//!    write, and a conditional write that fails still costs a write). A record that
+//!    holds names the event that holds the scope; go to 4.
+//! 2. **Claim the scope**: a `PutItem` of the idempotency record naming this event, on
+//!    condition that the scope is free (absent, expired, or an `in_progress` record an
+//!    earlier version left), with `ReturnValuesOnConditionCheckFailure=ALL_OLD`. If the
+//!    condition fails, the old record names the holder; go to 4.
+//! 3. **Store the event**: a `PutItem` of the event item (with its whole action plan, its
+//!    JSON deflated), on condition that no item has its key. Stored: answered 202.
+//! 4. **The scope is held** by event X. If X is stored, this delivery is its duplicate
+//!    (stored as such, answered 200). If X is *not* stored, X's commit stopped between
+//!    2 and 3 (the process died, or it is still running): this delivery stores itself
+//!    *as X* (step 3 with X's id). Whichever of the two puts of X comes first is the
+//!    accepted event; the other one's condition fails and it becomes X's duplicate. So
+//!    a crash between two writes never loses the event and never accepts it twice, and
+//!    a 2xx is only sent once the event item is stored.
+//!
+//! The event-type registry count is an `UpdateItem` beside step 3, outside any
+//! transaction: it is **approximate** (a crash between the event and its count leaves
+//! the count one short; a lost race of step 3 counts one too many). The registry counts
+//! accepted events only (a duplicate is the same event again) and keeps the last event's
+//! id, not its sample: the sample is read from that event when the registry is listed,
+//! so the counter item stays under 1 KB.
+//!
+//! An event's item outlives its idempotency record (the event expires at the later of
+//! its retention and the record's window), so a record never outlives the event it
+//! names and step 4 never mistakes an expired event for an unfinished commit.
 //!
 //! # The hand-off to the actions function
 //!
@@ -21,24 +41,25 @@
 //! its item. The events table has a stream (`NEW_IMAGE`), and the actions function's
 //! event source mapping takes the `INSERT` records of items with that attribute (a
 //! filter in the template; [`queued_event_id`] applies the same test in the function).
-//! The stream record is written by DynamoDB as part of the commit itself, so once the
-//! commit returns, the actions run without anything else having to succeed: no
+//! The stream record is written by DynamoDB as part of the event's `PutItem` itself, so
+//! once it returns, the actions run without anything else having to succeed: no
 //! `Invoke` that could fail after the event is stored, no sweeper. Lambda retries a
 //! failing batch (bisecting it), then sends it to the on-failure queue; the actions
 //! function is idempotent per (event, action), so redelivery applies nothing twice.
 //!
-//! # Large events
+//! # Size: deflated records, a small index, large events in parts
 //!
-//! A DynamoDB item holds at most 400 KB. A 256 KiB body, JSON-escaped, with its headers,
-//! preprocess output, console and an action plan whose payloads copy parts of it, does
-//! not always fit. The event's JSON is kept whole in `data` when it is at most
-//! [`INLINE_BYTES`]; a larger one is split into `PART#<n>` items of the same partition
-//! (binary chunks, written in the same transaction), and `data` holds the event without
-//! its large fields, so that listing pages stay small. A transaction carries at most
-//! 4 MB, which bounds an event with its plan to [`MAX_EVENT_BYTES`]; a larger one is a
-//! permanent failure (the pipeline then stores it without its plan). The registry keeps
-//! the last sample inline only up to [`SAMPLE_INLINE_BYTES`], and reads a larger one
-//! from its event.
+//! The event's JSON (with its plan) is deflated into the binary attribute `z`: webhook
+//! JSON shrinks 3–10×, which keeps a typical event under the 1 KB of one write unit.
+//! The listing index `gsi1` projects only the keys, `status`, `etype` and `at` (what a
+//! listing filters on); a listing reads the page's items with one `BatchGetItem`.
+//! A DynamoDB item holds at most 400 KB: a deflated record larger than
+//! [`INLINE_BYTES`] is split into `PART#<n>` items of the same partition (written with
+//! the event item in one transaction, the one case that needs one). A transaction
+//! carries at most 4 MB, which bounds an event with its plan to [`MAX_EVENT_BYTES`]
+//! (counted before deflating); a larger one is a permanent failure (the pipeline then
+//! stores it without its plan). Items an earlier version wrote (JSON in `data`,
+//! undeflated parts, the sample in the registry) are still read.
 
 use crate::error::store_error;
 use crate::item::{Item, get_json, get_n, get_s, json, n, s, ttl};
@@ -48,31 +69,34 @@ use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
+    AttributeValue, KeysAndAttributes, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
 };
 use inlet_core::store::{
     ActionLogEntry, ActionStatus, ActionUpdate, CommitError, Committed, EventLog, EventPage,
     EventQuery, EventRecord, EventTypeStats, IdempotencyClaim, StoreError,
 };
+use std::collections::HashMap;
+use std::io::{Read, Write};
 use std::time::Duration;
 
-/// The largest event JSON kept whole in the event item (DynamoDB's item limit is
-/// 400 KB, attribute names and the other attributes included).
+/// The largest deflated event JSON kept whole in the event item (DynamoDB's item limit
+/// is 400 KB, attribute names and the other attributes included).
 pub const INLINE_BYTES: usize = 350_000;
-/// The largest event JSON (with its plan) one commit can write: a transaction carries
-/// at most 4 MB, and the idempotency record and registry count share it.
+/// The largest event JSON (with its plan, before deflating) one commit can write: a
+/// transaction carries at most 4 MB.
 pub const MAX_EVENT_BYTES: usize = 3_800_000;
-/// The largest body the registry keeps as the last sample of an event type.
-pub const SAMPLE_INLINE_BYTES: usize = 64 * 1024;
-/// How many times a commit cancelled by a concurrent transaction is tried again.
+/// How many times a large event's transaction cancelled by a concurrent one is tried
+/// again.
 const CONFLICT_RETRIES: u32 = 4;
+/// The attributes the listing index projects besides its keys.
+pub const LISTING_ATTRIBUTES: [&str; 3] = ["status", "etype", "at"];
 
 #[derive(Clone)]
 pub struct DynamoEventLog {
     pub client: Client,
     /// The events table (events, their parts, action log updates, registry counts).
     pub table: String,
-    /// The idempotency table, whose records commit in the event's transaction.
+    /// The idempotency table, whose records the commit claims.
     pub idempotency_table: String,
 }
 
@@ -92,28 +116,42 @@ fn part_sk(index: usize) -> String {
     format!("PART#{index:05}")
 }
 
-fn put(item: Item, table: &str) -> Result<Put, StoreError> {
-    Put::builder()
-        .table_name(table)
-        .set_item(Some(item))
-        .build()
-        .map_err(build_error)
+fn deflate(bytes: &[u8]) -> Vec<u8> {
+    let mut encoder =
+        flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(bytes).expect("writing to memory");
+    encoder.finish().expect("writing to memory")
 }
+
+fn inflate(bytes: &[u8]) -> Result<Vec<u8>, StoreError> {
+    let mut out = Vec::new();
+    flate2::read::DeflateDecoder::new(bytes)
+        .read_to_end(&mut out)
+        .map_err(|e| {
+            StoreError::Failed(format!("an event's stored record is not deflate data: {e}"))
+        })?;
+    Ok(out)
+}
+
+/// On an event item stored by a delivery that completed another one's claim (step 4):
+/// the scope it was stored for.
+const SCOPE_ATTRIBUTE: &str = "scope";
 
 /// The stream's mark on an event item whose actions are to run.
 pub const QUEUE_ATTRIBUTE: &str = "queue";
 pub const QUEUE_ACTIONS: &str = "actions";
 
-/// Why a write of one commit did not go through.
-enum WriteFailure {
-    /// The condition of write `index` failed; `old` is the item it met, if any.
-    Condition {
-        index: usize,
-        old: Option<Item>,
-    },
-    /// A concurrent transaction touched the same items; trying again may pass.
-    Conflict,
-    Store(StoreError),
+/// An event as the items it is stored as, built before anything is written (so that a
+/// too-large event fails before its scope is claimed).
+struct EncodedEvent {
+    item: Item,
+    parts: Vec<Item>,
+}
+
+/// Who holds an idempotency scope after a claim.
+enum Claim {
+    Won,
+    HeldBy(String),
 }
 
 impl DynamoEventLog {
@@ -126,10 +164,9 @@ impl DynamoEventLog {
         }
     }
 
-    /// The items an event is stored as: the event item, then its parts, then the
-    /// registry count.
-    fn event_writes(&self, event: &EventRecord) -> Result<Vec<TransactWriteItem>, StoreError> {
-        let full = serde_json::to_string(event)
+    /// The items `event` is stored as, expiring at `expires_at_ms`.
+    fn encode(event: &EventRecord, expires_at_ms: i64) -> Result<EncodedEvent, StoreError> {
+        let full = serde_json::to_vec(event)
             .map_err(|e| StoreError::Failed(format!("serialising event {}: {e}", event.id)))?;
         if full.len() > MAX_EVENT_BYTES {
             return Err(StoreError::Failed(format!(
@@ -148,187 +185,236 @@ impl DynamoEventLog {
             ),
             ("gsi1sk".to_string(), s(event.id.clone())),
             ("status".to_string(), s(event.status.as_str())),
-            ("expires_at".to_string(), ttl(event.expires_at_ms)),
+            ("at".to_string(), n(event.received_at_ms)),
+            ("expires_at".to_string(), ttl(expires_at_ms)),
         ]);
+        if let Some(event_type) = &event.event_type {
+            item.insert("etype".into(), s(event_type.clone()));
+        }
         if event.is_queued() {
             item.insert(QUEUE_ATTRIBUTE.into(), s(QUEUE_ACTIONS));
         }
+        let deflated = deflate(&full);
         let mut parts = Vec::new();
-        if full.len() <= INLINE_BYTES {
-            item.insert("data".into(), s(full));
+        if deflated.len() <= INLINE_BYTES {
+            item.insert("z".into(), AttributeValue::B(Blob::new(deflated)));
         } else {
-            let head = EventRecord {
-                raw_body: String::new(),
-                headers: Vec::new(),
-                preprocess: None,
-                script_console: Vec::new(),
-                actions: Vec::new(),
-                ..event.clone()
-            };
-            item.insert("data".into(), json(&head));
-            for (i, chunk) in full.as_bytes().chunks(INLINE_BYTES).enumerate() {
+            for (i, chunk) in deflated.chunks(INLINE_BYTES).enumerate() {
                 parts.push(Item::from([
                     ("pk".to_string(), s(event_pk(&event.id))),
                     ("sk".to_string(), s(part_sk(i))),
                     ("chunk".to_string(), AttributeValue::B(Blob::new(chunk))),
-                    ("expires_at".to_string(), ttl(event.expires_at_ms)),
+                    ("expires_at".to_string(), ttl(expires_at_ms)),
                 ]));
             }
-            item.insert("parts".into(), n(parts.len() as i64));
+            item.insert("zparts".into(), n(parts.len() as i64));
         }
-        let event_put = Put::builder()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(pk)")
-            .build()
-            .map_err(build_error)?;
-        let mut writes = vec![TransactWriteItem::builder().put(event_put).build()];
-        for part in parts {
-            writes.push(
-                TransactWriteItem::builder()
-                    .put(put(part, &self.table)?)
-                    .build(),
-            );
-        }
-        if let Some(event_type) = event.counts_in_registry() {
-            writes.push(
-                TransactWriteItem::builder()
-                    .update(self.registry_update(event, event_type)?)
-                    .build(),
-            );
-        }
-        Ok(writes)
+        Ok(EncodedEvent { item, parts })
     }
 
-    /// The registry count of one accepted or duplicate event.
-    fn registry_update(&self, event: &EventRecord, event_type: &str) -> Result<Update, StoreError> {
-        let mut update = Update::builder()
+    /// Stores an encoded event on condition that its key is free: `Ok(false)` when an
+    /// item already has it. One `PutItem`, or one transaction with its parts.
+    async fn put_event(&self, event: EncodedEvent) -> Result<bool, StoreError> {
+        if event.parts.is_empty() {
+            let result = self
+                .client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(event.item))
+                .condition_expression("attribute_not_exists(pk)")
+                .send()
+                .await;
+            return match result {
+                Ok(_) => Ok(true),
+                Err(SdkError::ServiceError(e))
+                    if e.err().is_conditional_check_failed_exception() =>
+                {
+                    Ok(false)
+                }
+                Err(e) => Err(store_error("write event", e)),
+            };
+        }
+        let build = || -> Result<Vec<TransactWriteItem>, StoreError> {
+            let head = Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(event.item.clone()))
+                .condition_expression("attribute_not_exists(pk)")
+                .build()
+                .map_err(build_error)?;
+            let mut writes = vec![TransactWriteItem::builder().put(head).build()];
+            for part in &event.parts {
+                let put = Put::builder()
+                    .table_name(&self.table)
+                    .set_item(Some(part.clone()))
+                    .build()
+                    .map_err(build_error)?;
+                writes.push(TransactWriteItem::builder().put(put).build());
+            }
+            Ok(writes)
+        };
+        let mut attempt = 0;
+        loop {
+            let result = self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(build()?))
+                .send()
+                .await;
+            let Err(error) = result else {
+                return Ok(true);
+            };
+            if let Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) =
+                error.as_service_error()
+            {
+                let reasons = cancelled.cancellation_reasons();
+                if reasons.first().and_then(|r| r.code()) == Some("ConditionalCheckFailed") {
+                    return Ok(false);
+                }
+                if attempt < CONFLICT_RETRIES
+                    && reasons
+                        .iter()
+                        .any(|r| r.code() == Some("TransactionConflict"))
+                {
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(20 << attempt)).await;
+                    continue;
+                }
+            }
+            return Err(store_error("write event", error));
+        }
+    }
+
+    /// Counts an accepted event in the event-type registry. Approximate by design (see
+    /// the module docs): a failure is logged, not returned, because the event is stored.
+    async fn count(&self, event: &EventRecord) {
+        let Some(event_type) = event.counts_in_registry() else {
+            return;
+        };
+        let result = self
+            .client
+            .update_item()
             .table_name(&self.table)
             .key("pk", s(types_pk(&event.source, &event.environment)))
             .key("sk", s(event_type))
+            .update_expression(
+                "ADD #count :one SET first_seen_ms = if_not_exists(first_seen_ms, :at), \
+                 last_seen_ms = :at, last_event_id = :id REMOVE last_sample",
+            )
             .expression_attribute_names("#count", "count")
             .expression_attribute_values(":one", n(1))
             .expression_attribute_values(":at", n(event.received_at_ms))
-            .expression_attribute_values(":id", s(event.id.clone()));
-        let set = "ADD #count :one SET first_seen_ms = if_not_exists(first_seen_ms, :at), \
-                   last_seen_ms = :at, last_event_id = :id";
-        update = if event.raw_body.len() <= SAMPLE_INLINE_BYTES {
-            update
-                .update_expression(format!("{set}, last_sample = :sample"))
-                .expression_attribute_values(":sample", s(event.raw_body.clone()))
-        } else {
-            // Read from the event when asked for (see `event_types`).
-            update.update_expression(format!("{set} REMOVE last_sample"))
-        };
-        update.build().map_err(build_error)
+            .expression_attribute_values(":id", s(event.id.clone()))
+            .send()
+            .await;
+        if let Err(error) = result {
+            tracing::warn!(event_id = %event.id, error = %store_error("count event type", error), "the event is stored; its event-type count is not");
+        }
     }
 
-    /// The idempotency record of a claim, written on condition that the scope is free.
-    fn claim_put(&self, event_id: &str, claim: &IdempotencyClaim) -> Result<Put, StoreError> {
-        Put::builder()
+    /// The event holding `claim`'s scope, from a read of its record.
+    async fn read_holder(&self, claim: &IdempotencyClaim) -> Result<Option<String>, StoreError> {
+        let item = self
+            .client
+            .get_item()
+            .table_name(&self.idempotency_table)
+            .key("pk", s(claim.scope.storage_key()))
+            .key("sk", s("CLAIM"))
+            .send()
+            .await
+            .map_err(|e| store_error("idempotency read", e))?
+            .item;
+        Ok(item.and_then(|item| crate::idempotency::holder_of(&item, claim.now_ms)))
+    }
+
+    /// Claims `claim`'s scope for `event_id`, on condition that it is free.
+    async fn claim(
+        &self,
+        event_id: &str,
+        claim: &IdempotencyClaim,
+        event_expires_at_ms: i64,
+    ) -> Result<Claim, StoreError> {
+        let result = self
+            .client
+            .put_item()
             .table_name(&self.idempotency_table)
             .set_item(Some(crate::idempotency::record_item(
                 &claim.scope,
                 event_id,
-                claim.expires_at_ms,
+                claim.expires_at_ms.min(event_expires_at_ms),
             )))
             .condition_expression(crate::idempotency::SCOPE_IS_FREE)
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":now", n(claim.now_ms))
             .expression_attribute_values(":completed", s("completed"))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .build()
-            .map_err(build_error)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(Claim::Won),
+            Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {
+                let old = match e.into_err() {
+                    aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(c) => c.item,
+                    _ => None,
+                };
+                old.as_ref()
+                    .and_then(|item| get_s(item, "event_id").ok().map(str::to_string))
+                    .map(Claim::HeldBy)
+                    .ok_or_else(|| {
+                        StoreError::Failed(
+                            "the idempotency condition failed without returning the record".into(),
+                        )
+                    })
+            }
+            Err(e) => Err(store_error("idempotency claim", e)),
+        }
     }
 
-    /// Writes `writes` all or nothing: one `PutItem` for a single put, else a
-    /// transaction.
-    async fn write(&self, mut writes: Vec<TransactWriteItem>) -> Result<(), WriteFailure> {
-        if writes.len() == 1
-            && let Some(single) = writes[0].put.take()
-        {
-            let result = self
-                .client
-                .put_item()
-                .table_name(single.table_name)
-                .set_item(Some(single.item))
-                .set_condition_expression(single.condition_expression)
-                .set_expression_attribute_names(single.expression_attribute_names)
-                .set_expression_attribute_values(single.expression_attribute_values)
-                .return_values_on_condition_check_failure(
-                    ReturnValuesOnConditionCheckFailure::AllOld,
-                )
-                .send()
-                .await;
-            return match result {
-                Ok(_) => Ok(()),
-                Err(SdkError::ServiceError(e))
-                    if e.err().is_conditional_check_failed_exception() =>
-                {
-                    let old = match e.into_err() {
-                        aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(c) => c.item,
-                        _ => None,
-                    };
-                    Err(WriteFailure::Condition { index: 0, old })
-                }
-                Err(e) => Err(WriteFailure::Store(store_error("write event", e))),
-            };
-        }
+    /// Deletes the record `claim` wrote for `event_id` (if it still names it).
+    async fn release(&self, claim: &IdempotencyClaim, event_id: &str) -> Result<(), StoreError> {
         let result = self
             .client
-            .transact_write_items()
-            .set_transact_items(Some(writes))
+            .delete_item()
+            .table_name(&self.idempotency_table)
+            .key("pk", s(claim.scope.storage_key()))
+            .key("sk", s("CLAIM"))
+            .condition_expression("event_id = :id")
+            .expression_attribute_values(":id", s(event_id))
             .send()
             .await;
         match result {
             Ok(_) => Ok(()),
-            Err(error) => {
-                if let Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) =
-                    error.as_service_error()
-                {
-                    let reasons = cancelled.cancellation_reasons();
-                    if let Some(index) = reasons
-                        .iter()
-                        .position(|r| r.code() == Some("ConditionalCheckFailed"))
-                    {
-                        return Err(WriteFailure::Condition {
-                            index,
-                            old: reasons[index].item.clone(),
-                        });
-                    }
-                    if reasons
-                        .iter()
-                        .any(|r| r.code() == Some("TransactionConflict"))
-                    {
-                        return Err(WriteFailure::Conflict);
-                    }
-                }
-                Err(WriteFailure::Store(store_error("commit event", error)))
+            // Another commit holds it now: nothing of this one to release.
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(())
             }
+            Err(e) => Err(store_error("idempotency release", e)),
         }
     }
 
-    /// [`Self::write`], trying again while concurrent transactions conflict.
-    async fn write_retrying(
-        &self,
-        build: impl Fn() -> Result<Vec<TransactWriteItem>, StoreError>,
-    ) -> Result<(), WriteFailure> {
-        let mut attempt = 0;
-        loop {
-            let writes = build().map_err(WriteFailure::Store)?;
-            match self.write(writes).await {
-                Err(WriteFailure::Conflict) if attempt < CONFLICT_RETRIES => {
-                    attempt += 1;
-                    tokio::time::sleep(Duration::from_millis(20 << attempt)).await;
-                }
-                Err(WriteFailure::Conflict) => {
-                    return Err(WriteFailure::Store(StoreError::Unavailable(
-                        "the commit kept conflicting with concurrent transactions".into(),
-                    )));
-                }
-                other => return other,
-            }
-        }
+    /// The idempotency scope a takeover stored event `event_id` for, if it did.
+    async fn stored_scope(&self, event_id: &str) -> Result<Option<String>, StoreError> {
+        let found = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(event_pk(event_id)))
+            .key("sk", s("EVENT"))
+            .projection_expression("#scope")
+            .expression_attribute_names("#scope", SCOPE_ATTRIBUTE)
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| store_error("read event", e))?
+            .item;
+        Ok(found.and_then(|item| get_s(&item, SCOPE_ATTRIBUTE).ok().map(str::to_string)))
+    }
+
+    /// Whether event `event_id`'s item is stored (a strongly consistent read of its key).
+    pub(crate) async fn is_stored(&self, event_id: &str) -> Result<bool, StoreError> {
+        is_stored(&self.client, &self.table, event_id).await
     }
 
     async fn commit_event(
@@ -336,50 +422,80 @@ impl DynamoEventLog {
         event: &EventRecord,
         claim: Option<&IdempotencyClaim>,
     ) -> Result<Committed, StoreError> {
-        let first = self
-            .write_retrying(|| {
-                let mut writes = Vec::new();
-                if let Some(claim) = claim {
-                    writes.push(
-                        TransactWriteItem::builder()
-                            .put(self.claim_put(&event.id, claim)?)
-                            .build(),
-                    );
-                }
-                writes.extend(self.event_writes(event)?);
-                Ok(writes)
-            })
-            .await;
-        let original = match first {
-            Ok(()) => return Ok(Committed::Stored),
-            Err(WriteFailure::Condition { index: 0, old }) if claim.is_some() => old
-                .as_ref()
-                .and_then(|item| get_s(item, "event_id").ok().map(str::to_string))
-                .ok_or_else(|| {
-                    StoreError::Failed(
-                        "the idempotency condition failed without returning the record".into(),
-                    )
-                })?,
-            Err(WriteFailure::Condition { .. }) => {
-                return Err(StoreError::Failed(format!(
-                    "event {} is already stored",
-                    event.id
-                )));
+        let already_stored = || StoreError::Failed(format!("event {} is already stored", event.id));
+        let Some(claim) = claim else {
+            if !self
+                .put_event(Self::encode(event, event.expires_at_ms)?)
+                .await?
+            {
+                return Err(already_stored());
             }
-            Err(WriteFailure::Conflict) => unreachable!("retried by write_retrying"),
-            Err(WriteFailure::Store(e)) => return Err(e),
+            self.count(event).await;
+            return Ok(Committed::Stored {
+                event_id: event.id.clone(),
+            });
         };
-        let duplicate = event.clone().into_duplicate(&original);
-        match self.write_retrying(|| self.event_writes(&duplicate)).await {
-            Ok(()) => Ok(Committed::Duplicate {
-                original_event_id: original,
-            }),
-            Err(WriteFailure::Store(e)) => Err(e),
-            Err(_) => Err(StoreError::Failed(format!(
-                "event {} is already stored",
-                event.id
-            ))),
+        // The event outlives its record (see the module docs).
+        let expires_at_ms = event.expires_at_ms.max(claim.expires_at_ms);
+        let encoded = Self::encode(event, expires_at_ms)?;
+        let holder = match self.read_holder(claim).await? {
+            Some(holder) => holder,
+            None => match self.claim(&event.id, claim, expires_at_ms).await? {
+                Claim::Won => {
+                    let (stored, ()) = tokio::join!(self.put_event(encoded), self.count(event));
+                    if stored? {
+                        return Ok(Committed::Stored {
+                            event_id: event.id.clone(),
+                        });
+                    }
+                    // This event's id is taken. By another delivery of the same event
+                    // that saw the claim and completed it (step 4): this one is its
+                    // duplicate, logged under a new id. By anything else (an id
+                    // collision): the claim is released and the commit fails.
+                    if self.stored_scope(&event.id).await? == Some(claim.scope.storage_key()) {
+                        let duplicate = EventRecord {
+                            id: inlet_core::store::new_event_id(),
+                            ..event.clone().into_duplicate(&event.id)
+                        };
+                        self.put_event(Self::encode(&duplicate, duplicate.expires_at_ms)?)
+                            .await?;
+                        return Ok(Committed::Duplicate {
+                            original_event_id: event.id.clone(),
+                        });
+                    }
+                    self.release(claim, &event.id).await?;
+                    return Err(already_stored());
+                }
+                Claim::HeldBy(holder) => holder,
+            },
+        };
+        if !self.is_stored(&holder).await? {
+            // The holder's commit stopped after its claim: complete it as the holder.
+            let as_holder = EventRecord {
+                id: holder.clone(),
+                ..event.clone()
+            };
+            tracing::warn!(%holder, "the event holding this idempotency key was never stored (its commit stopped after the claim); storing this delivery as it");
+            let mut encoded = Self::encode(&as_holder, expires_at_ms)?;
+            // Marks the item as stored for this scope (see the `Claim::Won` case).
+            encoded
+                .item
+                .insert(SCOPE_ATTRIBUTE.into(), s(claim.scope.storage_key()));
+            if self.put_event(encoded).await? {
+                self.count(&as_holder).await;
+                return Ok(Committed::Stored { event_id: holder });
+            }
         }
+        let duplicate = event.clone().into_duplicate(&holder);
+        if !self
+            .put_event(Self::encode(&duplicate, duplicate.expires_at_ms)?)
+            .await?
+        {
+            return Err(already_stored());
+        }
+        Ok(Committed::Duplicate {
+            original_event_id: holder,
+        })
     }
 
     /// The items of one event's partition: the event, its parts, its action updates.
@@ -406,12 +522,76 @@ impl DynamoEventLog {
         }
     }
 
+    /// The event items of `ids` (by id), read with `BatchGetItem` (100 keys a call,
+    /// unprocessed keys asked again).
+    async fn read_events(&self, ids: &[String]) -> Result<HashMap<String, Item>, StoreError> {
+        let mut found = HashMap::new();
+        for chunk in ids.chunks(100) {
+            let keys: Vec<Item> = chunk
+                .iter()
+                .map(|id| {
+                    Item::from([
+                        ("pk".to_string(), s(event_pk(id))),
+                        ("sk".to_string(), s("EVENT")),
+                    ])
+                })
+                .collect();
+            let mut request = Some(
+                KeysAndAttributes::builder()
+                    .set_keys(Some(keys))
+                    .build()
+                    .map_err(build_error)?,
+            );
+            let mut attempt = 0u32;
+            while let Some(keys) = request.take() {
+                let answer = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, keys)
+                    .send()
+                    .await
+                    .map_err(|e| store_error("read events", e))?;
+                for item in answer
+                    .responses
+                    .unwrap_or_default()
+                    .remove(&self.table)
+                    .unwrap_or_default()
+                {
+                    let id = get_s(&item, "pk")?.trim_start_matches("EVENT#").to_string();
+                    found.insert(id, item);
+                }
+                request = answer
+                    .unprocessed_keys
+                    .unwrap_or_default()
+                    .remove(&self.table)
+                    .filter(|k| !k.keys.is_empty());
+                if request.is_some() {
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(10 << attempt.min(6))).await;
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    /// An event from its stored JSON; `pk` names it in the error.
+    fn decode(pk: &str, json: &[u8]) -> Result<EventRecord, StoreError> {
+        serde_json::from_slice(json).map_err(|e| {
+            StoreError::Failed(format!("the stored record of {pk} is not an event: {e}"))
+        })
+    }
+
     /// The event (with its plan) and its action updates, from its partition's items.
     fn assemble(items: &[Item]) -> Result<Option<(EventRecord, Vec<ActionUpdate>)>, StoreError> {
         let Some(head) = items.iter().find(|i| get_s(i, "sk").ok() == Some("EVENT")) else {
             return Ok(None);
         };
-        let event = if head.contains_key("parts") {
+        let event = if let Some(zipped) = head.get("z").and_then(|v| v.as_b().ok()) {
+            Self::decode(event_pk_of(head)?, &inflate(zipped.as_ref())?)?
+        } else if head.contains_key("zparts") || head.contains_key("parts") {
+            // Deflated parts (`zparts`), or undeflated JSON ones an earlier version wrote.
+            let deflated = head.contains_key("zparts");
+            let count = get_n(head, if deflated { "zparts" } else { "parts" })?;
             let mut chunks: Vec<(&str, &[u8])> = items
                 .iter()
                 .filter_map(|i| {
@@ -421,7 +601,7 @@ impl DynamoEventLog {
                 })
                 .collect();
             chunks.sort_by_key(|(sk, _)| *sk);
-            if chunks.len() as i64 != get_n(head, "parts")? {
+            if chunks.len() as i64 != count {
                 return Err(StoreError::Failed(
                     "an event's stored parts are incomplete".into(),
                 ));
@@ -430,9 +610,8 @@ impl DynamoEventLog {
                 .iter()
                 .flat_map(|(_, chunk)| chunk.iter().copied())
                 .collect();
-            serde_json::from_slice::<EventRecord>(&bytes).map_err(|e| {
-                StoreError::Failed(format!("an event's parts are not its JSON: {e}"))
-            })?
+            let bytes = if deflated { inflate(&bytes)? } else { bytes };
+            Self::decode(event_pk_of(head)?, &bytes)?
         } else {
             get_json::<EventRecord>(head, "data")?
         };
@@ -470,6 +649,50 @@ impl DynamoEventLog {
         event.actions.sort_by_key(|a| a.index);
         Ok(Some((event, updates)))
     }
+}
+
+/// Whether an index entry can match `query` (the event itself is checked again).
+fn listing_matches(item: &Item, query: &EventQuery) -> bool {
+    let text = |name| {
+        item.get(name)
+            .and_then(|v| v.as_s().ok())
+            .map(String::as_str)
+    };
+    let at = get_n(item, "at").ok();
+    query
+        .status
+        .is_none_or(|status| text("status").is_none_or(|s| s == status.as_str()))
+        && query
+            .event_type
+            .as_deref()
+            .is_none_or(|t| text("etype").is_none_or(|e| e == t))
+        && query.since_ms.is_none_or(|t| at.is_none_or(|at| at >= t))
+        && query.until_ms.is_none_or(|t| at.is_none_or(|at| at < t))
+}
+
+/// The `pk` of an event item.
+fn event_pk_of(item: &Item) -> Result<&str, StoreError> {
+    get_s(item, "pk")
+}
+
+/// Whether event `event_id`'s item is stored (a strongly consistent read of its key).
+pub(crate) async fn is_stored(
+    client: &Client,
+    table: &str,
+    event_id: &str,
+) -> Result<bool, StoreError> {
+    let found = client
+        .get_item()
+        .table_name(table)
+        .key("pk", s(event_pk(event_id)))
+        .key("sk", s("EVENT"))
+        .projection_expression("pk")
+        .consistent_read(true)
+        .send()
+        .await
+        .map_err(|e| store_error("read event", e))?
+        .item;
+    Ok(found.is_some())
 }
 
 fn types_pk(source: &str, environment: &str) -> String {
@@ -580,7 +803,9 @@ impl EventLog for DynamoEventLog {
                     .into(),
             ));
         };
-        let mut events = Vec::new();
+        // The index holds the keys and what a listing filters on; the page's events are
+        // then read from the table.
+        let mut ids: Vec<String> = Vec::new();
         let mut start = None;
         let upper = query.cursor.clone().unwrap_or_else(|| "~".into());
         loop {
@@ -598,24 +823,32 @@ impl EventLog for DynamoEventLog {
                 .await
                 .map_err(|e| store_error("list events", e))?;
             for item in page.items.unwrap_or_default() {
-                let mut event: EventRecord = get_json(&item, "data")?;
-                if !query.matches(&event) {
-                    continue;
-                }
-                if item.contains_key("parts")
-                    && let Some(whole) = self.get(&event.id).await?
-                {
-                    event = whole;
-                }
-                event.actions.clear();
-                events.push(event);
-                if events.len() > query.limit {
-                    break;
+                if listing_matches(&item, query) {
+                    ids.push(get_s(&item, "gsi1sk")?.to_string());
+                    if ids.len() > query.limit {
+                        break;
+                    }
                 }
             }
             start = page.last_evaluated_key;
-            if start.is_none() || events.len() > query.limit {
+            if start.is_none() || ids.len() > query.limit {
                 break;
+            }
+        }
+        let mut items = self.read_events(&ids).await?;
+        let mut events = Vec::new();
+        for id in ids {
+            let Some(item) = items.remove(&id) else {
+                continue; // expired between the index and the read
+            };
+            let whole = if item.contains_key("zparts") || item.contains_key("parts") {
+                self.get(&id).await?
+            } else {
+                Self::assemble(std::slice::from_ref(&item))?.map(|(event, _)| event)
+            };
+            if let Some(mut event) = whole.filter(|e| query.matches(e)) {
+                event.actions.clear();
+                events.push(event);
             }
         }
         Ok(EventPage::first(events, query.limit))

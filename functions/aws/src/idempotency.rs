@@ -1,8 +1,10 @@
 //! Idempotency records on DynamoDB: one item per scope in the idempotency table,
-//! written only by the event's commit (a conditional `Put` in its transaction, see
-//! [`crate::events`]) and read here. DynamoDB deletes expired items lazily (within
-//! days, and emulators never), so reads and the commit's condition compare the stored
-//! expiry with now themselves.
+//! written only by the event's commit (a conditional `PutItem` before the event's own,
+//! see [`crate::events`]) and read here. A record holds its scope only once the event it
+//! names is stored (a commit that stopped between the two writes leaves a record whose
+//! event the next delivery stores). DynamoDB deletes expired items lazily (within days,
+//! and emulators never), so reads and the commit's condition compare the stored expiry
+//! with now themselves.
 
 use crate::error::store_error;
 use crate::item::{Item, get_n, get_s, n, s, ttl};
@@ -19,6 +21,32 @@ pub const SCOPE_IS_FREE: &str =
 pub struct DynamoIdempotency {
     pub client: Client,
     pub table: String,
+    /// The events table, where the event a record names must be stored.
+    pub events_table: String,
+}
+
+impl DynamoIdempotency {
+    /// The idempotency records of a stack's tables.
+    pub fn new(client: Client, names: &crate::StackNames) -> Self {
+        DynamoIdempotency {
+            client,
+            table: names.idempotency_table.clone(),
+            events_table: names.events_table.clone(),
+        }
+    }
+}
+
+/// The event a record item names, if it holds its scope at `now_ms` (written
+/// `completed` and not expired; `in_progress` items an earlier version left do not).
+pub(crate) fn holder_of(item: &Item, now_ms: i64) -> Option<String> {
+    if get_s(item, "status").ok()? != "completed" {
+        return None;
+    }
+    let record = IdempotencyRecord {
+        event_id: get_s(item, "event_id").ok()?.to_string(),
+        expires_at_ms: get_n(item, "expires_at_ms").ok()?,
+    };
+    record.holds(now_ms).then_some(record.event_id)
 }
 
 /// The item of a record held by `event_id` until `expires_at_ms`.
@@ -54,13 +82,15 @@ impl IdempotencyStore for DynamoIdempotency {
         let Some(item) = item else {
             return Ok(None);
         };
-        if get_s(&item, "status")? != "completed" {
+        let Some(event_id) = holder_of(&item, now_ms) else {
+            return Ok(None);
+        };
+        if !crate::events::is_stored(&self.client, &self.events_table, &event_id).await? {
             return Ok(None);
         }
-        let record = IdempotencyRecord {
-            event_id: get_s(&item, "event_id")?.to_string(),
+        Ok(Some(IdempotencyRecord {
+            event_id,
             expires_at_ms: get_n(&item, "expires_at_ms")?,
-        };
-        Ok(record.holds(now_ms).then_some(record))
+        }))
     }
 }

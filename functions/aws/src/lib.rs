@@ -30,18 +30,21 @@
 //! | table | item | pk | sk | notes |
 //! |---|---|---|---|---|
 //! | idempotency | record | scope key (source, env, type, key; length-prefixed) | `CLAIM` | `event_id`, `status` (`completed`), `expires_at_ms`; TTL `expires_at` |
-//! | events | event | `EVENT#<id>` | `EVENT` | the record with its action plan as JSON in `data` (or, when large, in `PART#` items); `gsi1pk` = `<source>#<env>`, `gsi1sk` = id (UUIDv7, time-ordered) for listing; `queue` = `actions` when its actions are to run; TTL; stream `NEW_IMAGE` |
-//! | events | part | `EVENT#<id>` | `PART#<n, 5 digits>` | a chunk of a large event's JSON (binary); TTL |
+//! | events | event | `EVENT#<id>` | `EVENT` | the record with its action plan as deflated JSON in `z` (or, when large, in `PART#` items); `gsi1pk` = `<source>#<env>`, `gsi1sk` = id (UUIDv7, time-ordered) for listing, with `status`, `etype`, `at` (the index projects only these); `queue` = `actions` when its actions are to run; TTL; stream `NEW_IMAGE` |
+//! | events | part | `EVENT#<id>` | `PART#<n, 5 digits>` | a chunk of a large event's deflated JSON (binary); TTL |
 //! | events | action update | `EVENT#<id>` | `ACTION#<index, 5 digits>` | the executor's latest update of one action; TTL |
-//! | events | event type | `TYPES#<source>#<env>` | event type | `count` (ADD), first/last seen, last sample (up to 64 KiB) |
+//! | events | event type | `TYPES#<source>#<env>` | event type | `count` (ADD, accepted events), first/last seen, last event id (its sample is read from the event) |
 //! | config | bundle | `CONFIG` | `BUNDLE` | every file of `infra/sources` (YAML and scripts) |
 //! | config | token | `TOKEN` | token | `source`, `environment`, `created_at_ms` |
 //!
-//! Access patterns: commit an event = one `TransactWriteItems` (record + event + parts +
-//! registry count), or one `PutItem` when that is a single item; one event with its plan
-//! and action updates = one `Query` on `EVENT#<id>`; events of a source = `Query` on
-//! `gsi1` newest first with `id < cursor`; event types = `Query` on `TYPES#…`; config =
-//! one `GetItem` for the bundle and one per token lookup, both cached 30 s.
+//! Access patterns: commit an event = a `GetItem` of its idempotency record, a
+//! conditional `PutItem` of the record, a conditional `PutItem` of the event (a
+//! transaction only with parts) and an `UpdateItem` of the registry count (see
+//! [`events`]); one event with its plan and action updates = one `Query` on
+//! `EVENT#<id>`; events of a source = `Query` on `gsi1` newest first with
+//! `id < cursor`, then one `BatchGetItem` of the page; event types = `Query` on
+//! `TYPES#…`; config = one `GetItem` for the bundle and one per token lookup, both
+//! cached 30 s.
 
 pub mod actions;
 pub mod config_table;

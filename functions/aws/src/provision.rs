@@ -89,7 +89,13 @@ pub async fn create_table(
                     .key_schema(key("gsi1sk", KeyType::Range)?)
                     .projection(
                         Projection::builder()
-                            .projection_type(ProjectionType::All)
+                            .projection_type(ProjectionType::Include)
+                            .set_non_key_attributes(Some(
+                                crate::events::LISTING_ATTRIBUTES
+                                    .iter()
+                                    .map(|a| a.to_string())
+                                    .collect(),
+                            ))
                             .build(),
                     )
                     .build()

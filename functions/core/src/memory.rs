@@ -159,7 +159,9 @@ impl EventLog for MemoryStore {
             let error = StoreError::Failed(format!("event {} is already stored", event.id));
             return Err(CommitError::new(error, event));
         }
-        let mut committed = Committed::Stored;
+        let mut committed = Committed::Stored {
+            event_id: event.id.clone(),
+        };
         if let Some(claim) = claim {
             let key = claim.scope.storage_key();
             match state.claims.get(&key).filter(|r| r.holds(claim.now_ms)) {

@@ -256,14 +256,13 @@ impl Pipeline {
 
         // Step 7: the one commit, then the answer.
         let runnable = event.runnable_actions();
-        let event_id = event.id.clone();
         match self.commit(event, claim.as_ref()).await? {
             Committed::Duplicate { original_event_id } => Ok(Reply::json(
                 200,
                 json!({"status": "duplicate", "event_id": original_event_id}),
             )
             .with_header("inlet-duplicate", "true")),
-            Committed::Stored => {
+            Committed::Stored { event_id } => {
                 tracing::info!(source = %route.source.key, environment = %route.environment, %event_id, %event_type, actions = runnable, "event accepted");
                 #[derive(serde::Serialize)]
                 struct Accepted<'a> {
@@ -311,7 +310,7 @@ impl Pipeline {
             parsed,
         } = parse_request(request.headers, &request.query, request.body)?;
         let event = EventRecord {
-            id: uuid::Uuid::now_v7().to_string(),
+            id: crate::store::new_event_id(),
             source: route.source.key.clone(),
             environment: route.environment.clone(),
             status: EventStatus::Accepted,

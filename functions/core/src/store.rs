@@ -124,11 +124,19 @@ impl CommitError {
     }
 }
 
+/// A new event id: a UUIDv7, so ids sort by time (listings page by id).
+pub fn new_event_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
 /// What [`EventLog::commit`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Committed {
-    /// The event is stored as given; an accepted one with runnable actions is queued.
-    Stored,
+    /// The event is stored; an accepted one with runnable actions is queued.
+    /// `event_id` is the event's own id, except where a store completes an earlier
+    /// delivery's commit that stopped after claiming the key (DynamoDB): the event is
+    /// then stored under the id that delivery claimed it for.
+    Stored { event_id: String },
     /// Another event holds the idempotency scope: this one was stored as its duplicate
     /// (status `duplicate`, `duplicate_of` set, no actions, not queued).
     Duplicate { original_event_id: String },
@@ -272,11 +280,11 @@ impl EventRecord {
         self
     }
 
-    /// Whether the event-type registry counts this event (accepted and duplicate events
-    /// with a type).
+    /// Whether the event-type registry counts this event: accepted events with a type.
+    /// A duplicate is the same event again, so it is not counted (nor its sample kept).
     pub fn counts_in_registry(&self) -> Option<&str> {
         match self.status {
-            EventStatus::Accepted | EventStatus::Duplicate => self.event_type.as_deref(),
+            EventStatus::Accepted => self.event_type.as_deref(),
             _ => None,
         }
     }

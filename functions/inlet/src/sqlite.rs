@@ -545,7 +545,9 @@ fn commit_event(
     insert_event(tx, event, duplicate_of.as_deref())?;
     Ok(match duplicate_of {
         Some(original_event_id) => Committed::Duplicate { original_event_id },
-        None => Committed::Stored,
+        None => Committed::Stored {
+            event_id: event.id.clone(),
+        },
     })
 }
 
@@ -619,9 +621,8 @@ fn insert_event(
             .execute(params![event.id, event.received_at_ms])?;
         }
     }
-    if let (Some(event_type), EventStatus::Accepted | EventStatus::Duplicate) =
-        (&event.event_type, status)
-    {
+    // The registry counts accepted events (see `EventRecord::counts_in_registry`).
+    if let (Some(event_type), EventStatus::Accepted) = (&event.event_type, status) {
         tx.prepare_cached(
             "INSERT INTO event_types (source, environment, event_type, count, first_seen_ms,
                 last_seen_ms, last_event_id, last_sample)
@@ -660,7 +661,7 @@ impl EventLog for SqliteStore {
             .await;
         match outcome {
             Ok(committed) => {
-                if queued && committed == Committed::Stored {
+                if queued && matches!(committed, Committed::Stored { .. }) {
                     self.outbox_wakeup.notify_one();
                 }
                 Ok(committed)

@@ -71,10 +71,7 @@ impl Stack {
         });
         let stream = StreamTap::open(&sdk, &dynamo, &names.events_table).await;
         Stack {
-            idempotency: DynamoIdempotency {
-                client: dynamo.clone(),
-                table: names.idempotency_table.clone(),
-            },
+            idempotency: DynamoIdempotency::new(dynamo.clone(), &names),
             sdk,
             dynamo,
             names,
