@@ -90,6 +90,7 @@ on_both_stores!(ids_with_separators_spaces_and_non_ascii_never_collide);
 on_both_stores!(a_trigger_to_1000_inline_recipients_applies_whole);
 on_both_stores!(subscriptions_of_100_and_1000_audience_members_apply_whole);
 on_both_stores!(deleting_a_user_with_100_links_removes_them_all);
+on_both_stores!(a_redelivered_upsert_applies_nothing_after_later_changes_or_a_delete);
 
 fn event(id: &str) -> EventRecord {
     EventRecord {
@@ -197,6 +198,88 @@ async fn users_identify_merges_and_delete_cascades(kind: Store) {
         h.store.audience_members(ENV, "beta").await.unwrap(),
         Some(vec!["u2".to_string()])
     );
+}
+
+/// A redelivered action (its run crashed before the action log said `succeeded`) is
+/// answered with its first result and changes nothing: not after a later change of
+/// the same profile, not after the profile was deleted (it does not come back), and not
+/// on a profile busier than the number of action keys DynamoDB keeps in a profile.
+async fn a_redelivered_upsert_applies_nothing_after_later_changes_or_a_delete(kind: Store) {
+    let h = harness(kind, Targets::default()).await;
+    let ada = json!({"id": "u1", "name": "Ada"});
+    let first = h.ok("r1", 0, ActionKind::UsersIdentify, ada.clone()).await;
+    h.ok(
+        "r2",
+        0,
+        ActionKind::UsersIdentify,
+        json!({"id": "u1", "name": "Grace"}),
+    )
+    .await;
+    assert_eq!(h.ok("r1", 0, ActionKind::UsersIdentify, ada).await, first);
+    assert_eq!(h.user("u1").await, Some(json!({"name": "Grace"})));
+
+    h.ok("r3", 0, ActionKind::UsersDelete, json!({"id": "u1"}))
+        .await;
+    h.ok(
+        "r2",
+        0,
+        ActionKind::UsersIdentify,
+        json!({"id": "u1", "name": "Grace"}),
+    )
+    .await;
+    assert_eq!(
+        h.user("u1").await,
+        None,
+        "a redelivery must not recreate the user"
+    );
+
+    let object = json!({"collection": "projects", "id": "p1", "name": "Apollo"});
+    h.ok("o1", 0, ActionKind::ObjectsSet, object.clone()).await;
+    h.ok(
+        "o2",
+        0,
+        ActionKind::ObjectsDelete,
+        json!({"collection": "projects", "id": "p1"}),
+    )
+    .await;
+    h.ok("o1", 0, ActionKind::ObjectsSet, object).await;
+    assert!(
+        h.store
+            .object(ENV, "projects", "p1")
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    let tenant = json!({"id": "acme", "name": "Acme"});
+    h.ok("t1", 0, ActionKind::TenantsSet, tenant.clone()).await;
+    h.ok("t2", 0, ActionKind::TenantsDelete, json!({"id": "acme"}))
+        .await;
+    h.ok("t1", 0, ActionKind::TenantsSet, tenant).await;
+    assert!(h.store.tenant(ENV, "acme").await.unwrap().is_none());
+
+    // More actions on one profile than it keeps keys for; redelivered newest first, so
+    // any re-applied one would leave its older value behind.
+    let count = inlet_aws::directory::RECENT_KEYS + 4;
+    for i in 0..count {
+        h.ok(
+            &format!("b{i}"),
+            0,
+            ActionKind::UsersIdentify,
+            json!({"id": "busy", "n": i}),
+        )
+        .await;
+    }
+    for i in (0..count).rev() {
+        h.ok(
+            &format!("b{i}"),
+            0,
+            ActionKind::UsersIdentify,
+            json!({"id": "busy", "n": i}),
+        )
+        .await;
+    }
+    assert_eq!(h.user("busy").await, Some(json!({"n": count - 1})));
 }
 
 async fn objects_and_tenants(kind: Store) {

@@ -18,7 +18,20 @@
 //! delete reach the wrong items (an id `a#b` is stored as `a%23b`). Ids without `%` or
 //! `#` are stored as they are.
 //!
-//! **Exactly once.** [`Directory::apply`] turns one action's changes into
+//! **Exactly once, in the changed item.** An action that is one upsert of one profile
+//! (`users_identify`, `objects_set`, `tenants_set`: the usual case) is one conditional
+//! write of that profile, which records the action in its own `applied` map (action key
+//! → when, and the result) on condition that the key is not there yet: one write unit
+//! instead of a two-item transaction (which DynamoDB charges twice). A redelivered
+//! action finds its key and is answered with the stored result. The map keeps the keys
+//! of the last [`RECENT_WINDOW_MS`] (a stream record is redelivered within 24 hours;
+//! older keys are removed by the next write) and at most [`RECENT_KEYS`] of them, so the
+//! item stays small; a profile with more recent actions takes the marker path below. A
+//! delete of the profile first copies its recent keys into applied-action markers, so
+//! that a redelivered upsert of a deleted profile does not bring it back.
+//!
+//! **Exactly once, with markers.** Every other action: [`Directory::apply`] turns its
+//! changes into
 //! `TransactWriteItems` whose first item puts an applied-action marker on condition
 //! that it does not exist: the changes and the marker commit together, and a re-run is
 //! refused by the condition and answered with the stored result. A transaction holds at
@@ -55,6 +68,11 @@ use inlet_core::store::StoreError;
 use serde_json::{Map, Value};
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
+
+/// How long a profile keeps the key of an action applied to it (see the module docs).
+pub const RECENT_WINDOW_MS: i64 = 48 * 3_600_000;
+/// The most recent action keys a profile keeps; beyond, actions take the marker path.
+pub const RECENT_KEYS: usize = 8;
 
 /// DynamoDB's limit of items per transaction.
 const MAX_TRANSACTION_ITEMS: usize = 100;
@@ -165,6 +183,80 @@ fn part_marker_sk(index: usize, part: usize) -> String {
 fn two_parts(sk: &str, prefix: &str) -> Option<(String, String)> {
     let (a, b) = sk.strip_prefix(prefix)?.split_once('#')?;
     Some((unpart(a), unpart(b)))
+}
+
+/// The profile an upsert writes, and its properties.
+fn upsert_target<'a>(
+    env: &str,
+    change: &'a DirectoryChange,
+) -> Option<(String, &'a Map<String, Value>)> {
+    match change {
+        DirectoryChange::IdentifyUser { id, properties } => Some((user_pk(env, id), properties)),
+        DirectoryChange::SetObject {
+            collection,
+            id,
+            properties,
+        } => Some((object_pk(env, collection, id), properties)),
+        DirectoryChange::SetTenant { id, properties } => Some((tenant_pk(env, id), properties)),
+        _ => None,
+    }
+}
+
+/// A stored result (JSON text), or `fallback` when there is none.
+fn stored_or(stored: Option<&str>, fallback: &Value) -> Value {
+    stored
+        .and_then(|text| serde_json::from_str(text).ok())
+        .unwrap_or_else(|| fallback.clone())
+}
+
+/// The key of an action in a profile's `applied` map.
+fn applied_entry(key: &ActionKey) -> String {
+    format!("{}#{}", key.event_id, key.index)
+}
+
+/// The entries of a profile's `applied` map: (action key, applied at, stored result).
+fn recent_keys(profile: &Item) -> Vec<(String, i64, Option<String>)> {
+    let Some(AttributeValue::M(map)) = profile.get("applied") else {
+        return Vec::new();
+    };
+    map.iter()
+        .map(|(entry, value)| {
+            let fields = value.as_m().ok();
+            let at = fields
+                .and_then(|f| f.get("t"))
+                .and_then(|t| t.as_n().ok())
+                .and_then(|t| t.parse().ok())
+                .unwrap_or(0);
+            let result = fields
+                .and_then(|f| f.get("r"))
+                .and_then(|r| r.as_s().ok())
+                .cloned();
+            (entry.clone(), at, result)
+        })
+        .collect()
+}
+
+/// Before a profile is deleted: its recent action keys become applied-action markers,
+/// so a redelivered upsert finds it was applied (and does not recreate the profile).
+fn spill_recent_keys(batch: &mut Batch<'_>, profile: &Item) -> Result<(), DirectoryError> {
+    for (entry, at, result) in recent_keys(profile) {
+        let Some((event_id, index)) = entry.rsplit_once('#') else {
+            continue;
+        };
+        let Ok(index) = index.parse::<usize>() else {
+            continue;
+        };
+        let mut marker = Item::from([
+            ("pk".to_string(), s(applied_pk(batch.env, event_id))),
+            ("sk".to_string(), s(applied_sk(index))),
+            ("applied_at_ms".to_string(), n(at)),
+        ]);
+        if let Some(result) = result {
+            marker.insert("result".into(), s(result));
+        }
+        batch.put(marker)?;
+    }
+    Ok(())
 }
 
 /// Writes of one transaction.
@@ -553,6 +645,8 @@ impl DynamoDirectory {
                 if let RecipientRef::User(user) = who {
                     batch.delete(audience_pk(batch.env, &audience), member_sk(&tenant, user))?;
                 }
+            } else if sk == "PROFILE" {
+                spill_recent_keys(batch, &item)?;
             } else if let Some(recipient) = sk.strip_prefix("SUB#") {
                 // A subscriber of the object `who`: its reverse item.
                 let recipient: RecipientRef = serde_json::from_str(recipient)
@@ -622,7 +716,11 @@ impl DynamoDirectory {
                 self.delete_with_links(batch, &object).await?
             }
             DirectoryChange::DeleteTenant { id } => {
-                batch.delete(tenant_pk(env, id), "PROFILE".into())?
+                let pk = tenant_pk(env, id);
+                if let Some(profile) = self.get(&pk, "PROFILE").await? {
+                    spill_recent_keys(batch, &profile)?;
+                }
+                batch.delete(pk, "PROFILE".into())?
             }
             DirectoryChange::Subscribe {
                 collection,
@@ -856,6 +954,144 @@ impl DynamoDirectory {
         Err(unavailable(store_error("apply directory changes", error)))
     }
 
+    /// Applies an upsert of one profile as one conditional write that records the
+    /// action in the profile (see the module docs). `None` when the profile holds too
+    /// many recent keys (the caller takes the marker path).
+    async fn apply_in_profile(
+        &self,
+        pk: &str,
+        properties: &Map<String, Value>,
+        key: &ActionKey,
+        result: &Value,
+        now_ms: i64,
+    ) -> Result<Option<Applied>, DirectoryError> {
+        let entry = applied_entry(key);
+        let profile = self.get(pk, "PROFILE").await?;
+        let recent = profile.as_ref().map(recent_keys).unwrap_or_default();
+        if let Some((_, _, stored)) = recent.iter().find(|(e, _, _)| *e == entry) {
+            return Ok(Some(Applied::Before(stored_or(stored.as_deref(), result))));
+        }
+        let (young, stale): (Vec<_>, Vec<_>) = recent
+            .iter()
+            .partition(|(_, at, _)| *at > now_ms - RECENT_WINDOW_MS);
+        if young.len() >= RECENT_KEYS {
+            return Ok(None);
+        }
+        let record = AttributeValue::M(HashMap::from([
+            ("t".to_string(), n(now_ms)),
+            ("r".to_string(), s(result.to_string())),
+        ]));
+        let written = match &profile {
+            None => {
+                let item = Item::from([
+                    ("pk".to_string(), s(pk)),
+                    ("sk".to_string(), s("PROFILE")),
+                    (
+                        "properties".to_string(),
+                        to_av(&Value::Object(properties.clone())),
+                    ),
+                    ("created_at_ms".to_string(), n(now_ms)),
+                    ("updated_at_ms".to_string(), n(now_ms)),
+                    (
+                        "applied".to_string(),
+                        AttributeValue::M(HashMap::from([(entry.clone(), record)])),
+                    ),
+                ]);
+                self.client
+                    .put_item()
+                    .table_name(&self.table)
+                    .set_item(Some(item))
+                    .condition_expression("attribute_not_exists(pk)")
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| {
+                        (!e.as_service_error()
+                            .is_some_and(|e| e.is_conditional_check_failed_exception()))
+                        .then(|| store_error("directory write", e))
+                    })
+            }
+            Some(existing) => {
+                let mut set = vec![
+                    "created_at_ms = if_not_exists(created_at_ms, :now)".to_string(),
+                    "updated_at_ms = :now".to_string(),
+                ];
+                let mut update = self
+                    .client
+                    .update_item()
+                    .table_name(&self.table)
+                    .key("pk", s(pk))
+                    .key("sk", s("PROFILE"))
+                    .expression_attribute_values(":now", n(now_ms))
+                    .expression_attribute_names("#entry", &entry);
+                if properties.is_empty() {
+                    set.push("properties = if_not_exists(properties, :empty)".into());
+                    update = update
+                        .expression_attribute_values(":empty", AttributeValue::M(HashMap::new()));
+                }
+                for (i, (name, value)) in properties.iter().enumerate() {
+                    set.push(format!("properties.#k{i} = :v{i}"));
+                    update = update
+                        .expression_attribute_names(format!("#k{i}"), name)
+                        .expression_attribute_values(format!(":v{i}"), to_av(value));
+                }
+                let condition = if existing.contains_key("applied") {
+                    set.push("applied.#entry = :record".into());
+                    update = update.expression_attribute_values(":record", record);
+                    "attribute_exists(pk) AND attribute_not_exists(applied.#entry)"
+                } else {
+                    set.push("applied = :applied".into());
+                    update = update.expression_attribute_values(
+                        ":applied",
+                        AttributeValue::M(HashMap::from([(entry.clone(), record)])),
+                    );
+                    "attribute_exists(pk) AND attribute_not_exists(applied)"
+                };
+                let mut expression = format!("SET {}", set.join(", "));
+                if !stale.is_empty() {
+                    let removed: Vec<String> =
+                        (0..stale.len()).map(|i| format!("applied.#s{i}")).collect();
+                    expression.push_str(&format!(" REMOVE {}", removed.join(", ")));
+                    for (i, (old, _, _)) in stale.iter().enumerate() {
+                        update = update.expression_attribute_names(format!("#s{i}"), old);
+                    }
+                }
+                update
+                    .update_expression(expression)
+                    .condition_expression(condition)
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| {
+                        (!e.as_service_error()
+                            .is_some_and(|e| e.is_conditional_check_failed_exception()))
+                        .then(|| store_error("directory write", e))
+                    })
+            }
+        };
+        match written {
+            Ok(()) => Ok(Some(Applied::Now)),
+            Err(None) => {
+                // Another run of this action, or a create or delete of the profile, came
+                // first: read again.
+                let again = self.get(pk, "PROFILE").await?;
+                if let Some((_, _, stored)) = again
+                    .as_ref()
+                    .map(recent_keys)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .find(|(e, _, _)| *e == entry)
+                {
+                    return Ok(Some(Applied::Before(stored_or(stored.as_deref(), result))));
+                }
+                Err(DirectoryError::Unavailable(
+                    "a directory item changed during the action; retrying".into(),
+                ))
+            }
+            Err(Some(error)) => Err(unavailable(error)),
+        }
+    }
+
     /// The result stored with an action's marker.
     fn stored_result(marker: &Item) -> Result<Value, DirectoryError> {
         Ok(
@@ -900,6 +1136,14 @@ impl Directory for DynamoDirectory {
         let markers = self.query(&marker_pk, Some(&whole)).await?;
         if let Some(done) = markers.iter().find(|m| get_s(m, "sk").ok() == Some(&whole)) {
             return Ok(Applied::Before(Self::stored_result(done)?));
+        }
+        if let [change] = changes
+            && let Some((pk, properties)) = upsert_target(environment, change)
+            && let Some(applied) = self
+                .apply_in_profile(&pk, properties, key, result, now_ms)
+                .await?
+        {
+            return Ok(applied);
         }
         let done: HashSet<String> = markers
             .iter()
