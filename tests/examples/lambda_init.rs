@@ -229,6 +229,7 @@ async fn main() {
             source: "task-app".into(),
             environment: "development".into(),
             created_at_ms: clock.now_ms(),
+            retires_at_ms: None,
         })
         .await
         .unwrap();

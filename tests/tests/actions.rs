@@ -104,6 +104,7 @@ fn event(id: &str) -> EventRecord {
         occurred_at_ms: 0,
         idempotency_key: None,
         duplicate_of: None,
+        replay_of: None,
         method: "POST".into(),
         query: String::new(),
         headers: vec![],

@@ -33,7 +33,7 @@ use inlet_core::directory::{
 use inlet_core::executor::ActionExecutor;
 use inlet_core::memory::{MemoryStore, StaticVars};
 use inlet_core::outbox::OutboxWorker;
-use inlet_core::pipeline::{InboundRequest, Pipeline, PipelineSettings, Route, RouteTable};
+use inlet_core::pipeline::{InboundRequest, Pipeline, PipelineSettings, Route};
 use inlet_core::script::{ScriptEngine, ScriptLimits};
 use inlet_core::store::{
     ActionLogEntry, ActionStatus, ActionUpdate, CommitError, Committed, EventLog, EventPage,
@@ -483,8 +483,7 @@ fn route(dir: &std::path::Path) -> (Route, Arc<ScriptEngine>) {
     std::fs::write(dir.join("shop.yaml"), SOURCE).unwrap();
     let engine = Arc::new(ScriptEngine::new(ScriptLimits::default()));
     let catalog = load_dir(dir, &engine).unwrap();
-    let routes = RouteTable::new(&catalog, [("tok", "shop", ENV)]);
-    (routes.get("tok").unwrap().clone(), engine)
+    (Route::of(&catalog, "shop", ENV).unwrap(), engine)
 }
 
 fn delivery() -> InboundRequest {

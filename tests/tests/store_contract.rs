@@ -165,6 +165,7 @@ fn event(
         occurred_at_ms: received_at_ms - 5,
         idempotency_key: Some("k".into()),
         duplicate_of: None,
+        replay_of: None,
         method: "POST".into(),
         query: "a=1".into(),
         headers: vec![("x-secret".into(), "[redacted]".into())],

@@ -197,6 +197,7 @@ fn accepted_event(event_id: &str, user_id: &str) -> EventRecord {
         occurred_at_ms: now,
         idempotency_key: None,
         duplicate_of: None,
+        replay_of: None,
         method: "POST".into(),
         query: String::new(),
         headers: Vec::new(),

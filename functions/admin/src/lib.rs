@@ -8,6 +8,8 @@
 //! | `GET /admin/events/{id}` | one event with its action log and outbox state |
 //! | `GET /admin/directory/users/{id}?env=` | a user (likewise `tenants/{id}`, `objects/{collection}/{id}`, `objects/{collection}/{id}/subscriptions`, `audiences/{key}`, `workflow-runs/{id}`, `workflow-runs?key=`) |
 //!
+//! Rehearse, replay and token rotation are in [`operations`].
+//!
 //! `since`/`until` take RFC 3339 times or unix milliseconds; `limit` is 1–500 (default
 //! 50). `env` defaults to the only environment when the config has one.
 //!
@@ -16,12 +18,13 @@
 //! API Gateway's IAM auth; see [`on_aws`]).
 
 pub mod on_aws;
+pub mod operations;
 
 use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use inlet_core::config::Catalog;
 use inlet_core::directory::{Directory, DirectoryError};
 use inlet_core::reply::Reply;
@@ -40,6 +43,9 @@ pub enum AdminError {
     NotFound(String),
     #[error("store unavailable: {0}")]
     Unavailable(String),
+    /// The pipeline refused a rehearsal or replay: answered as the ingest path answers.
+    #[error(transparent)]
+    Refused(inlet_core::reply::IngestError),
 }
 
 impl From<StoreError> for AdminError {
@@ -56,6 +62,9 @@ impl From<DirectoryError> for AdminError {
 
 impl IntoResponse for AdminError {
     fn into_response(self) -> Response {
+        if let AdminError::Refused(error) = self {
+            return to_response(error.into_reply());
+        }
         let (status, code) = match &self {
             AdminError::BadRequest(_) => (400, "bad_request"),
             AdminError::NotFound(_) => (404, "not_found"),
@@ -63,6 +72,7 @@ impl IntoResponse for AdminError {
                 tracing::error!(error = %detail, "admin request failed");
                 (503, "unavailable")
             }
+            AdminError::Refused(_) => unreachable!("answered above"),
         };
         let message = match &self {
             AdminError::Unavailable(_) => "the store could not be read; retry later".to_string(),
@@ -83,6 +93,8 @@ pub struct WebhookUrl {
     pub source: String,
     pub environment: String,
     pub url: String,
+    /// Set on a URL a token rotation replaced: it stops working at this time.
+    pub retires_at_ms: Option<i64>,
 }
 
 /// Where the admin API finds the config and the webhook URLs. Most routes need only the
@@ -107,6 +119,8 @@ pub struct AdminState {
     pub directory: Arc<dyn Directory>,
     pub sources: Arc<dyn SourceCatalog>,
     pub outbox: Option<Arc<dyn OutboxView>>,
+    /// Rehearse, replay and token rotation, where the platform runs its pipeline.
+    pub operations: Option<Arc<dyn operations::Operations>>,
 }
 
 /// A core `Reply` as an axum response (the one conversion, shared with `inlet dev`).
@@ -125,6 +139,12 @@ pub fn router(state: Arc<AdminState>) -> Router {
         .route("/admin/sources/{key}/event-types", get(event_types))
         .route("/admin/events", get(events))
         .route("/admin/events/{id}", get(event))
+        .route("/admin/events/{id}/replay", post(operations::replay))
+        .route("/admin/sources/{key}/rehearse", post(operations::rehearse))
+        .route(
+            "/admin/sources/{key}/tokens/rotate",
+            post(operations::rotate),
+        )
         .route("/admin/directory/users/{id}", get(user))
         .route("/admin/directory/tenants/{id}", get(tenant))
         .route("/admin/directory/objects/{collection}/{id}", get(object))
@@ -149,14 +169,23 @@ async fn sources(State(state): State<Arc<AdminState>>, headers: HeaderMap) -> Ad
                 .environments
                 .iter()
                 .map(|(name, env)| {
-                    let urls: Vec<&str> = urls
+                    let mine: Vec<&WebhookUrl> = urls
                         .iter()
                         .filter(|u| u.source == s.key && u.environment == *name)
-                        .map(|u| u.url.as_str())
+                        .collect();
+                    // Every working URL, and those a rotation replaced with when they stop.
+                    let retiring: Vec<Value> = mine
+                        .iter()
+                        .filter_map(|u| {
+                            u.retires_at_ms
+                                .map(|at| json!({"url": u.url, "retires_at_ms": at}))
+                        })
                         .collect();
                     json!({
                         "name": name,
-                        "urls": urls,
+                        "urls": mine.iter().map(|u| u.url.as_str()).collect::<Vec<_>>(),
+                        "retiring": retiring,
+                        "production": env.production,
                         "script": env.script.as_ref().map(|s| s.name.clone()),
                         "enforce_verification": env.enforce_verification,
                         "verify": env.verify.as_ref().map(|v| json!({

@@ -2,20 +2,79 @@
 //! config and tokens from the config table. Webhook URLs are built from the request's
 //! Host (the HTTP API's domain), since the function cannot know its API's URL at
 //! deploy time without a circular reference.
+//!
+//! Rehearse and replay run the ingest function's pipeline here (the same config, vars
+//! from SSM, the same commit); a replay's event reaches the actions function through
+//! the events table's stream like any other. A token rotation writes the config table;
+//! warm ingest containers learn a new token within their 30 s token cache.
 
+use crate::operations::Operations;
 use crate::{AdminError, AdminState, SourceCatalog, WebhookUrl};
 use inlet_aws::StackNames;
 use inlet_aws::config_table::ConfigTable;
 use inlet_aws::directory::DynamoDirectory;
+use inlet_aws::idempotency::DynamoIdempotency;
 use inlet_aws::provision::{AwsClients, clients_from_env};
+use inlet_aws::vars::SsmVars;
+use inlet_core::clock::Clock;
 use inlet_core::clock::SystemClock;
 use inlet_core::config::Catalog;
+use inlet_core::pipeline::{Pipeline, PipelineSettings};
 use inlet_core::script::{ScriptEngine, ScriptLimits};
+use inlet_core::store::IdempotencyStore;
 use std::sync::Arc;
 
 struct ConfigTableSources {
-    config: ConfigTable,
+    config: Arc<ConfigTable>,
     environment: String,
+}
+
+fn url_of(base: &str, token: inlet_aws::config_table::StoredToken) -> WebhookUrl {
+    WebhookUrl {
+        url: format!("{base}/{}", token.token),
+        source: token.source,
+        environment: token.environment,
+        retires_at_ms: token.retires_at_ms,
+    }
+}
+
+fn base_url(host: Option<&str>) -> String {
+    host.map(|h| format!("https://{h}/receive"))
+        .unwrap_or_else(|| "/receive".into())
+}
+
+/// The operations on a stack: its pipeline, idempotency records and config table.
+struct StackOperations {
+    pipeline: Pipeline,
+    idempotency: DynamoIdempotency,
+    config: Arc<ConfigTable>,
+}
+
+#[async_trait::async_trait]
+impl Operations for StackOperations {
+    fn pipeline(&self) -> &Pipeline {
+        &self.pipeline
+    }
+
+    fn idempotency(&self) -> &dyn IdempotencyStore {
+        &self.idempotency
+    }
+
+    async fn rotate_token(
+        &self,
+        source: &str,
+        environment: &str,
+        overlap_ms: i64,
+        host: Option<&str>,
+    ) -> Result<Vec<WebhookUrl>, AdminError> {
+        let (fresh, retiring) = self.config.rotate(source, environment, overlap_ms).await?;
+        let base = base_url(host);
+        Ok(retiring
+            .into_iter()
+            .chain([fresh])
+            .map(|t| url_of(&base, t))
+            .collect())
+    }
 }
 
 #[async_trait::async_trait]
@@ -28,20 +87,15 @@ impl SourceCatalog for ConfigTableSources {
     }
 
     async fn urls(&self, host: Option<&str>) -> Result<Vec<WebhookUrl>, AdminError> {
-        let base = host
-            .map(|h| format!("https://{h}/receive"))
-            .unwrap_or_else(|| "/receive".into());
-        Ok(self
-            .config
-            .tokens()
-            .await?
+        let base = base_url(host);
+        let now = self.config.clock.now_ms();
+        let mut tokens = self.config.tokens().await?;
+        tokens.sort_by_key(|t| t.created_at_ms);
+        Ok(tokens
             .into_iter()
             .filter(|t| t.environment == self.environment)
-            .map(|t| WebhookUrl {
-                url: format!("{base}/{}", t.token),
-                source: t.source,
-                environment: t.environment,
-            })
+            .filter(|t| t.retires_at_ms.is_none_or(|at| at > now))
+            .map(|t| url_of(&base, t))
             .collect())
     }
 }
@@ -58,12 +112,26 @@ pub async fn state_from_env() -> Result<Arc<AdminState>, String> {
 
 /// The admin state of one stack.
 pub fn state(names: &StackNames, clients: &AwsClients) -> Arc<AdminState> {
-    let config = ConfigTable::new(
+    let engine = Arc::new(ScriptEngine::new(ScriptLimits::default()));
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let config = Arc::new(ConfigTable::new(
         clients.dynamodb.clone(),
         names.config_table.clone(),
-        Arc::new(ScriptEngine::new(ScriptLimits::default())),
-        Arc::new(SystemClock),
-    );
+        engine.clone(),
+        clock.clone(),
+    ));
+    let operations = StackOperations {
+        pipeline: Pipeline {
+            engine,
+            events: Arc::new(clients.event_log(names)),
+            vars: Arc::new(SsmVars::new(clients.ssm.clone(), clock.clone())),
+            clock,
+            settings: PipelineSettings::default(),
+            script_pool: None,
+        },
+        idempotency: DynamoIdempotency::new(clients.dynamodb.clone(), names),
+        config: config.clone(),
+    };
     Arc::new(AdminState {
         environment: Some(names.environment.clone()),
         events: Arc::new(clients.event_log(names)),
@@ -76,5 +144,6 @@ pub fn state(names: &StackNames, clients: &AwsClients) -> Arc<AdminState> {
             environment: names.environment.clone(),
         }),
         outbox: None,
+        operations: Some(Arc::new(operations)),
     })
 }

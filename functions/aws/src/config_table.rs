@@ -5,6 +5,12 @@
 //! same validation as `inlet check`, and caches the result (and each token lookup) for
 //! 30 s per execution environment; a new bundle is compiled once, scripts
 //! being cached by content hash.
+//!
+//! A token rotation ([`ConfigTable::rotate`]) writes a new token and gives the ones it
+//! replaces a `retires_at_ms`: they keep working until then and are refused after it
+//! (checked on every request, cached or not). A new token reaches warm ingest
+//! containers within the 30 s of the token cache (an unknown token is cached as
+//! unknown), so a rotation's overlap should be longer than that.
 
 use crate::error::store_error;
 use crate::item::{Item, get_n, get_s, n, s};
@@ -12,7 +18,7 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue;
 use inlet_core::clock::Clock;
 use inlet_core::config::{Catalog, ConfigErrors, SourceFile, load_sources};
-use inlet_core::pipeline::{Route, RouteTable};
+use inlet_core::pipeline::Route;
 use inlet_core::script::ScriptEngine;
 use inlet_core::store::StoreError;
 use std::collections::HashMap;
@@ -40,7 +46,12 @@ pub struct StoredToken {
     pub source: String,
     pub environment: String,
     pub created_at_ms: i64,
+    /// When a token replaced by a rotation stops working.
+    pub retires_at_ms: Option<i64>,
 }
+
+/// A token's route and when the token retires (if a rotation replaced it).
+type RetiringRoute = (Route, Option<i64>);
 
 pub struct ConfigTable {
     pub client: Client,
@@ -48,7 +59,7 @@ pub struct ConfigTable {
     pub engine: Arc<ScriptEngine>,
     pub clock: Arc<dyn Clock>,
     catalog: Mutex<Option<(i64, String, Arc<Catalog>)>>,
-    tokens: Mutex<HashMap<String, (i64, Option<Route>)>>,
+    tokens: Mutex<HashMap<String, (i64, Option<RetiringRoute>)>>,
 }
 
 impl ConfigTable {
@@ -108,19 +119,69 @@ impl ConfigTable {
 
     /// Stores a token unless it exists.
     pub async fn put_token(&self, token: &StoredToken) -> Result<(), StoreError> {
-        self.client
+        let mut put = self
+            .client
             .put_item()
             .table_name(&self.table)
             .item("pk", s("TOKEN"))
             .item("sk", s(token.token.clone()))
             .item("source", s(token.source.clone()))
             .item("environment", s(token.environment.clone()))
-            .item("created_at_ms", n(token.created_at_ms))
-            .condition_expression("attribute_not_exists(pk)")
+            .item("created_at_ms", n(token.created_at_ms));
+        if let Some(at) = token.retires_at_ms {
+            put = put.item("retires_at_ms", n(at));
+        }
+        put.condition_expression("attribute_not_exists(pk)")
             .send()
             .await
             .map_err(|e| store_error("put token", e))?;
         Ok(())
+    }
+
+    /// Replaces the webhook token of `source`'s `environment`: a new token, and the
+    /// current ones retire `overlap_ms` from now (already retiring ones keep their
+    /// earlier time). Returns the new token and the retiring ones.
+    pub async fn rotate(
+        &self,
+        source: &str,
+        environment: &str,
+        overlap_ms: i64,
+    ) -> Result<(StoredToken, Vec<StoredToken>), StoreError> {
+        let now = self.clock.now_ms();
+        let retires_at = now + overlap_ms;
+        let mut retiring = Vec::new();
+        for mut old in self.tokens().await? {
+            if old.source != source
+                || old.environment != environment
+                || old.retires_at_ms.is_some_and(|at| at <= now)
+            {
+                continue;
+            }
+            let at = old
+                .retires_at_ms
+                .map_or(retires_at, |at| at.min(retires_at));
+            self.client
+                .update_item()
+                .table_name(&self.table)
+                .key("pk", s("TOKEN"))
+                .key("sk", s(old.token.clone()))
+                .update_expression("SET retires_at_ms = :at")
+                .expression_attribute_values(":at", n(at))
+                .send()
+                .await
+                .map_err(|e| store_error("retire token", e))?;
+            old.retires_at_ms = Some(at);
+            retiring.push(old);
+        }
+        let fresh = StoredToken {
+            token: inlet_core::store::new_webhook_token()?,
+            source: source.to_string(),
+            environment: environment.to_string(),
+            created_at_ms: now,
+            retires_at_ms: None,
+        };
+        self.put_token(&fresh).await?;
+        Ok((fresh, retiring))
     }
 
     /// The validated catalog, from cache when fresh.
@@ -163,10 +224,16 @@ impl ConfigTable {
         environment: &str,
     ) -> Result<Option<Route>, ConfigTableError> {
         let now = self.clock.now_ms();
-        if let Some((at, route)) = self.tokens.lock().expect("token cache poisoned").get(token)
+        let usable = |found: &Option<RetiringRoute>| {
+            found
+                .as_ref()
+                .filter(|(_, retires)| retires.is_none_or(|at| now < at))
+                .map(|(route, _)| route.clone())
+        };
+        if let Some((at, found)) = self.tokens.lock().expect("token cache poisoned").get(token)
             && now - at < CONFIG_CACHE_MS
         {
-            return Ok(route.clone());
+            return Ok(usable(found));
         }
         let catalog = self.catalog().await?;
         let item = self
@@ -179,27 +246,22 @@ impl ConfigTable {
             .await
             .map_err(|e| store_error("read token", e))?
             .item;
-        let route = match item {
+        let found = match item {
             Some(item) => {
                 let stored = token_of(&item)?;
                 (stored.environment == environment)
-                    .then(|| {
-                        RouteTable::new(
-                            &catalog,
-                            [(token, stored.source.as_str(), stored.environment.as_str())],
-                        )
-                        .get(token)
-                        .cloned()
-                    })
+                    .then(|| Route::of(&catalog, &stored.source, &stored.environment))
                     .flatten()
+                    .map(|route| (route, stored.retires_at_ms))
             }
             None => None,
         };
+        let route = usable(&found);
         let mut cache = self.tokens.lock().expect("token cache poisoned");
         if cache.len() > 10_000 {
             cache.clear();
         }
-        cache.insert(token.to_string(), (now, route.clone()));
+        cache.insert(token.to_string(), (now, found));
         Ok(route)
     }
 }
@@ -210,6 +272,7 @@ fn token_of(item: &Item) -> Result<StoredToken, StoreError> {
         source: get_s(item, "source")?.to_string(),
         environment: get_s(item, "environment")?.to_string(),
         created_at_ms: get_n(item, "created_at_ms")?,
+        retires_at_ms: get_n(item, "retires_at_ms").ok(),
     })
 }
 

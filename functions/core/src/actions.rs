@@ -101,11 +101,29 @@ fn resolve_mapping(mapping: &MappingConfig, roots: &PathRoots<'_>) -> (Value, Ve
             .find(|(name, _)| name.as_str() == spec.name)
             .map(|(_, value)| value);
         match resolved {
-            None if spec.required => problems.push(format!(
-                "required param `{}` did not resolve ({})",
-                spec.name,
-                source_of(spec.name)
-            )),
+            None if spec.required => {
+                // `key: task-assigned` reads a field `task-assigned`; a fixed value
+                // needs `{ value: ... }`.
+                let literal = mapping
+                    .params
+                    .iter()
+                    .find(|p| p.name == spec.name)
+                    .and_then(|p| match &p.source {
+                        ParamSource::Path(path) => {
+                            let text = path.to_string();
+                            (!text.contains(['.', '['])).then_some(text)
+                        }
+                        ParamSource::Literal(_) => None,
+                    });
+                let hint = literal
+                    .map(|text| format!("; did you mean the literal `{{ value: {text} }}`?"))
+                    .unwrap_or_default();
+                problems.push(format!(
+                    "required param `{}` did not resolve ({}){hint}",
+                    spec.name,
+                    source_of(spec.name)
+                ))
+            }
             None => {}
             Some(value) => {
                 if let Err(problem) = check_type(spec, value) {
@@ -343,6 +361,24 @@ mod tests {
             Some("required param `id` did not resolve (path `data.nobody`)")
         );
         assert_eq!(plan[1].skipped, None);
+    }
+
+    #[test]
+    fn a_dotless_path_that_resolves_to_nothing_suggests_the_literal() {
+        let plan = plan(
+            &[mapping(
+                ActionKind::WorkflowsTrigger,
+                &[("key", "task-assigned"), ("recipients", "data.assigned_to")],
+            )],
+            task_body(),
+        );
+        assert_eq!(
+            plan[0].skipped.as_deref(),
+            Some(
+                "required param `key` did not resolve (path `task-assigned`); \
+                 did you mean the literal `{ value: task-assigned }`?"
+            )
+        );
     }
 
     #[test]

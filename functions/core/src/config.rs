@@ -13,6 +13,9 @@
 //!   ever verify a request.
 //! - `event_type_path` defaults to `body.type`, Knock's default for custom sources.
 //! - `idempotency.window` takes a duration (`24h`, `90m`, `3600s`) or whole seconds.
+//! - `production` marks an environment whose payloads must not be rehearsed (a dry run
+//!   runs its script with its secrets and shows what the script printed); it defaults to
+//!   `true` for an environment named `production` and `false` otherwise.
 //! - A mapping that does not map one of its action's required params is a load error
 //!   (it could only ever be skipped).
 
@@ -105,6 +108,8 @@ pub struct EnvironmentConfig {
     /// Declarative signature verification, checked before the script runs.
     pub verify: Option<VerifyConfig>,
     pub enforce_verification: bool,
+    /// A production environment: `inlet rehearse` refuses it.
+    pub production: bool,
     pub event_type_path: FieldPath,
     pub timestamp_path: Option<FieldPath>,
     pub idempotency: IdempotencySettings,
@@ -368,6 +373,7 @@ const ENV_KEYS: &[&str] = &[
     "script",
     "verify",
     "enforce_verification",
+    "production",
     "event_type_path",
     "timestamp_path",
     "idempotency",
@@ -592,6 +598,10 @@ impl FileLoader<'_> {
                 "add `verify: { scheme: ..., secret_var: ... }` or `script: <file>.rhai` that returns `verified`, or set `enforce_verification: false`",
             );
         }
+        let production = match get("production") {
+            Some(n) => self.boolean(n, "production"),
+            None => Some(env_name == "production"),
+        };
         let event_type_path = match get("event_type_path") {
             Some(n) => self.path(n, "event_type_path"),
             None => FieldPath::parse(preset.map_or("body.type", |p| p.event_type_path)).ok(),
@@ -632,6 +642,7 @@ impl FileLoader<'_> {
             script,
             verify,
             enforce_verification: enforce_verification?,
+            production: production?,
             event_type_path: event_type_path?,
             timestamp_path: timestamp_path.flatten(),
             idempotency: idempotency?,
@@ -1310,7 +1321,7 @@ environments:
         let expected = [
             "bad.yaml:3: unknown key `colour` in the source | remove it; allowed keys: key, name, description, environments",
             "bad.yaml:1: source key `Task App` may only use a-z, 0-9, `-` and `_` | rename it, e.g. `task-app`",
-            "bad.yaml:6: unknown key `event_type_pth` in environment `development` | did you mean `event_type_path`? allowed keys: preset, script, verify, enforce_verification, event_type_path, timestamp_path, idempotency, mappings",
+            "bad.yaml:6: unknown key `event_type_pth` in environment `development` | did you mean `event_type_path`? allowed keys: preset, script, verify, enforce_verification, production, event_type_path, timestamp_path, idempotency, mappings",
             "bad.yaml:7: idempotency is enabled but has no `key_path` | add `key_path: body.event_id` (the field that identifies an event), or `enabled: false`",
             "bad.yaml:10: unknown action `workflow_trigger` | did you mean `workflows_trigger`?",
             "bad.yaml:13: `id`: invalid path `body..id`: the path has an empty segment (a leading, trailing or doubled `.`) | write segments separated by single dots, e.g. `body.data.id`",

@@ -49,11 +49,12 @@ use crate::script::{
 };
 use crate::store::{
     CommitError, Committed, EventLog, EventRecord, EventStatus, IdempotencyClaim, IdempotencyScope,
-    StoreError, VerificationStatus,
+    IdempotencyStore, StoreError, VerificationStatus,
 };
 use crate::vars::{Vars, VarsProvider};
 use crate::verify::{self, SignedRequest};
 use aho_corasick::AhoCorasick;
+use serde::Serialize;
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock};
@@ -70,39 +71,53 @@ pub struct Route {
     pub env: Arc<EnvironmentConfig>,
 }
 
+impl Route {
+    /// The route of environment `environment` of source `source` in `catalog`.
+    pub fn of(catalog: &Catalog, source: &str, environment: &str) -> Option<Route> {
+        let config = catalog.source(source)?;
+        let env = config.environments.get(environment)?;
+        Some(Route {
+            source: config.clone(),
+            environment: environment.to_string(),
+            env: env.clone(),
+        })
+    }
+}
+
+/// A stored webhook token: where it leads, and when it stops working (a token replaced
+/// by a rotation keeps working until the rotation's overlap ends).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenEntry {
+    pub token: String,
+    pub source: String,
+    pub environment: String,
+    pub retires_at_ms: Option<i64>,
+}
+
 /// Token → route, built from a catalog and the stored tokens.
 #[derive(Debug, Clone, Default)]
 pub struct RouteTable {
-    routes: HashMap<String, Route>,
+    routes: HashMap<String, (Route, Option<i64>)>,
 }
 
 impl RouteTable {
     /// Tokens naming a source or environment absent from `catalog` are ignored (a source
     /// removed from config stops receiving).
-    pub fn new<'a>(
-        catalog: &Catalog,
-        tokens: impl IntoIterator<Item = (&'a str, &'a str, &'a str)>,
-    ) -> Self {
+    pub fn new<'a>(catalog: &Catalog, tokens: impl IntoIterator<Item = &'a TokenEntry>) -> Self {
         let routes = tokens
             .into_iter()
-            .filter_map(|(token, source_key, environment)| {
-                let source = catalog.source(source_key)?;
-                let env = source.environments.get(environment)?;
-                Some((
-                    token.to_string(),
-                    Route {
-                        source: source.clone(),
-                        environment: environment.to_string(),
-                        env: env.clone(),
-                    },
-                ))
+            .filter_map(|t| {
+                let route = Route::of(catalog, &t.source, &t.environment)?;
+                Some((t.token.clone(), (route, t.retires_at_ms)))
             })
             .collect();
         RouteTable { routes }
     }
 
-    pub fn get(&self, token: &str) -> Option<&Route> {
-        self.routes.get(token)
+    /// Where `token` leads at `now_ms` (a retired token leads nowhere).
+    pub fn get(&self, token: &str, now_ms: i64) -> Option<&Route> {
+        let (route, retires_at_ms) = self.routes.get(token)?;
+        retires_at_ms.is_none_or(|at| now_ms < at).then_some(route)
     }
 }
 
@@ -175,6 +190,56 @@ enum Verified {
     NotRun(IngestError),
 }
 
+/// An evaluated request: the event as it would be logged, and how its request ends.
+struct Evaluated {
+    event: EventRecord,
+    ending: Ending,
+}
+
+enum Ending {
+    /// The script answered the sender itself (a handshake): logged, no actions.
+    Answered(Reply),
+    /// Refused: logged as it stands, answered with this error.
+    Refused(IngestError),
+    /// No event type: logged, answered 202 `invalid_event_type` with this message.
+    NoEventType(String),
+    /// To be committed (with its idempotency claim, if any) and answered 202 or 200.
+    Ready {
+        event_type: String,
+        claim: Option<IdempotencyClaim>,
+    },
+}
+
+/// What a dry run found ([`Pipeline::rehearse`]).
+#[derive(Debug, Clone, Serialize)]
+pub struct Rehearsal {
+    /// Always `true`: nothing was stored.
+    pub dry_run: bool,
+    /// The status the sender would get.
+    pub http_status: u16,
+    /// What that answer would say (`accepted`, `duplicate of …`, `unverified: …`).
+    pub answer: String,
+    /// The event that holds the idempotency key, if this would be its duplicate.
+    pub duplicate_of: Option<String>,
+    /// The actions that would run (not skipped).
+    pub runnable_actions: usize,
+    /// The event as it would be logged, with its plan (each action's resolved params
+    /// and payload, or why it would be skipped).
+    pub event: EventRecord,
+}
+
+/// A replayed event ([`Pipeline::replay`]).
+#[derive(Debug, Clone, Serialize)]
+pub struct Replayed {
+    pub event_id: String,
+    pub replay_of: String,
+    pub status: EventStatus,
+    /// The actions that will run.
+    pub actions: usize,
+    /// Why the replay did not get as far as its actions, if it did not.
+    pub error: Option<String>,
+}
+
 impl Pipeline {
     /// Handles one request to `/receive/{token}`; `route` is the token's route, if any.
     pub async fn ingest(&self, route: Option<&Route>, request: InboundRequest) -> Reply {
@@ -196,63 +261,27 @@ impl Pipeline {
     ) -> Result<Reply, IngestError> {
         // Step 1: route and request checks; nothing is logged for these.
         let route = route.ok_or(IngestError::UnknownToken)?;
-        let (mut event, parsed) = self.receive(route, request)?;
-        let vars =
-            self.vars
-                .vars(&route.environment)
-                .await
-                .map_err(|e| IngestError::Unavailable {
-                    detail: e.to_string(),
-                })?;
-        event.headers = redact_headers(std::mem::take(&mut event.headers), &vars);
-        event.query = redact_query(&event.query, &vars);
-
-        // Step 2: verification and preprocessing.
-        let preprocess = match self.verify(route, &parsed, vars, &mut event).await {
-            Verified::Passed(preprocess) => preprocess,
-            Verified::Answered(reply) => {
+        let Evaluated { event, ending } = self.evaluate(route, request, None).await?;
+        let (event_type, claim) = match ending {
+            Ending::Answered(reply) => {
                 // Logged like any request (a handshake shows in the log), with no actions.
-                event.status = EventStatus::Answered;
                 self.commit(event, None).await?;
                 return Ok(reply);
             }
-            Verified::NotRun(error) => return Err(error),
-            Verified::Refused(error) => {
+            Ending::Refused(error) => {
                 self.log_refused(event).await;
                 return Err(error);
             }
+            Ending::NoEventType(message) => {
+                let event_id = event.id.clone();
+                self.commit(event, None).await?;
+                return Ok(Reply::json(
+                    202,
+                    json!({"status": "invalid_event_type", "event_id": event_id, "message": message}),
+                ));
+            }
+            Ending::Ready { event_type, claim } => (event_type, claim),
         };
-        let roots = PathRoots {
-            body: &parsed.body,
-            headers: &parsed.headers,
-            preprocess: &preprocess,
-        };
-        let env = &route.env;
-
-        // Step 3: event type.
-        let Some(event_type) = env.event_type_path.resolve(&roots).and_then(scalar_string) else {
-            let message = format!(
-                "no event type: `{}` has no string value in this event",
-                env.event_type_path
-            );
-            event.status = EventStatus::InvalidEventType;
-            event.warnings.push(message.clone());
-            let event_id = event.id.clone();
-            self.commit(event, None).await?;
-            return Ok(Reply::json(
-                202,
-                json!({"status": "invalid_event_type", "event_id": event_id, "message": message}),
-            ));
-        };
-
-        // Step 4: timestamp.
-        read_timestamp(env, &roots, &mut event);
-
-        // Step 5: idempotency scope; step 6: the action plan.
-        let claim = self.idempotency_claim(route, &roots, &event_type, &mut event);
-        let mappings = env.mappings.get(&event_type).map_or(&[][..], Vec::as_slice);
-        event.actions = plan_actions(mappings, &roots);
-        event.event_type = Some(event_type.clone());
 
         // Step 7: the one commit, then the answer.
         let runnable = event.runnable_actions();
@@ -282,6 +311,201 @@ impl Pipeline {
                 ))
             }
         }
+    }
+
+    /// Steps 2–6 of a request (verification and preprocessing, event type, timestamp,
+    /// idempotency scope, action plan): the event as it would be logged and how its
+    /// request ends, with nothing stored. With `replay_of`, the request is a stored
+    /// event run again: its verification result is kept (the declared check is skipped
+    /// and the script's `verified` ignored; the script still preprocesses) and so is its
+    /// receive time.
+    async fn evaluate(
+        &self,
+        route: &Route,
+        request: InboundRequest,
+        replay_of: Option<&EventRecord>,
+    ) -> Result<Evaluated, IngestError> {
+        let (mut event, parsed) = self.receive(route, request)?;
+        let vars =
+            self.vars
+                .vars(&route.environment)
+                .await
+                .map_err(|e| IngestError::Unavailable {
+                    detail: e.to_string(),
+                })?;
+        event.headers = redact_headers(std::mem::take(&mut event.headers), &vars);
+        event.query = redact_query(&event.query, &vars);
+        if let Some(original) = replay_of {
+            event.received_at_ms = original.received_at_ms;
+            event.occurred_at_ms = original.received_at_ms;
+            event.replay_of = Some(original.id.clone());
+        }
+
+        // Step 2: verification and preprocessing.
+        let preprocess = match self
+            .verify(route, &parsed, vars, &mut event, replay_of.is_some())
+            .await
+        {
+            Verified::Passed(preprocess) => preprocess,
+            Verified::Answered(reply) => {
+                event.status = EventStatus::Answered;
+                return Ok(Evaluated {
+                    event,
+                    ending: Ending::Answered(reply),
+                });
+            }
+            Verified::NotRun(error) => return Err(error),
+            Verified::Refused(error) => {
+                return Ok(Evaluated {
+                    event,
+                    ending: Ending::Refused(error),
+                });
+            }
+        };
+        if let Some(original) = replay_of {
+            event.verification = original.verification;
+        }
+        let roots = PathRoots {
+            body: &parsed.body,
+            headers: &parsed.headers,
+            preprocess: &preprocess,
+        };
+        let env = &route.env;
+
+        // Step 3: event type.
+        let Some(event_type) = env.event_type_path.resolve(&roots).and_then(scalar_string) else {
+            let message = format!(
+                "no event type: `{}` has no string value in this event",
+                env.event_type_path
+            );
+            event.status = EventStatus::InvalidEventType;
+            event.warnings.push(message.clone());
+            return Ok(Evaluated {
+                event,
+                ending: Ending::NoEventType(message),
+            });
+        };
+
+        // Step 4: timestamp.
+        read_timestamp(env, &roots, &mut event);
+
+        // Step 5: idempotency scope; step 6: the action plan.
+        let claim = self.idempotency_claim(route, &roots, &event_type, &mut event);
+        let mappings = env.mappings.get(&event_type).map_or(&[][..], Vec::as_slice);
+        event.actions = plan_actions(mappings, &roots);
+        event.event_type = Some(event_type.clone());
+        Ok(Evaluated {
+            event,
+            ending: Ending::Ready { event_type, claim },
+        })
+    }
+
+    /// A dry run of `request` through `route`'s current config: what Inlet would answer
+    /// and log (verification and its reason, the script's console, event type,
+    /// timestamp, idempotency key and whether it is held — read from `idempotency` —
+    /// and each action with its resolved params or why it would be skipped), writing
+    /// nothing. Refused for a production environment.
+    pub async fn rehearse(
+        &self,
+        route: &Route,
+        request: InboundRequest,
+        idempotency: &dyn IdempotencyStore,
+    ) -> Result<Rehearsal, IngestError> {
+        if route.env.production {
+            return Err(IngestError::ProductionRehearsal {
+                source_key: route.source.key.clone(),
+                environment: route.environment.clone(),
+            });
+        }
+        let Evaluated { mut event, ending } = self.evaluate(route, request, None).await?;
+        let (http_status, answer, duplicate_of) = match ending {
+            Ending::Answered(reply) => (
+                reply.status,
+                "answered by the script's http_response".to_string(),
+                None,
+            ),
+            Ending::Refused(error) => (error.status(), format!("{}: {error}", error.code()), None),
+            Ending::NoEventType(message) => (202, format!("invalid_event_type: {message}"), None),
+            Ending::Ready { claim, .. } => {
+                let held = match &claim {
+                    Some(claim) => idempotency
+                        .holder(&claim.scope, claim.now_ms)
+                        .await
+                        .map_err(|e| IngestError::Unavailable {
+                            detail: e.to_string(),
+                        })?,
+                    None => None,
+                };
+                match held {
+                    Some(record) => {
+                        event = event.into_duplicate(&record.event_id);
+                        (
+                            200,
+                            format!("duplicate of {}", record.event_id),
+                            Some(record.event_id),
+                        )
+                    }
+                    None => (202, "accepted".to_string(), None),
+                }
+            }
+        };
+        Ok(Rehearsal {
+            dry_run: true,
+            http_status,
+            answer,
+            duplicate_of,
+            runnable_actions: event.runnable_actions(),
+            event,
+        })
+    }
+
+    /// Runs a stored event again through `route`'s current config, as a new event that
+    /// points to it (`replay_of`): its verification result and receive time are kept,
+    /// the idempotency window is bypassed on purpose (a replay is always processed), and
+    /// the original is unchanged. A rejected event is not replayed (its verification
+    /// result would reject it again, and its body was kept only in part).
+    pub async fn replay(
+        &self,
+        route: &Route,
+        original: &EventRecord,
+    ) -> Result<Replayed, IngestError> {
+        if original.status == EventStatus::Rejected
+            || original.verification == VerificationStatus::EnforcedUnverified
+        {
+            return Err(IngestError::NotReplayable {
+                event_id: original.id.clone(),
+                reason: "it was rejected (not verified); a replay keeps its verification result, so it would be rejected again".into(),
+            });
+        }
+        let request = InboundRequest {
+            method: original.method.clone(),
+            headers: original.headers.clone(),
+            query: original.query.clone(),
+            body: original.raw_body.clone().into_bytes(),
+        };
+        let Evaluated { event, ending } = self.evaluate(route, request, Some(original)).await?;
+        let status = event.status;
+        let runnable = event.runnable_actions();
+        let error = event.error.clone();
+        let event_id = match ending {
+            Ending::Ready { .. } => match self.commit(event, None).await? {
+                Committed::Stored { event_id } => event_id,
+                Committed::Duplicate { original_event_id } => original_event_id,
+            },
+            _ => {
+                let event_id = event.id.clone();
+                self.commit(event, None).await?;
+                event_id
+            }
+        };
+        tracing::info!(%event_id, replay_of = %original.id, status = status.as_str(), "event replayed");
+        Ok(Replayed {
+            event_id,
+            replay_of: original.id.clone(),
+            status,
+            actions: runnable,
+            error,
+        })
     }
 
     /// Checks the method and the body size, parses the body, and starts the event's log
@@ -320,6 +544,7 @@ impl Pipeline {
             occurred_at_ms: received_at_ms,
             idempotency_key: None,
             duplicate_of: None,
+            replay_of: None,
             method,
             query: request.query,
             headers: header_list,
@@ -341,12 +566,14 @@ impl Pipeline {
         parsed: &Parsed,
         vars: Arc<Vars>,
         event: &mut EventRecord,
+        replaying: bool,
     ) -> Verified {
         let env = &route.env;
         let mut preprocess = Value::Object(Map::new());
         // A declared `verify:` check decides first; a script after it preprocesses (and
-        // may still refuse with `verified: false`).
+        // may still refuse with `verified: false`). A replay keeps the original's result.
         let declared = match &env.verify {
+            Some(_) if replaying => Some(true),
             Some(check) => match self.check_declared(check, route, parsed, &vars, event) {
                 Ok(verified) => Some(verified),
                 Err(refused) => return refused,
@@ -435,7 +662,7 @@ impl Pipeline {
             }
         };
         event.verification = VerificationStatus::from_parts(env.enforce_verification, verified);
-        if env.enforce_verification && !verified {
+        if env.enforce_verification && !verified && !replaying {
             if event.error.is_none() {
                 // Why: the last failed `verify_*` check of the script, if it made one.
                 event.error = Some(match verify_failure {
@@ -986,7 +1213,6 @@ environments:
         std::fs::write(dir.path().join("shop.rhai"), script).unwrap();
         let engine = Arc::new(ScriptEngine::new(ScriptLimits::default()));
         let catalog = load_dir(dir.path(), &engine).unwrap();
-        let routes = RouteTable::new(&catalog, [("tok", "shop", "development")]);
         let store = Arc::new(Flaky::default());
         let clock = Arc::new(ManualClock::new(1_700_000_000_000));
         let pipeline = Pipeline {
@@ -998,7 +1224,7 @@ environments:
             script_pool: None,
         };
         Harness {
-            route: routes.get("tok").unwrap().clone(),
+            route: Route::of(&catalog, "shop", "development").unwrap(),
             pipeline,
             store,
             clock,

@@ -90,6 +90,15 @@ pub enum IngestError {
     /// the event log entry that records the failure, if one could be written.
     #[error("event {event_id} not stored: {detail}")]
     NotStored { event_id: String, detail: String },
+    /// A dry run asked of an environment marked `production`.
+    #[error("environment `{environment}` of source `{source_key}` is production")]
+    ProductionRehearsal {
+        source_key: String,
+        environment: String,
+    },
+    /// A replay of an event that cannot be replayed.
+    #[error("event {event_id} cannot be replayed: {reason}")]
+    NotReplayable { event_id: String, reason: String },
 }
 
 impl IngestError {
@@ -101,6 +110,8 @@ impl IngestError {
             IngestError::InvalidBody { .. } => 400,
             IngestError::Unverified => 401,
             IngestError::NotStored { .. } => 500,
+            IngestError::ProductionRehearsal { .. } => 403,
+            IngestError::NotReplayable { .. } => 409,
             IngestError::Busy { .. } => 503,
             IngestError::Unavailable { .. } => 503,
         }
@@ -114,6 +125,8 @@ impl IngestError {
             IngestError::InvalidBody { code, .. } => code,
             IngestError::Unverified => "unverified",
             IngestError::NotStored { .. } => "not_stored",
+            IngestError::ProductionRehearsal { .. } => "production_environment",
+            IngestError::NotReplayable { .. } => "not_replayable",
             IngestError::Busy { .. } => "busy",
             IngestError::Unavailable { .. } => "unavailable",
         }
@@ -142,6 +155,15 @@ impl IngestError {
             }
             IngestError::Busy { .. } => {
                 "the server is busy with other requests and did not process this one; retry later".into()
+            }
+            IngestError::ProductionRehearsal {
+                source_key,
+                environment,
+            } => format!(
+                "environment `{environment}` of source `{source_key}` is marked production, which is never rehearsed (its script would run with its secrets); rehearse in another environment, or set `production: false` on it in infra/sources/{source_key}.yaml"
+            ),
+            IngestError::NotReplayable { event_id, reason } => {
+                format!("event {event_id} cannot be replayed: {reason}")
             }
         }
     }

@@ -233,6 +233,9 @@ pub struct EventRecord {
     pub idempotency_key: Option<String>,
     /// For duplicates: the event this one repeats.
     pub duplicate_of: Option<String>,
+    /// For replays: the stored event this one re-ran through the current config.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replay_of: Option<String>,
     pub method: String,
     pub query: String,
     /// Lower-cased names; secret values replaced by `[redacted]`.

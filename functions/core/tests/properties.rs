@@ -8,7 +8,7 @@ use inlet_core::clock::SystemClock;
 use inlet_core::config::{SourceFile, load_sources};
 use inlet_core::memory::{MemoryStore, StaticVars};
 use inlet_core::path::FieldPath;
-use inlet_core::pipeline::{InboundRequest, Pipeline, PipelineSettings, Route, RouteTable};
+use inlet_core::pipeline::{InboundRequest, Pipeline, PipelineSettings, Route};
 use inlet_core::script::{ScriptEngine, ScriptLimits};
 use proptest::prelude::*;
 use proptest::test_runner::Config;
@@ -57,10 +57,7 @@ static ENGINE: LazyLock<Arc<ScriptEngine>> =
 
 static ROUTE: LazyLock<Route> = LazyLock::new(|| {
     let catalog = load_sources(&files(SOURCE), &read_script, &ENGINE).unwrap();
-    RouteTable::new(&catalog, [("tok", "shop", "development")])
-        .get("tok")
-        .unwrap()
-        .clone()
+    Route::of(&catalog, "shop", "development").unwrap()
 });
 
 fn config() -> Config {

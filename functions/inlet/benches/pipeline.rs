@@ -19,7 +19,7 @@ use inlet_core::clock::SystemClock;
 use inlet_core::config::load_dir;
 use inlet_core::memory::{MemoryStore, StaticVars};
 use inlet_core::path::{FieldPath, PathRoots};
-use inlet_core::pipeline::{InboundRequest, Pipeline, PipelineSettings, Route, RouteTable};
+use inlet_core::pipeline::{InboundRequest, Pipeline, PipelineSettings, Route};
 use inlet_core::script::{ScriptEngine, ScriptLimits};
 use inlet_core::vars::Vars;
 use serde_json::{Value, json};
@@ -124,8 +124,7 @@ fn route_and_engine(dir: &std::path::Path) -> (Route, Arc<ScriptEngine>) {
     std::fs::write(dir.join("bench.rhai"), SCRIPT).unwrap();
     let engine = Arc::new(ScriptEngine::new(ScriptLimits::default()));
     let catalog = load_dir(dir, &engine).unwrap();
-    let routes = RouteTable::new(&catalog, [("t", "bench", "development")]);
-    (routes.get("t").unwrap().clone(), engine)
+    (Route::of(&catalog, "bench", "development").unwrap(), engine)
 }
 
 fn pipeline(engine: Arc<ScriptEngine>, events: Arc<dyn inlet_core::store::EventLog>) -> Pipeline {

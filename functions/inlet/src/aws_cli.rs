@@ -73,9 +73,10 @@ pub async fn push(sources: &Path, names: &StackNames) -> anyhow::Result<PushRepo
         .environments()
         .filter(|(_, e)| *e == names.environment)
     {
+        // The token that is not retiring (a rotation's new one).
         let token = match existing
             .iter()
-            .find(|t| t.source == source && t.environment == env)
+            .find(|t| t.source == source && t.environment == env && t.retires_at_ms.is_none())
         {
             Some(t) => t.token.clone(),
             None => {
@@ -84,6 +85,7 @@ pub async fn push(sources: &Path, names: &StackNames) -> anyhow::Result<PushRepo
                     source: source.to_string(),
                     environment: env.to_string(),
                     created_at_ms: SystemClock.now_ms(),
+                    retires_at_ms: None,
                 };
                 table.put_token(&stored).await?;
                 new_tokens += 1;
@@ -102,12 +104,20 @@ pub async fn push(sources: &Path, names: &StackNames) -> anyhow::Result<PushRepo
 /// (source, token) pairs of the stack's environment.
 pub async fn tokens(names: &StackNames) -> anyhow::Result<Vec<(String, String)>> {
     let table = config_table(names).await;
-    Ok(table
-        .tokens()
-        .await?
+    let now = SystemClock.now_ms();
+    let mut tokens = table.tokens().await?;
+    tokens.sort_by_key(|t| t.created_at_ms);
+    Ok(tokens
         .into_iter()
         .filter(|t| t.environment == names.environment)
-        .map(|t| (t.source, t.token))
+        .filter(|t| t.retires_at_ms.is_none_or(|at| at > now))
+        .map(|t| {
+            let token = match t.retires_at_ms {
+                Some(at) => format!("{}  (retires {})", t.token, crate::cli::time_of(at)),
+                None => t.token,
+            };
+            (t.source, token)
+        })
         .collect())
 }
 

@@ -47,9 +47,95 @@ pub enum Command {
     /// Post a sample webhook to a source, signed the way its provider would sign it, and
     /// print the answer.
     Send(SendArgs),
+    /// Dry-run a payload through a source's current config: verification, script
+    /// console, event type, idempotency, and each action's params or skip reason.
+    /// Nothing is stored. Exits 1 when the request would not be answered 2xx.
+    Rehearse(RehearseArgs),
+    /// Run a stored event again through the current config, as a new event that
+    /// points to it (its verification result and receive time are kept; the
+    /// idempotency window is bypassed on purpose).
+    Replay(ReplayArgs),
+    /// Webhook tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
     /// Source config on a deployed stack.
     #[command(subcommand)]
     Config(ConfigCommand),
+}
+
+/// Where an operation runs: the dev server, or a deployed stack.
+#[derive(Debug, Args)]
+pub struct TargetArgs {
+    /// Where `inlet dev` runs.
+    #[arg(long, default_value = "http://127.0.0.1:8787")]
+    pub server: String,
+    /// A deployed stack of this environment instead (with your AWS credentials).
+    #[arg(long)]
+    pub aws_env: Option<String>,
+    /// With --aws-env: the stack's `WebhookBaseUrl` output, to print full URLs.
+    #[arg(long, requires = "aws_env")]
+    pub base_url: Option<String>,
+}
+
+impl TargetArgs {
+    fn target(&self) -> crate::operations_cli::AdminTarget {
+        crate::operations_cli::AdminTarget::new(
+            &self.server,
+            self.aws_env.as_deref(),
+            self.base_url.as_deref(),
+        )
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct RehearseArgs {
+    /// The payload, as it would be sent (e.g. events/task-assigned.json).
+    pub file: PathBuf,
+    #[arg(long)]
+    pub source: String,
+    #[arg(long, default_value = "development")]
+    pub env: String,
+    /// A header of the request, `Name: value` (repeatable), e.g. a signature.
+    #[arg(short = 'H', long = "header")]
+    pub headers: Vec<String>,
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Print the rehearsal as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// The stored event's id (from `inlet logs`).
+    pub id: String,
+    #[command(flatten)]
+    pub target: TargetArgs,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Give a source environment a new webhook URL; the old one keeps working for
+    /// `--overlap`, then answers 404.
+    Rotate(RotateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RotateArgs {
+    #[arg(long)]
+    pub source: String,
+    #[arg(long, default_value = "development")]
+    pub env: String,
+    /// How long the old URL keeps working (`24h`, `90m`, `0s`).
+    #[arg(long, default_value = inlet_admin::operations::DEFAULT_OVERLAP)]
+    pub overlap: String,
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Without a running `inlet dev`: rotate in this database file.
+    #[arg(long, default_value = ".inlet/inlet.db")]
+    pub db: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -220,6 +306,30 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Event(args) => event(args).await,
         Command::Send(args) => send(args).await,
         Command::Config(ConfigCommand::Push(args)) => config_push(args).await,
+        Command::Rehearse(args) => {
+            crate::operations_cli::rehearse(
+                &args.target.target(),
+                &args.file,
+                &args.source,
+                &args.env,
+                &args.headers,
+                args.json,
+            )
+            .await
+        }
+        Command::Replay(args) => {
+            crate::operations_cli::replay(&args.target.target(), &args.id, args.json).await
+        }
+        Command::Token(TokenCommand::Rotate(args)) => {
+            crate::operations_cli::rotate(
+                &args.target.target(),
+                &args.source,
+                &args.env,
+                &args.overlap,
+                Some(&args.db),
+            )
+            .await
+        }
     }
 }
 
@@ -381,17 +491,20 @@ async fn urls(args: UrlsArgs) -> anyhow::Result<ExitCode> {
                         .source(&u.source)
                         .is_some_and(|s| s.environments.contains_key(&u.environment))
                 })
-                .map(|u| (u.source, u.environment, u.url))
+                .map(|u| (u.source, u.environment, u.url, u.retires_at_ms))
                 .collect()
         }
     };
     let matching: Vec<_> = all
         .into_iter()
-        .map(|(source, environment, url)| crate::server::WebhookUrl {
-            source,
-            environment,
-            url,
-        })
+        .map(
+            |(source, environment, url, retires_at_ms)| crate::server::WebhookUrl {
+                source,
+                environment,
+                url,
+                retires_at_ms,
+            },
+        )
         .filter(|u| args.source.as_ref().is_none_or(|s| *s == u.source))
         .filter(|u| args.env.as_ref().is_none_or(|e| *e == u.environment))
         .collect();
@@ -400,11 +513,15 @@ async fn urls(args: UrlsArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::FAILURE);
     }
     for u in matching {
+        let retires = u
+            .retires_at_ms
+            .map(|at| format!("  (retires {} UTC)", time_of(at)))
+            .unwrap_or_default();
         if args.quiet {
             println!("{}", u.url);
         } else {
             println!(
-                "{:<28} {}",
+                "{:<28} {}{retires}",
                 format!("{}/{}", u.source, u.environment),
                 u.url
             );
@@ -445,7 +562,7 @@ async fn admin_get(
     Ok(body)
 }
 
-fn time_of(ms: i64) -> String {
+pub(crate) fn time_of(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
         .map(|t| t.format("%Y-%m-%d %H:%M:%S%.3f").to_string())
         .unwrap_or_else(|| ms.to_string())
@@ -652,8 +769,9 @@ async fn send(args: SendArgs) -> anyhow::Result<ExitCode> {
         (None, Some(source)) => server_urls(&args.server)
             .await?
             .into_iter()
-            .find(|(key, env, _)| key == source && *env == args.env)
-            .map(|(_, _, url)| url)
+            // The current URL, not one a rotation is retiring.
+            .find(|(key, env, _, retires)| key == source && *env == args.env && retires.is_none())
+            .map(|(_, _, url, _)| url)
             .with_context(|| {
                 format!(
                     "the server at {} has no source `{source}` with environment `{}` (or no webhook URL for it yet)",
@@ -721,16 +839,30 @@ async fn send(args: SendArgs) -> anyhow::Result<ExitCode> {
 
 /// The webhook URLs the `inlet dev` running at `base` serves (its live config, at its
 /// address), as (source, environment, url); an error says it cannot be reached.
-async fn server_urls(base: &str) -> anyhow::Result<Vec<(String, String, String)>> {
+/// (source, environment, URL, retirement time of a URL a rotation replaced).
+type UrlRow = (String, String, String, Option<i64>);
+
+async fn server_urls(base: &str) -> anyhow::Result<Vec<UrlRow>> {
     let body = admin_get(base, "/admin/sources", &[]).await?;
     let mut urls = Vec::new();
     for source in body["sources"].as_array().into_iter().flatten() {
         let key = source["key"].as_str().unwrap_or_default();
         for env in source["environments"].as_array().into_iter().flatten() {
             let name = env["name"].as_str().unwrap_or_default();
+            let retiring = env["retiring"].as_array();
             for url in env["urls"].as_array().into_iter().flatten() {
                 if let Some(url) = url.as_str() {
-                    urls.push((key.to_string(), name.to_string(), url.to_string()));
+                    let retires_at = retiring
+                        .into_iter()
+                        .flatten()
+                        .find(|r| r["url"] == url)
+                        .and_then(|r| r["retires_at_ms"].as_i64());
+                    urls.push((
+                        key.to_string(),
+                        name.to_string(),
+                        url.to_string(),
+                        retires_at,
+                    ));
                 }
             }
         }

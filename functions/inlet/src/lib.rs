@@ -15,6 +15,7 @@ pub mod aws_cli;
 pub mod cli;
 pub mod directory;
 pub mod http;
+pub mod operations_cli;
 pub mod server;
 pub mod sqlite;
 pub mod targets;

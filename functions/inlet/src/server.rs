@@ -13,7 +13,7 @@
 //!   are committed before their 2xx is written), then the process exits.
 
 use crate::http::HttpLimits;
-use crate::sqlite::{SqliteStore, TokenRow};
+use crate::sqlite::{SqliteStore, TokenEntry};
 use crate::targets::HttpTargets;
 use crate::vars::{LocalVars, load_local_vars};
 use anyhow::Context;
@@ -84,13 +84,14 @@ impl DevOptions {
 
 pub use inlet_admin::WebhookUrl;
 
-pub fn webhook_urls(base: &str, tokens: &[TokenRow]) -> Vec<WebhookUrl> {
+pub fn webhook_urls(base: &str, tokens: &[TokenEntry]) -> Vec<WebhookUrl> {
     tokens
         .iter()
         .map(|t| WebhookUrl {
             source: t.source.clone(),
             environment: t.environment.clone(),
             url: format!("{}/receive/{}", base.trim_end_matches('/'), t.token),
+            retires_at_ms: t.retires_at_ms,
         })
         .collect()
 }
@@ -118,6 +119,56 @@ impl AppState {
     }
 }
 
+/// The admin API's operations on the dev server: the serving pipeline, the SQLite
+/// idempotency records, and token rotation that takes effect at once (the live route
+/// table is rebuilt; a replaced token is refused from its retirement time on).
+struct DevOperations {
+    pipeline: Pipeline,
+    store: Arc<SqliteStore>,
+    live: Live,
+    base: String,
+}
+
+#[async_trait::async_trait]
+impl inlet_admin::operations::Operations for DevOperations {
+    fn pipeline(&self) -> &Pipeline {
+        &self.pipeline
+    }
+
+    fn idempotency(&self) -> &dyn inlet_core::store::IdempotencyStore {
+        self.store.as_ref()
+    }
+
+    async fn rotate_token(
+        &self,
+        source: &str,
+        environment: &str,
+        overlap_ms: i64,
+        _host: Option<&str>,
+    ) -> Result<Vec<WebhookUrl>, inlet_admin::AdminError> {
+        let now = self.pipeline.clock.now_ms();
+        let pair = self
+            .store
+            .rotate_token(source, environment, now, overlap_ms)
+            .await?;
+        let catalog = self
+            .live
+            .read()
+            .expect("config lock poisoned")
+            .catalog
+            .clone();
+        let tokens = self.store.ensure_tokens(&catalog, now).await?;
+        let live = LiveConfig {
+            routes: RouteTable::new(&catalog, &tokens),
+            urls: webhook_urls(&self.base, &tokens),
+            catalog,
+        };
+        *self.live.write().expect("config lock poisoned") = Arc::new(live);
+        tracing::info!(%source, %environment, overlap_ms, "webhook token rotated");
+        Ok(webhook_urls(&self.base, &pair))
+    }
+}
+
 /// The admin API's view of the live config.
 struct LiveSources(Live);
 
@@ -128,7 +179,13 @@ impl inlet_admin::SourceCatalog for LiveSources {
     }
 
     async fn urls(&self, _host: Option<&str>) -> Result<Vec<WebhookUrl>, inlet_admin::AdminError> {
-        Ok(self.0.read().expect("config lock poisoned").urls.clone())
+        // A URL whose rotation overlap has ended no longer works: not listed.
+        let now = SystemClock.now_ms();
+        let live = self.0.read().expect("config lock poisoned").urls.clone();
+        Ok(live
+            .into_iter()
+            .filter(|u| u.retires_at_ms.is_none_or(|at| at > now))
+            .collect())
     }
 }
 
@@ -232,7 +289,7 @@ pub async fn start(
     let base = format!("http://{addr}");
     let urls = webhook_urls(&base, &tokens);
     let live = LiveConfig {
-        routes: RouteTable::new(&catalog, tokens.iter().map(token_triple)),
+        routes: RouteTable::new(&catalog, &tokens),
         catalog: Arc::new(catalog),
         urls: urls.clone(),
     };
@@ -248,8 +305,14 @@ pub async fn start(
         environment: None,
         events: store.clone(),
         directory: store.clone(),
-        sources: Arc::new(LiveSources(live)),
+        sources: Arc::new(LiveSources(live.clone())),
         outbox: Some(store.clone()),
+        operations: Some(Arc::new(DevOperations {
+            pipeline: state.pipeline.clone(),
+            store: store.clone(),
+            live,
+            base: base.clone(),
+        })),
     });
     let worker = (!options.pause_actions).then(|| {
         let (stop_tx, stop_rx) = watch::channel(false);
@@ -332,10 +395,6 @@ pub async fn start(
     })
 }
 
-fn token_triple(t: &TokenRow) -> (&str, &str, &str) {
-    (t.token.as_str(), t.source.as_str(), t.environment.as_str())
-}
-
 async fn load_catalog(options: &DevOptions, engine: &Arc<ScriptEngine>) -> anyhow::Result<Catalog> {
     let (dir, engine) = (options.sources_dir.clone(), engine.clone());
     tokio::task::spawn_blocking(move || load_dir(&dir, &engine))
@@ -352,7 +411,7 @@ async fn receive(
     body: Body,
 ) -> Response {
     let live = state.live();
-    let route = live.routes.get(&token);
+    let route = live.routes.get(&token, state.pipeline.clock.now_ms());
     let mut request = InboundRequest {
         method: method.to_string(),
         ..InboundRequest::default()
@@ -507,7 +566,7 @@ fn spawn_config_watcher(
                     }
                     tracing::info!(sources = catalog.sources.len(), "config reloaded");
                     let live = LiveConfig {
-                        routes: RouteTable::new(&catalog, tokens.iter().map(token_triple)),
+                        routes: RouteTable::new(&catalog, &tokens),
                         catalog: Arc::new(catalog),
                         urls,
                     };

@@ -78,7 +78,8 @@ CREATE TABLE IF NOT EXISTS events (
     script_console   TEXT NOT NULL,
     error            TEXT,
     warnings         TEXT NOT NULL,
-    expires_at_ms    INTEGER NOT NULL
+    expires_at_ms    INTEGER NOT NULL,
+    replay_of        TEXT
 );
 CREATE INDEX IF NOT EXISTS events_by_source ON events (source, environment, id);
 CREATE INDEX IF NOT EXISTS events_by_expiry ON events (expires_at_ms);
@@ -195,13 +196,7 @@ CREATE TABLE IF NOT EXISTS event_types (
 );
 "#;
 
-/// A webhook token and where it leads.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TokenRow {
-    pub token: String,
-    pub source: String,
-    pub environment: String,
-}
+pub use inlet_core::pipeline::TokenEntry;
 
 pub struct SqliteStore {
     /// The connection reads go through (WAL: they never wait for the writer).
@@ -298,6 +293,7 @@ impl SqliteStore {
         }
         let mut conn = connect(path, busy_timeout).map_err(store_error)?;
         conn.execute_batch(SCHEMA).map_err(store_error)?;
+        add_missing_columns(&conn).map_err(store_error)?;
         if let Err(e) = resolve_abandoned_claims(&mut conn) {
             // A file opened read-only still serves reads; this runs at the next start.
             tracing::warn!(error = %e, "could not resolve claims left in progress");
@@ -362,7 +358,7 @@ impl SqliteStore {
         &self,
         catalog: &Catalog,
         now_ms: i64,
-    ) -> Result<Vec<TokenRow>, StoreError> {
+    ) -> Result<Vec<TokenEntry>, StoreError> {
         let pairs: Vec<(String, String)> = catalog
             .environments()
             .map(|(s, e)| (s.to_string(), e.to_string()))
@@ -391,6 +387,39 @@ impl SqliteStore {
         .await
     }
 
+    /// Replaces the webhook token of `source`'s `environment`: a new token, and the
+    /// current ones retire `overlap_ms` after `now_ms` (already retiring ones keep their
+    /// earlier time). Returns every token of the pair still working, the new one last.
+    pub async fn rotate_token(
+        &self,
+        source: &str,
+        environment: &str,
+        now_ms: i64,
+        overlap_ms: i64,
+    ) -> Result<Vec<TokenEntry>, StoreError> {
+        let (source, environment) = (source.to_string(), environment.to_string());
+        let fresh = inlet_core::store::new_webhook_token()?;
+        self.writer
+            .write(move |conn| {
+                let retires_at = now_ms + overlap_ms;
+                conn.execute(
+                    "UPDATE tokens SET retires_at_ms = MIN(COALESCE(retires_at_ms, ?3), ?3)
+                     WHERE source = ?1 AND environment = ?2
+                       AND (retires_at_ms IS NULL OR retires_at_ms > ?4)",
+                    params![source, environment, retires_at, now_ms],
+                )?;
+                conn.execute(
+                    "INSERT INTO tokens (token, source, environment, created_at_ms) VALUES (?1, ?2, ?3, ?4)",
+                    params![fresh, source, environment, now_ms + 1],
+                )?;
+                Ok(active_tokens(conn, now_ms)?
+                    .into_iter()
+                    .filter(|t| t.source == source && t.environment == environment)
+                    .collect())
+            })
+            .await
+    }
+
     /// Deletes events, actions and idempotency records whose retention has passed.
     pub async fn purge_expired(&self, now_ms: i64) -> Result<usize, StoreError> {
         self.writer.write(move |conn| {
@@ -407,16 +436,30 @@ impl SqliteStore {
     }
 }
 
-fn active_tokens(conn: &Connection, now_ms: i64) -> rusqlite::Result<Vec<TokenRow>> {
+/// Columns added after a database file may have been created: added to older files.
+fn add_missing_columns(conn: &Connection) -> rusqlite::Result<()> {
+    let has_replay_of: bool = conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM pragma_table_info('events') WHERE name = 'replay_of')",
+        [],
+        |r| r.get(0),
+    )?;
+    if !has_replay_of {
+        conn.execute("ALTER TABLE events ADD COLUMN replay_of TEXT", [])?;
+    }
+    Ok(())
+}
+
+fn active_tokens(conn: &Connection, now_ms: i64) -> rusqlite::Result<Vec<TokenEntry>> {
     let mut stmt = conn.prepare(
-        "SELECT token, source, environment FROM tokens
+        "SELECT token, source, environment, retires_at_ms FROM tokens
          WHERE retires_at_ms IS NULL OR retires_at_ms > ?1 ORDER BY source, environment, created_at_ms",
     )?;
     let rows = stmt.query_map([now_ms], |r| {
-        Ok(TokenRow {
+        Ok(TokenEntry {
             token: r.get(0)?,
             source: r.get(1)?,
             environment: r.get(2)?,
+            retires_at_ms: r.get(3)?,
         })
     })?;
     rows.collect()
@@ -566,8 +609,8 @@ fn insert_event(
     tx.prepare_cached(
         "INSERT INTO events (id, source, environment, status, verification, event_type,
             received_at_ms, occurred_at_ms, idempotency_key, duplicate_of, method, query,
-            headers, raw_body, preprocess, script_console, error, warnings, expires_at_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
+            headers, raw_body, preprocess, script_console, error, warnings, expires_at_ms, replay_of)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)",
     )?
     .execute(params![
         event.id,
@@ -589,6 +632,7 @@ fn insert_event(
         event.error,
         json_text(&event.warnings),
         event.expires_at_ms,
+        event.replay_of,
     ])?;
     if duplicate_of.is_none() {
         let mut insert_action = tx.prepare_cached(
@@ -925,7 +969,7 @@ fn read_event(conn: &Connection, event_id: &str) -> rusqlite::Result<Option<Even
         .prepare_cached(
             "SELECT id, source, environment, status, verification, event_type, received_at_ms,
                     occurred_at_ms, idempotency_key, duplicate_of, method, query, headers, raw_body,
-                    preprocess, script_console, error, warnings, expires_at_ms
+                    preprocess, script_console, error, warnings, expires_at_ms, replay_of
              FROM events WHERE id = ?1",
         )?
         .query_row([event_id], |r| {
@@ -944,6 +988,7 @@ fn read_event(conn: &Connection, event_id: &str) -> rusqlite::Result<Option<Even
                 occurred_at_ms: r.get(7)?,
                 idempotency_key: r.get(8)?,
                 duplicate_of: r.get(9)?,
+                replay_of: r.get(19)?,
                 method: r.get(10)?,
                 query: r.get(11)?,
                 headers: from_json(&r.get::<_, String>(12)?)?,

@@ -138,6 +138,7 @@ pub async fn ingest_function(
                 source: source.to_string(),
                 environment: "development".into(),
                 created_at_ms: clock.now_ms(),
+                retires_at_ms: None,
             })
             .await
             .unwrap();
