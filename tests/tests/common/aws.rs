@@ -38,17 +38,27 @@ pub struct Stack {
 
 impl Stack {
     pub async fn new(prefix: &str) -> Stack {
-        super::require_emulator();
-        let sdk = aws_config::load_from_env().await;
-        let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
         let unique = super::unique_name(prefix);
-        let names = StackNames {
+        Stack::open(StackNames {
             environment: "development".into(),
             idempotency_table: format!("idem-{unique}"),
             events_table: format!("events-{unique}"),
             config_table: format!("config-{unique}"),
             directory_table: format!("directory-{unique}"),
-        };
+        })
+        .await
+    }
+
+    /// A stack of a unique environment, with the table names a deployed stack of it has
+    /// (`inlet-<env>-*`), so the `--aws-env` commands find it.
+    pub async fn for_environment(prefix: &str) -> Stack {
+        Stack::open(StackNames::for_environment(&super::unique_name(prefix))).await
+    }
+
+    async fn open(names: StackNames) -> Stack {
+        super::require_emulator();
+        let sdk = aws_config::load_from_env().await;
+        let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
         inlet_aws::provision::create_tables(&dynamo, &names)
             .await
             .unwrap();
@@ -98,12 +108,12 @@ impl Stack {
 
 pub const SECRET: &str = "demo-secret-change-me";
 
-/// Sets var `name` of the development environment in the stack's SSM (a SecureString,
-/// as `infra/put-vars` writes them).
+/// Sets var `name` of the stack's environment in its SSM (a SecureString, as
+/// `infra/put-vars` writes them).
 pub async fn put_var(stack: &Stack, name: &str, value: &str) {
     aws_sdk_ssm::Client::new(&stack.sdk)
         .put_parameter()
-        .name(format!("/inlet/development/vars/{name}"))
+        .name(format!("/inlet/{}/vars/{name}", stack.names.environment))
         .value(value)
         .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
         .overwrite(true)
@@ -113,7 +123,7 @@ pub async fn put_var(stack: &Stack, name: &str, value: &str) {
 }
 
 /// The ingest function of `stack` with `files` pushed as its config, and a token for
-/// each of `sources` (development environment).
+/// each of `sources` (the stack's environment).
 pub async fn ingest_function(
     stack: &Stack,
     files: Vec<(String, String)>,
@@ -136,7 +146,7 @@ pub async fn ingest_function(
             .put_token(&StoredToken {
                 token: token.clone(),
                 source: source.to_string(),
-                environment: "development".into(),
+                environment: stack.names.environment.clone(),
                 created_at_ms: clock.now_ms(),
                 retires_at_ms: None,
             })
@@ -144,7 +154,24 @@ pub async fn ingest_function(
             .unwrap();
         tokens.push(token);
     }
-    let function = IngestFunction {
+    (ingest_of(stack, config, engine), tokens)
+}
+
+/// A new ingest function of `stack` (an execution environment with empty caches).
+pub fn fresh_ingest(stack: &Stack) -> IngestFunction {
+    let engine = Arc::new(ScriptEngine::new(ScriptLimits::default()));
+    let config = ConfigTable::new(
+        stack.dynamo.clone(),
+        stack.names.config_table.clone(),
+        engine.clone(),
+        Arc::new(SystemClock),
+    );
+    ingest_of(stack, config, engine)
+}
+
+fn ingest_of(stack: &Stack, config: ConfigTable, engine: Arc<ScriptEngine>) -> IngestFunction {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    IngestFunction {
         pipeline: Pipeline {
             engine,
             events: Arc::new(stack.events.clone()),
@@ -157,9 +184,8 @@ pub async fn ingest_function(
             script_pool: None,
         },
         config,
-        environment: "development".into(),
-    };
-    (function, tokens)
+        environment: stack.names.environment.clone(),
+    }
 }
 
 /// The repository's config files.

@@ -1,0 +1,239 @@
+//! Rehearse, replay and token rotation on a stack in the emulator: through the admin
+//! function's router (on the stack's tables, SSM vars and config table) and through the
+//! `inlet` binary's `--aws-env`, with events sent to the ingest function's handler and
+//! actions run by the actions function from the events table's stream.
+
+mod common;
+
+use axum::body::Body;
+use common::aws::{SECRET, Stack, apigw_with, example_files, fresh_ingest, ingest_function};
+use common::inlet_binary;
+use inlet_aws::ingest::IngestFunction;
+use inlet_core::directory::Directory;
+use inlet_core::store::{EventLog, EventQuery, EventStatus};
+use serde_json::{Value, json};
+use std::time::Duration;
+use tokio::process::Command;
+use tower::ServiceExt;
+
+async fn inlet(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(inlet_binary())
+        .args(args)
+        .output()
+        .await
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// POSTs to the admin function's router on the stack.
+async fn admin(stack: &Stack, path: &str, body: Value) -> (u16, Value) {
+    let clients = inlet_aws::provision::clients_from_env().await;
+    let router = inlet_admin::router(inlet_admin::on_aws::state(&stack.names, &clients));
+    let request = axum::http::Request::post(path)
+        .header("content-type", "application/json")
+        .header("host", "api.example.com")
+        .body(Body::from(body.to_string()))
+        .unwrap();
+    let response = router.oneshot(request).await.unwrap();
+    let status = response.status().as_u16();
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 24)
+        .await
+        .unwrap();
+    (status, serde_json::from_slice(&bytes).unwrap())
+}
+
+async fn send(function: &IngestFunction, token: &str, body: &str) -> (u16, Value) {
+    let headers = [("x-webhook-secret".to_string(), SECRET.to_string())];
+    let response = function
+        .handle(apigw_with(token, body, &headers))
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (
+        status,
+        serde_json::from_slice(response.body().as_ref()).unwrap(),
+    )
+}
+
+async fn stored_events(stack: &Stack) -> usize {
+    stack
+        .events
+        .list(&EventQuery {
+            source: Some("task-app".into()),
+            environment: Some(stack.names.environment.clone()),
+            limit: 100,
+            ..EventQuery::default()
+        })
+        .await
+        .unwrap()
+        .events
+        .len()
+}
+
+#[tokio::test]
+async fn rehearse_replay_and_rotation_on_a_stack() {
+    let mut stack = Stack::for_environment("ops").await;
+    let env = stack.names.environment.clone();
+    let files: Vec<(String, String)> = example_files()
+        .into_iter()
+        .map(|(name, text)| (name, text.replace("  development:", &format!("  {env}:"))))
+        .collect();
+    let (function, tokens) = ingest_function(&stack, files, &["task-app"]).await;
+    let body = common::sample("task-assigned.json");
+    let (status, accepted) = send(&function, &tokens[0], &body).await;
+    assert_eq!(status, 202, "{accepted}");
+    let original = accepted["event_id"].as_str().unwrap().to_string();
+    stack.deliver().await;
+
+    // Rehearse: the stored key makes it a duplicate; a new key would be accepted; the
+    // event log is unchanged.
+    let rehearse_path = format!("/admin/sources/task-app/rehearse?env={env}");
+    let (status, dry) = admin(
+        &stack,
+        &rehearse_path,
+        json!({"body": body, "headers": {"x-webhook-secret": SECRET}}),
+    )
+    .await;
+    assert_eq!(status, 200, "{dry}");
+    assert_eq!(dry["http_status"], 200);
+    assert_eq!(dry["duplicate_of"], original.as_str());
+    let (_, fresh) = admin(
+        &stack,
+        &rehearse_path,
+        json!({"body": body.replace("0001", "0009"), "headers": {"x-webhook-secret": SECRET}}),
+    )
+    .await;
+    assert_eq!(fresh["http_status"], 202, "{fresh}");
+    assert_eq!(fresh["event"]["verification"], "enforced:verified");
+    assert_eq!(
+        fresh["event"]["actions"][0]["payload"]["key"],
+        "task-assigned"
+    );
+    assert_eq!(stored_events(&stack).await, 1, "a rehearsal stores nothing");
+
+    // Replay through the router: a new event pointing to the original, whose action
+    // runs from the stream.
+    let (status, replayed) = admin(
+        &stack,
+        &format!("/admin/events/{original}/replay"),
+        json!(null),
+    )
+    .await;
+    assert_eq!(status, 202, "{replayed}");
+    let copy = replayed["event_id"].as_str().unwrap().to_string();
+    let stored = stack.events.get(&copy).await.unwrap().unwrap();
+    assert_eq!(stored.replay_of.as_deref(), Some(original.as_str()));
+    assert_eq!(stored.status, EventStatus::Accepted);
+    let batch = stack.deliver().await;
+    assert_eq!(batch.records.len(), 1);
+    assert!(
+        stack
+            .directory
+            .workflow_run(&env, &format!("wr_{copy}_0"))
+            .await
+            .unwrap()
+            .is_some(),
+        "the replay's trigger ran"
+    );
+    let first = stack.events.get(&original).await.unwrap().unwrap();
+    assert_eq!(first.replay_of, None);
+    assert_eq!(first.status, EventStatus::Accepted);
+
+    // The same through the command line.
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), body.replace("0001", "0010")).unwrap();
+    let (code, out, err) = inlet(&[
+        "rehearse",
+        file.path().to_str().unwrap(),
+        "--source",
+        "task-app",
+        "--env",
+        &env,
+        "-H",
+        &format!("x-webhook-secret: {SECRET}"),
+        "--aws-env",
+        &env,
+    ])
+    .await;
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("would answer 202 accepted"), "{out}");
+    let (code, out, err) = inlet(&["replay", &original, "--aws-env", &env]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains(": accepted, 1 action(s) to run"), "{out}");
+    assert_eq!(stored_events(&stack).await, 3);
+
+    // Rotation with an overlap: both URLs work, `inlet urls` shows both, then the old
+    // one is refused.
+    let (code, out, err) = inlet(&[
+        "token",
+        "rotate",
+        "--source",
+        "task-app",
+        "--env",
+        &env,
+        "--overlap",
+        "2s",
+        "--aws-env",
+        &env,
+        "--base-url",
+        "https://api.example.com/",
+    ])
+    .await;
+    assert_eq!(code, 0, "{out}{err}");
+    let new_url = out
+        .lines()
+        .next()
+        .and_then(|l| l.split(": ").nth(1))
+        .unwrap_or_else(|| panic!("{out}"))
+        .to_string();
+    assert!(
+        new_url.starts_with("https://api.example.com/receive/"),
+        "{out}"
+    );
+    let new_token = new_url.rsplit('/').next().unwrap().to_string();
+    assert!(out.contains(&tokens[0]), "the old URL is named: {out}");
+    let (code, urls, _) = inlet(&["urls", "--aws-env", &env]).await;
+    assert_eq!(code, 0);
+    assert!(
+        urls.contains(&format!("{}  (retires ", tokens[0])),
+        "{urls}"
+    );
+    assert!(urls.contains(&new_token), "{urls}");
+
+    let warm = fresh_ingest(&stack);
+    let (status, _) = send(&warm, &tokens[0], &body.replace("0001", "0011")).await;
+    assert_eq!(status, 202, "the old URL works during the overlap");
+    let (status, _) = send(&warm, &new_token, &body.replace("0001", "0012")).await;
+    assert_eq!(status, 202);
+    tokio::time::sleep(Duration::from_millis(2_200)).await;
+    let (status, refused) = send(&warm, &tokens[0], &body.replace("0001", "0013")).await;
+    assert_eq!(
+        status, 404,
+        "a cached token is refused once it retires: {refused}"
+    );
+    let (status, _) = send(&warm, &new_token, &body.replace("0001", "0014")).await;
+    assert_eq!(status, 202);
+    let (_, urls, _) = inlet(&["urls", "--aws-env", &env]).await;
+    assert!(!urls.contains(&tokens[0]), "{urls}");
+
+    // Through the router, with no overlap.
+    let (status, rotated) = admin(
+        &stack,
+        &format!("/admin/sources/task-app/tokens/rotate?env={env}&overlap=0s"),
+        json!(null),
+    )
+    .await;
+    assert_eq!(status, 200, "{rotated}");
+    assert!(
+        rotated["url"]
+            .as_str()
+            .unwrap()
+            .starts_with("https://api.example.com/receive/")
+    );
+    let (status, _) = send(&fresh_ingest(&stack), &new_token, &body).await;
+    assert_eq!(status, 404);
+}
