@@ -165,6 +165,9 @@ async fn rehearse_replay_and_rotation_on_a_stack() {
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains(": accepted, 1 action(s) to run"), "{out}");
     assert_eq!(stored_events(&stack).await, 3);
+    let (code, out, err) = inlet(&["event", &copy, "--aws-env", &env]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains(&format!("replay of  {original}")), "{out}");
 
     // Rotation with an overlap: both URLs work, `inlet urls` shows both, then the old
     // one is refused.

@@ -689,12 +689,23 @@ async fn logs(args: LogsArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn event(args: EventArgs) -> anyhow::Result<ExitCode> {
-    let body = admin_get(
-        &args.server.server,
-        &format!("/admin/events/{}", args.id),
-        &[],
-    )
-    .await?;
+    let path = format!("/admin/events/{}", args.id);
+    let body = match &args.server.aws_env {
+        // The stack's admin router, run here with the user's credentials.
+        Some(env) => {
+            let target = crate::operations_cli::AdminTarget::new("", Some(env), None);
+            let (status, body) = crate::operations_cli::admin_call(
+                &target,
+                axum::http::Method::GET,
+                &path,
+                &[],
+                None,
+            )
+            .await?;
+            crate::operations_cli::success(status, body)?
+        }
+        None => admin_get(&args.server.server, &path, &[]).await?,
+    };
     if args.server.json {
         println!("{}", serde_json::to_string_pretty(&body)?);
         return Ok(ExitCode::SUCCESS);
@@ -714,6 +725,9 @@ async fn event(args: EventArgs) -> anyhow::Result<ExitCode> {
     }
     if let Some(original) = e["duplicate_of"].as_str() {
         println!("  duplicate of  {original}");
+    }
+    if let Some(original) = e["replay_of"].as_str() {
+        println!("  replay of  {original}");
     }
     if let Some(error) = e["error"].as_str() {
         println!("  error  {error}");

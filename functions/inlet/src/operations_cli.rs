@@ -41,10 +41,21 @@ impl AdminTarget {
     }
 }
 
-/// POSTs `body` to the admin API at `path`; answers the status and the JSON body.
-/// Errors say where the request could not go; an error answer is returned as it is.
+/// POSTs `body` to the admin API at `path`; see [`admin_call`].
 pub async fn admin_post(
     target: &AdminTarget,
+    path: &str,
+    query: &[(&str, String)],
+    body: Option<Value>,
+) -> anyhow::Result<(u16, Value)> {
+    admin_call(target, axum::http::Method::POST, path, query, body).await
+}
+
+/// Sends a request to the admin API at `path`; answers the status and the JSON body.
+/// Errors say where the request could not go; an error answer is returned as it is.
+pub async fn admin_call(
+    target: &AdminTarget,
+    method: axum::http::Method,
     path: &str,
     query: &[(&str, String)],
     body: Option<Value>,
@@ -61,7 +72,7 @@ pub async fn admin_post(
         AdminTarget::Server(server) => {
             let url = format!("{server}{uri}");
             let response = reqwest::Client::new()
-                .post(&url)
+                .request(method.clone(), &url)
                 .header("content-type", "application/json")
                 .body(payload)
                 .send()
@@ -75,8 +86,10 @@ pub async fn admin_post(
             let names = inlet_aws::StackNames::for_environment(env);
             let clients = inlet_aws::provision::clients_from_env().await;
             let router = inlet_admin::router(inlet_admin::on_aws::state(&names, &clients));
-            let mut request =
-                axum::http::Request::post(&uri).header("content-type", "application/json");
+            let mut request = axum::http::Request::builder()
+                .method(method)
+                .uri(&uri)
+                .header("content-type", "application/json");
             if let Some(host) = host {
                 request = request.header("host", host);
             }
@@ -92,7 +105,7 @@ pub async fn admin_post(
 }
 
 /// The answer's JSON if it is a success; its error message otherwise.
-fn success(status: u16, body: Value) -> anyhow::Result<Value> {
+pub fn success(status: u16, body: Value) -> anyhow::Result<Value> {
     if (200..300).contains(&status) {
         return Ok(body);
     }
