@@ -8,7 +8,11 @@
 //! built, config and vars loaded) and from handing it the event to its posted response
 //! (the first invocation), then its peak RSS. The stack's tables live in the emulator
 //! (`AWS_ENDPOINT_URL`) with the example config pushed, so the DynamoDB and SSM round
-//! trips in these times are real ones, to a local emulator (a few ms each).
+//! trips in these times are real ones, to a local emulator (a few ms each). The
+//! function reaches the emulator through a pass-through here that times every request,
+//! so the report gives the round trips (count and time) apart from the function's own
+//! time. The function's stdout and stderr (what Lambda sends to CloudWatch Logs) are
+//! counted per phase: the bytes an invocation logs are what the cost model prices.
 
 use axum::Router;
 use axum::extract::{Path, State};
@@ -19,6 +23,7 @@ use inlet_aws::config_table::{ConfigTable, StoredToken};
 use inlet_core::clock::{Clock, SystemClock};
 use inlet_core::script::{ScriptEngine, ScriptLimits};
 use serde_json::{Value, json};
+use std::io::Read;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -98,11 +103,104 @@ async fn init_error(State(api): State<Arc<RuntimeApi>>, body: String) -> &'stati
 struct Measured {
     init: Duration,
     first_invocation: Duration,
+    /// Emulator round trips during init and during the invocation: (count, time).
+    init_trips: (usize, Duration),
+    invocation_trips: (usize, Duration),
+    /// Log bytes written during the invocation.
+    invocation_log_bytes: usize,
     peak_rss_kb: u64,
     answer: Value,
 }
 
+/// A pass-through to the emulator that times each request.
+struct Recorder {
+    upstream: String,
+    client: reqwest::Client,
+    calls: Mutex<Vec<(Instant, Duration)>>,
+}
+
+impl Recorder {
+    /// Round trips that started in `[from, to)`: count and summed time.
+    fn within(&self, from: Instant, to: Instant) -> (usize, Duration) {
+        let calls = self.calls.lock().unwrap();
+        let inside: Vec<&(Instant, Duration)> = calls
+            .iter()
+            .filter(|(at, _)| *at >= from && *at < to)
+            .collect();
+        (inside.len(), inside.iter().map(|(_, d)| *d).sum())
+    }
+}
+
+async fn forward(
+    State(recorder): State<Arc<Recorder>>,
+    method: axum::http::Method,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> axum::response::Response {
+    let started = Instant::now();
+    let path = uri.path_and_query().map_or("/", |p| p.as_str());
+    let mut request = recorder
+        .client
+        .request(method, format!("{}{path}", recorder.upstream))
+        .body(body);
+    for (name, value) in &headers {
+        if name != "host" && name != "content-length" {
+            request = request.header(name, value);
+        }
+    }
+    let answer = request.send().await.unwrap();
+    let status = answer.status();
+    let answer_headers = answer.headers().clone();
+    let bytes = answer.bytes().await.unwrap();
+    recorder
+        .calls
+        .lock()
+        .unwrap()
+        .push((started, started.elapsed()));
+    let mut response = axum::response::Response::new(axum::body::Body::from(bytes));
+    *response.status_mut() = status;
+    for (name, value) in &answer_headers {
+        if name != "content-length" && name != "transfer-encoding" {
+            response.headers_mut().insert(name, value.clone());
+        }
+    }
+    response
+}
+
+/// Starts the pass-through; answers its address.
+async fn recorder(upstream: &str) -> (String, Arc<Recorder>) {
+    let recorder = Arc::new(Recorder {
+        upstream: upstream.trim_end_matches('/').to_string(),
+        client: reqwest::Client::new(),
+        calls: Mutex::default(),
+    });
+    let app = Router::new().fallback(forward).with_state(recorder.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (format!("http://{addr}"), recorder)
+}
+
+/// Counts what a stream of the child writes, with the time of each read.
+fn count_output(mut stream: impl Read + Send + 'static) -> Arc<Mutex<Vec<(Instant, usize)>>> {
+    let chunks = Arc::new(Mutex::new(Vec::new()));
+    let sink = chunks.clone();
+    std::thread::spawn(move || {
+        let mut buffer = [0u8; 8192];
+        while let Ok(n) = stream.read(&mut buffer) {
+            if n == 0 {
+                break;
+            }
+            sink.lock().unwrap().push((Instant::now(), n));
+        }
+    });
+    chunks
+}
+
 async fn measure(binary: &std::path::Path, names: &StackNames, event: Value) -> Measured {
+    let emulator = std::env::var("AWS_ENDPOINT_URL").unwrap();
+    let (endpoint, trips) = recorder(&emulator).await;
     let api = Arc::new(RuntimeApi {
         event,
         seen: Mutex::default(),
@@ -134,10 +232,13 @@ async fn measure(binary: &std::path::Path, names: &StackNames, event: Value) -> 
         .env("INLET_EVENTS_TABLE", &names.events_table)
         .env("INLET_CONFIG_TABLE", &names.config_table)
         .env("INLET_DIRECTORY_TABLE", &names.directory_table)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .env("AWS_ENDPOINT_URL", &endpoint)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
+    let stdout = count_output(child.stdout.take().unwrap());
+    let stderr = count_output(child.stderr.take().unwrap());
     tokio::time::timeout(Duration::from_secs(20), api.done.notified())
         .await
         .expect("the function neither answered nor failed within 20 s");
@@ -151,6 +252,8 @@ async fn measure(binary: &std::path::Path, names: &StackNames, event: Value) -> 
                 .and_then(|kb| kb.parse().ok())
         })
         .unwrap_or(0);
+    // Lines still on their way to the pipe (a logging thread) get a moment.
+    tokio::time::sleep(Duration::from_millis(100)).await;
     child.kill().unwrap();
     child.wait().unwrap();
     server.abort();
@@ -159,12 +262,34 @@ async fn measure(binary: &std::path::Path, names: &StackNames, event: Value) -> 
         panic!("{} reported an error: {failed}", binary.display());
     }
     let (responded, answer) = seen.responded.clone().unwrap();
+    let (first_next, handed_out) = (seen.first_next.unwrap(), seen.handed_out.unwrap());
+    let invocation_log_bytes = [stdout, stderr]
+        .iter()
+        .flat_map(|chunks| chunks.lock().unwrap().clone())
+        .filter(|(at, _)| *at >= handed_out)
+        .map(|(_, n)| n)
+        .sum();
     Measured {
-        init: seen.first_next.unwrap() - started,
-        first_invocation: responded - seen.handed_out.unwrap(),
+        init: first_next - started,
+        first_invocation: responded - handed_out,
+        init_trips: trips.within(started, first_next),
+        invocation_trips: trips.within(handed_out, responded),
+        invocation_log_bytes,
         peak_rss_kb,
         answer,
     }
+}
+
+/// One function's figures (medians over the runs; round-trip counts are the most seen).
+struct Row {
+    function: &'static str,
+    init: Duration,
+    first: Duration,
+    init_trips: (usize, Duration),
+    call_trips: (usize, Duration),
+    log_bytes: usize,
+    rss: u64,
+    size: u64,
 }
 
 fn sample(path: &str) -> Value {
@@ -249,6 +374,7 @@ async fn main() {
     let mut committed: Option<String> = None;
     for function in ["ingest", "actions", "admin"] {
         let (mut inits, mut firsts, mut rss) = (Vec::new(), Vec::new(), 0);
+        let (mut init_trips, mut call_trips, mut logs) = (Vec::new(), Vec::new(), Vec::new());
         for run in 0..runs {
             let event = match function {
                 "ingest" => {
@@ -287,24 +413,52 @@ async fn main() {
             }
             inits.push(measured.init);
             firsts.push(measured.first_invocation);
+            init_trips.push(measured.init_trips);
+            call_trips.push(measured.invocation_trips);
+            logs.push(measured.invocation_log_bytes);
             rss = rss.max(measured.peak_rss_kb);
         }
         let size = std::fs::metadata(release.join(function))
             .map(|m| m.len())
             .unwrap_or(0);
-        rows.push((function, median(inits), median(firsts), rss, size));
+        let trips = |all: &[(usize, Duration)]| {
+            (
+                all.iter().map(|t| t.0).max().unwrap_or(0),
+                median(all.iter().map(|t| t.1).collect()),
+            )
+        };
+        logs.sort();
+        rows.push(Row {
+            function,
+            init: median(inits),
+            first: median(firsts),
+            init_trips: trips(&init_trips),
+            call_trips: trips(&call_trips),
+            log_bytes: logs[logs.len() / 2],
+            rss,
+            size,
+        });
     }
     println!(
-        "| function | init (median of {runs}) | first invocation | peak RSS | binary (x86_64, unstripped) |"
+        "| function | init (median of {runs}) | of which emulator round trips | first invocation | of which emulator round trips | own time (init / invocation) | log bytes per invocation | peak RSS | binary (x86_64) |"
     );
-    println!("|---|---|---|---|---|");
-    for (function, init, first, rss, size) in rows {
+    println!("|---|---|---|---|---|---|---|---|---|");
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    for r in rows {
         println!(
-            "| {function} | {:.1} ms | {:.1} ms | {:.1} MB | {:.1} MB |",
-            init.as_secs_f64() * 1000.0,
-            first.as_secs_f64() * 1000.0,
-            rss as f64 / 1024.0,
-            size as f64 / 1_048_576.0
+            "| {} | {:.1} ms | {} in {:.1} ms | {:.1} ms | {} in {:.1} ms | {:.1} / {:.1} ms | {} B | {:.1} MB | {:.1} MB |",
+            r.function,
+            ms(r.init),
+            r.init_trips.0,
+            ms(r.init_trips.1),
+            ms(r.first),
+            r.call_trips.0,
+            ms(r.call_trips.1),
+            ms(r.init.saturating_sub(r.init_trips.1)),
+            ms(r.first.saturating_sub(r.call_trips.1)),
+            r.log_bytes,
+            r.rss as f64 / 1024.0,
+            r.size as f64 / 1_048_576.0
         );
     }
 }
