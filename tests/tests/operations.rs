@@ -402,3 +402,74 @@ async fn a_rotated_token_works_until_its_overlap_ends_then_answers_404() {
         1
     );
 }
+
+/// GETs a page: status, content type, text.
+async fn page(base: &str, path: &str) -> (StatusCode, String, String) {
+    let response = reqwest::get(format!("{base}{path}")).await.unwrap();
+    let status = response.status();
+    let content_type = response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    (status, content_type, response.text().await.unwrap())
+}
+
+/// The console's pages (server-rendered HTML over the admin API): sources with their
+/// URLs, the event list with its filters in the query string, an event with its action
+/// log; values are escaped, secrets stay redacted, unknown events are a 404 page.
+#[tokio::test]
+async fn the_console_pages_show_sources_events_and_an_event_with_its_action_log() {
+    let ws = Workspace::new();
+    let server = ws.start().await;
+    let base = format!("http://{}", server.addr);
+    let url = server.url("task-app", "development").unwrap().to_string();
+    let body = sample("task-assigned.json").replace(
+        "Write the launch",
+        "<script>alert(1)</script> Write the launch",
+    );
+    let sent = post(&url, &body, &[("x-webhook-secret", SECRET)]).await;
+    let id = sent.body["event_id"].as_str().unwrap().to_string();
+    let refused = post(&url, &body, &[("x-webhook-secret", "wrong")]).await;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
+    wait_for_count(&ws, "SELECT COUNT(*) FROM workflow_runs", 1).await;
+    let (status, content_type, html) = page(&base, "/console").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(content_type.starts_with("text/html"), "{content_type}");
+    assert!(html.contains(&url), "the webhook URL is shown");
+    assert!(html.contains("Task management app") && html.contains("task.assigned"));
+
+    let (_, _, list) = page(&base, "/console/events").await;
+    assert!(
+        list.contains(&format!("href=\"/console/events/{id}\"")),
+        "{list}"
+    );
+    assert!(list.contains("class=\"status rejected\""));
+    let (_, _, accepted_only) = page(&base, "/console/events?status=accepted&source=&env=").await;
+    assert!(accepted_only.contains(&id));
+    assert!(!accepted_only.contains("class=\"status rejected\""));
+    assert!(
+        accepted_only.contains("<option value=\"accepted\" selected>"),
+        "the filter is kept"
+    );
+
+    let (status, _, detail) = page(&base, &format!("/console/events/{id}")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        detail.contains("workflows_trigger") && detail.contains("class=\"status succeeded\""),
+        "{detail}"
+    );
+    assert!(
+        detail.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+        "values are escaped"
+    );
+    assert!(
+        !detail.contains("<script>alert(1)"),
+        "no raw markup from the payload"
+    );
+    assert!(!detail.contains(SECRET), "the secret header stays redacted");
+    assert!(detail.contains("[redacted]"));
+
+    let (status, _, missing) = page(&base, "/console/events/no-such-event").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(missing.contains("no event `no-such-event`"), "{missing}");
+}

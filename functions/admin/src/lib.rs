@@ -17,6 +17,7 @@
 //! loopback only unless `--expose-admin`) and the admin Lambda function (DynamoDB, behind
 //! API Gateway's IAM auth; see [`on_aws`]).
 
+pub mod console;
 pub mod on_aws;
 pub mod operations;
 
@@ -139,6 +140,9 @@ pub fn router(state: Arc<AdminState>) -> Router {
         .route("/admin/sources/{key}/event-types", get(event_types))
         .route("/admin/events", get(events))
         .route("/admin/events/{id}", get(event))
+        .route("/console", get(console::sources))
+        .route("/console/events", get(console::events))
+        .route("/console/events/{id}", get(console::event))
         .route("/admin/events/{id}/replay", post(operations::replay))
         .route("/admin/sources/{key}/rehearse", post(operations::rehearse))
         .route(
@@ -158,7 +162,10 @@ pub fn router(state: Arc<AdminState>) -> Router {
         .with_state(state)
 }
 
-async fn sources(State(state): State<Arc<AdminState>>, headers: HeaderMap) -> AdminResult {
+pub(crate) async fn sources(
+    State(state): State<Arc<AdminState>>,
+    headers: HeaderMap,
+) -> AdminResult {
     let catalog = state.sources.catalog().await?;
     let urls = state.sources.urls(host(&headers)).await?;
     let sources: Vec<Value> = catalog
@@ -242,17 +249,17 @@ async fn event_types(
     ))
 }
 
-#[derive(Debug, Deserialize)]
-struct EventsQuery {
-    source: Option<String>,
-    env: Option<String>,
+#[derive(Debug, Clone, Deserialize)]
+pub(crate) struct EventsQuery {
+    pub(crate) source: Option<String>,
+    pub(crate) env: Option<String>,
     #[serde(rename = "type")]
-    event_type: Option<String>,
-    status: Option<String>,
-    since: Option<String>,
-    until: Option<String>,
-    cursor: Option<String>,
-    limit: Option<String>,
+    pub(crate) event_type: Option<String>,
+    pub(crate) status: Option<String>,
+    pub(crate) since: Option<String>,
+    pub(crate) until: Option<String>,
+    pub(crate) cursor: Option<String>,
+    pub(crate) limit: Option<String>,
 }
 
 /// RFC 3339 or unix milliseconds.
@@ -286,7 +293,10 @@ fn cursor(text: String) -> Result<String, AdminError> {
     }
 }
 
-async fn events(State(state): State<Arc<AdminState>>, Query(q): Query<EventsQuery>) -> AdminResult {
+pub(crate) async fn events(
+    State(state): State<Arc<AdminState>>,
+    Query(q): Query<EventsQuery>,
+) -> AdminResult {
     let status = match q.status.as_deref() {
         None => None,
         Some(text) => Some(EventStatus::parse(text).ok_or_else(|| {
@@ -338,7 +348,10 @@ async fn events(State(state): State<Arc<AdminState>>, Query(q): Query<EventsQuer
     ))
 }
 
-async fn event(State(state): State<Arc<AdminState>>, Path(id): Path<String>) -> AdminResult {
+pub(crate) async fn event(
+    State(state): State<Arc<AdminState>>,
+    Path(id): Path<String>,
+) -> AdminResult {
     let Some(mut event) = state.events.get(&id).await? else {
         return Err(AdminError::NotFound(format!(
             "no event `{id}` (events are kept 30 days)"

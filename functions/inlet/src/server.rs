@@ -361,11 +361,13 @@ pub async fn start(
         );
     } else {
         tracing::warn!(
-            "not on a loopback address: /admin is off (pass --expose-admin to serve it)"
+            "not on a loopback address: /admin and /console are off (pass --expose-admin to serve them)"
         );
         app = app
             .route("/admin", any(admin_off))
-            .route("/admin/{*rest}", any(admin_off));
+            .route("/admin/{*rest}", any(admin_off))
+            .route("/console", any(admin_off))
+            .route("/console/{*rest}", any(admin_off));
     }
     let app = app
         .fallback(not_found)

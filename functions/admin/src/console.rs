@@ -1,0 +1,326 @@
+//! The web console: server-rendered HTML pages over the admin API's own handlers (so
+//! they show exactly what the API answers, and work wherever the admin router runs),
+//! with no script and no external asset: pages work offline, and every value is
+//! HTML-escaped by the templates (`maud`). Secrets never reach a page: events are shown
+//! as the log keeps them (header values holding a var redacted).
+//!
+//! | page | shows |
+//! |---|---|
+//! | `/console` | sources: environments, webhook URLs, verification, mapped event types |
+//! | `/console/events?source=&env=&type=&status=&since=&cursor=` | events, newest first, filtered (the filters are the query string, so a page can be bookmarked), next page |
+//! | `/console/events/{id}` | one event: its fields, raw body, headers, preprocess output, script console, action log |
+//!
+//! Not yet: live updates of the list, the event-type, rehearse and directory pages, and
+//! tests in a browser.
+
+use crate::{AdminError, AdminState};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use maud::{DOCTYPE, Markup, PreEscaped, html};
+use serde_json::Value;
+use std::sync::Arc;
+
+const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:0;color:#1a1a1a}\
+header{background:#12343b;color:#fff;padding:.6rem 1rem}header a{color:#fff;margin-right:1rem}\
+main{padding:1rem}table{border-collapse:collapse;width:100%}th,td{text-align:left;padding:.3rem .5rem;border-bottom:1px solid #ddd;vertical-align:top}\
+pre{background:#f5f5f5;padding:.5rem;overflow:auto}code{word-break:break-all}\
+.status{padding:.1rem .4rem;border-radius:.3rem;font-size:.85em}\
+.accepted,.succeeded{background:#d4f4dd}.duplicate,.planned{background:#e4e4f7}.rejected,.failed,.error{background:#f9d6d5}\
+.invalid_event_type,.skipped{background:#fbeec1}.answered{background:#dbeefa}\
+form{display:flex;gap:.8rem;flex-wrap:wrap;align-items:end;margin-bottom:1rem}label{display:flex;flex-direction:column;font-size:.85em}";
+
+fn page(title: &str, body: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " — Inlet" }
+                style { (PreEscaped(STYLE)) }
+            }
+            body {
+                header {
+                    nav aria-label="Console" {
+                        a href="/console" { "Sources" }
+                        a href="/console/events" { "Events" }
+                    }
+                }
+                main { h1 { (title) } (body) }
+            }
+        }
+    }
+}
+
+/// An admin error as a page with the same status.
+fn error_page(error: AdminError) -> Response {
+    let status = match &error {
+        AdminError::BadRequest(_) => StatusCode::BAD_REQUEST,
+        AdminError::NotFound(_) => StatusCode::NOT_FOUND,
+        AdminError::Unavailable(detail) => {
+            tracing::error!(error = %detail, "console page failed");
+            StatusCode::SERVICE_UNAVAILABLE
+        }
+        AdminError::Refused(e) => {
+            StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+        }
+    };
+    let message = match &error {
+        AdminError::Unavailable(_) => "the store could not be read; retry later".to_string(),
+        other => other.to_string(),
+    };
+    (
+        status,
+        page("Not available", html! { p role="alert" { (message) } }),
+    )
+        .into_response()
+}
+
+fn status_badge(status: &str) -> Markup {
+    html! { span class={ "status " (status) } { (status) } }
+}
+
+fn time(ms: Option<i64>) -> String {
+    ms.and_then(chrono::DateTime::from_timestamp_millis)
+        .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+        .unwrap_or_else(|| "-".into())
+}
+
+fn text(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        Value::Null => "-".into(),
+        other => other.to_string(),
+    }
+}
+
+/// A body pretty-printed when it is JSON, as sent otherwise.
+fn pretty(raw: &str) -> String {
+    serde_json::from_str::<Value>(raw)
+        .ok()
+        .and_then(|v| serde_json::to_string_pretty(&v).ok())
+        .unwrap_or_else(|| raw.to_string())
+}
+
+pub(crate) async fn sources(State(state): State<Arc<AdminState>>, headers: HeaderMap) -> Response {
+    let body = match crate::sources(State(state), headers).await {
+        Ok(axum::Json(body)) => body,
+        Err(error) => return error_page(error),
+    };
+    let sources = body["sources"].as_array().cloned().unwrap_or_default();
+    page(
+        "Sources",
+        html! {
+            @if sources.is_empty() { p { "No sources are configured." } }
+            @for source in &sources {
+                section aria-labelledby={ "source-" (text(&source["key"])) } {
+                    h2 id={ "source-" (text(&source["key"])) } {
+                        (text(&source["name"])) " " small { code { (text(&source["key"])) } }
+                    }
+                    @if let Some(description) = source["description"].as_str() { p { (description) } }
+                    table {
+                        thead { tr { th { "Environment" } th { "Webhook URLs" } th { "Verification" } th { "Mapped event types" } } }
+                        tbody {
+                            @for env in source["environments"].as_array().into_iter().flatten() {
+                                tr {
+                                    td {
+                                        a href={ "/console/events?source=" (text(&source["key"])) "&env=" (text(&env["name"])) } { (text(&env["name"])) }
+                                        @if env["production"] == true { " (production)" }
+                                    }
+                                    td {
+                                        @for url in env["urls"].as_array().into_iter().flatten() {
+                                            div { code { (text(url)) } }
+                                        }
+                                        @for retiring in env["retiring"].as_array().into_iter().flatten() {
+                                            div { small { "retires " (time(retiring["retires_at_ms"].as_i64())) ": " code { (text(&retiring["url"])) } } }
+                                        }
+                                    }
+                                    td {
+                                        @match env["verify"]["scheme"].as_str() {
+                                            Some(scheme) => (scheme),
+                                            None => @if env["script"].is_string() { "script " code { (text(&env["script"])) } } @else { "none" },
+                                        }
+                                        @if env["enforce_verification"] == true { " (enforced)" }
+                                    }
+                                    td {
+                                        @for t in env["mapped_event_types"].as_array().into_iter().flatten() {
+                                            code { (text(t)) } " "
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        },
+    )
+    .into_response()
+}
+
+const STATUSES: [&str; 6] = [
+    "accepted",
+    "duplicate",
+    "rejected",
+    "invalid_event_type",
+    "error",
+    "answered",
+];
+
+pub(crate) async fn events(
+    State(state): State<Arc<AdminState>>,
+    Query(query): Query<crate::EventsQuery>,
+) -> Response {
+    let filters = query.clone();
+    // Empty form fields mean "any".
+    let non_empty = |v: Option<String>| v.filter(|s| !s.is_empty());
+    let query = crate::EventsQuery {
+        source: non_empty(query.source),
+        env: non_empty(query.env),
+        event_type: non_empty(query.event_type),
+        status: non_empty(query.status),
+        since: non_empty(query.since),
+        until: non_empty(query.until),
+        cursor: non_empty(query.cursor),
+        limit: non_empty(query.limit),
+    };
+    let body = match crate::events(State(state), Query(query)).await {
+        Ok(axum::Json(body)) => body,
+        Err(error) => return error_page(error),
+    };
+    let events = body["events"].as_array().cloned().unwrap_or_default();
+    let value = |v: &Option<String>| v.clone().unwrap_or_default();
+    let next = body["next_cursor"].as_str().map(|cursor| {
+        let mut pairs = form_urlencoded::Serializer::new(String::new());
+        pairs.append_pair("cursor", cursor);
+        for (name, v) in [
+            ("source", &filters.source),
+            ("env", &filters.env),
+            ("type", &filters.event_type),
+            ("status", &filters.status),
+            ("since", &filters.since),
+        ] {
+            if let Some(v) = v.as_ref().filter(|v| !v.is_empty()) {
+                pairs.append_pair(name, v);
+            }
+        }
+        pairs.finish()
+    });
+    page(
+        "Events",
+        html! {
+            form method="get" action="/console/events" aria-label="Filter events" {
+                label { "Source" input name="source" value=(value(&filters.source)); }
+                label { "Environment" input name="env" value=(value(&filters.env)); }
+                label { "Event type" input name="type" value=(value(&filters.event_type)); }
+                label { "Status"
+                    select name="status" {
+                        option value="" { "any" }
+                        @for s in STATUSES {
+                            option value=(s) selected[filters.status.as_deref() == Some(s)] { (s) }
+                        }
+                    }
+                }
+                label { "Since (RFC 3339 or unix ms)" input name="since" value=(value(&filters.since)); }
+                button type="submit" { "Filter" }
+            }
+            @if events.is_empty() { p { "No events match." } }
+            @else {
+                table {
+                    thead { tr { th { "Received" } th { "Event" } th { "Source/env" } th { "Type" } th { "Status" } th { "Verification" } } }
+                    tbody {
+                        @for e in &events {
+                            tr {
+                                td { (time(e["received_at_ms"].as_i64())) }
+                                td { a href={ "/console/events/" (text(&e["id"])) } { code { (text(&e["id"])) } } }
+                                td { (text(&e["source"])) "/" (text(&e["environment"])) }
+                                td { (text(&e["event_type"])) }
+                                td { (status_badge(e["status"].as_str().unwrap_or("?"))) }
+                                td { (text(&e["verification"])) }
+                            }
+                        }
+                    }
+                }
+            }
+            @if let Some(next) = next { p { a href={ "/console/events?" (next) } rel="next" { "Older events" } } }
+        },
+    )
+    .into_response()
+}
+
+pub(crate) async fn event(
+    State(state): State<Arc<AdminState>>,
+    Path(id): Path<String>,
+) -> Response {
+    let body = match crate::event(State(state), Path(id.clone())).await {
+        Ok(axum::Json(body)) => body,
+        Err(error) => return error_page(error),
+    };
+    let e = &body["event"];
+    let actions = body["actions"].as_array().cloned().unwrap_or_default();
+    page(
+        &format!("Event {id}"),
+        html! {
+            dl {
+                dt { "Status" } dd { (status_badge(e["status"].as_str().unwrap_or("?"))) }
+                dt { "Source/environment" } dd { (text(&e["source"])) "/" (text(&e["environment"])) }
+                dt { "Event type" } dd { (text(&e["event_type"])) }
+                dt { "Verification" } dd { (text(&e["verification"])) }
+                dt { "Received" } dd { (time(e["received_at_ms"].as_i64())) }
+                dt { "Occurred" } dd { (time(e["occurred_at_ms"].as_i64())) }
+                dt { "Idempotency key" } dd { (text(&e["idempotency_key"])) }
+                @if let Some(original) = e["duplicate_of"].as_str() {
+                    dt { "Duplicate of" } dd { a href={ "/console/events/" (original) } { code { (original) } } }
+                }
+                @if let Some(original) = e["replay_of"].as_str() {
+                    dt { "Replay of" } dd { a href={ "/console/events/" (original) } { code { (original) } } }
+                }
+                @if let Some(error) = e["error"].as_str() { dt { "Error" } dd role="alert" { (error) } }
+                @for warning in e["warnings"].as_array().into_iter().flatten() { dt { "Warning" } dd { (text(warning)) } }
+            }
+            h2 { "Actions" }
+            @if actions.is_empty() { p { "No actions were planned for this event." } }
+            @else {
+                table {
+                    thead { tr { th { "#" } th { "Action" } th { "Status" } th { "Attempts" } th { "Payload" } th { "Result or reason" } } }
+                    tbody {
+                        @for a in &actions {
+                            tr {
+                                td { (text(&a["index"])) }
+                                td { code { (text(&a["action"])) } }
+                                td { (status_badge(a["status"].as_str().unwrap_or("?"))) }
+                                td { (text(&a["attempts"])) }
+                                td { pre { (serde_json::to_string_pretty(&a["payload"]).unwrap_or_default()) } }
+                                td {
+                                    @if let Some(error) = a["error"].as_str() { (error) }
+                                    @else { pre { (serde_json::to_string_pretty(&a["result"]).unwrap_or_default()) } }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            h2 { "Body" }
+            pre { (pretty(e["raw_body"].as_str().unwrap_or_default())) }
+            h2 { "Headers" }
+            table {
+                thead { tr { th { "Name" } th { "Value" } } }
+                tbody {
+                    @for pair in e["headers"].as_array().into_iter().flatten() {
+                        tr { td { code { (text(&pair[0])) } } td { code { (text(&pair[1])) } } }
+                    }
+                }
+            }
+            @if !e["preprocess"].is_null() {
+                h2 { "Preprocess output" }
+                pre { (serde_json::to_string_pretty(&e["preprocess"]).unwrap_or_default()) }
+            }
+            @if e["script_console"].as_array().is_some_and(|c| !c.is_empty()) {
+                h2 { "Script console" }
+                pre { @for line in e["script_console"].as_array().into_iter().flatten() { (text(line)) "\n" } }
+            }
+        },
+    )
+    .into_response()
+}
