@@ -469,6 +469,19 @@ async fn the_console_pages_show_sources_events_and_an_event_with_its_action_log(
     assert!(!detail.contains(SECRET), "the secret header stays redacted");
     assert!(detail.contains("[redacted]"));
 
+    let (status, _, types) = page(&base, "/console/event-types?source=task-app").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        types.contains(
+            "href=\"/console/events?source=task-app&amp;env=development&amp;type=task.assigned\""
+        ),
+        "{types}"
+    );
+    assert!(
+        types.contains("<td>1</td>"),
+        "one accepted event counted: {types}"
+    );
+
     let (status, _, missing) = page(&base, "/console/events/no-such-event").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert!(missing.contains("no event `no-such-event`"), "{missing}");

@@ -9,9 +9,10 @@
 //! | `/console` | sources: environments, webhook URLs, verification, mapped event types |
 //! | `/console/events?source=&env=&type=&status=&since=&cursor=` | events, newest first, filtered (the filters are the query string, so a page can be bookmarked), next page |
 //! | `/console/events/{id}` | one event: its fields, raw body, headers, preprocess output, script console, action log |
+//! | `/console/event-types?source=&env=` | event types received per source environment: count, first/last seen, last sample, whether mapped |
 //!
-//! Not yet: live updates of the list, the event-type, rehearse and directory pages, and
-//! tests in a browser.
+//! Not yet: live updates of the list, the rehearse and directory pages, and tests in a
+//! browser.
 
 use crate::{AdminError, AdminState};
 use axum::extract::{Path, Query, State};
@@ -45,6 +46,7 @@ fn page(title: &str, body: Markup) -> Markup {
                     nav aria-label="Console" {
                         a href="/console" { "Sources" }
                         a href="/console/events" { "Events" }
+                        a href="/console/event-types" { "Event types" }
                     }
                 }
                 main { h1 { (title) } (body) }
@@ -75,6 +77,15 @@ fn error_page(error: AdminError) -> Response {
         page("Not available", html! { p role="alert" { (message) } }),
     )
         .into_response()
+}
+
+/// The events page filtered by these (name, value) pairs, URL-encoded.
+fn events_link(filters: &[(&str, &str)]) -> String {
+    let mut query = form_urlencoded::Serializer::new(String::new());
+    for (name, value) in filters {
+        query.append_pair(name, value);
+    }
+    format!("/console/events?{}", query.finish())
 }
 
 fn status_badge(status: &str) -> Markup {
@@ -125,7 +136,7 @@ pub(crate) async fn sources(State(state): State<Arc<AdminState>>, headers: Heade
                             @for env in source["environments"].as_array().into_iter().flatten() {
                                 tr {
                                     td {
-                                        a href={ "/console/events?source=" (text(&source["key"])) "&env=" (text(&env["name"])) } { (text(&env["name"])) }
+                                        a href=(events_link(&[("source", &text(&source["key"])), ("env", &text(&env["name"]))])) { (text(&env["name"])) }
                                         @if env["production"] == true { " (production)" }
                                     }
                                     td {
@@ -319,6 +330,79 @@ pub(crate) async fn event(
             @if e["script_console"].as_array().is_some_and(|c| !c.is_empty()) {
                 h2 { "Script console" }
                 pre { @for line in e["script_console"].as_array().into_iter().flatten() { (text(line)) "\n" } }
+            }
+        },
+    )
+    .into_response()
+}
+
+pub(crate) async fn event_types(
+    State(state): State<Arc<AdminState>>,
+    Query(query): Query<std::collections::HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    let listing = match crate::sources(State(state.clone()), headers).await {
+        Ok(axum::Json(body)) => body,
+        Err(error) => return error_page(error),
+    };
+    let wanted = |key: &str, env: &str| {
+        query.get("source").is_none_or(|s| s.is_empty() || s == key)
+            && query.get("env").is_none_or(|e| e.is_empty() || e == env)
+    };
+    let mut sections = Vec::new();
+    for source in listing["sources"].as_array().into_iter().flatten() {
+        let key = text(&source["key"]);
+        for env in source["environments"].as_array().into_iter().flatten() {
+            let name = text(&env["name"]);
+            if !wanted(&key, &name) {
+                continue;
+            }
+            let mut one = std::collections::HashMap::new();
+            one.insert("env".to_string(), name.clone());
+            let types =
+                match crate::event_types(State(state.clone()), Path(key.clone()), Query(one)).await
+                {
+                    Ok(axum::Json(body)) => {
+                        body["event_types"].as_array().cloned().unwrap_or_default()
+                    }
+                    Err(error) => return error_page(error),
+                };
+            let mapped: Vec<String> = env["mapped_event_types"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(text)
+                .collect();
+            sections.push((key.clone(), name, types, mapped));
+        }
+    }
+    page(
+        "Event types",
+        html! {
+            @for (key, env, types, mapped) in &sections {
+                section {
+                    h2 { (key) "/" (env) }
+                    @if types.is_empty() { p { "No events received yet." } }
+                    @else {
+                        table {
+                            thead { tr { th { "Event type" } th { "Count" } th { "First seen" } th { "Last seen" } th { "Mapped" } th { "Last sample" } } }
+                            tbody {
+                                @for t in types {
+                                    tr {
+                                        td {
+                                            a href=(events_link(&[("source", key), ("env", env), ("type", &text(&t["event_type"]))])) { code { (text(&t["event_type"])) } }
+                                        }
+                                        td { (text(&t["count"])) }
+                                        td { (time(t["first_seen_ms"].as_i64())) }
+                                        td { (time(t["last_seen_ms"].as_i64())) }
+                                        td { @if mapped.contains(&text(&t["event_type"])) { "yes" } @else { "no" } }
+                                        td { details { summary { "sample" } pre { (pretty(t["last_sample"].as_str().unwrap_or_default())) } } }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
             }
         },
     )

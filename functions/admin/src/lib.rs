@@ -143,6 +143,7 @@ pub fn router(state: Arc<AdminState>) -> Router {
         .route("/console", get(console::sources))
         .route("/console/events", get(console::events))
         .route("/console/events/{id}", get(console::event))
+        .route("/console/event-types", get(console::event_types))
         .route("/admin/events/{id}/replay", post(operations::replay))
         .route("/admin/sources/{key}/rehearse", post(operations::rehearse))
         .route(
@@ -232,7 +233,7 @@ async fn environment(
     }
 }
 
-async fn event_types(
+pub(crate) async fn event_types(
     State(state): State<Arc<AdminState>>,
     Path(key): Path<String>,
     Query(query): Query<HashMap<String, String>>,
