@@ -9,21 +9,6 @@ use common::*;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::time::Duration;
-use tokio::process::Command;
-
-/// Runs the `inlet` binary without blocking the runtime the dev server runs on.
-async fn inlet(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(inlet_binary())
-        .args(args)
-        .output()
-        .await
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 async fn admin_post(base: &str, path: &str, body: Value) -> Answer {
     post(&format!("{base}{path}"), &body.to_string(), &[]).await
@@ -177,7 +162,7 @@ async fn rehearse_shows_what_would_happen_and_stores_nothing() {
     // The command line: the same dry run, for people; exit 0 when it would be a 2xx.
     let file = ws.dir.path().join("assigned.json");
     std::fs::write(&file, body.replace("0001", "0002")).unwrap();
-    let (code, out, err) = inlet(&[
+    let (code, out, err) = run_inlet(&[
         "rehearse",
         file.to_str().unwrap(),
         "--source",
@@ -201,7 +186,7 @@ async fn rehearse_shows_what_would_happen_and_stores_nothing() {
         out.contains("action 0      workflows_trigger  runs with {"),
         "{out}"
     );
-    let (code, out, _) = inlet(&[
+    let (code, out, _) = run_inlet(&[
         "rehearse",
         file.to_str().unwrap(),
         "--source",
@@ -253,7 +238,7 @@ async fn replay_stores_a_new_event_that_runs_its_actions_and_leaves_the_original
     );
 
     // Through the command line.
-    let (code, out, err) = inlet(&["replay", &original, "--server", &base]).await;
+    let (code, out, err) = run_inlet(&["replay", &original, "--server", &base]).await;
     assert_eq!(code, 0, "{out}{err}");
     assert!(
         out.starts_with(&format!("Replayed {original} as ")),
@@ -285,7 +270,7 @@ async fn replay_stores_a_new_event_that_runs_its_actions_and_leaves_the_original
     .await;
     assert_eq!(refused.status, StatusCode::CONFLICT);
     assert_eq!(refused.body["error"]["code"], "not_replayable");
-    let (code, _, err) = inlet(&["replay", "no-such-event", "--server", &base]).await;
+    let (code, _, err) = run_inlet(&["replay", "no-such-event", "--server", &base]).await;
     assert_eq!(code, 1);
     assert!(
         err.contains("404 not_found: no event `no-such-event`"),
@@ -301,7 +286,7 @@ async fn a_rotated_token_works_until_its_overlap_ends_then_answers_404() {
     let old = server.url("task-app", "development").unwrap().to_string();
     let body = sample("task-assigned.json");
 
-    let (code, out, err) = inlet(&[
+    let (code, out, err) = run_inlet(&[
         "token",
         "rotate",
         "--source",
@@ -337,7 +322,7 @@ async fn a_rotated_token_works_until_its_overlap_ends_then_answers_404() {
     )
     .await;
     assert_eq!(via_new.status, StatusCode::ACCEPTED, "{:?}", via_new.body);
-    let (code, urls, _) = inlet(&["urls", "--base-url", &base, "--source", "task-app"]).await;
+    let (code, urls, _) = run_inlet(&["urls", "--base-url", &base, "--source", "task-app"]).await;
     assert_eq!(code, 0);
     assert!(urls.contains(&format!("{old}  (retires ")), "{urls}");
     assert!(urls.lines().any(|l| l.ends_with(&new)), "{urls}");
@@ -351,7 +336,7 @@ async fn a_rotated_token_works_until_its_overlap_ends_then_answers_404() {
     .await;
     assert_eq!(late.status, StatusCode::NOT_FOUND, "{:?}", late.body);
     assert_eq!(late.body["error"]["code"], "unknown_token");
-    let (_, urls, _) = inlet(&["urls", "--base-url", &base, "--source", "task-app"]).await;
+    let (_, urls, _) = run_inlet(&["urls", "--base-url", &base, "--source", "task-app"]).await;
     assert!(!urls.contains(&old), "{urls}");
     assert!(urls.contains(&new), "{urls}");
 
@@ -384,7 +369,7 @@ async fn a_rotated_token_works_until_its_overlap_ends_then_answers_404() {
 
     // Without a running server: rotated in the database file.
     restarted.shutdown().await.unwrap();
-    let (code, out, err) = inlet(&[
+    let (code, out, err) = run_inlet(&[
         "token",
         "rotate",
         "--source",

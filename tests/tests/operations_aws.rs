@@ -7,27 +7,13 @@ mod common;
 
 use axum::body::Body;
 use common::aws::{SECRET, Stack, apigw_with, example_files, fresh_ingest, ingest_function};
-use common::inlet_binary;
+use common::run_inlet;
 use inlet_aws::ingest::IngestFunction;
 use inlet_core::directory::Directory;
 use inlet_core::store::{EventLog, EventQuery, EventStatus};
 use serde_json::{Value, json};
 use std::time::Duration;
-use tokio::process::Command;
 use tower::ServiceExt;
-
-async fn inlet(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(inlet_binary())
-        .args(args)
-        .output()
-        .await
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 /// POSTs to the admin function's router on the stack.
 async fn admin(stack: &Stack, path: &str, body: Value) -> (u16, Value) {
@@ -146,7 +132,7 @@ async fn rehearse_replay_and_rotation_on_a_stack() {
     // The same through the command line.
     let file = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(file.path(), body.replace("0001", "0010")).unwrap();
-    let (code, out, err) = inlet(&[
+    let (code, out, err) = run_inlet(&[
         "rehearse",
         file.path().to_str().unwrap(),
         "--source",
@@ -161,17 +147,17 @@ async fn rehearse_replay_and_rotation_on_a_stack() {
     .await;
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("would answer 202 accepted"), "{out}");
-    let (code, out, err) = inlet(&["replay", &original, "--aws-env", &env]).await;
+    let (code, out, err) = run_inlet(&["replay", &original, "--aws-env", &env]).await;
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains(": accepted, 1 action(s) to run"), "{out}");
     assert_eq!(stored_events(&stack).await, 3);
-    let (code, out, err) = inlet(&["event", &copy, "--aws-env", &env]).await;
+    let (code, out, err) = run_inlet(&["event", &copy, "--aws-env", &env]).await;
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains(&format!("replay of  {original}")), "{out}");
 
     // Rotation with an overlap: both URLs work, `inlet urls` shows both, then the old
     // one is refused.
-    let (code, out, err) = inlet(&[
+    let (code, out, err) = run_inlet(&[
         "token",
         "rotate",
         "--source",
@@ -199,7 +185,7 @@ async fn rehearse_replay_and_rotation_on_a_stack() {
     );
     let new_token = new_url.rsplit('/').next().unwrap().to_string();
     assert!(out.contains(&tokens[0]), "the old URL is named: {out}");
-    let (code, urls, _) = inlet(&["urls", "--aws-env", &env]).await;
+    let (code, urls, _) = run_inlet(&["urls", "--aws-env", &env]).await;
     assert_eq!(code, 0);
     assert!(
         urls.contains(&format!("{}  (retires ", tokens[0])),
@@ -220,7 +206,7 @@ async fn rehearse_replay_and_rotation_on_a_stack() {
     );
     let (status, _) = send(&warm, &new_token, &body.replace("0001", "0014")).await;
     assert_eq!(status, 202);
-    let (_, urls, _) = inlet(&["urls", "--aws-env", &env]).await;
+    let (_, urls, _) = run_inlet(&["urls", "--aws-env", &env]).await;
     assert!(!urls.contains(&tokens[0]), "{urls}");
 
     // Through the router, with no overlap.

@@ -56,6 +56,7 @@ use crate::error::store_error;
 use crate::item::{Item, get_s, n, s};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
     AttributeValue, ConditionCheck, Delete, KeysAndAttributes, Put, TransactWriteItem, Update,
@@ -200,6 +201,20 @@ fn upsert_target<'a>(
         DirectoryChange::SetTenant { id, properties } => Some((tenant_pk(env, id), properties)),
         _ => None,
     }
+}
+
+/// A write's failure: `None` when its condition failed (the caller reads again), else
+/// the store error.
+fn condition_failed_or<E, R>(error: SdkError<E, R>) -> Option<StoreError>
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    let condition = error
+        .as_service_error()
+        .and_then(ProvideErrorMetadata::code)
+        == Some("ConditionalCheckFailedException");
+    (!condition).then(|| store_error("directory write", error))
 }
 
 /// A stored result (JSON text), or `fallback` when there is none.
@@ -1004,12 +1019,8 @@ impl DynamoDirectory {
                     .condition_expression("attribute_not_exists(pk)")
                     .send()
                     .await
-                    .map(|_| ())
-                    .map_err(|e| {
-                        (!e.as_service_error()
-                            .is_some_and(|e| e.is_conditional_check_failed_exception()))
-                        .then(|| store_error("directory write", e))
-                    })
+                    .map(drop)
+                    .map_err(condition_failed_or)
             }
             Some(existing) => {
                 let mut set = vec![
@@ -1022,8 +1033,7 @@ impl DynamoDirectory {
                     .table_name(&self.table)
                     .key("pk", s(pk))
                     .key("sk", s("PROFILE"))
-                    .expression_attribute_values(":now", n(now_ms))
-                    .expression_attribute_names("#entry", &entry);
+                    .expression_attribute_values(":now", n(now_ms));
                 if properties.is_empty() {
                     set.push("properties = if_not_exists(properties, :empty)".into());
                     update = update
@@ -1036,8 +1046,11 @@ impl DynamoDirectory {
                         .expression_attribute_values(format!(":v{i}"), to_av(value));
                 }
                 let condition = if existing.contains_key("applied") {
+                    // DynamoDB refuses names an expression does not use: only here.
                     set.push("applied.#entry = :record".into());
-                    update = update.expression_attribute_values(":record", record);
+                    update = update
+                        .expression_attribute_names("#entry", &entry)
+                        .expression_attribute_values(":record", record);
                     "attribute_exists(pk) AND attribute_not_exists(applied.#entry)"
                 } else {
                     set.push("applied = :applied".into());
@@ -1061,12 +1074,8 @@ impl DynamoDirectory {
                     .condition_expression(condition)
                     .send()
                     .await
-                    .map(|_| ())
-                    .map_err(|e| {
-                        (!e.as_service_error()
-                            .is_some_and(|e| e.is_conditional_check_failed_exception()))
-                        .then(|| store_error("directory write", e))
-                    })
+                    .map(drop)
+                    .map_err(condition_failed_or)
             }
         };
         match written {

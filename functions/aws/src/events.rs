@@ -323,7 +323,9 @@ impl DynamoEventLog {
             .await
             .map_err(|e| store_error("idempotency read", e))?
             .item;
-        Ok(item.and_then(|item| crate::idempotency::holder_of(&item, claim.now_ms)))
+        Ok(item
+            .and_then(|item| crate::idempotency::holder_of(&item, claim.now_ms))
+            .map(|record| record.event_id))
     }
 
     /// Claims `claim`'s scope for `event_id`, on condition that it is free.
@@ -412,11 +414,6 @@ impl DynamoEventLog {
         Ok(found.and_then(|item| get_s(&item, SCOPE_ATTRIBUTE).ok().map(str::to_string)))
     }
 
-    /// Whether event `event_id`'s item is stored (a strongly consistent read of its key).
-    pub(crate) async fn is_stored(&self, event_id: &str) -> Result<bool, StoreError> {
-        is_stored(&self.client, &self.table, event_id).await
-    }
-
     async fn commit_event(
         &self,
         event: &EventRecord,
@@ -469,7 +466,7 @@ impl DynamoEventLog {
                 Claim::HeldBy(holder) => holder,
             },
         };
-        if !self.is_stored(&holder).await? {
+        if !is_stored(&self.client, &self.table, &holder).await? {
             // The holder's commit stopped after its claim: complete it as the holder.
             let as_holder = EventRecord {
                 id: holder.clone(),

@@ -36,9 +36,9 @@ impl DynamoIdempotency {
     }
 }
 
-/// The event a record item names, if it holds its scope at `now_ms` (written
-/// `completed` and not expired; `in_progress` items an earlier version left do not).
-pub(crate) fn holder_of(item: &Item, now_ms: i64) -> Option<String> {
+/// The record an item holds, if it holds its scope at `now_ms` (written `completed` and
+/// not expired; `in_progress` items an earlier version left do not).
+pub(crate) fn holder_of(item: &Item, now_ms: i64) -> Option<IdempotencyRecord> {
     if get_s(item, "status").ok()? != "completed" {
         return None;
     }
@@ -46,7 +46,7 @@ pub(crate) fn holder_of(item: &Item, now_ms: i64) -> Option<String> {
         event_id: get_s(item, "event_id").ok()?.to_string(),
         expires_at_ms: get_n(item, "expires_at_ms").ok()?,
     };
-    record.holds(now_ms).then_some(record.event_id)
+    record.holds(now_ms).then_some(record)
 }
 
 /// The item of a record held by `event_id` until `expires_at_ms`.
@@ -82,15 +82,11 @@ impl IdempotencyStore for DynamoIdempotency {
         let Some(item) = item else {
             return Ok(None);
         };
-        let Some(event_id) = holder_of(&item, now_ms) else {
+        let Some(record) = holder_of(&item, now_ms) else {
             return Ok(None);
         };
-        if !crate::events::is_stored(&self.client, &self.events_table, &event_id).await? {
-            return Ok(None);
-        }
-        Ok(Some(IdempotencyRecord {
-            event_id,
-            expires_at_ms: get_n(&item, "expires_at_ms")?,
-        }))
+        let stored =
+            crate::events::is_stored(&self.client, &self.events_table, &record.event_id).await?;
+        Ok(stored.then_some(record))
     }
 }

@@ -150,6 +150,21 @@ pub fn signed(body: &str) -> String {
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
 }
 
+/// Runs the `inlet` binary with `args` without blocking the runtime a test's dev server
+/// runs on: exit code, stdout, stderr.
+pub async fn run_inlet(args: &[&str]) -> (i32, String, String) {
+    let out = tokio::process::Command::new(inlet_binary())
+        .args(args)
+        .output()
+        .await
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// The `inlet` binary, which `tests/run` builds before the tests (building it from
 /// inside a test would fight the test build over the target directory).
 pub fn inlet_binary() -> std::path::PathBuf {
