@@ -122,6 +122,9 @@ pub struct AdminState {
     pub outbox: Option<Arc<dyn OutboxView>>,
     /// Rehearse, replay and token rotation, where the platform runs its pipeline.
     pub operations: Option<Arc<dyn operations::Operations>>,
+    /// The host webhook URLs are shown with, when it is not the request's own (`inlet
+    /// console --aws-env` serves a stack's pages on loopback; its URLs are the stack's).
+    pub webhook_host: Option<String>,
 }
 
 /// A core `Reply` as an axum response (the one conversion, shared with `inlet dev`).
@@ -141,9 +144,37 @@ pub fn router(state: Arc<AdminState>) -> Router {
         .route("/admin/events", get(events))
         .route("/admin/events/{id}", get(event))
         .route("/console", get(console::sources))
+        .route("/console/console.js", get(console::script))
         .route("/console/events", get(console::events))
+        .route("/console/live/events", get(console::live_events))
         .route("/console/events/{id}", get(console::event))
+        .route("/console/events/{id}/replay", post(console::replay))
         .route("/console/event-types", get(console::event_types))
+        .route(
+            "/console/rehearse",
+            get(console::rehearse::form).post(console::rehearse::run),
+        )
+        .route("/console/directory", get(console::directory::lookup))
+        .route(
+            "/console/directory/users/{id}",
+            get(console::directory::user),
+        )
+        .route(
+            "/console/directory/tenants/{id}",
+            get(console::directory::tenant),
+        )
+        .route(
+            "/console/directory/objects/{collection}/{id}",
+            get(console::directory::object),
+        )
+        .route(
+            "/console/directory/workflow-runs",
+            get(console::directory::workflow_runs),
+        )
+        .route(
+            "/console/directory/workflow-runs/{id}",
+            get(console::directory::workflow_run),
+        )
         .route("/admin/events/{id}/replay", post(operations::replay))
         .route("/admin/sources/{key}/rehearse", post(operations::rehearse))
         .route(
@@ -160,7 +191,50 @@ pub fn router(state: Arc<AdminState>) -> Router {
         .route("/admin/directory/audiences/{key}", get(audience))
         .route("/admin/directory/workflow-runs", get(workflow_runs))
         .route("/admin/directory/workflow-runs/{id}", get(workflow_run))
+        .layer(axum::middleware::from_fn(refuse_cross_site))
         .with_state(state)
+}
+
+/// Refuses a request that changes something (any method but GET/HEAD) when a browser
+/// says it comes from another site: its `Origin` names a different host than the
+/// request's `Host`, or `Sec-Fetch-Site` is `cross-site`. Without this, any web page open
+/// in the user's browser could post a replay or a token rotation to the admin API on
+/// 127.0.0.1 (a form post or a `no-cors` fetch needs no permission). Clients that are
+/// not browsers (the CLI, curl) send neither header and are not affected.
+async fn refuse_cross_site(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    use axum::http::Method;
+    if matches!(*request.method(), Method::GET | Method::HEAD) {
+        return next.run(request).await;
+    }
+    // Decided before the request moves on: a borrow of it must not live across `.await`.
+    let cross_site = {
+        let header = |name: &str| {
+            request
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_ascii_lowercase)
+        };
+        let origin_host = header("origin").map(|origin| {
+            let rest = origin
+                .split_once("://")
+                .map_or(origin.as_str(), |(_, rest)| rest);
+            rest.trim_end_matches('/').to_string()
+        });
+        header("sec-fetch-site").as_deref() == Some("cross-site")
+            || origin_host.is_some_and(|origin| Some(origin) != header("host"))
+    };
+    if cross_site {
+        return to_response(Reply::json(
+            403,
+            json!({"error": {"code": "cross_site_request",
+                "message": "the admin API does not take changes from pages of other sites; use the console at /console, the CLI, or a client that sends no Origin header"}}),
+        ));
+    }
+    next.run(request).await
 }
 
 pub(crate) async fn sources(
@@ -168,7 +242,8 @@ pub(crate) async fn sources(
     headers: HeaderMap,
 ) -> AdminResult {
     let catalog = state.sources.catalog().await?;
-    let urls = state.sources.urls(host(&headers)).await?;
+    let host = state.webhook_host.as_deref().or(host(&headers));
+    let urls = state.sources.urls(host).await?;
     let sources: Vec<Value> = catalog
         .sources
         .iter()
@@ -384,7 +459,7 @@ fn found<T: serde::Serialize>(what: String, value: Option<T>) -> AdminResult {
     }
 }
 
-async fn user(
+pub(crate) async fn user(
     State(state): State<Arc<AdminState>>,
     Path(id): Path<String>,
     Query(query): Query<HashMap<String, String>>,
@@ -406,7 +481,7 @@ async fn user(
     found(format!("user `{id}` in {env}"), user)
 }
 
-async fn tenant(
+pub(crate) async fn tenant(
     State(state): State<Arc<AdminState>>,
     Path(id): Path<String>,
     Query(query): Query<HashMap<String, String>>,
@@ -418,7 +493,7 @@ async fn tenant(
     )
 }
 
-async fn object(
+pub(crate) async fn object(
     State(state): State<Arc<AdminState>>,
     Path((collection, id)): Path<(String, String)>,
     Query(query): Query<HashMap<String, String>>,
@@ -430,7 +505,7 @@ async fn object(
     )
 }
 
-async fn subscriptions(
+pub(crate) async fn subscriptions(
     State(state): State<Arc<AdminState>>,
     Path((collection, id)): Path<(String, String)>,
     Query(query): Query<HashMap<String, String>>,
@@ -474,7 +549,7 @@ async fn audience(
     )
 }
 
-async fn workflow_run(
+pub(crate) async fn workflow_run(
     State(state): State<Arc<AdminState>>,
     Path(id): Path<String>,
     Query(query): Query<HashMap<String, String>>,
@@ -486,7 +561,7 @@ async fn workflow_run(
     )
 }
 
-async fn workflow_runs(
+pub(crate) async fn workflow_runs(
     State(state): State<Arc<AdminState>>,
     Query(query): Query<HashMap<String, String>>,
 ) -> AdminResult {

@@ -145,5 +145,6 @@ pub fn state(names: &StackNames, clients: &AwsClients) -> Arc<AdminState> {
         }),
         outbox: None,
         operations: Some(Arc::new(operations)),
+        webhook_host: None,
     })
 }

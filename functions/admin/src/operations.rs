@@ -152,7 +152,7 @@ pub(crate) async fn rotate(
             &key,
             &env,
             overlap.as_millis() as i64,
-            crate::host(&headers),
+            state.webhook_host.as_deref().or(crate::host(&headers)),
         )
         .await?;
     let new_url = urls.last().map(|u| u.url.clone());

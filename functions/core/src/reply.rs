@@ -132,7 +132,8 @@ impl IngestError {
         }
     }
 
-    fn message(&self) -> String {
+    /// What the client is told (no 5xx detail: that goes to the log).
+    pub fn message(&self) -> String {
         match self {
             IngestError::UnknownToken => {
                 "no source uses this webhook URL; copy the URL that `inlet urls` (or `inlet dev` at start) prints".into()

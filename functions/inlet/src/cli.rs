@@ -61,6 +61,22 @@ pub enum Command {
     /// Source config on a deployed stack.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Serve the web console of a deployed stack on loopback, with your AWS credentials
+    /// (`inlet dev` serves its own console at /console).
+    Console(ConsoleArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ConsoleArgs {
+    /// The stack's environment.
+    #[arg(long)]
+    pub aws_env: String,
+    /// Loopback address to serve the console on.
+    #[arg(long, default_value = "127.0.0.1:8788")]
+    pub addr: SocketAddr,
+    /// The stack's `WebhookBaseUrl` output, to show whole webhook URLs.
+    #[arg(long)]
+    pub base_url: Option<String>,
 }
 
 /// Where an operation runs: the dev server, or a deployed stack.
@@ -306,6 +322,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Event(args) => event(args).await,
         Command::Send(args) => send(args).await,
         Command::Config(ConfigCommand::Push(args)) => config_push(args).await,
+        Command::Console(args) => {
+            crate::console_cli::serve(
+                &args.aws_env,
+                args.addr,
+                args.base_url.as_deref(),
+                shutdown_signal(),
+            )
+            .await
+        }
         Command::Rehearse(args) => {
             crate::operations_cli::rehearse(
                 &args.target.target(),

@@ -13,6 +13,7 @@
 
 pub mod aws_cli;
 pub mod cli;
+pub mod console_cli;
 pub mod directory;
 pub mod http;
 pub mod operations_cli;

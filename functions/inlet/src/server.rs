@@ -313,6 +313,7 @@ pub async fn start(
             live,
             base: base.clone(),
         })),
+        webhook_host: None,
     });
     let worker = (!options.pause_actions).then(|| {
         let (stop_tx, stop_rx) = watch::channel(false);
@@ -460,7 +461,7 @@ async fn receive(
 /// The admin API on loopback answers only requests addressed to a loopback name: a web
 /// page on another site that rebinds its DNS name to 127.0.0.1 sends its own name as
 /// `Host`, and is refused (403) instead of reading events. `--expose-admin` lifts this.
-async fn loopback_host_only(
+pub(crate) async fn loopback_host_only(
     State(addr): State<SocketAddr>,
     request: axum::extract::Request,
     next: axum::middleware::Next,

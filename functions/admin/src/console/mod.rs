@@ -1,18 +1,25 @@
 //! The web console: server-rendered HTML pages over the admin API's own handlers (so
-//! they show exactly what the API answers, and work wherever the admin router runs),
-//! with no script and no external asset: pages work offline, and every value is
-//! HTML-escaped by the templates (`maud`). Secrets never reach a page: events are shown
-//! as the log keeps them (header values holding a var redacted).
+//! they show exactly what the API answers, and work wherever the admin router runs:
+//! `inlet dev`, and `inlet console --aws-env E` against a stack). Every value is
+//! HTML-escaped by the templates (`maud`); no external asset, so pages work offline.
+//! Secrets never reach a page: events are shown as the log keeps them (header values
+//! holding a var redacted). One small script (`console.js`, served from the binary)
+//! adds copy buttons and the live events list; every page works without it.
 //!
 //! | page | shows |
 //! |---|---|
-//! | `/console` | sources: environments, webhook URLs, verification, mapped event types |
-//! | `/console/events?source=&env=&type=&status=&since=&cursor=` | events, newest first, filtered (the filters are the query string, so a page can be bookmarked), next page |
-//! | `/console/events/{id}` | one event: its fields, raw body, headers, preprocess output, script console, action log |
+//! | `/console` | sources: environments, webhook URLs (copy buttons), verification, mapped event types |
+//! | `/console/events?source=&env=&type=&status=&since=&cursor=` | events, newest first, filtered (the filters are the query string, so a page can be bookmarked), next page; the first page updates live |
+//! | `/console/events/{id}` | one event: its fields, raw body, headers, preprocess output, script console, action log; a replay button |
 //! | `/console/event-types?source=&env=` | event types received per source environment: count, first/last seen, last sample, whether mapped |
+//! | `/console/rehearse?source=&env=` | a form to dry-run a payload and headers, and what would happen ([`rehearse`]) |
+//! | `/console/directory/...` | users, tenants, objects with subscriptions, workflow runs ([`directory`]) |
 //!
-//! Not yet: live updates of the list, the rehearse and directory pages, and tests in a
-//! browser.
+//! Forms that change something (replay) are POSTs, refused when they come from another
+//! site (see `crate::refuse_cross_site`).
+
+pub mod directory;
+pub mod rehearse;
 
 use crate::{AdminError, AdminState};
 use axum::extract::{Path, Query, State};
@@ -31,7 +38,22 @@ pre{background:#f5f5f5;padding:.5rem;overflow:auto}code{word-break:break-all}\
 .invalid_event_type,.skipped{background:#fbeec1}.answered{background:#dbeefa}\
 form{display:flex;gap:.8rem;flex-wrap:wrap;align-items:end;margin-bottom:1rem}label{display:flex;flex-direction:column;font-size:.85em}";
 
-fn page(title: &str, body: Markup) -> Markup {
+/// The console's script (see its header comment).
+pub(crate) async fn script() -> Response {
+    (
+        [
+            (
+                axum::http::header::CONTENT_TYPE,
+                "text/javascript; charset=utf-8",
+            ),
+            (axum::http::header::CACHE_CONTROL, "no-cache"),
+        ],
+        include_str!("console.js"),
+    )
+        .into_response()
+}
+
+pub(crate) fn page(title: &str, body: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -47,31 +69,44 @@ fn page(title: &str, body: Markup) -> Markup {
                         a href="/console" { "Sources" }
                         a href="/console/events" { "Events" }
                         a href="/console/event-types" { "Event types" }
+                        a href="/console/rehearse" { "Rehearse" }
+                        a href="/console/directory" { "Directory" }
                     }
                 }
                 main { h1 { (title) } (body) }
+                script src="/console/console.js" defer {}
             }
         }
     }
 }
 
-/// An admin error as a page with the same status.
-fn error_page(error: AdminError) -> Response {
-    let status = match &error {
-        AdminError::BadRequest(_) => StatusCode::BAD_REQUEST,
-        AdminError::NotFound(_) => StatusCode::NOT_FOUND,
+/// The status and message an admin error is shown with; 5xx details go to the log.
+pub(crate) fn status_and_message(error: &AdminError) -> (StatusCode, String) {
+    match error {
+        AdminError::BadRequest(message) => (StatusCode::BAD_REQUEST, message.clone()),
+        AdminError::NotFound(message) => (StatusCode::NOT_FOUND, message.clone()),
         AdminError::Unavailable(detail) => {
             tracing::error!(error = %detail, "console page failed");
-            StatusCode::SERVICE_UNAVAILABLE
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the store could not be read; retry later".into(),
+            )
         }
-        AdminError::Refused(e) => {
-            StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+        AdminError::Refused(refused) => {
+            if refused.status() >= 500 {
+                tracing::error!(error = ?refused, "console operation failed");
+            }
+            (
+                StatusCode::from_u16(refused.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+                refused.message(),
+            )
         }
-    };
-    let message = match &error {
-        AdminError::Unavailable(_) => "the store could not be read; retry later".to_string(),
-        other => other.to_string(),
-    };
+    }
+}
+
+/// An admin error as a page with the same status.
+pub(crate) fn error_page(error: AdminError) -> Response {
+    let (status, message) = status_and_message(&error);
     (
         status,
         page("Not available", html! { p role="alert" { (message) } }),
@@ -88,17 +123,17 @@ fn events_link(filters: &[(&str, &str)]) -> String {
     format!("/console/events?{}", query.finish())
 }
 
-fn status_badge(status: &str) -> Markup {
+pub(crate) fn status_badge(status: &str) -> Markup {
     html! { span class={ "status " (status) } { (status) } }
 }
 
-fn time(ms: Option<i64>) -> String {
+pub(crate) fn time(ms: Option<i64>) -> String {
     ms.and_then(chrono::DateTime::from_timestamp_millis)
         .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
         .unwrap_or_else(|| "-".into())
 }
 
-fn text(value: &Value) -> String {
+pub(crate) fn text(value: &Value) -> String {
     match value {
         Value::String(s) => s.clone(),
         Value::Null => "-".into(),
@@ -107,7 +142,7 @@ fn text(value: &Value) -> String {
 }
 
 /// A body pretty-printed when it is JSON, as sent otherwise.
-fn pretty(raw: &str) -> String {
+pub(crate) fn pretty(raw: &str) -> String {
     serde_json::from_str::<Value>(raw)
         .ok()
         .and_then(|v| serde_json::to_string_pretty(&v).ok())
@@ -141,7 +176,7 @@ pub(crate) async fn sources(State(state): State<Arc<AdminState>>, headers: Heade
                                     }
                                     td {
                                         @for url in env["urls"].as_array().into_iter().flatten() {
-                                            div { code { (text(url)) } }
+                                            div { code { (text(url)) } " " button type="button" data-copy=(text(url)) { "Copy" } }
                                         }
                                         @for retiring in env["retiring"].as_array().into_iter().flatten() {
                                             div { small { "retires " (time(retiring["retires_at_ms"].as_i64())) ": " code { (text(&retiring["url"])) } } }
@@ -179,14 +214,10 @@ const STATUSES: [&str; 6] = [
     "answered",
 ];
 
-pub(crate) async fn events(
-    State(state): State<Arc<AdminState>>,
-    Query(query): Query<crate::EventsQuery>,
-) -> Response {
-    let filters = query.clone();
-    // Empty form fields mean "any".
+/// The query with empty form fields dropped (an empty field means "any").
+fn without_empty_fields(query: crate::EventsQuery) -> crate::EventsQuery {
     let non_empty = |v: Option<String>| v.filter(|s| !s.is_empty());
-    let query = crate::EventsQuery {
+    crate::EventsQuery {
         source: non_empty(query.source),
         env: non_empty(query.env),
         event_type: non_empty(query.event_type),
@@ -195,29 +226,72 @@ pub(crate) async fn events(
         until: non_empty(query.until),
         cursor: non_empty(query.cursor),
         limit: non_empty(query.limit),
-    };
-    let body = match crate::events(State(state), Query(query)).await {
-        Ok(axum::Json(body)) => body,
-        Err(error) => return error_page(error),
-    };
-    let events = body["events"].as_array().cloned().unwrap_or_default();
-    let value = |v: &Option<String>| v.clone().unwrap_or_default();
-    let next = body["next_cursor"].as_str().map(|cursor| {
-        let mut pairs = form_urlencoded::Serializer::new(String::new());
-        pairs.append_pair("cursor", cursor);
-        for (name, v) in [
-            ("source", &filters.source),
-            ("env", &filters.env),
-            ("type", &filters.event_type),
-            ("status", &filters.status),
-            ("since", &filters.since),
-        ] {
-            if let Some(v) = v.as_ref().filter(|v| !v.is_empty()) {
-                pairs.append_pair(name, v);
+    }
+}
+
+/// The filters of `query` as a query string, with `extra` pairs first.
+fn filters_query(query: &crate::EventsQuery, extra: &[(&str, &str)]) -> String {
+    let mut pairs = form_urlencoded::Serializer::new(String::new());
+    for (name, value) in extra {
+        pairs.append_pair(name, value);
+    }
+    for (name, value) in [
+        ("source", &query.source),
+        ("env", &query.env),
+        ("type", &query.event_type),
+        ("status", &query.status),
+        ("since", &query.since),
+    ] {
+        if let Some(value) = value {
+            pairs.append_pair(name, value);
+        }
+    }
+    pairs.finish()
+}
+
+/// The rows of the events table (also what the live list fetches).
+fn event_rows(events: &[Value]) -> Markup {
+    html! {
+        @if events.is_empty() { tr { td colspan="6" { "No events match." } } }
+        @for e in events {
+            tr {
+                td { (time(e["received_at_ms"].as_i64())) }
+                td { a href={ "/console/events/" (text(&e["id"])) } { code { (text(&e["id"])) } } }
+                td { (text(&e["source"])) "/" (text(&e["environment"])) }
+                td { (text(&e["event_type"])) }
+                td { (status_badge(e["status"].as_str().unwrap_or("?"))) }
+                td { (text(&e["verification"])) }
             }
         }
-        pairs.finish()
-    });
+    }
+}
+
+/// One page of events as the admin API lists them.
+async fn list_events(
+    state: Arc<AdminState>,
+    query: crate::EventsQuery,
+) -> Result<(Vec<Value>, Option<String>), AdminError> {
+    let axum::Json(body) = crate::events(State(state), Query(query)).await?;
+    let events = body["events"].as_array().cloned().unwrap_or_default();
+    let next = body["next_cursor"].as_str().map(str::to_string);
+    Ok((events, next))
+}
+
+pub(crate) async fn events(
+    State(state): State<Arc<AdminState>>,
+    Query(query): Query<crate::EventsQuery>,
+) -> Response {
+    let filters = without_empty_fields(query);
+    let (events, next) = match list_events(state, filters.clone()).await {
+        Ok(page) => page,
+        Err(error) => return error_page(error),
+    };
+    let value = |v: &Option<String>| v.clone().unwrap_or_default();
+    // The first page follows new events; an older page stays as it is.
+    let live = filters
+        .cursor
+        .is_none()
+        .then(|| format!("/console/live/events?{}", filters_query(&filters, &[])));
     page(
         "Events",
         html! {
@@ -236,40 +310,62 @@ pub(crate) async fn events(
                 label { "Since (RFC 3339 or unix ms)" input name="since" value=(value(&filters.since)); }
                 button type="submit" { "Filter" }
             }
-            @if events.is_empty() { p { "No events match." } }
-            @else {
-                table {
-                    thead { tr { th { "Received" } th { "Event" } th { "Source/env" } th { "Type" } th { "Status" } th { "Verification" } } }
-                    tbody {
-                        @for e in &events {
-                            tr {
-                                td { (time(e["received_at_ms"].as_i64())) }
-                                td { a href={ "/console/events/" (text(&e["id"])) } { code { (text(&e["id"])) } } }
-                                td { (text(&e["source"])) "/" (text(&e["environment"])) }
-                                td { (text(&e["event_type"])) }
-                                td { (status_badge(e["status"].as_str().unwrap_or("?"))) }
-                                td { (text(&e["verification"])) }
-                            }
-                        }
-                    }
-                }
+            p id="live-status" aria-live="polite" {
+                @if live.is_some() { "Live: new events appear here as they arrive." }
+                @else { "An older page: " a href={ "/console/events?" (filters_query(&filters, &[])) } { "newest events" } }
             }
-            @if let Some(next) = next { p { a href={ "/console/events?" (next) } rel="next" { "Older events" } } }
+            table {
+                thead { tr { th { "Received" } th { "Event" } th { "Source/env" } th { "Type" } th { "Status" } th { "Verification" } } }
+                tbody id="event-rows" data-live=[live] { (event_rows(&events)) }
+            }
+            @if let Some(next) = next {
+                p { a href={ "/console/events?" (filters_query(&filters, &[("cursor", &next)])) } rel="next" { "Older events" } }
+            }
         },
     )
     .into_response()
+}
+
+/// The rows of the events list's first page, for the live list (`console.js`).
+pub(crate) async fn live_events(
+    State(state): State<Arc<AdminState>>,
+    Query(query): Query<crate::EventsQuery>,
+) -> Response {
+    let mut filters = without_empty_fields(query);
+    filters.cursor = None;
+    match list_events(state, filters).await {
+        Ok((events, _)) => event_rows(&events).into_response(),
+        Err(error) => error_page(error),
+    }
+}
+
+/// The replay button: runs the event again and shows the new one.
+pub(crate) async fn replay(
+    State(state): State<Arc<AdminState>>,
+    Path(id): Path<String>,
+) -> Response {
+    match crate::operations::replay(State(state), Path(id)).await {
+        Ok((_, axum::Json(replayed))) => axum::response::Redirect::to(&format!(
+            "/console/events/{}",
+            text(&replayed["event_id"])
+        ))
+        .into_response(),
+        Err(error) => error_page(error),
+    }
 }
 
 pub(crate) async fn event(
     State(state): State<Arc<AdminState>>,
     Path(id): Path<String>,
 ) -> Response {
-    let body = match crate::event(State(state), Path(id.clone())).await {
+    let body = match crate::event(State(state.clone()), Path(id.clone())).await {
         Ok(axum::Json(body)) => body,
         Err(error) => return error_page(error),
     };
     let e = &body["event"];
     let actions = body["actions"].as_array().cloned().unwrap_or_default();
+    // Where the platform runs its pipeline, and the event was not refused at the door.
+    let replayable = state.operations.is_some() && e["status"] != "rejected";
     page(
         &format!("Event {id}"),
         html! {
@@ -289,6 +385,12 @@ pub(crate) async fn event(
                 }
                 @if let Some(error) = e["error"].as_str() { dt { "Error" } dd role="alert" { (error) } }
                 @for warning in e["warnings"].as_array().into_iter().flatten() { dt { "Warning" } dd { (text(warning)) } }
+            }
+            @if replayable {
+                form method="post" action={ "/console/events/" (id) "/replay" } {
+                    button type="submit" { "Replay through the current config" }
+                    " (stores a new event that points to this one and runs its actions)"
+                }
             }
             h2 { "Actions" }
             @if actions.is_empty() { p { "No actions were planned for this event." } }

@@ -1,0 +1,285 @@
+//! `/console/directory/...`: what the actions wrote, per environment — a user, a tenant,
+//! an object with its subscriptions, workflow runs — read through the admin API's
+//! directory routes (so a page shows what `/admin/directory/...` answers).
+//!
+//! | page | shows |
+//! |---|---|
+//! | `/console/directory?kind=&id=&collection=&env=` | a lookup form; with `kind` and `id` it goes to the record's page |
+//! | `/console/directory/users/{id}?env=` | a user's properties |
+//! | `/console/directory/tenants/{id}?env=` | a tenant's properties |
+//! | `/console/directory/objects/{collection}/{id}?env=` | an object's properties and its subscriptions |
+//! | `/console/directory/workflow-runs?env=&key=` | the newest workflow runs (100), optionally of one workflow |
+//! | `/console/directory/workflow-runs/{id}?env=` | one run: recipients, actor, tenant, data, the event that triggered it |
+//!
+//! `env` may be left out where the config has a single environment (on a stack, it is
+//! the stack's).
+
+use super::{error_page, page, text, time};
+use crate::{AdminError, AdminState};
+use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Redirect, Response};
+use maud::{Markup, html};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+type Params = HashMap<String, String>;
+
+/// A path segment, percent-encoded.
+fn segment(text: &str) -> String {
+    form_urlencoded::byte_serialize(text.as_bytes())
+        .collect::<String>()
+        .replace('+', "%20")
+}
+
+/// `?env=...` when the page was given one, so links stay in the same environment.
+fn env_query(params: &Params) -> String {
+    match params.get("env").filter(|e| !e.is_empty()) {
+        Some(env) => format!("?env={}", segment(env)),
+        None => String::new(),
+    }
+}
+
+fn user_link(id: &str, params: &Params) -> String {
+    format!(
+        "/console/directory/users/{}{}",
+        segment(id),
+        env_query(params)
+    )
+}
+
+fn object_link(collection: &str, id: &str, params: &Params) -> String {
+    format!(
+        "/console/directory/objects/{}/{}{}",
+        segment(collection),
+        segment(id),
+        env_query(params)
+    )
+}
+
+/// A recipient (a user id, or `{collection, id}`) as a link to its page.
+fn recipient(value: &Value, params: &Params) -> Markup {
+    match (
+        value.as_str(),
+        value["collection"].as_str(),
+        value["id"].as_str(),
+    ) {
+        (Some(user), _, _) => html! { a href=(user_link(user, params)) { code { (user) } } },
+        (None, Some(collection), Some(id)) => {
+            html! { a href=(object_link(collection, id, params)) { code { (collection) "/" (id) } } }
+        }
+        _ => html! { code { (value.to_string()) } },
+    }
+}
+
+/// A record's fields as a definition list: times readable, nested values as JSON.
+fn record(value: &Value) -> Markup {
+    html! {
+        dl {
+            @for (key, field) in value.as_object().into_iter().flatten() {
+                dt { code { (key) } }
+                dd {
+                    @if key.ends_with("_at_ms") { (time(field.as_i64())) }
+                    @else if field.is_object() || field.is_array() {
+                        pre { (serde_json::to_string_pretty(field).unwrap_or_default()) }
+                    }
+                    @else { (text(field)) }
+                }
+            }
+        }
+    }
+}
+
+/// The directory's landing page: a lookup form; a filled-in lookup goes to its page.
+pub(crate) async fn lookup(Query(params): Query<Params>) -> Response {
+    let field = |name: &str| params.get(name).map(String::as_str).unwrap_or_default();
+    let (kind, id) = (field("kind"), field("id").trim());
+    let env = Params::from_iter(params.get("env").map(|e| ("env".to_string(), e.clone())));
+    let target = match kind {
+        "user" if !id.is_empty() => Some(user_link(id, &env)),
+        "tenant" if !id.is_empty() => Some(format!(
+            "/console/directory/tenants/{}{}",
+            segment(id),
+            env_query(&env)
+        )),
+        "object" if !id.is_empty() && !field("collection").is_empty() => {
+            Some(object_link(field("collection"), id, &env))
+        }
+        "workflow-run" if !id.is_empty() => Some(format!(
+            "/console/directory/workflow-runs/{}{}",
+            segment(id),
+            env_query(&env)
+        )),
+        _ => None,
+    };
+    if let Some(target) = target {
+        return Redirect::to(&target).into_response();
+    }
+    let incomplete = !kind.is_empty();
+    page(
+        "Directory",
+        html! {
+            p { "Users, tenants, objects and workflow runs, as the actions wrote them." }
+            @if incomplete {
+                p role="alert" { "Give an id (and, for an object, its collection) to look one up." }
+            }
+            form method="get" action="/console/directory" aria-label="Look up a record" {
+                label { "Kind"
+                    select name="kind" {
+                        @for (value, label) in [("user", "user"), ("tenant", "tenant"), ("object", "object"), ("workflow-run", "workflow run")] {
+                            option value=(value) selected[kind == value] { (label) }
+                        }
+                    }
+                }
+                label { "Collection (objects)" input name="collection" value=(field("collection")); }
+                label { "Id" input name="id" value=(id); }
+                label { "Environment" input name="env" value=(field("env")); }
+                button type="submit" { "Look up" }
+            }
+            p { a href={ "/console/directory/workflow-runs" (env_query(&env)) } { "Newest workflow runs" } }
+        },
+    )
+    .into_response()
+}
+
+/// A record page, or the admin API's error as a page.
+fn record_page(title: String, answer: Result<axum::Json<Value>, AdminError>) -> Response {
+    match answer {
+        Ok(axum::Json(value)) => page(&title, record(&value)).into_response(),
+        Err(error) => error_page(error),
+    }
+}
+
+pub(crate) async fn user(
+    State(state): State<Arc<AdminState>>,
+    Path(id): Path<String>,
+    Query(params): Query<Params>,
+) -> Response {
+    let answer = crate::user(State(state), Path(id.clone()), Query(params)).await;
+    record_page(format!("User {id}"), answer)
+}
+
+pub(crate) async fn tenant(
+    State(state): State<Arc<AdminState>>,
+    Path(id): Path<String>,
+    Query(params): Query<Params>,
+) -> Response {
+    let answer = crate::tenant(State(state), Path(id.clone()), Query(params)).await;
+    record_page(format!("Tenant {id}"), answer)
+}
+
+pub(crate) async fn object(
+    State(state): State<Arc<AdminState>>,
+    Path((collection, id)): Path<(String, String)>,
+    Query(params): Query<Params>,
+) -> Response {
+    let key = Path((collection.clone(), id.clone()));
+    let object = match crate::object(State(state.clone()), key, Query(params.clone())).await {
+        Ok(axum::Json(object)) => object,
+        Err(error) => return error_page(error),
+    };
+    let key = Path((collection.clone(), id.clone()));
+    let subscriptions = match crate::subscriptions(State(state), key, Query(params.clone())).await {
+        Ok(axum::Json(body)) => body["subscriptions"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default(),
+        Err(error) => return error_page(error),
+    };
+    page(
+        &format!("Object {collection}/{id}"),
+        html! {
+            (record(&object))
+            h2 { "Subscriptions" }
+            @if subscriptions.is_empty() { p { "No subscribers." } }
+            @else {
+                table {
+                    thead { tr { th { "Recipient" } th { "Properties" } } }
+                    tbody {
+                        @for s in &subscriptions {
+                            tr {
+                                td { (recipient(&s["recipient"], &params)) }
+                                td { pre { (serde_json::to_string_pretty(&s["properties"]).unwrap_or_default()) } }
+                            }
+                        }
+                    }
+                }
+            }
+        },
+    )
+    .into_response()
+}
+
+pub(crate) async fn workflow_runs(
+    State(state): State<Arc<AdminState>>,
+    Query(params): Query<Params>,
+) -> Response {
+    let runs = match crate::workflow_runs(State(state), Query(params.clone())).await {
+        Ok(axum::Json(body)) => body["workflow_runs"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default(),
+        Err(error) => return error_page(error),
+    };
+    page(
+        "Workflow runs",
+        html! {
+            form method="get" action="/console/directory/workflow-runs" aria-label="Filter workflow runs" {
+                label { "Workflow key" input name="key" value=(params.get("key").cloned().unwrap_or_default()); }
+                label { "Environment" input name="env" value=(params.get("env").cloned().unwrap_or_default()); }
+                button type="submit" { "Filter" }
+            }
+            @if runs.is_empty() { p { "No workflow runs." } }
+            @else {
+                table {
+                    thead { tr { th { "Created" } th { "Run" } th { "Workflow" } th { "Status" } th { "Recipients" } th { "Event" } } }
+                    tbody {
+                        @for run in &runs {
+                            tr {
+                                td { (time(run["created_at_ms"].as_i64())) }
+                                td { a href={ "/console/directory/workflow-runs/" (segment(&text(&run["id"]))) (env_query(&params)) } { code { (text(&run["id"])) } } }
+                                td { code { (text(&run["workflow_key"])) } }
+                                td { (text(&run["status"])) }
+                                td { @for r in run["recipients"].as_array().into_iter().flatten() { (recipient(r, &params)) " " } }
+                                td { a href={ "/console/events/" (text(&run["event_id"])) } { "event" } }
+                            }
+                        }
+                    }
+                }
+            }
+        },
+    )
+    .into_response()
+}
+
+pub(crate) async fn workflow_run(
+    State(state): State<Arc<AdminState>>,
+    Path(id): Path<String>,
+    Query(params): Query<Params>,
+) -> Response {
+    let run = match crate::workflow_run(State(state), Path(id.clone()), Query(params.clone())).await
+    {
+        Ok(axum::Json(run)) => run,
+        Err(error) => return error_page(error),
+    };
+    page(
+        &format!("Workflow run {id}"),
+        html! {
+            dl {
+                dt { "Workflow" } dd { code { (text(&run["workflow_key"])) } }
+                dt { "Status" } dd { (text(&run["status"])) }
+                dt { "Created" } dd { (time(run["created_at_ms"].as_i64())) }
+                dt { "Recipients" } dd { @for r in run["recipients"].as_array().into_iter().flatten() { (recipient(r, &params)) " " } }
+                @if !run["actor"].is_null() { dt { "Actor" } dd { (recipient(&run["actor"], &params)) } }
+                @if let Some(tenant) = run["tenant"].as_str() {
+                    dt { "Tenant" } dd { a href={ "/console/directory/tenants/" (segment(tenant)) (env_query(&params)) } { code { (tenant) } } }
+                }
+                @if let Some(key) = run["cancellation_key"].as_str() { dt { "Cancellation key" } dd { code { (key) } } }
+                dt { "Triggered by" } dd { a href={ "/console/events/" (text(&run["event_id"])) } { code { (text(&run["event_id"])) } } }
+            }
+            h2 { "Data" }
+            pre { (serde_json::to_string_pretty(&run["data"]).unwrap_or_default()) }
+        },
+    )
+    .into_response()
+}
