@@ -1,0 +1,288 @@
+//! The web console on the dev server: its pages over HTTP (what they show, escaping,
+//! redaction, the rehearse, replay and directory pages, cross-site refusal), and the
+//! same pages driven in headless Chromium through chromedriver (the live list, filters,
+//! clicks), with a screenshot of each page in `target/console-screenshots/`.
+
+mod common;
+
+use common::*;
+use reqwest::StatusCode;
+use std::time::Duration;
+
+/// Polls `sql` (a count) until it reaches `want`, for at most 10 s.
+async fn wait_for_count(ws: &Workspace, sql: &str, want: i64) {
+    for _ in 0..200 {
+        if ws.count(sql) == want {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(ws.count(sql), want, "{sql}");
+}
+
+/// GETs a page: status, content type, text.
+async fn page(base: &str, path: &str) -> (StatusCode, String, String) {
+    let response = reqwest::get(format!("{base}{path}")).await.unwrap();
+    let status = response.status();
+    let content_type = response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    (status, content_type, response.text().await.unwrap())
+}
+
+/// The console's pages (server-rendered HTML over the admin API): sources with their
+/// URLs, the event list with its filters in the query string, an event with its action
+/// log; values are escaped, secrets stay redacted, unknown events are a 404 page.
+#[tokio::test]
+async fn the_console_pages_show_sources_events_and_an_event_with_its_action_log() {
+    let ws = Workspace::new();
+    let server = ws.start().await;
+    let base = format!("http://{}", server.addr);
+    let url = server.url("task-app", "development").unwrap().to_string();
+    let body = sample("task-assigned.json").replace(
+        "Write the launch",
+        "<script>alert(1)</script> Write the launch",
+    );
+    let sent = post(&url, &body, &[("x-webhook-secret", SECRET)]).await;
+    let id = sent.body["event_id"].as_str().unwrap().to_string();
+    let refused = post(&url, &body, &[("x-webhook-secret", "wrong")]).await;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
+    wait_for_count(&ws, "SELECT COUNT(*) FROM workflow_runs", 1).await;
+    let (status, content_type, html) = page(&base, "/console").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(content_type.starts_with("text/html"), "{content_type}");
+    assert!(html.contains(&url), "the webhook URL is shown");
+    assert!(html.contains("Task management app") && html.contains("task.assigned"));
+
+    let (_, _, list) = page(&base, "/console/events").await;
+    assert!(
+        list.contains(&format!("href=\"/console/events/{id}\"")),
+        "{list}"
+    );
+    assert!(list.contains("class=\"status rejected\""));
+    let (_, _, accepted_only) = page(&base, "/console/events?status=accepted&source=&env=").await;
+    assert!(accepted_only.contains(&id));
+    assert!(!accepted_only.contains("class=\"status rejected\""));
+    assert!(
+        accepted_only.contains("<option value=\"accepted\" selected>"),
+        "the filter is kept"
+    );
+
+    let (status, _, detail) = page(&base, &format!("/console/events/{id}")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        detail.contains("workflows_trigger") && detail.contains("class=\"status succeeded\""),
+        "{detail}"
+    );
+    assert!(
+        detail.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+        "values are escaped"
+    );
+    assert!(
+        !detail.contains("<script>alert(1)"),
+        "no raw markup from the payload"
+    );
+    assert!(!detail.contains(SECRET), "the secret header stays redacted");
+    assert!(detail.contains("[redacted]"));
+
+    let (status, _, types) = page(&base, "/console/event-types?source=task-app").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        types.contains(
+            "href=\"/console/events?source=task-app&amp;env=development&amp;type=task.assigned\""
+        ),
+        "{types}"
+    );
+    assert!(
+        types.contains("<td>1</td>"),
+        "one accepted event counted: {types}"
+    );
+
+    let (status, _, missing) = page(&base, "/console/events/no-such-event").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(missing.contains("no event `no-such-event`"), "{missing}");
+}
+
+/// POSTs a form to a console page without following the redirect: status, Location,
+/// text.
+async fn form_post(
+    base: &str,
+    path: &str,
+    fields: &[(&str, &str)],
+    headers: &[(&str, &str)],
+) -> (StatusCode, Option<String>, String) {
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let body = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(fields)
+        .finish();
+    let mut request = client
+        .post(format!("{base}{path}"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status();
+    let location = response
+        .headers()
+        .get("location")
+        .map(|l| l.to_str().unwrap().to_string());
+    (status, location, response.text().await.unwrap())
+}
+
+/// The rehearse page runs a dry run and shows what would happen (storing nothing); the
+/// replay button stores a new event and leads to it; the directory pages show what the
+/// actions wrote; the live list's rows follow new events; a POST from another site is
+/// refused, on the console and on the admin API alike.
+#[tokio::test]
+async fn the_console_rehearses_replays_shows_the_directory_and_refuses_other_sites() {
+    let ws = Workspace::new();
+    let server = ws.start().await;
+    let base = format!("http://{}", server.addr);
+    let url = server.url("task-app", "development").unwrap().to_string();
+    let body = sample("task-assigned.json");
+    let secret_header = format!("x-webhook-secret: {SECRET}");
+
+    // Rehearse: nothing stored, the answer and the plan shown, the form kept.
+    let (status, _, html) = page(&base, "/console/rehearse?source=task-app&env=development").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        html.contains("<option value=\"task-app\" selected>"),
+        "{html}"
+    );
+    let fields = [
+        ("source", "task-app"),
+        ("env", "development"),
+        ("headers", secret_header.as_str()),
+        ("body", body.as_str()),
+    ];
+    let (status, _, html) = form_post(&base, "/console/rehearse", &fields, &[]).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("<strong>202</strong> accepted"), "{html}");
+    assert!(html.contains("enforced:verified") && html.contains("workflows_trigger"));
+    assert!(
+        html.contains("user_456"),
+        "the resolved recipients are shown"
+    );
+    assert!(
+        html.contains("evt_task_assigned_0001"),
+        "the form keeps the payload"
+    );
+    assert_eq!(
+        ws.count("SELECT COUNT(*) FROM events"),
+        0,
+        "a dry run stores nothing"
+    );
+    let (_, _, html) = form_post(
+        &base,
+        "/console/rehearse",
+        &[
+            ("source", "task-app"),
+            ("headers", "no colon here"),
+            ("body", "{}"),
+        ],
+        &[],
+    )
+    .await;
+    assert!(
+        html.contains("header line 1 `no colon here` is not `Name: value`"),
+        "{html}"
+    );
+
+    // The live rows: empty, then the event once sent.
+    let (_, _, rows) = page(&base, "/console/live/events?status=accepted").await;
+    assert!(rows.contains("No events match."), "{rows}");
+    let sent = post(&url, &body, &[("x-webhook-secret", SECRET)]).await;
+    let id = sent.body["event_id"].as_str().unwrap().to_string();
+    let (_, _, rows) = page(&base, "/console/live/events?status=accepted").await;
+    assert!(rows.starts_with("<tr>") && rows.contains(&id), "{rows}");
+    let (_, _, list) = page(&base, "/console/events").await;
+    assert!(
+        list.contains("data-live=\"/console/live/events?\""),
+        "the first page is live: {list}"
+    );
+    wait_for_count(&ws, "SELECT COUNT(*) FROM workflow_runs", 1).await;
+
+    // The directory: the workflow run, its recipient, the lookup form's redirect.
+    let (status, _, runs) = page(&base, "/console/directory/workflow-runs").await;
+    assert_eq!(status, StatusCode::OK);
+    let run_id = format!("wr_{id}_0");
+    assert!(
+        runs.contains(&format!(
+            "href=\"/console/directory/workflow-runs/{run_id}\""
+        )),
+        "{runs}"
+    );
+    let (status, _, run) = page(&base, &format!("/console/directory/workflow-runs/{run_id}")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        run.contains("task-assigned") && run.contains(&format!("href=\"/console/events/{id}\""))
+    );
+    assert!(
+        run.contains("href=\"/console/directory/users/user_456\""),
+        "{run}"
+    );
+    let (status, _, user) = page(&base, "/console/directory/users/user_456").await;
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "a trigger does not create the user: {user}"
+    );
+    assert!(user.contains("no user `user_456` in development"), "{user}");
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let lookup = client
+        .get(format!(
+            "{base}/console/directory?kind=object&collection=projects&id=p%201"
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(lookup.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        lookup.headers()["location"],
+        "/console/directory/objects/projects/p%201"
+    );
+
+    // Replay: another site's post is refused and changes nothing; the console's own
+    // leads to the new event, which points to the original.
+    let replay_path = format!("/console/events/{id}/replay");
+    let (status, _, refused) = form_post(
+        &base,
+        &replay_path,
+        &[],
+        &[("origin", "https://attacker.example")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{refused}");
+    assert!(refused.contains("cross_site_request"), "{refused}");
+    let admin_refused = post(
+        &format!("{base}/admin/events/{id}/replay"),
+        "",
+        &[("sec-fetch-site", "cross-site")],
+    )
+    .await;
+    assert_eq!(admin_refused.status, StatusCode::FORBIDDEN);
+    assert_eq!(ws.count("SELECT COUNT(*) FROM events"), 1);
+    let own_origin = base.clone();
+    let (status, location, _) =
+        form_post(&base, &replay_path, &[], &[("origin", &own_origin)]).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let location = location.unwrap();
+    let new_id = location.strip_prefix("/console/events/").unwrap();
+    assert_ne!(new_id, id);
+    let (_, _, replayed) = page(&base, &location).await;
+    assert!(
+        replayed.contains("Replay of")
+            && replayed.contains(&format!("href=\"/console/events/{id}\"")),
+        "{replayed}"
+    );
+    wait_for_count(&ws, "SELECT COUNT(*) FROM workflow_runs", 2).await;
+}
