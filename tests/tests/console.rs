@@ -6,7 +6,11 @@
 mod common;
 
 use common::*;
+use fantoccini::elements::Element;
+use fantoccini::{Client, ClientBuilder, Locator};
+use hyper_util::client::legacy::connect::HttpConnector;
 use reqwest::StatusCode;
+use std::path::Path;
 use std::time::Duration;
 
 /// Polls `sql` (a count) until it reaches `want`, for at most 10 s.
@@ -285,4 +289,249 @@ async fn the_console_rehearses_replays_shows_the_directory_and_refuses_other_sit
         "{replayed}"
     );
     wait_for_count(&ws, "SELECT COUNT(*) FROM workflow_runs", 2).await;
+}
+
+/// chromedriver on a free port, stopped (by its PID) when dropped.
+struct ChromeDriver {
+    child: std::process::Child,
+    url: String,
+}
+
+impl ChromeDriver {
+    async fn start() -> Self {
+        for (binary, package) in [
+            ("/usr/bin/chromium", "chromium"),
+            ("/usr/bin/chromedriver", "chromium-driver"),
+        ] {
+            assert!(
+                Path::new(binary).exists(),
+                "{binary} is missing: install Debian's `{package}` (tests/run installs chromium and chromium-driver when missing)"
+            );
+        }
+        let port = free_port();
+        let child = std::process::Command::new("/usr/bin/chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("chromedriver starts");
+        let url = format!("http://127.0.0.1:{port}");
+        for _ in 0..100 {
+            if reqwest::get(format!("{url}/status")).await.is_ok() {
+                return ChromeDriver { child, url };
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("chromedriver did not answer on {url} within 10 s");
+    }
+
+    /// A headless Chromium session with a fresh profile. The flags keep Chromium off
+    /// the network (this machine has none) and let it run as root in a container.
+    async fn browser(&self, profile: &Path) -> Client {
+        let mut capabilities = serde_json::Map::new();
+        capabilities.insert(
+            "goog:chromeOptions".into(),
+            serde_json::json!({
+                "binary": "/usr/bin/chromium",
+                "args": [
+                    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                    "--no-first-run", "--disable-background-networking",
+                    "--disable-component-update", "--disable-sync",
+                    "--disable-dev-shm-usage", "--window-size=1280,900",
+                    format!("--user-data-dir={}", profile.display()),
+                ],
+            }),
+        );
+        ClientBuilder::new(HttpConnector::new())
+            .capabilities(capabilities)
+            .connect(&self.url)
+            .await
+            .expect("a Chromium session through chromedriver")
+    }
+}
+
+impl Drop for ChromeDriver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Saves a screenshot of the current page as `name` in the screenshots directory.
+async fn screenshot(browser: &Client, name: &str) {
+    let dir = repo_root().join("target/console-screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    let png = browser.screenshot().await.unwrap();
+    assert!(png.starts_with(b"\x89PNG"), "a PNG screenshot");
+    std::fs::write(dir.join(name), png).unwrap();
+}
+
+/// Waits up to 10 s for an element matching `css` whose text contains `text`.
+async fn wait_for_text(browser: &Client, css: &str, text: &str) -> Element {
+    for _ in 0..100 {
+        for element in browser.find_all(Locator::Css(css)).await.unwrap() {
+            if element.text().await.is_ok_and(|t| t.contains(text)) {
+                return element;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let page = browser.source().await.unwrap_or_default();
+    panic!("no `{css}` with text `{text}` within 10 s; the page:\n{page}");
+}
+
+/// The console in a real browser: an event sent while the events list is open appears
+/// without a reload; filtering by status keeps only that status; the event's page shows
+/// its action log; replay and rehearse work through their forms. Screenshots of each
+/// page go to `target/console-screenshots/`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_in_headless_chromium_shows_events_live_filters_and_opens_them() {
+    let ws = Workspace::new();
+    let server = ws.start().await;
+    let base = format!("http://{}", server.addr);
+    let url = server.url("task-app", "development").unwrap().to_string();
+    let driver = ChromeDriver::start().await;
+    let profile = tempfile::tempdir().unwrap();
+    let browser = driver.browser(profile.path()).await;
+
+    browser.goto(&format!("{base}/console")).await.unwrap();
+    let copy = browser
+        .find(Locator::Css("button[data-copy]"))
+        .await
+        .unwrap();
+    assert_eq!(
+        copy.attr("data-copy").await.unwrap().as_deref(),
+        Some(url.as_str())
+    );
+    screenshot(&browser, "sources.png").await;
+
+    // The list is open before anything arrives; a marker on the window tells whether
+    // the page was reloaded.
+    browser
+        .goto(&format!("{base}/console/events"))
+        .await
+        .unwrap();
+    wait_for_text(&browser, "#event-rows td", "No events match.").await;
+    browser
+        .execute("window.sameDocument = 'yes';", vec![])
+        .await
+        .unwrap();
+    let body = sample("task-assigned.json");
+    let sent = post(&url, &body, &[("x-webhook-secret", SECRET)]).await;
+    let id = sent.body["event_id"].as_str().unwrap().to_string();
+    let other = sample("task-completed.json");
+    let refused = post(&url, &other, &[("x-webhook-secret", "wrong")]).await;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
+    let row = wait_for_text(&browser, "#event-rows tr", &id).await;
+    assert!(row.text().await.unwrap().contains("accepted"));
+    wait_for_text(&browser, "#event-rows tr", "rejected").await;
+    let marker = browser
+        .execute("return window.sameDocument || 'reloaded';", vec![])
+        .await
+        .unwrap();
+    assert_eq!(marker, "yes", "new events appeared without a reload");
+    wait_for_text(&browser, "#live-status", "updated").await;
+    screenshot(&browser, "events.png").await;
+
+    // Filter by status through the form.
+    browser
+        .find(Locator::Css("select[name=status]"))
+        .await
+        .unwrap()
+        .select_by_value("rejected")
+        .await
+        .unwrap();
+    browser
+        .find(Locator::Css("form[aria-label='Filter events'] button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for_text(&browser, "#event-rows tr", "rejected").await;
+    let current = browser.current_url().await.unwrap();
+    assert!(
+        current.query().unwrap().contains("status=rejected"),
+        "{current}"
+    );
+    let rows = browser
+        .find_all(Locator::Css("#event-rows tr"))
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1, "only the rejected event is listed");
+    assert!(!rows[0].text().await.unwrap().contains(&id));
+
+    // Open the accepted event from the list; its action log ran.
+    wait_for_count(&ws, "SELECT COUNT(*) FROM workflow_runs", 1).await;
+    browser
+        .goto(&format!("{base}/console/events?status=accepted"))
+        .await
+        .unwrap();
+    wait_for_text(&browser, "#event-rows a", &id)
+        .await
+        .click()
+        .await
+        .unwrap();
+    wait_for_text(&browser, "h1", &id).await;
+    let actions = wait_for_text(&browser, "main table tr", "workflows_trigger").await;
+    assert!(actions.text().await.unwrap().contains("succeeded"));
+    screenshot(&browser, "event.png").await;
+
+    // Replay from the event's page.
+    browser
+        .find(Locator::Css("form[action$='/replay'] button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let replay_of = wait_for_text(&browser, "main dd a", &id).await;
+    assert_eq!(
+        replay_of.attr("href").await.unwrap().as_deref(),
+        Some(format!("/console/events/{id}").as_str())
+    );
+    assert_eq!(
+        ws.count("SELECT COUNT(*) FROM events WHERE replay_of IS NOT NULL"),
+        1
+    );
+
+    // Rehearse a payload through the form: a duplicate of the stored event.
+    browser
+        .goto(&format!("{base}/console/rehearse"))
+        .await
+        .unwrap();
+    browser
+        .find(Locator::Css("textarea[name=headers]"))
+        .await
+        .unwrap()
+        .send_keys(&format!("x-webhook-secret: {SECRET}"))
+        .await
+        .unwrap();
+    browser
+        .find(Locator::Css("textarea[name=body]"))
+        .await
+        .unwrap()
+        .send_keys(&body)
+        .await
+        .unwrap();
+    browser
+        .find(Locator::Css("form[action='/console/rehearse'] button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for_text(&browser, "#outcome", "What would happen").await;
+    wait_for_text(&browser, "main dd", &format!("duplicate of {id}")).await;
+    screenshot(&browser, "rehearse.png").await;
+
+    for (path, name) in [
+        ("/console/event-types", "event-types.png"),
+        ("/console/directory/workflow-runs", "workflow-runs.png"),
+    ] {
+        browser.goto(&format!("{base}{path}")).await.unwrap();
+        wait_for_text(&browser, "h1", "").await;
+        screenshot(&browser, name).await;
+    }
+    browser.close().await.unwrap();
 }

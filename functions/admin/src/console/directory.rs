@@ -26,7 +26,7 @@ use std::sync::Arc;
 type Params = HashMap<String, String>;
 
 /// A path segment, percent-encoded.
-fn segment(text: &str) -> String {
+pub(crate) fn segment(text: &str) -> String {
     form_urlencoded::byte_serialize(text.as_bytes())
         .collect::<String>()
         .replace('+', "%20")

@@ -32,7 +32,8 @@ use std::sync::Arc;
 const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:0;color:#1a1a1a}\
 header{background:#12343b;color:#fff;padding:.6rem 1rem}header a{color:#fff;margin-right:1rem}\
 main{padding:1rem}table{border-collapse:collapse;width:100%}th,td{text-align:left;padding:.3rem .5rem;border-bottom:1px solid #ddd;vertical-align:top}\
-pre{background:#f5f5f5;padding:.5rem;overflow:auto}code{word-break:break-all}\
+pre{background:#f5f5f5;padding:.5rem;overflow:auto;margin:0}code{overflow-wrap:anywhere}\
+dl{display:grid;grid-template-columns:max-content 1fr;gap:.3rem 1rem}dt{font-weight:600}dd{margin:0}\
 .status{padding:.1rem .4rem;border-radius:.3rem;font-size:.85em}\
 .accepted,.succeeded{background:#d4f4dd}.duplicate,.planned{background:#e4e4f7}.rejected,.failed,.error{background:#f9d6d5}\
 .invalid_event_type,.skipped{background:#fbeec1}.answered{background:#dbeefa}\
@@ -408,6 +409,9 @@ pub(crate) async fn event(
                                 td {
                                     @if let Some(error) = a["error"].as_str() { (error) }
                                     @else { pre { (serde_json::to_string_pretty(&a["result"]).unwrap_or_default()) } }
+                                    @if let Some(run) = a["result"]["workflow_run_id"].as_str() {
+                                        a href={ "/console/directory/workflow-runs/" (directory::segment(run)) "?env=" (directory::segment(&text(&e["environment"]))) } { "the workflow run" }
+                                    }
                                 }
                             }
                         }
