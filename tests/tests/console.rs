@@ -105,7 +105,10 @@ async fn the_console_pages_show_sources_events_and_an_event_with_its_action_log(
 
     let (status, _, missing) = page(&base, "/console/events/no-such-event").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    assert!(missing.contains("no event `no-such-event`"), "{missing}");
+    assert!(
+        missing.starts_with("<!DOCTYPE html>") && missing.contains("no event `no-such-event`"),
+        "an error is a page, not JSON: {missing}"
+    );
 }
 
 /// POSTs a form to a console page without following the redirect: status, Location,
@@ -422,6 +425,8 @@ async fn the_console_in_headless_chromium_shows_events_live_filters_and_opens_th
     let other = sample("task-completed.json");
     let refused = post(&url, &other, &[("x-webhook-secret", "wrong")]).await;
     assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
+    let completed = post(&url, &other, &[("x-webhook-secret", SECRET)]).await;
+    assert_eq!(completed.status, StatusCode::ACCEPTED);
     let row = wait_for_text(&browser, "#event-rows tr", &id).await;
     assert!(row.text().await.unwrap().contains("accepted"));
     wait_for_text(&browser, "#event-rows tr", "rejected").await;
@@ -462,7 +467,7 @@ async fn the_console_in_headless_chromium_shows_events_live_filters_and_opens_th
     assert!(!rows[0].text().await.unwrap().contains(&id));
 
     // Open the accepted event from the list; its action log ran.
-    wait_for_count(&ws, "SELECT COUNT(*) FROM workflow_runs", 1).await;
+    wait_for_count(&ws, "SELECT COUNT(*) FROM workflow_runs", 2).await;
     browser
         .goto(&format!("{base}/console/events?status=accepted"))
         .await

@@ -226,3 +226,103 @@ async fn rehearse_replay_and_rotation_on_a_stack() {
     let (status, _) = send(&fresh_ingest(&stack), &new_token, &body).await;
     assert_eq!(status, 404);
 }
+
+/// `inlet console --aws-env E` serves the stack's console on loopback: the sources with
+/// the stack's webhook URLs (`--base-url`), its events, an event with the action log the
+/// actions function wrote, its workflow runs; a non-loopback address is refused.
+#[tokio::test]
+async fn inlet_console_serves_a_stacks_pages_on_loopback() {
+    let mut stack = Stack::for_environment("console").await;
+    let env = stack.names.environment.clone();
+    let files: Vec<(String, String)> = example_files()
+        .into_iter()
+        .map(|(name, text)| (name, text.replace("  development:", &format!("  {env}:"))))
+        .collect();
+    let (function, tokens) = ingest_function(&stack, files, &["task-app"]).await;
+    let (status, accepted) =
+        send(&function, &tokens[0], &common::sample("task-assigned.json")).await;
+    assert_eq!(status, 202, "{accepted}");
+    let id = accepted["event_id"].as_str().unwrap().to_string();
+    stack.deliver().await;
+
+    let (code, _, err) = run_inlet(&["console", "--aws-env", &env, "--addr", "0.0.0.0:0"]).await;
+    assert_eq!(code, 1);
+    assert!(err.contains("listens on loopback only"), "{err}");
+
+    let port = common::free_port();
+    let mut console = tokio::process::Command::new(common::inlet_binary())
+        .args([
+            "console",
+            "--aws-env",
+            &env,
+            "--addr",
+            &format!("127.0.0.1:{port}"),
+            "--base-url",
+            "https://abc123.execute-api.us-east-1.amazonaws.com/",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let stdout = console.stdout.take().unwrap();
+    let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
+    let banner = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+        .await
+        .expect("the console starts within 30 s")
+        .unwrap()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    assert_eq!(
+        banner,
+        format!("Console of stack `{env}` on {base}/console")
+    );
+    let get = |path: String| {
+        let base = base.clone();
+        async move {
+            let response = reqwest::get(format!("{base}{path}")).await.unwrap();
+            (response.status().as_u16(), response.text().await.unwrap())
+        }
+    };
+    let (status, sources) = get("/console".into()).await;
+    assert_eq!(status, 200);
+    assert!(
+        sources.contains(&format!(
+            "https://abc123.execute-api.us-east-1.amazonaws.com/receive/{}",
+            tokens[0]
+        )),
+        "{sources}"
+    );
+    let (_, events) = get("/console/events".into()).await;
+    assert!(
+        events.contains(&format!("href=\"/console/events/{id}\"")),
+        "{events}"
+    );
+    let (status, event) = get(format!("/console/events/{id}")).await;
+    assert_eq!(status, 200);
+    assert!(
+        event.contains("workflows_trigger") && event.contains("class=\"status succeeded\""),
+        "the actions function's log: {event}"
+    );
+    let (status, asks) = get("/console/directory/workflow-runs".into()).await;
+    assert_eq!(
+        status, 200,
+        "DynamoDB lists runs per workflow: the page asks for the key"
+    );
+    assert!(asks.contains("pass a workflow key"), "{asks}");
+    let (_, runs) = get("/console/directory/workflow-runs?key=task-assigned".into()).await;
+    assert!(runs.contains(&format!("wr_{id}_0")), "{runs}");
+    let (status, missing) = get("/console/events/no-such-event".into()).await;
+    assert_eq!(status, 404);
+    assert!(
+        missing.starts_with("<!DOCTYPE html>") && missing.contains("no event `no-such-event`"),
+        "an error is a page, not JSON: {missing}"
+    );
+    let other_host = reqwest::Client::new()
+        .get(format!("{base}/console"))
+        .header("host", "attacker.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other_host.status(), 403, "only loopback names are served");
+    console.kill().await.unwrap();
+}

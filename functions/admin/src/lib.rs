@@ -57,7 +57,12 @@ impl From<StoreError> for AdminError {
 
 impl From<DirectoryError> for AdminError {
     fn from(e: DirectoryError) -> Self {
-        AdminError::Unavailable(e.to_string())
+        match e {
+            // The directory cannot answer as asked (say, runs of every workflow on
+            // DynamoDB): the request must change, retrying will not help.
+            DirectoryError::Rejected(message) => AdminError::BadRequest(message),
+            DirectoryError::Unavailable(_) => AdminError::Unavailable(e.to_string()),
+        }
     }
 }
 

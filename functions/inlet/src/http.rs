@@ -213,16 +213,19 @@ pub async fn limit_request_head(
 }
 
 /// Gives every error answer that is not JSON already the `{"error": {...}}` body,
-/// keeping its status and headers; a plain-text message becomes the message.
+/// keeping its status and headers; a plain-text message becomes the message. The
+/// console's error pages (HTML) are left as they are.
 pub async fn json_errors(request: Request, next: Next) -> Response {
     let response = next.run(request).await;
     let status = response.status();
-    let is_json = response
+    let content_type = response
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
-    if status.as_u16() < 400 || is_json {
+        .unwrap_or_default();
+    let already_shaped =
+        content_type.starts_with("application/json") || content_type.starts_with("text/html");
+    if status.as_u16() < 400 || already_shaped {
         return response;
     }
     let (mut parts, body) = response.into_parts();

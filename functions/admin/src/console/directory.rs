@@ -214,11 +214,16 @@ pub(crate) async fn workflow_runs(
     State(state): State<Arc<AdminState>>,
     Query(params): Query<Params>,
 ) -> Response {
-    let runs = match crate::workflow_runs(State(state), Query(params.clone())).await {
-        Ok(axum::Json(body)) => body["workflow_runs"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default(),
+    // A store that lists runs per workflow only asks for the key: the form says so.
+    let (runs, refused) = match crate::workflow_runs(State(state), Query(params.clone())).await {
+        Ok(axum::Json(body)) => (
+            body["workflow_runs"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default(),
+            None,
+        ),
+        Err(AdminError::BadRequest(message)) => (Vec::new(), Some(message)),
         Err(error) => return error_page(error),
     };
     page(
@@ -229,7 +234,8 @@ pub(crate) async fn workflow_runs(
                 label { "Environment" input name="env" value=(params.get("env").cloned().unwrap_or_default()); }
                 button type="submit" { "Filter" }
             }
-            @if runs.is_empty() { p { "No workflow runs." } }
+            @if let Some(message) = &refused { p role="alert" { (message) } }
+            @else if runs.is_empty() { p { "No workflow runs." } }
             @else {
                 table {
                     thead { tr { th { "Created" } th { "Run" } th { "Workflow" } th { "Status" } th { "Recipients" } th { "Event" } } }
