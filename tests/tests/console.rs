@@ -318,14 +318,18 @@ impl ChromeDriver {
             .stderr(std::process::Stdio::null())
             .spawn()
             .expect("chromedriver starts");
-        let url = format!("http://127.0.0.1:{port}");
+        // Owned at once, so that it is stopped even if it never answers.
+        let driver = ChromeDriver {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        };
         for _ in 0..100 {
-            if reqwest::get(format!("{url}/status")).await.is_ok() {
-                return ChromeDriver { child, url };
+            if reqwest::get(format!("{}/status", driver.url)).await.is_ok() {
+                return driver;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        panic!("chromedriver did not answer on {url} within 10 s");
+        panic!("chromedriver did not answer on {} within 10 s", driver.url);
     }
 
     /// A headless Chromium session with a fresh profile. The flags keep Chromium off
