@@ -87,6 +87,10 @@ async fn the_console_pages_show_sources_events_and_an_event_with_its_action_log(
         !detail.contains("<script>alert(1)"),
         "no raw markup from the payload"
     );
+    assert!(
+        detail.contains("<summary>mapping</summary>") && detail.contains("data.assigned_to"),
+        "each action's mapping is shown beside its resolved params"
+    );
     assert!(!detail.contains(SECRET), "the secret header stays redacted");
     assert!(detail.contains("[redacted]"));
 

@@ -177,7 +177,7 @@ pub(crate) async fn sources(State(state): State<Arc<AdminState>>, headers: Heade
                                     }
                                     td {
                                         @for url in env["urls"].as_array().into_iter().flatten() {
-                                            div { code { (text(url)) } " " button type="button" data-copy=(text(url)) { "Copy" } }
+                                            div { code { (text(url)) } " " button type="button" data-copy=(text(url)) aria-label="Copy the webhook URL" { "Copy" } }
                                         }
                                         @for retiring in env["retiring"].as_array().into_iter().flatten() {
                                             div { small { "retires " (time(retiring["retires_at_ms"].as_i64())) ": " code { (text(&retiring["url"])) } } }
@@ -397,7 +397,7 @@ pub(crate) async fn event(
             @if actions.is_empty() { p { "No actions were planned for this event." } }
             @else {
                 table {
-                    thead { tr { th { "#" } th { "Action" } th { "Status" } th { "Attempts" } th { "Payload" } th { "Result or reason" } } }
+                    thead { tr { th { "#" } th { "Action" } th { "Status" } th { "Attempts" } th { "Payload (resolved params)" } th { "Result or reason" } } }
                     tbody {
                         @for a in &actions {
                             tr {
@@ -405,7 +405,10 @@ pub(crate) async fn event(
                                 td { code { (text(&a["action"])) } }
                                 td { (status_badge(a["status"].as_str().unwrap_or("?"))) }
                                 td { (text(&a["attempts"])) }
-                                td { pre { (serde_json::to_string_pretty(&a["payload"]).unwrap_or_default()) } }
+                                td {
+                                    pre { (serde_json::to_string_pretty(&a["payload"]).unwrap_or_default()) }
+                                    details { summary { "mapping" } pre { (serde_json::to_string_pretty(&a["params"]).unwrap_or_default()) } }
+                                }
                                 td {
                                     @if let Some(error) = a["error"].as_str() { (error) }
                                     @else { pre { (serde_json::to_string_pretty(&a["result"]).unwrap_or_default()) } }
