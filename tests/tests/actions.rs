@@ -5,6 +5,7 @@
 
 mod common;
 
+use aws_sdk_dynamodb::types::AttributeValue;
 use axum::Json;
 use axum::routing::post;
 use inlet::sqlite::SqliteStore;
@@ -32,10 +33,13 @@ struct Harness {
     _dir: tempfile::TempDir,
     store: Arc<dyn Directory>,
     executor: ActionExecutor,
+    /// The DynamoDB table, for tests that reach past the directory.
+    table: Option<String>,
 }
 
 async fn harness(kind: Store, targets: Targets) -> Harness {
     let dir = tempfile::tempdir().unwrap();
+    let mut dynamo_table = None;
     let store: Arc<dyn Directory> = match kind {
         Store::Sqlite => {
             Arc::new(SqliteStore::open(&dir.path().join("a.db"), Duration::from_secs(5)).unwrap())
@@ -47,6 +51,7 @@ async fn harness(kind: Store, targets: Targets) -> Harness {
             inlet_aws::provision::create_table(&clients.dynamodb, &table, false)
                 .await
                 .unwrap();
+            dynamo_table = Some(table.clone());
             Arc::new(inlet_aws::directory::DynamoDirectory {
                 client: clients.dynamodb,
                 table,
@@ -62,6 +67,7 @@ async fn harness(kind: Store, targets: Targets) -> Harness {
         _dir: dir,
         store,
         executor,
+        table: dynamo_table,
     }
 }
 
@@ -90,6 +96,7 @@ on_both_stores!(ids_with_separators_spaces_and_non_ascii_never_collide);
 on_both_stores!(a_trigger_to_1000_inline_recipients_applies_whole);
 on_both_stores!(subscriptions_of_100_and_1000_audience_members_apply_whole);
 on_both_stores!(deleting_a_user_with_100_links_removes_them_all);
+on_both_stores!(a_redelivered_trigger_answers_its_result_and_leaves_a_cancelled_run_cancelled);
 on_both_stores!(a_redelivered_upsert_applies_nothing_after_later_changes_or_a_delete);
 
 fn event(id: &str) -> EventRecord {
@@ -839,4 +846,78 @@ async fn deleting_a_user_with_100_links_removes_them_all(kind: Store) {
             Some(vec![])
         );
     }
+}
+
+/// A trigger by recipient ids (on DynamoDB, two conditional puts and no marker) applied
+/// again after its run was cancelled: the same result, one run, still cancelled.
+async fn a_redelivered_trigger_answers_its_result_and_leaves_a_cancelled_run_cancelled(
+    kind: Store,
+) {
+    let h = harness(kind, Targets::default()).await;
+    let trigger = json!({"key": "digest", "recipients": ["a", "b"], "cancellation_key": "k"});
+    let result = h
+        .ok("e5", 1, ActionKind::WorkflowsTrigger, trigger.clone())
+        .await;
+    assert_eq!(result["workflow_run_id"], "wr_e5_1");
+    assert_eq!(result["unknown_recipients"], json!(["a", "b"]));
+    h.ok(
+        "e6",
+        0,
+        ActionKind::WorkflowsCancel,
+        json!({"key": "digest", "cancellation_key": "k"}),
+    )
+    .await;
+    let again = h.ok("e5", 1, ActionKind::WorkflowsTrigger, trigger).await;
+    assert_eq!(again, result, "the stored result");
+    let runs = h
+        .store
+        .workflow_runs(ENV, Some("digest"), 10)
+        .await
+        .unwrap();
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0].status, "cancelled", "a redelivery changes nothing");
+}
+
+/// On DynamoDB a trigger's run is two puts; a crash between them leaves the pointer by
+/// id without the run. The redelivery writes the run and answers the stored result.
+#[tokio::test]
+async fn dynamodb_completes_a_trigger_that_stopped_between_its_two_puts() {
+    let h = harness(Store::Dynamo, Targets::default()).await;
+    let trigger = json!({"key": "digest", "recipients": ["a"], "data": {"n": 1}});
+    let result = h
+        .ok("e7", 0, ActionKind::WorkflowsTrigger, trigger.clone())
+        .await;
+    let run = h.store.workflow_run(ENV, "wr_e7_0").await.unwrap().unwrap();
+    // The crash: the run item is not there, its pointer is.
+    let clients = inlet_aws::provision::clients_from_env().await;
+    let table = h.table.clone().unwrap();
+    clients
+        .dynamodb
+        .delete_item()
+        .table_name(&table)
+        .key("pk", AttributeValue::S(format!("{ENV}#WORKFLOW#digest")))
+        .key("sk", AttributeValue::S("RUN#wr_e7_0".into()))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        h.store
+            .workflow_run(ENV, "wr_e7_0")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let again = h.ok("e7", 0, ActionKind::WorkflowsTrigger, trigger).await;
+    assert_eq!(again, result);
+    let restored = h.store.workflow_run(ENV, "wr_e7_0").await.unwrap().unwrap();
+    assert_eq!(restored.recipients, run.recipients);
+    assert_eq!(restored.data, run.data);
+    assert_eq!(
+        h.store
+            .workflow_runs(ENV, Some("digest"), 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
 }

@@ -30,6 +30,15 @@
 //! delete of the profile first copies its recent keys into applied-action markers, so
 //! that a redelivered upsert of a deleted profile does not bring it back.
 //!
+//! **Exactly once, in the run's own items.** A trigger whose only change is its run
+//! (recipients given by id: the usual case) needs no marker: the run's id is made of
+//! the action key (`wr_<event id>_<index>`), so its two items are the action's record.
+//! The run-by-id item, holding the action's result, is put first, then the run item,
+//! each on condition that it does not exist yet: two write units instead of a
+//! three-item transaction (six). A redelivery — after a crash between the two puts or
+//! after both — writes what is missing, changes nothing that is there (a run cancelled
+//! since stays cancelled) and is answered with the stored result.
+//!
 //! **Exactly once, with markers.** Every other action: [`Directory::apply`] turns its
 //! changes into
 //! `TransactWriteItems` whose first item puts an applied-action marker on condition
@@ -57,9 +66,11 @@ use crate::item::{Item, get_s, n, s};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, ConditionCheck, Delete, KeysAndAttributes, Put, TransactWriteItem, Update,
+    AttributeValue, ConditionCheck, Delete, KeysAndAttributes, Put,
+    ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
 };
 use inlet_core::directory::{
     ActionKey, Applied, Directory, DirectoryChange, DirectoryError, Entity, RecipientRef,
@@ -201,6 +212,29 @@ fn upsert_target<'a>(
         DirectoryChange::SetTenant { id, properties } => Some((tenant_pk(env, id), properties)),
         _ => None,
     }
+}
+
+/// A workflow run's items: the run in its workflow's partition, and the pointer by id.
+fn run_items(env: &str, run: &WorkflowRun) -> (Item, Item) {
+    let mut item = Item::from([
+        ("pk".to_string(), s(workflow_pk(env, &run.workflow_key))),
+        ("sk".to_string(), s(run_sk(&run.id))),
+        (
+            "run".to_string(),
+            s(serde_json::to_string(run).expect("a run serialises")),
+        ),
+        ("status".to_string(), s(run.status.clone())),
+        ("created_at_ms".to_string(), n(run.created_at_ms)),
+    ]);
+    if let Some(key) = &run.cancellation_key {
+        item.insert("cancellation_key".into(), s(key.clone()));
+    }
+    let by_id = Item::from([
+        ("pk".to_string(), s(run_pk(env, &run.id))),
+        ("sk".to_string(), s("RUN")),
+        ("workflow_key".to_string(), s(run.workflow_key.clone())),
+    ]);
+    (item, by_id)
 }
 
 /// A write's failure: `None` when its condition failed (the caller reads again), else
@@ -824,25 +858,9 @@ impl DynamoDirectory {
                 }
             }
             DirectoryChange::RecordWorkflowRun(run) => {
-                let mut item = Item::from([
-                    ("pk".to_string(), s(workflow_pk(env, &run.workflow_key))),
-                    ("sk".to_string(), s(run_sk(&run.id))),
-                    (
-                        "run".to_string(),
-                        s(serde_json::to_string(run).expect("a run serialises")),
-                    ),
-                    ("status".to_string(), s(run.status.clone())),
-                    ("created_at_ms".to_string(), n(run.created_at_ms)),
-                ]);
-                if let Some(key) = &run.cancellation_key {
-                    item.insert("cancellation_key".into(), s(key.clone()));
-                }
-                batch.put(item)?;
-                batch.put(Item::from([
-                    ("pk".to_string(), s(run_pk(env, &run.id))),
-                    ("sk".to_string(), s("RUN")),
-                    ("workflow_key".to_string(), s(run.workflow_key.clone())),
-                ]))?;
+                let (run_item, by_id) = run_items(env, run);
+                batch.put(run_item)?;
+                batch.put(by_id)?;
             }
             DirectoryChange::CancelWorkflowRuns {
                 workflow_key,
@@ -1101,6 +1119,55 @@ impl DynamoDirectory {
         }
     }
 
+    /// Records a run as its own two items, each put only if new (see the module docs):
+    /// the pointer by id with the action's result first, then the run.
+    async fn apply_run(
+        &self,
+        env: &str,
+        run: &WorkflowRun,
+        result: &Value,
+        now_ms: i64,
+    ) -> Result<Applied, DirectoryError> {
+        let (run_item, mut by_id) = run_items(env, run);
+        by_id.insert("result".into(), s(result.to_string()));
+        by_id.insert("applied_at_ms".into(), n(now_ms));
+        let earlier = self.put_if_new(by_id).await?;
+        self.put_if_new(run_item).await?;
+        match earlier {
+            None => Ok(Applied::Now),
+            Some(pointer) => Ok(Applied::Before(stored_or(
+                get_s(&pointer, "result").ok(),
+                &Value::Null,
+            ))),
+        }
+    }
+
+    /// Puts `item` on condition that it does not exist; answers the item already there
+    /// when it does.
+    async fn put_if_new(&self, item: Item) -> Result<Option<Item>, DirectoryError> {
+        let sent = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match sent {
+            Ok(_) => Ok(None),
+            Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {
+                match e.into_err() {
+                    PutItemError::ConditionalCheckFailedException(failed) => {
+                        Ok(Some(failed.item.unwrap_or_default()))
+                    }
+                    _ => unreachable!("matched above"),
+                }
+            }
+            Err(e) => Err(unavailable(store_error("directory write", e))),
+        }
+    }
+
     /// The result stored with an action's marker.
     fn stored_result(marker: &Item) -> Result<Value, DirectoryError> {
         Ok(
@@ -1145,6 +1212,9 @@ impl Directory for DynamoDirectory {
         let markers = self.query(&marker_pk, Some(&whole)).await?;
         if let Some(done) = markers.iter().find(|m| get_s(m, "sk").ok() == Some(&whole)) {
             return Ok(Applied::Before(Self::stored_result(done)?));
+        }
+        if let [DirectoryChange::RecordWorkflowRun(run)] = changes {
+            return self.apply_run(environment, run, result, now_ms).await;
         }
         if let [change] = changes
             && let Some((pk, properties)) = upsert_target(environment, change)
