@@ -217,6 +217,7 @@ async fn the_console_rehearses_replays_shows_the_directory_and_refuses_other_sit
         list.contains("data-live=\"/console/live/events?\""),
         "the first page is live: {list}"
     );
+    assert!(list.contains("data-refresh-ms=\"2000\""), "{list}");
     wait_for_count(&ws, "SELECT COUNT(*) FROM workflow_runs", 1).await;
 
     // The directory: the workflow run, its recipient, the lookup form's redirect.

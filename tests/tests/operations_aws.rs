@@ -294,6 +294,10 @@ async fn inlet_console_serves_a_stacks_pages_on_loopback() {
     );
     let (_, events) = get("/console/events".into()).await;
     assert!(
+        events.contains("data-refresh-ms=\"10000\""),
+        "a stack's list refreshes every 10 s"
+    );
+    assert!(
         events.contains(&format!("href=\"/console/events/{id}\"")),
         "{events}"
     );
