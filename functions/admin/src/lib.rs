@@ -8,7 +8,10 @@
 //! | `GET /admin/events/{id}` | one event with its action log and outbox state |
 //! | `GET /admin/directory/users/{id}?env=` | a user (likewise `tenants/{id}`, `objects/{collection}/{id}`, `objects/{collection}/{id}/subscriptions`, `audiences/{key}`, `workflow-runs/{id}`, `workflow-runs?key=`) |
 //!
-//! Rehearse, replay and token rotation are in [`operations`].
+//! Rehearse, replay and token rotation are in [`operations`]; the web console's pages
+//! (`/console/...`, HTML over these same handlers) in [`console`]. Requests that change
+//! something are refused when a browser marks them as coming from another site (see
+//! `refuse_cross_site`).
 //!
 //! `since`/`until` take RFC 3339 times or unix milliseconds; `limit` is 1–500 (default
 //! 50). `env` defaults to the only environment when the config has one.
