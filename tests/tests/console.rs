@@ -13,17 +13,6 @@ use reqwest::StatusCode;
 use std::path::Path;
 use std::time::Duration;
 
-/// Polls `sql` (a count) until it reaches `want`, for at most 10 s.
-async fn wait_for_count(ws: &Workspace, sql: &str, want: i64) {
-    for _ in 0..200 {
-        if ws.count(sql) == want {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert_eq!(ws.count(sql), want, "{sql}");
-}
-
 /// GETs a page: status, content type, text.
 async fn page(base: &str, path: &str) -> (StatusCode, String, String) {
     let response = reqwest::get(format!("{base}{path}")).await.unwrap();

@@ -14,17 +14,6 @@ async fn admin_post(base: &str, path: &str, body: Value) -> Answer {
     post(&format!("{base}{path}"), &body.to_string(), &[]).await
 }
 
-/// Polls `sql` (a count) until it reaches `want`, for at most 10 s.
-async fn wait_for_count(ws: &Workspace, sql: &str, want: i64) {
-    for _ in 0..200 {
-        if ws.count(sql) == want {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert_eq!(ws.count(sql), want, "{sql}");
-}
-
 /// Sources besides the task-app example: one whose only environment is production, and
 /// one that maps a fixed workflow key without `{ value: ... }`.
 fn add_sources(ws: &Workspace) {

@@ -45,6 +45,17 @@ async fn send(function: &IngestFunction, token: &str, body: &str) -> (u16, Value
     )
 }
 
+/// The ingest function on `stack` with the example task-app source pushed under the
+/// stack's environment; the source's tokens.
+async fn task_app_ingest(stack: &Stack) -> (IngestFunction, Vec<String>) {
+    let env = &stack.names.environment;
+    let files: Vec<(String, String)> = example_files()
+        .into_iter()
+        .map(|(name, text)| (name, text.replace("  development:", &format!("  {env}:"))))
+        .collect();
+    ingest_function(stack, files, &["task-app"]).await
+}
+
 async fn stored_events(stack: &Stack) -> usize {
     stack
         .events
@@ -64,11 +75,7 @@ async fn stored_events(stack: &Stack) -> usize {
 async fn rehearse_replay_and_rotation_on_a_stack() {
     let mut stack = Stack::for_environment("ops").await;
     let env = stack.names.environment.clone();
-    let files: Vec<(String, String)> = example_files()
-        .into_iter()
-        .map(|(name, text)| (name, text.replace("  development:", &format!("  {env}:"))))
-        .collect();
-    let (function, tokens) = ingest_function(&stack, files, &["task-app"]).await;
+    let (function, tokens) = task_app_ingest(&stack).await;
     let body = common::sample("task-assigned.json");
     let (status, accepted) = send(&function, &tokens[0], &body).await;
     assert_eq!(status, 202, "{accepted}");
@@ -234,11 +241,7 @@ async fn rehearse_replay_and_rotation_on_a_stack() {
 async fn inlet_console_serves_a_stacks_pages_on_loopback() {
     let mut stack = Stack::for_environment("console").await;
     let env = stack.names.environment.clone();
-    let files: Vec<(String, String)> = example_files()
-        .into_iter()
-        .map(|(name, text)| (name, text.replace("  development:", &format!("  {env}:"))))
-        .collect();
-    let (function, tokens) = ingest_function(&stack, files, &["task-app"]).await;
+    let (function, tokens) = task_app_ingest(&stack).await;
     let (status, accepted) =
         send(&function, &tokens[0], &common::sample("task-assigned.json")).await;
     assert_eq!(status, 202, "{accepted}");

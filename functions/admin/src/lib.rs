@@ -69,24 +69,38 @@ impl From<DirectoryError> for AdminError {
     }
 }
 
+impl AdminError {
+    /// The status, code and message this error is answered with, as JSON by the API and
+    /// as a page by the console; a 5xx's detail goes to the log, not to the client.
+    pub(crate) fn answer(&self) -> (u16, &'static str, String) {
+        match self {
+            AdminError::BadRequest(message) => (400, "bad_request", message.clone()),
+            AdminError::NotFound(message) => (404, "not_found", message.clone()),
+            AdminError::Unavailable(detail) => {
+                tracing::error!(error = %detail, "admin request failed");
+                (
+                    503,
+                    "unavailable",
+                    "the store could not be read; retry later".into(),
+                )
+            }
+            AdminError::Refused(refused) => {
+                if refused.status() >= 500 {
+                    tracing::error!(error = ?refused, "admin operation failed");
+                }
+                (refused.status(), refused.code(), refused.message())
+            }
+        }
+    }
+}
+
 impl IntoResponse for AdminError {
     fn into_response(self) -> Response {
         if let AdminError::Refused(error) = self {
+            // The ingest path's own answer, with its headers (`retry-after`, `allow`).
             return to_response(error.into_reply());
         }
-        let (status, code) = match &self {
-            AdminError::BadRequest(_) => (400, "bad_request"),
-            AdminError::NotFound(_) => (404, "not_found"),
-            AdminError::Unavailable(detail) => {
-                tracing::error!(error = %detail, "admin request failed");
-                (503, "unavailable")
-            }
-            AdminError::Refused(_) => unreachable!("answered above"),
-        };
-        let message = match &self {
-            AdminError::Unavailable(_) => "the store could not be read; retry later".to_string(),
-            other => other.to_string(),
-        };
+        let (status, code, message) = self.answer();
         to_response(Reply::json(
             status,
             json!({"error": {"code": code, "message": message}}),

@@ -82,15 +82,29 @@ pub(crate) async fn rehearse(
     Query(query): Query<HashMap<String, String>>,
     body: axum::body::Bytes,
 ) -> Result<Json<Value>, AdminError> {
-    let ops = operations(&state)?;
+    operations(&state)?;
     let request: RehearseRequest = serde_json::from_slice(&body).map_err(|e| {
         AdminError::BadRequest(format!(
             "the body must be JSON {{\"body\": \"<payload>\", \"headers\": {{\"name\": \"value\"}}}}: {e}"
         ))
     })?;
-    let env = environment(&state, &query).await?;
+    rehearse_request(&state, &key, &query, request)
+        .await
+        .map(Json)
+}
+
+/// A rehearsal of `request` through source `key`'s environment (`env` in `query`, or the
+/// only one): the API route's and the console form's work.
+pub(crate) async fn rehearse_request(
+    state: &AdminState,
+    key: &str,
+    query: &HashMap<String, String>,
+    request: RehearseRequest,
+) -> Result<Value, AdminError> {
+    let ops = operations(state)?;
+    let env = environment(state, query).await?;
     let catalog = state.sources.catalog().await?;
-    let route = route(&catalog, &key, &env)?;
+    let route = route(&catalog, key, &env)?;
     let payload = match request.body {
         Value::String(text) => text,
         other => other.to_string(),
@@ -106,9 +120,8 @@ pub(crate) async fn rehearse(
         .rehearse(&route, inbound, ops.idempotency())
         .await
         .map_err(AdminError::Refused)?;
-    Ok(Json(serde_json::to_value(rehearsal).map_err(|e| {
-        AdminError::Unavailable(format!("serialising the rehearsal: {e}"))
-    })?))
+    serde_json::to_value(rehearsal)
+        .map_err(|e| AdminError::Unavailable(format!("serialising the rehearsal: {e}")))
 }
 
 pub(crate) async fn replay(

@@ -38,16 +38,17 @@ fn payload(n: usize, event_type: &str) -> String {
     .to_string()
 }
 
-/// Sends the events, 16 at a time; returns the id of the last accepted one.
+/// Sends the events, 16 at a time; returns the id of one accepted in the last batch.
 async fn fill(url: &str) -> String {
     let client = reqwest::Client::new();
     let url: Arc<str> = url.into();
     let mut last = String::new();
     let started = Instant::now();
     for chunk in (0..EVENTS).collect::<Vec<_>>().chunks(16) {
-        let sends = chunk.iter().map(|&n| {
+        let mut sends = tokio::task::JoinSet::new();
+        for &n in chunk {
             let (client, url) = (client.clone(), url.clone());
-            async move {
+            sends.spawn(async move {
                 let (event_type, secret) = match n % 10 {
                     0 => ("task.completed", SECRET),
                     1 => ("task.assigned", "wrong-secret"),
@@ -68,10 +69,12 @@ async fn fill(url: &str) -> String {
                     "{status} {body}"
                 );
                 body["event_id"].as_str().map(str::to_string)
+            });
+        }
+        while let Some(sent) = sends.join_next().await {
+            if let Some(id) = sent.unwrap() {
+                last = id;
             }
-        });
-        for id in futures_join(sends).await.into_iter().flatten() {
-            last = id;
         }
     }
     eprintln!(
@@ -79,20 +82,6 @@ async fn fill(url: &str) -> String {
         started.elapsed().as_secs_f64()
     );
     last
-}
-
-/// Runs the futures concurrently on the runtime and collects their outputs in order.
-async fn futures_join<F>(futures: impl Iterator<Item = F>) -> Vec<F::Output>
-where
-    F: Future + Send + 'static,
-    F::Output: Send + 'static,
-{
-    let handles: Vec<_> = futures.map(tokio::spawn).collect();
-    let mut outputs = Vec::with_capacity(handles.len());
-    for handle in handles {
-        outputs.push(handle.await.unwrap());
-    }
-    outputs
 }
 
 fn setup_sources(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {

@@ -29,10 +29,7 @@ pub async fn serve(
     let mut state = inlet_admin::on_aws::state(&names, &clients);
     Arc::get_mut(&mut state)
         .expect("the state was just built")
-        .webhook_host = base_url
-        .and_then(|u| u.split("://").nth(1))
-        .and_then(|rest| rest.split('/').next())
-        .map(str::to_string);
+        .webhook_host = base_url.and_then(crate::operations_cli::host_of);
     // Fail now, with the reason, rather than on every page.
     state
         .sources

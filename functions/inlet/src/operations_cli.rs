@@ -31,14 +31,21 @@ impl AdminTarget {
         match aws_env {
             Some(env) => AdminTarget::Stack {
                 env: env.to_string(),
-                host: base_url
-                    .and_then(|u| u.split("://").nth(1))
-                    .and_then(|rest| rest.split('/').next())
-                    .map(str::to_string),
+                host: base_url.and_then(host_of),
             },
             None => AdminTarget::Server(server.trim_end_matches('/').to_string()),
         }
     }
+}
+
+/// The host of a stack's `WebhookBaseUrl` (`https://HOST/...`), which the admin code
+/// builds webhook URLs with.
+pub fn host_of(base_url: &str) -> Option<String> {
+    base_url
+        .split("://")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .map(str::to_string)
 }
 
 /// POSTs `body` to the admin API at `path`; see [`admin_call`].

@@ -150,6 +150,18 @@ pub fn signed(body: &str) -> String {
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
 }
 
+/// Polls `sql` (a count) on the workspace's database until it reaches `want`, for at
+/// most 10 s.
+pub async fn wait_for_count(ws: &Workspace, sql: &str, want: i64) {
+    for _ in 0..200 {
+        if ws.count(sql) == want {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(ws.count(sql), want, "{sql}");
+}
+
 /// Runs the `inlet` binary with `args` without blocking the runtime a test's dev server
 /// runs on: exit code, stdout, stderr.
 pub async fn run_inlet(args: &[&str]) -> (i32, String, String) {

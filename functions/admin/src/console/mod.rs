@@ -81,35 +81,11 @@ pub(crate) fn page(title: &str, body: Markup) -> Markup {
     }
 }
 
-/// The status and message an admin error is shown with; 5xx details go to the log.
-pub(crate) fn status_and_message(error: &AdminError) -> (StatusCode, String) {
-    match error {
-        AdminError::BadRequest(message) => (StatusCode::BAD_REQUEST, message.clone()),
-        AdminError::NotFound(message) => (StatusCode::NOT_FOUND, message.clone()),
-        AdminError::Unavailable(detail) => {
-            tracing::error!(error = %detail, "console page failed");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "the store could not be read; retry later".into(),
-            )
-        }
-        AdminError::Refused(refused) => {
-            if refused.status() >= 500 {
-                tracing::error!(error = ?refused, "console operation failed");
-            }
-            (
-                StatusCode::from_u16(refused.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-                refused.message(),
-            )
-        }
-    }
-}
-
 /// An admin error as a page with the same status.
 pub(crate) fn error_page(error: AdminError) -> Response {
-    let (status, message) = status_and_message(&error);
+    let (status, _, message) = error.answer();
     (
-        status,
+        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
         page("Not available", html! { p role="alert" { (message) } }),
     )
         .into_response()

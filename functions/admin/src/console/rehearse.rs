@@ -7,14 +7,15 @@
 //! target, so a rehearsal form can be bookmarked.
 
 use super::{error_page, page, pretty, status_badge, text};
+use crate::operations::RehearseRequest;
 use crate::{AdminError, AdminState};
-use axum::extract::{Form, Path, Query, State};
+use axum::extract::{Form, Query, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use maud::{Markup, html};
 use serde::Deserialize;
-use serde_json::{Map, Value, json};
-use std::collections::HashMap;
+use serde_json::Value;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 /// The form's fields.
@@ -32,8 +33,8 @@ pub(crate) struct RehearseForm {
 }
 
 /// `Name: value` lines as a header map; a line without a colon is an error naming it.
-fn parse_headers(lines: &str) -> Result<Map<String, Value>, AdminError> {
-    let mut headers = Map::new();
+fn parse_headers(lines: &str) -> Result<BTreeMap<String, String>, AdminError> {
+    let mut headers = BTreeMap::new();
     for (number, line) in lines.lines().enumerate() {
         let line = line.trim();
         if line.is_empty() {
@@ -45,7 +46,7 @@ fn parse_headers(lines: &str) -> Result<Map<String, Value>, AdminError> {
                 number + 1
             )));
         };
-        headers.insert(name.trim().to_string(), json!(value.trim()));
+        headers.insert(name.trim().to_string(), value.trim().to_string());
     }
     Ok(headers)
 }
@@ -76,19 +77,16 @@ async fn rehearse(state: Arc<AdminState>, fields: &RehearseForm) -> Result<Value
     if fields.source.is_empty() {
         return Err(AdminError::BadRequest("pick a source to rehearse".into()));
     }
-    let request = json!({"body": fields.body, "headers": parse_headers(&fields.headers)?});
+    let request = RehearseRequest {
+        body: Value::String(fields.body.clone()),
+        headers: parse_headers(&fields.headers)?,
+        query: String::new(),
+    };
     let mut query = HashMap::new();
     if !fields.env.is_empty() {
         query.insert("env".to_string(), fields.env.clone());
     }
-    let axum::Json(rehearsal) = crate::operations::rehearse(
-        State(state),
-        Path(fields.source.clone()),
-        Query(query),
-        request.to_string().into(),
-    )
-    .await?;
-    Ok(rehearsal)
+    crate::operations::rehearse_request(&state, &fields.source, &query, request).await
 }
 
 /// The form (keeping what was entered) and, after a run, its outcome.
@@ -152,16 +150,12 @@ async fn render(
             }
             @match &outcome {
                 None => {}
-                Some(Err(error)) => { p role="alert" { (error_message(error)) } }
+                Some(Err(error)) => { p role="alert" { (error.answer().2) } }
                 Some(Ok(rehearsal)) => { (outcome_markup(rehearsal)) }
             }
         },
     )
     .into_response()
-}
-
-fn error_message(error: &AdminError) -> String {
-    super::status_and_message(error).1
 }
 
 fn outcome_markup(r: &Value) -> Markup {
