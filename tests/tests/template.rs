@@ -3,11 +3,14 @@
 //! `tests/emulator/expand_sam.py`): every function logs JSON into a log group of its own
 //! with the retention parameter and the platform log level parameter; the alarms exist
 //! and notify the optional topic; failed action batches go to the failure queue the
-//! alarm watches. cfn-lint and `sam validate --lint` (in `tests/run`) check the rest.
+//! alarm watches; the tables are on demand by default and provisioned with auto scaling
+//! of every table and index when `TableCapacity` asks for it. cfn-lint and `sam validate
+//! --lint` (in `tests/run`) check the rest.
 
 mod common;
 
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
+use std::collections::BTreeSet;
 
 /// The expanded template, translated now from `template.yaml`.
 fn expanded() -> Value {
@@ -117,4 +120,167 @@ fn every_function_logs_json_into_its_own_group_with_retention_and_alarms_notify_
         watched["Value"],
         json!({"Fn::GetAtt": ["ActionsFailureQueue", "QueueName"]})
     );
+}
+
+/// `template` as CloudFormation would deploy it with `TableCapacity = capacity`: the
+/// resources whose condition is false left out, each `Fn::If` on that condition replaced
+/// by its branch and `AWS::NoValue` removed (the only conditions these resources use).
+fn resolved_for_capacity(template: &Value, capacity: &str) -> Value {
+    fn resolve(value: &Value, provisioned: bool) -> Option<Value> {
+        match value {
+            Value::Object(map) if map.len() == 1 && map.contains_key("Fn::If") => {
+                let branches = map["Fn::If"].as_array().unwrap();
+                match branches[0].as_str().unwrap() {
+                    "ProvisionedCapacity" => {
+                        resolve(&branches[if provisioned { 1 } else { 2 }], provisioned)
+                    }
+                    _ => Some(value.clone()),
+                }
+            }
+            Value::Object(map) if map.get("Ref") == Some(&json!("AWS::NoValue")) => None,
+            Value::Object(map) => Some(Value::Object(
+                map.iter()
+                    .filter_map(|(k, v)| resolve(v, provisioned).map(|v| (k.clone(), v)))
+                    .collect::<Map<_, _>>(),
+            )),
+            Value::Array(items) => Some(Value::Array(
+                items
+                    .iter()
+                    .filter_map(|v| resolve(v, provisioned))
+                    .collect(),
+            )),
+            other => Some(other.clone()),
+        }
+    }
+    let provisioned = capacity == "Provisioned";
+    let resources = template["Resources"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(_, r)| match r.get("Condition").and_then(Value::as_str) {
+            Some("ProvisionedCapacity") => provisioned,
+            _ => true,
+        })
+        .map(|(name, r)| (name.clone(), resolve(r, provisioned).unwrap()))
+        .collect::<Map<_, _>>();
+    json!({ "Resources": resources })
+}
+
+#[test]
+fn tables_are_on_demand_by_default_and_provisioned_with_auto_scaling_when_asked() {
+    let template = expanded();
+    let parameters = &template["Parameters"];
+    assert_eq!(parameters["TableCapacity"]["Default"], "OnDemand");
+    assert_eq!(
+        parameters["TableCapacity"]["AllowedValues"],
+        json!(["OnDemand", "Provisioned"])
+    );
+    assert_eq!(parameters["ProvisionedTargetUtilization"]["Default"], 70);
+    let scaled_tables = ["IdempotencyTable", "EventsTable", "DirectoryTable"];
+    let min_units = json!({"Ref": "ProvisionedMinUnits"});
+
+    let on_demand = resolved_for_capacity(&template, "OnDemand");
+    for (name, table) in of_type(&on_demand, "AWS::DynamoDB::Table") {
+        let properties = &table["Properties"];
+        assert_eq!(properties["BillingMode"], "PAY_PER_REQUEST", "{name}");
+        assert!(properties.get("ProvisionedThroughput").is_none(), "{name}");
+        for index in properties["GlobalSecondaryIndexes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            assert!(index.get("ProvisionedThroughput").is_none(), "{name}");
+        }
+    }
+    assert!(of_type(&on_demand, "AWS::ApplicationAutoScaling::ScalableTarget").is_empty());
+    assert!(of_type(&on_demand, "AWS::ApplicationAutoScaling::ScalingPolicy").is_empty());
+
+    let provisioned = resolved_for_capacity(&template, "Provisioned");
+    let resources = &provisioned["Resources"];
+    for name in scaled_tables {
+        let properties = &resources[name]["Properties"];
+        assert_eq!(properties["BillingMode"], "PROVISIONED", "{name}");
+        assert_eq!(
+            properties["ProvisionedThroughput"],
+            json!({"ReadCapacityUnits": min_units, "WriteCapacityUnits": min_units}),
+            "{name}"
+        );
+    }
+    let index = &resources["EventsTable"]["Properties"]["GlobalSecondaryIndexes"][0];
+    assert_eq!(index["IndexName"], "gsi1");
+    assert_eq!(
+        index["ProvisionedThroughput"],
+        json!({"ReadCapacityUnits": min_units, "WriteCapacityUnits": min_units})
+    );
+    // The config table is read a few times per cold start: on demand either way.
+    assert_eq!(
+        resources["ConfigTable"]["Properties"]["BillingMode"],
+        "PAY_PER_REQUEST"
+    );
+
+    // Every table and the index scale reads and writes, each with one target-tracking
+    // policy on the matching utilisation metric.
+    let targets = of_type(&provisioned, "AWS::ApplicationAutoScaling::ScalableTarget");
+    let scaled: BTreeSet<(String, String)> = targets
+        .iter()
+        .map(|(_, t)| {
+            let p = &t["Properties"];
+            assert_eq!(p["ServiceNamespace"], "dynamodb");
+            assert_eq!(p["MinCapacity"], min_units);
+            assert_eq!(p["MaxCapacity"], json!({"Ref": "ProvisionedMaxUnits"}));
+            (
+                p["ResourceId"]["Fn::Sub"].as_str().unwrap().to_string(),
+                p["ScalableDimension"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let mut expected = BTreeSet::new();
+    for (resource, kind) in [
+        ("table/${IdempotencyTable}", "table"),
+        ("table/${EventsTable}", "table"),
+        ("table/${EventsTable}/index/gsi1", "index"),
+        ("table/${DirectoryTable}", "table"),
+    ] {
+        for unit in ["Read", "Write"] {
+            expected.insert((
+                resource.to_string(),
+                format!("dynamodb:{kind}:{unit}CapacityUnits"),
+            ));
+        }
+    }
+    assert_eq!(scaled, expected);
+    let policies = of_type(&provisioned, "AWS::ApplicationAutoScaling::ScalingPolicy");
+    assert_eq!(policies.len(), targets.len());
+    let mut covered = BTreeSet::new();
+    for (name, policy) in &policies {
+        let p = &policy["Properties"];
+        assert_eq!(p["PolicyType"], "TargetTrackingScaling", "{name}");
+        let target_name = p["ScalingTargetId"]["Ref"].as_str().unwrap();
+        assert!(
+            covered.insert(target_name),
+            "{target_name} has two policies"
+        );
+        let dimension = resources[target_name]["Properties"]["ScalableDimension"]
+            .as_str()
+            .unwrap();
+        let tracking = &p["TargetTrackingScalingPolicyConfiguration"];
+        assert_eq!(
+            tracking["TargetValue"],
+            json!({"Ref": "ProvisionedTargetUtilization"}),
+            "{name}"
+        );
+        let metric = tracking["PredefinedMetricSpecification"]["PredefinedMetricType"]
+            .as_str()
+            .unwrap();
+        let unit = if dimension.ends_with("WriteCapacityUnits") {
+            "Write"
+        } else {
+            "Read"
+        };
+        assert_eq!(
+            metric,
+            format!("DynamoDB{unit}CapacityUtilization"),
+            "{name}"
+        );
+    }
 }
