@@ -152,14 +152,27 @@ async fn write_units_per_event_at_ingest_and_in_the_actions_function() {
     // The cost budgets: accepted ≤ 4 write units at ingest, duplicate ≤ 2, rejected ≤ 2;
     // ≤ 3 per simple action in the actions function, a trigger included (its run's two
     // items, each put only if new, and the action log).
+    // Reads are held where they are too: the actions function reads the event's
+    // partition once (the event with its action log), then the directory.
     let ceilings = [
         ("accepted, users_identify", 4.0, 3.0),
         ("accepted, workflows_trigger to 3", 4.0, 3.0),
         ("duplicate", 2.0, 0.0),
         ("rejected (401)", 2.0, 0.0),
     ];
-    for ((label, ingest, actions), (name, ingest_max, actions_max)) in rows.iter().zip(ceilings) {
+    let read_ceilings = [(0.5, 3.0), (0.5, 2.5), (1.5, 0.0), (0.0, 0.0)];
+    for (
+        ((label, ingest, actions), (name, ingest_max, actions_max)),
+        (ingest_reads, actions_reads),
+    ) in rows.iter().zip(ceilings).zip(read_ceilings)
+    {
         assert_eq!(*label, name);
+        assert!(
+            ingest.read <= ingest_reads && actions.read <= actions_reads,
+            "{label}: {} read units at ingest (ceiling {ingest_reads}), {} in the actions function (ceiling {actions_reads})",
+            ingest.read,
+            actions.read
+        );
         let ingest_writes = ingest.write + ingest.index_write;
         let actions_writes = actions.write + actions.index_write;
         assert!(

@@ -233,6 +233,57 @@ async fn ingest_handler_on_api_gateway_events() {
 /// The ingest function answers a script's `http_response` through the same conversion
 /// as the dev server: framing headers dropped, invalid answers refused as script errors
 /// (never a panic of the function).
+/// The Lambda function URL event of a sample (`IngestEndpoint: FunctionUrl`): the same
+/// payload format as the HTTP API's, with no route and no path parameters.
+fn function_url_event(name: &str, token: &str) -> lambda_http::Request {
+    let text = std::fs::read_to_string(common::repo_root().join("events/function-url").join(name))
+        .unwrap();
+    let text = text.replace("REPLACE-WITH-TOKEN-FROM-inlet-config-push", token);
+    let event: Value = serde_json::from_str(&text).unwrap();
+    assert!(event.get("pathParameters").is_none());
+    lambda_http::request::from_str(&text).unwrap()
+}
+
+#[tokio::test]
+async fn ingest_handler_on_function_url_events() {
+    let mut stack = common::aws::Stack::new("fnurl").await;
+    let (function, tokens) =
+        common::aws::ingest_function(&stack, common::aws::example_files(), &["task-app"]).await;
+
+    // The token is the path's last segment.
+    let accepted = function
+        .handle(function_url_event("task-assigned.json", &tokens[0]))
+        .await
+        .unwrap();
+    assert_eq!(accepted.status(), 202);
+    let body: Value = serde_json::from_slice(accepted.body().as_ref()).unwrap();
+    assert_eq!(body["status"], "accepted");
+    let event_id = body["event_id"].as_str().unwrap();
+    let stored = stack.events.get(event_id).await.unwrap().unwrap();
+    assert_eq!(stored.status, EventStatus::Accepted);
+    assert_eq!(stored.source, "task-app");
+    assert_eq!(stored.event_type.as_deref(), Some("task.assigned"));
+    assert_eq!(
+        stack.deliver().await.records.len(),
+        1,
+        "its actions are handed over"
+    );
+
+    // A delivery again is its duplicate; a token no source has is refused.
+    let again = function
+        .handle(function_url_event("task-assigned.json", &tokens[0]))
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 200);
+    let unknown = function
+        .handle(function_url_event("task-assigned.json", "not-a-token"))
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), 404);
+    let body: Value = serde_json::from_slice(unknown.body().as_ref()).unwrap();
+    assert_eq!(body["error"]["code"], "unknown_token", "{body}");
+}
+
 #[tokio::test]
 async fn a_scripts_http_response_through_the_ingest_function() {
     let stack = common::aws::Stack::new("hooks").await;

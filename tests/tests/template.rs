@@ -5,7 +5,8 @@
 //! and notify the optional topic; failed action batches go to the failure queue the
 //! alarm watches; the tables are on demand by default and provisioned with auto scaling
 //! of every table and index when `TableCapacity` asks for it. cfn-lint and `sam validate
-//! --lint` (in `tests/run`) check the rest.
+//! --lint` (in `tests/run`) check the rest; webhooks reach the ingest function through the
+//! HTTP API by default, or through its own function URL when `IngestEndpoint` asks.
 
 mod common;
 
@@ -122,48 +123,55 @@ fn every_function_logs_json_into_its_own_group_with_retention_and_alarms_notify_
     );
 }
 
-/// `template` as CloudFormation would deploy it with `TableCapacity = capacity`: the
-/// resources whose condition is false left out, each `Fn::If` on that condition replaced
-/// by its branch and `AWS::NoValue` removed (the only conditions these resources use).
-fn resolved_for_capacity(template: &Value, capacity: &str) -> Value {
-    fn resolve(value: &Value, provisioned: bool) -> Option<Value> {
+/// `template` as CloudFormation would deploy it with these conditions' values: the
+/// resources whose condition is false left out, each `Fn::If` on one of them replaced by
+/// its branch and `AWS::NoValue` removed (other conditions are left as they are).
+fn resolved(template: &Value, conditions: &[(&str, bool)]) -> Value {
+    let value_of = |name: &str| conditions.iter().find(|(n, _)| *n == name).map(|(_, v)| *v);
+    fn resolve(value: &Value, value_of: &dyn Fn(&str) -> Option<bool>) -> Option<Value> {
         match value {
             Value::Object(map) if map.len() == 1 && map.contains_key("Fn::If") => {
                 let branches = map["Fn::If"].as_array().unwrap();
-                match branches[0].as_str().unwrap() {
-                    "ProvisionedCapacity" => {
-                        resolve(&branches[if provisioned { 1 } else { 2 }], provisioned)
-                    }
-                    _ => Some(value.clone()),
+                match value_of(branches[0].as_str().unwrap()) {
+                    Some(true) => resolve(&branches[1], value_of),
+                    Some(false) => resolve(&branches[2], value_of),
+                    None => Some(value.clone()),
                 }
             }
             Value::Object(map) if map.get("Ref") == Some(&json!("AWS::NoValue")) => None,
             Value::Object(map) => Some(Value::Object(
                 map.iter()
-                    .filter_map(|(k, v)| resolve(v, provisioned).map(|v| (k.clone(), v)))
+                    .filter_map(|(k, v)| resolve(v, value_of).map(|v| (k.clone(), v)))
                     .collect::<Map<_, _>>(),
             )),
             Value::Array(items) => Some(Value::Array(
-                items
-                    .iter()
-                    .filter_map(|v| resolve(v, provisioned))
-                    .collect(),
+                items.iter().filter_map(|v| resolve(v, value_of)).collect(),
             )),
             other => Some(other.clone()),
         }
     }
-    let provisioned = capacity == "Provisioned";
-    let resources = template["Resources"]
-        .as_object()
-        .unwrap()
-        .iter()
-        .filter(|(_, r)| match r.get("Condition").and_then(Value::as_str) {
-            Some("ProvisionedCapacity") => provisioned,
-            _ => true,
-        })
-        .map(|(name, r)| (name.clone(), resolve(r, provisioned).unwrap()))
-        .collect::<Map<_, _>>();
-    json!({ "Resources": resources })
+    let section = |name: &str| {
+        template[name]
+            .as_object()
+            .unwrap()
+            .iter()
+            .filter(|(_, r)| {
+                r.get("Condition")
+                    .and_then(Value::as_str)
+                    .and_then(value_of)
+                    .unwrap_or(true)
+            })
+            .map(|(name, r)| (name.clone(), resolve(r, &value_of).unwrap()))
+            .collect::<Map<_, _>>()
+    };
+    json!({ "Resources": section("Resources"), "Outputs": section("Outputs") })
+}
+
+fn resolved_for_capacity(template: &Value, capacity: &str) -> Value {
+    resolved(
+        template,
+        &[("ProvisionedCapacity", capacity == "Provisioned")],
+    )
 }
 
 #[test]
@@ -283,4 +291,88 @@ fn tables_are_on_demand_by_default_and_provisioned_with_auto_scaling_when_asked(
             "{name}"
         );
     }
+}
+
+#[test]
+fn webhooks_reach_ingest_through_the_http_api_by_default_or_its_function_url_when_asked() {
+    let template = expanded();
+    assert_eq!(
+        template["Parameters"]["IngestEndpoint"]["Default"],
+        "HttpApi"
+    );
+    let url_resources = |t: &Value| {
+        let mut kinds: Vec<String> = t["Resources"]
+            .as_object()
+            .unwrap()
+            .values()
+            .filter(|r| {
+                r["Properties"]["FunctionName"] == json!({"Ref": "IngestFunction"})
+                    || r["Properties"]["TargetFunctionArn"]
+                        == json!({"Fn::GetAtt": ["IngestFunction", "Arn"]})
+            })
+            .filter(|r| {
+                r["Type"] != "AWS::Lambda::Permission" || r["Properties"]["Principal"] == "*"
+            })
+            .map(|r| r["Type"].as_str().unwrap().to_string())
+            .collect();
+        kinds.sort();
+        kinds
+    };
+
+    let api = resolved(&template, &[("IngestByFunctionUrl", false)]);
+    assert!(url_resources(&api).is_empty(), "{:?}", url_resources(&api));
+    assert_eq!(
+        api["Outputs"]["WebhookBaseUrl"]["Value"]["Fn::Sub"],
+        "https://${HttpApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}/receive/"
+    );
+    let alarm = &api["Resources"]["Ingest5xxAlarm"]["Properties"];
+    assert_eq!(alarm["Namespace"], "AWS/ApiGateway");
+    assert_eq!(alarm["MetricName"], "5xx");
+
+    let url = resolved(&template, &[("IngestByFunctionUrl", true)]);
+    assert_eq!(
+        url_resources(&url),
+        [
+            "AWS::Lambda::Permission",
+            "AWS::Lambda::Permission",
+            "AWS::Lambda::Url"
+        ]
+    );
+    let function_url = &url["Resources"]["IngestFunctionUrl"]["Properties"];
+    assert_eq!(function_url["AuthType"], "NONE");
+    // Anyone may call the URL (senders cannot sign), and only through the URL.
+    let permissions: Vec<&Value> = url["Resources"]
+        .as_object()
+        .unwrap()
+        .values()
+        .filter(|r| r["Type"] == "AWS::Lambda::Permission" && r["Properties"]["Principal"] == "*")
+        .map(|r| &r["Properties"])
+        .collect();
+    assert!(
+        permissions.iter().any(
+            |p| p["Action"] == "lambda:InvokeFunctionUrl" && p["FunctionUrlAuthType"] == "NONE"
+        )
+    );
+    assert!(
+        permissions
+            .iter()
+            .any(|p| p["Action"] == "lambda:InvokeFunction" && p["InvokedViaFunctionUrl"] == true)
+    );
+    // The webhook URLs the CLI prints are the function URL's, with the same path.
+    assert_eq!(
+        url["Outputs"]["WebhookBaseUrl"]["Value"]["Fn::Sub"],
+        "${IngestFunctionUrl.FunctionUrl}receive/"
+    );
+    // The admin API stays on the HTTP API.
+    assert_eq!(
+        url["Outputs"]["AdminBaseUrl"]["Value"],
+        api["Outputs"]["AdminBaseUrl"]["Value"]
+    );
+    let alarm = &url["Resources"]["Ingest5xxAlarm"]["Properties"];
+    assert_eq!(alarm["Namespace"], "AWS/Lambda");
+    assert_eq!(alarm["MetricName"], "Url5xxCount");
+    assert_eq!(
+        alarm["Dimensions"],
+        json!([{"Name": "FunctionName", "Value": {"Ref": "IngestFunction"}}])
+    );
 }

@@ -81,14 +81,21 @@ impl ActionsFunction {
 
     /// Runs the remaining actions of one event, retrying retryable failures with backoff.
     pub async fn run(&self, event_id: &str) -> Result<(), StoreError> {
-        let Some(event) = self.events.get(event_id).await? else {
+        // The event and its action log in one read; a retry reads the log again.
+        let (found, mut log) = self
+            .events
+            .get_with_logs(&[event_id.to_string()])
+            .await?
+            .pop()
+            .unwrap_or_default();
+        let Some(event) = found else {
             tracing::warn!(%event_id, "event not found (expired, or written to another stack); nothing to run");
             return Ok(());
         };
         loop {
             match self
                 .executor
-                .run_plan(self.events.as_ref(), &event, MAX_ATTEMPTS)
+                .run_logged_plan(self.events.as_ref(), &event, &log, MAX_ATTEMPTS)
                 .await?
             {
                 PlanRun::Finished { failed: None } => return Ok(()),
@@ -109,6 +116,7 @@ impl ActionsFunction {
                     let delay = self.backoff * 2u32.saturating_pow(attempts - 1);
                     tracing::warn!(%event_id, %error, attempts, ?delay, "action failed; retrying");
                     tokio::time::sleep(delay).await;
+                    log = self.events.action_log(event_id).await?;
                 }
             }
         }
