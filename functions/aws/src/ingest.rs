@@ -1,4 +1,6 @@
-//! The ingest function: API Gateway HTTP API (payload v2) → the core pipeline.
+//! The ingest function: API Gateway HTTP API (payload v2), or the function's own Lambda
+//! function URL (the template's `IngestEndpoint: FunctionUrl`; the same payload, without
+//! a route or path parameters) → the core pipeline.
 //!
 //! Clients, the script engine and the config are built once per execution environment
 //! ([`IngestFunction::from_env`]), and the config is loaded during init so the first
@@ -51,6 +53,8 @@ impl IngestFunction {
     }
 
     pub async fn handle(&self, request: Request) -> Result<Response<Body>, lambda_http::Error> {
+        // The route's `{token}` on the HTTP API; a function URL has no route, so the
+        // path's last segment (`/receive/<token>`).
         let token = request
             .path_parameters_ref()
             .and_then(|p| p.first("token"))
