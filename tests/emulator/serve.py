@@ -14,7 +14,8 @@ changes to how it runs DynamoDB transactions, so that they behave like DynamoDB'
    the conditions, and the cancellation reasons with the old items (ALL_OLD).
 
 It also records what each DynamoDB request consumes (usage.py), for the tests that
-count write units per event.
+count write units per event, and throttles requests on demand (throttle.py), for the
+tests of what a provisioned table's throttling does.
 
 Usage: serve.py HOST PORT
 """
@@ -28,6 +29,7 @@ import threading
 
 from werkzeug.serving import run_simple
 
+import throttle
 import usage
 from moto.moto_server.werkzeug_app import (
     DomainDispatcherApplication,
@@ -169,6 +171,8 @@ def main() -> None:
         if environ.get("PATH_INFO") == "/_inlet/usage":
             with lock:
                 return usage.answer(environ, start_response)
+        if environ.get("PATH_INFO") == "/_inlet/throttle":
+            return throttle.configure(environ, start_response)
         target = environ.get("HTTP_X_AMZ_TARGET", "")
         body = None
         if target.startswith("DynamoDB_"):
@@ -179,6 +183,10 @@ def main() -> None:
                 body = json.loads(raw or b"{}")
             except ValueError:
                 body = None
+        if body is not None:
+            throttled = throttle.intercept(target, body, start_response)
+            if throttled is not None:
+                return throttled
         with lock:
             # The whole response is produced inside the lock.
             prior = usage.before(target, body) if body is not None else None

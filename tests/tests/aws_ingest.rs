@@ -11,22 +11,6 @@ use inlet_core::directory::Directory;
 use inlet_core::store::{EventLog, EventStatus, VerificationStatus};
 use serde_json::{Value, json};
 
-/// The API Gateway event of a sample, aimed at `token`, with `secret` as the shared
-/// secret header.
-fn apigw_event(name: &str, token: &str, secret: &str) -> lambda_http::Request {
-    let text =
-        std::fs::read_to_string(common::repo_root().join("events/apigw").join(name)).unwrap();
-    let mut event: Value = serde_json::from_str(&text).unwrap();
-    let placeholder = event["pathParameters"]["token"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let text = event.to_string().replace(&placeholder, token);
-    event = serde_json::from_str(&text).unwrap();
-    event["headers"]["x-webhook-secret"] = json!(secret);
-    lambda_http::request::from_str(&event.to_string()).unwrap()
-}
-
 fn item_size(
     item: &std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>,
 ) -> usize {
@@ -54,7 +38,7 @@ async fn ingest_handler_on_api_gateway_events() {
 
     let started_s = clock.now_ms() / 1000;
     let accepted = function
-        .handle(apigw_event(
+        .handle(common::aws::apigw_event(
             "task-assigned.json",
             &token,
             "demo-secret-change-me",
@@ -151,7 +135,7 @@ async fn ingest_handler_on_api_gateway_events() {
 
     // Duplicate and rejected requests.
     let duplicate = function
-        .handle(apigw_event(
+        .handle(common::aws::apigw_event(
             "task-assigned.json",
             &token,
             "demo-secret-change-me",
@@ -161,12 +145,20 @@ async fn ingest_handler_on_api_gateway_events() {
     assert_eq!(duplicate.status(), 200);
     assert_eq!(duplicate.headers()["inlet-duplicate"], "true");
     let rejected = function
-        .handle(apigw_event("task-completed.json", &token, "wrong"))
+        .handle(common::aws::apigw_event(
+            "task-completed.json",
+            &token,
+            "wrong",
+        ))
         .await
         .unwrap();
     assert_eq!(rejected.status(), 401);
     let unknown = function
-        .handle(apigw_event("task-completed.json", "not-a-token", "x"))
+        .handle(common::aws::apigw_event(
+            "task-completed.json",
+            "not-a-token",
+            "x",
+        ))
         .await
         .unwrap();
     assert_eq!(unknown.status(), 404);

@@ -458,6 +458,8 @@ impl Backend for Dynamo {
             },
             events: stores.clone(),
             backoff: Duration::ZERO,
+            // A crash ends the invocation: Lambda runs the record again.
+            store_patience: Duration::ZERO,
         };
         let mut batch = self.stack.stream.next_batch().await;
         if let Some(mut earlier) = self.retry.take() {

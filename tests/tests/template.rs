@@ -112,6 +112,16 @@ fn every_function_logs_json_into_its_own_group_with_retention_and_alarms_notify_
         mapping["DestinationConfig"]["OnFailure"]["Destination"],
         json!({"Fn::GetAtt": ["ActionsFailureQueue", "Arn"]})
     );
+    // A record handed back because its store did not answer is retried for minutes,
+    // and an invocation's wait for the store fits in the function's timeout.
+    assert_eq!(mapping["MaximumRetryAttempts"], 10);
+    let timeout = template["Resources"]["ActionsFunction"]["Properties"]["Timeout"]
+        .as_u64()
+        .unwrap();
+    assert!(
+        timeout >= inlet_aws::actions::STORE_PATIENCE.as_secs() + 15,
+        "the actions function's timeout ({timeout} s) leaves no room after its store patience"
+    );
     let pattern = mapping["FilterCriteria"]["Filters"][0]["Pattern"]
         .as_str()
         .unwrap();

@@ -7,11 +7,15 @@
 //! action key, so a redelivered record (Lambda retries, a crash mid-batch, a timeout)
 //! applies nothing twice. A retryable action failure is retried in the invocation with
 //! the local executor's backoff (1 s, then 2 s; 3 attempts in all); after the last one
-//! the action is `failed` in the action log and the stream moves on. If the store
-//! itself fails, the function reports that record as a batch item failure: Lambda
-//! retries the batch from it (bisecting, at most twice), then sends the batch's
-//! location to the stack's on-failure queue, while the action log shows which actions
-//! are still `planned`.
+//! the action is `failed` in the action log and the stream moves on. If Inlet's own
+//! store does not answer (the event log or the directory: DynamoDB throttling a
+//! provisioned table, an outage), no action is failed for it: the function keeps
+//! running the record again with backoff for up to [`STORE_PATIENCE`] per invocation,
+//! then reports it as a batch item failure; Lambda retries the batch from it (the
+//! template allows 10 retries, so about 7 minutes of unavailability are waited out),
+//! then sends the batch's location to the stack's on-failure queue, while the action
+//! log shows which actions are still `planned`. A store error that retrying cannot
+//! cure (a malformed item) is reported at once.
 
 use crate::StackNames;
 use crate::directory::DynamoDirectory;
@@ -27,6 +31,12 @@ use std::time::Duration;
 
 /// Attempts per action.
 pub const MAX_ATTEMPTS: u32 = 3;
+/// How long one invocation keeps retrying records whose store does not answer before
+/// it hands them back to Lambda (the function's timeout is 60 s).
+pub const STORE_PATIENCE: Duration = Duration::from_secs(40);
+/// The first wait before running a record again after the store did not answer
+/// (doubled each time, at most 5 s).
+const STORE_BACKOFF: Duration = Duration::from_millis(500);
 
 pub struct ActionsFunction {
     pub executor: ActionExecutor,
@@ -35,6 +45,9 @@ pub struct ActionsFunction {
     /// The wait before the second attempt of a failed action (doubled before each later
     /// one).
     pub backoff: Duration,
+    /// How long an invocation waits out a store that does not answer
+    /// ([`STORE_PATIENCE`]; tests shorten it).
+    pub store_patience: Duration,
 }
 
 impl ActionsFunction {
@@ -56,19 +69,35 @@ impl ActionsFunction {
             },
             events: Arc::new(DynamoEventLog::new(dynamo, &names)),
             backoff: Duration::from_secs(1),
+            store_patience: STORE_PATIENCE,
         })
     }
 
-    /// Runs the events a batch of stream records hands over. Stops at the first record
-    /// the store fails on and reports it (with `ReportBatchItemFailures`, Lambda takes
-    /// the batch up again from there).
+    /// Runs the events a batch of stream records hands over. A record whose store does
+    /// not answer is run again with backoff while the invocation's patience lasts; the
+    /// first record the store still fails on is reported (with `ReportBatchItemFailures`,
+    /// Lambda takes the batch up again from there).
     pub async fn handle(&self, batch: Event) -> DynamoDbEventResponse {
         let mut response = DynamoDbEventResponse::default();
+        let deadline = tokio::time::Instant::now() + self.store_patience;
         for record in &batch.records {
             let Some(event_id) = event_id_of(record) else {
                 continue;
             };
-            if let Err(error) = self.run(&event_id).await {
+            let mut wait = STORE_BACKOFF;
+            let outcome = loop {
+                match self.run(&event_id).await {
+                    Err(StoreError::Unavailable(detail))
+                        if tokio::time::Instant::now() + wait < deadline =>
+                    {
+                        tracing::warn!(%event_id, error = %detail, ?wait, "the store did not answer; running the event again");
+                        tokio::time::sleep(wait).await;
+                        wait = (wait * 2).min(Duration::from_secs(5));
+                    }
+                    outcome => break outcome,
+                }
+            };
+            if let Err(error) = outcome {
                 tracing::error!(%event_id, %error, "actions interrupted by a store error; Lambda retries the batch from this record");
                 let mut failure = DynamoDbBatchItemFailure::default();
                 failure.item_identifier = record.change.sequence_number.clone();

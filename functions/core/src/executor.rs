@@ -10,9 +10,16 @@
 //!   at-least-once: a crash after a delivery but before its success is logged causes
 //!   one more delivery. A workflow run's id is derived from the action key, so a target
 //!   can de-duplicate.
-//! - Errors are `retryable` (store or target unreachable) or not (the change cannot
-//!   apply, e.g. an unknown audience without `create_if_missing`); the caller retries the
-//!   former with backoff.
+//! - Errors are `retryable` (a target unreachable) or not (the change cannot apply, e.g.
+//!   an unknown audience without `create_if_missing`); the caller retries the former
+//!   with backoff, a few times, then the action has `failed`.
+//! - Inlet's own directory being unavailable (DynamoDB throttling a provisioned table, a
+//!   network failure, SQLite unable to write) is not the action's failure: it counts no
+//!   attempt and leaves the action `planned`, and the run stops with a store error, which
+//!   the caller handles as it handles the event log failing (the action worker backs
+//!   off and runs the event again; the actions function has Lambda retry the record).
+//!   A store that recovers runs the action then, so an outage never turns into failed
+//!   actions.
 
 use crate::actions::PlannedAction;
 use crate::catalog::ActionKind;
@@ -45,7 +52,13 @@ pub trait TargetInvoker: Send + Sync {
 #[derive(Debug, Clone, PartialEq)]
 pub enum ActionOutcome {
     Succeeded(Value),
-    Failed { error: String, retryable: bool },
+    Failed {
+        error: String,
+        retryable: bool,
+    },
+    /// The directory could not be reached: nothing of the action is known to have
+    /// applied, and nothing is the action's fault (see the module docs).
+    StoreUnavailable(String),
 }
 
 pub struct ActionExecutor {
@@ -63,10 +76,7 @@ fn permanent(error: impl Into<String>) -> ActionOutcome {
 
 fn from_directory(e: DirectoryError) -> ActionOutcome {
     match e {
-        DirectoryError::Unavailable(m) => ActionOutcome::Failed {
-            error: format!("directory unavailable: {m}"),
-            retryable: true,
-        },
+        DirectoryError::Unavailable(m) => ActionOutcome::StoreUnavailable(m),
         DirectoryError::Rejected(m) => permanent(m),
     }
 }
@@ -137,6 +147,15 @@ impl ActionExecutor {
                 now_ms,
             };
             match outcome {
+                ActionOutcome::StoreUnavailable(detail) => {
+                    // Left as it is (planned, attempts unchanged): the caller runs the
+                    // event again once the store answers.
+                    return Err(StoreError::Unavailable(format!(
+                        "directory, for action {} ({}): {detail}",
+                        entry.index,
+                        planned.action.name()
+                    )));
+                }
                 ActionOutcome::Succeeded(result) => {
                     // debug: one info line per event (its acceptance) is enough at load.
                     tracing::debug!(event_id = %event.id, action = planned.action.name(), "action succeeded");

@@ -78,6 +78,9 @@ impl Stack {
             },
             events: Arc::new(events.clone()),
             backoff: Duration::from_millis(10),
+            // Long enough for a record to be run again once (the SDK's own three
+            // attempts at a throttled request take up to ~3 s).
+            store_patience: Duration::from_secs(6),
         });
         let stream = StreamTap::open(&sdk, &dynamo, &names.events_table).await;
         Stack {
@@ -413,4 +416,36 @@ fn matches_pattern(pattern: &Value, value: &Value) -> bool {
         Value::Array(options) => options.contains(value),
         _ => false,
     }
+}
+
+/// The API Gateway event of a sample in `events/apigw/`, aimed at `token`, with `secret`
+/// as the shared secret header.
+pub fn apigw_event(name: &str, token: &str, secret: &str) -> lambda_http::Request {
+    let text = std::fs::read_to_string(super::repo_root().join("events/apigw").join(name)).unwrap();
+    let mut event: Value = serde_json::from_str(&text).unwrap();
+    let placeholder = event["pathParameters"]["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let text = event.to_string().replace(&placeholder, token);
+    event = serde_json::from_str(&text).unwrap();
+    event["headers"]["x-webhook-secret"] = json!(secret);
+    lambda_http::request::from_str(&event.to_string()).unwrap()
+}
+
+/// Makes the emulator answer the next `count` DynamoDB requests of `operations` (all when
+/// empty) on `table` as a provisioned table over its capacity does
+/// (`ProvisionedThroughputExceededException`; `tests/emulator/throttle.py`); `count` 0
+/// lifts it.
+pub async fn throttle(table: &str, operations: &[&str], count: u32) {
+    let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap();
+    let response = reqwest::Client::new()
+        .post(format!(
+            "{endpoint}/_inlet/throttle?tables={table}&operations={}&count={count}",
+            operations.join(",")
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success(), "{response:?}");
 }
