@@ -14,9 +14,15 @@ use inlet_core::actions::PlannedAction;
 use inlet_core::catalog::ActionKind;
 use inlet_core::clock::ManualClock;
 use inlet_core::config::{Target, Targets};
-use inlet_core::directory::{Directory, RecipientRef};
-use inlet_core::executor::{ActionExecutor, ActionOutcome};
-use inlet_core::store::{EventRecord, EventStatus, VerificationStatus};
+use inlet_core::directory::{
+    ActionKey, Applied, Directory, DirectoryChange, DirectoryError, Entity, RecipientRef,
+    WorkflowRun,
+};
+use inlet_core::executor::{ActionExecutor, ActionOutcome, PlanRun};
+use inlet_core::memory::MemoryStore;
+use inlet_core::store::{
+    ActionStatus, EventLog, EventRecord, EventStatus, StoreError, VerificationStatus,
+};
 use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -98,6 +104,9 @@ on_both_stores!(subscriptions_of_100_and_1000_audience_members_apply_whole);
 on_both_stores!(deleting_a_user_with_100_links_removes_them_all);
 on_both_stores!(a_redelivered_trigger_answers_its_result_and_leaves_a_cancelled_run_cancelled);
 on_both_stores!(a_redelivered_upsert_applies_nothing_after_later_changes_or_a_delete);
+on_both_stores!(
+    a_directory_that_does_not_answer_fails_no_action_and_one_that_refuses_fails_it_once
+);
 
 fn event(id: &str) -> EventRecord {
     EventRecord {
@@ -920,4 +929,157 @@ async fn dynamodb_completes_a_trigger_that_stopped_between_its_two_puts() {
             .len(),
         1
     );
+}
+
+/// The store's directory, whose next `apply` calls fail with a chosen error.
+struct FailingApply {
+    inner: Arc<dyn Directory>,
+    next_failures: Mutex<Vec<DirectoryError>>,
+    applies: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl Directory for FailingApply {
+    async fn apply(
+        &self,
+        environment: &str,
+        key: &ActionKey,
+        changes: &[DirectoryChange],
+        result: &Value,
+        now_ms: i64,
+    ) -> Result<Applied, DirectoryError> {
+        self.applies
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        if let Some(error) = self.next_failures.lock().unwrap().pop() {
+            return Err(error);
+        }
+        self.inner
+            .apply(environment, key, changes, result, now_ms)
+            .await
+    }
+    async fn known_users(&self, e: &str, ids: &[String]) -> Result<Vec<String>, DirectoryError> {
+        self.inner.known_users(e, ids).await
+    }
+    async fn user(&self, e: &str, id: &str) -> Result<Option<Entity>, DirectoryError> {
+        self.inner.user(e, id).await
+    }
+    async fn object(&self, e: &str, c: &str, id: &str) -> Result<Option<Entity>, DirectoryError> {
+        self.inner.object(e, c, id).await
+    }
+    async fn tenant(&self, e: &str, id: &str) -> Result<Option<Entity>, DirectoryError> {
+        self.inner.tenant(e, id).await
+    }
+    async fn subscriptions(
+        &self,
+        e: &str,
+        c: &str,
+        id: &str,
+    ) -> Result<Vec<(RecipientRef, serde_json::Map<String, Value>)>, DirectoryError> {
+        self.inner.subscriptions(e, c, id).await
+    }
+    async fn audience_members(
+        &self,
+        e: &str,
+        key: &str,
+    ) -> Result<Option<Vec<String>>, DirectoryError> {
+        self.inner.audience_members(e, key).await
+    }
+    async fn workflow_run(&self, e: &str, id: &str) -> Result<Option<WorkflowRun>, DirectoryError> {
+        self.inner.workflow_run(e, id).await
+    }
+    async fn workflow_runs(
+        &self,
+        e: &str,
+        key: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<WorkflowRun>, DirectoryError> {
+        self.inner.workflow_runs(e, key, limit).await
+    }
+}
+
+/// Inlet's own store not answering is not the action's failure: the action stays
+/// `planned` with no attempt counted and the run stops with a store error (the worker
+/// backs off, Lambda retries the record), then applies once when the store answers. A
+/// store that refuses the change for good fails the action at its first attempt, so
+/// one bad action cannot hold the events behind it.
+async fn a_directory_that_does_not_answer_fails_no_action_and_one_that_refuses_fails_it_once(
+    kind: Store,
+) {
+    let h = harness(kind, Targets::default()).await;
+    let directory = Arc::new(FailingApply {
+        inner: h.store.clone(),
+        next_failures: Mutex::new(vec![DirectoryError::Unavailable("throttled".into())]),
+        applies: Default::default(),
+    });
+    let executor = ActionExecutor {
+        directory: directory.clone(),
+        targets: h.executor.targets.clone(),
+        clock: h.executor.clock.clone(),
+    };
+    let events = MemoryStore::new();
+    let identify = |event_id: &str, user: &str| EventRecord {
+        actions: vec![PlannedAction {
+            index: 0,
+            action: ActionKind::UsersIdentify,
+            params: Default::default(),
+            payload: json!({"id": user, "name": "Ada"}),
+            skipped: None,
+        }],
+        ..event(event_id)
+    };
+    let first = identify("e-throttled", "u-throttled");
+    events.commit(first.clone(), None).await.unwrap();
+
+    let stopped = executor.run_plan(&events, &first, 3).await;
+    assert!(
+        matches!(&stopped, Err(StoreError::Unavailable(m)) if m.contains("throttled")),
+        "{stopped:?}"
+    );
+    let log = events.action_log("e-throttled").await.unwrap();
+    assert_eq!(
+        (log[0].status, log[0].attempts, log[0].error.clone()),
+        (ActionStatus::Planned, 0, None)
+    );
+    assert_eq!(h.user("u-throttled").await, None);
+
+    // The store answers: the next run applies it, once.
+    let finished = executor.run_plan(&events, &first, 3).await.unwrap();
+    assert_eq!(finished, PlanRun::Finished { failed: None });
+    let log = events.action_log("e-throttled").await.unwrap();
+    assert_eq!(
+        (log[0].status, log[0].attempts),
+        (ActionStatus::Succeeded, 1)
+    );
+    assert_eq!(h.user("u-throttled").await.unwrap()["name"], "Ada");
+
+    // Refused for good: failed at the first attempt, not retried.
+    directory
+        .next_failures
+        .lock()
+        .unwrap()
+        .push(DirectoryError::Failed(
+            "item size has exceeded the maximum".into(),
+        ));
+    let applies_before = directory.applies.load(std::sync::atomic::Ordering::SeqCst);
+    let refused = identify("e-refused", "u-refused");
+    events.commit(refused.clone(), None).await.unwrap();
+    let finished = executor.run_plan(&events, &refused, 3).await.unwrap();
+    assert!(
+        matches!(&finished, PlanRun::Finished { failed: Some(m) } if m.contains("exceeded")),
+        "{finished:?}"
+    );
+    let log = events.action_log("e-refused").await.unwrap();
+    assert_eq!((log[0].status, log[0].attempts), (ActionStatus::Failed, 1));
+    assert!(
+        log[0]
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("directory store failed")
+    );
+    assert_eq!(
+        directory.applies.load(std::sync::atomic::Ordering::SeqCst),
+        applies_before + 1
+    );
+    assert_eq!(h.user("u-refused").await, None);
 }

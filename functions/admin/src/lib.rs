@@ -64,7 +64,9 @@ impl From<DirectoryError> for AdminError {
             // The directory cannot answer as asked (say, runs of every workflow on
             // DynamoDB): the request must change, retrying will not help.
             DirectoryError::Rejected(message) => AdminError::BadRequest(message),
-            DirectoryError::Unavailable(_) => AdminError::Unavailable(e.to_string()),
+            DirectoryError::Unavailable(_) | DirectoryError::Failed(_) => {
+                AdminError::Unavailable(e.to_string())
+            }
         }
     }
 }

@@ -101,12 +101,17 @@ pub struct DynamoDirectory {
     pub table: String,
 }
 
+/// A store error as a directory error: throttling, outages and transport failures may
+/// pass if retried; what DynamoDB refuses (or an item that cannot be read) will not.
 fn unavailable(e: StoreError) -> DirectoryError {
-    DirectoryError::Unavailable(e.to_string())
+    match e {
+        StoreError::Unavailable(m) => DirectoryError::Unavailable(m),
+        StoreError::Failed(m) => DirectoryError::Failed(m),
+    }
 }
 
 fn build(e: aws_sdk_dynamodb::error::BuildError) -> DirectoryError {
-    DirectoryError::Unavailable(format!("building a DynamoDB request: {e}"))
+    DirectoryError::Failed(format!("building a DynamoDB request: {e}"))
 }
 
 fn to_av(value: &Value) -> AttributeValue {
@@ -699,7 +704,7 @@ impl DynamoDirectory {
             } else if let Some(recipient) = sk.strip_prefix("SUB#") {
                 // A subscriber of the object `who`: its reverse item.
                 let recipient: RecipientRef = serde_json::from_str(recipient)
-                    .map_err(|e| DirectoryError::Unavailable(e.to_string()))?;
+                    .map_err(|e| DirectoryError::Failed(e.to_string()))?;
                 if let RecipientRef::Object { collection, id } = who {
                     batch.delete(
                         recipient_pk(batch.env, &recipient),
@@ -873,7 +878,7 @@ impl DynamoDirectory {
                 {
                     let mut run: WorkflowRun =
                         serde_json::from_str(get_s(&item, "run").map_err(unavailable)?)
-                            .map_err(|e| DirectoryError::Unavailable(e.to_string()))?;
+                            .map_err(|e| DirectoryError::Failed(e.to_string()))?;
                     let matches = run.status == "triggered"
                         && run.cancellation_key.as_deref() == Some(cancellation_key.as_str())
                         && recipients
@@ -1314,7 +1319,7 @@ impl Directory for DynamoDirectory {
         {
             let sk = get_s(&item, "sk").map_err(unavailable)?;
             let recipient: RecipientRef = serde_json::from_str(&sk["SUB#".len()..])
-                .map_err(|e| DirectoryError::Unavailable(e.to_string()))?;
+                .map_err(|e| DirectoryError::Failed(e.to_string()))?;
             let properties = match item.get("properties").map(from_av) {
                 Some(Value::Object(map)) => map,
                 _ => Map::new(),
@@ -1360,7 +1365,7 @@ impl Directory for DynamoDirectory {
         };
         serde_json::from_str(get_s(&item, "run").map_err(unavailable)?)
             .map(Some)
-            .map_err(|e| DirectoryError::Unavailable(e.to_string()))
+            .map_err(|e| DirectoryError::Failed(e.to_string()))
     }
 
     async fn workflow_runs(

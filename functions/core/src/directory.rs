@@ -115,9 +115,14 @@ pub enum DirectoryChange {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DirectoryError {
-    /// The directory could not be reached; retrying may succeed.
+    /// The directory could not be reached (throttled, an outage, a write racing
+    /// another); retrying may succeed.
     #[error("directory unavailable: {0}")]
     Unavailable(String),
+    /// The store failed in a way retrying will not cure (an item it cannot read back, a
+    /// request it refuses as malformed or too large).
+    #[error("directory store failed: {0}")]
+    Failed(String),
     /// The change cannot apply as asked (e.g. an audience that does not exist);
     /// retrying will not help.
     #[error("{0}")]

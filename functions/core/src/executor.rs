@@ -77,6 +77,7 @@ fn permanent(error: impl Into<String>) -> ActionOutcome {
 fn from_directory(e: DirectoryError) -> ActionOutcome {
     match e {
         DirectoryError::Unavailable(m) => ActionOutcome::StoreUnavailable(m),
+        DirectoryError::Failed(m) => permanent(format!("directory store failed: {m}")),
         DirectoryError::Rejected(m) => permanent(m),
     }
 }

@@ -18,7 +18,7 @@ use serde_json::{Map, Value};
 fn directory_error(e: StoreError) -> DirectoryError {
     match e {
         StoreError::Unavailable(m) => DirectoryError::Unavailable(m),
-        StoreError::Failed(m) => DirectoryError::Unavailable(m),
+        StoreError::Failed(m) => DirectoryError::Failed(m),
     }
 }
 
