@@ -648,7 +648,6 @@ impl DynamoEventLog {
     }
 }
 
-/// Whether an index entry can match `query` (the event itself is checked again).
 /// The action log of `event`: its plan, each action with its latest stored update.
 fn action_log_of(event: &EventRecord, updates: &[ActionUpdate]) -> Vec<ActionLogEntry> {
     event
@@ -664,6 +663,7 @@ fn action_log_of(event: &EventRecord, updates: &[ActionUpdate]) -> Vec<ActionLog
         .collect()
 }
 
+/// Whether an index entry can match `query` (the event itself is checked again).
 fn listing_matches(item: &Item, query: &EventQuery) -> bool {
     let text = |name| {
         item.get(name)
