@@ -7,24 +7,12 @@
 
 mod common;
 
-use common::aws::{SECRET, Stack, apigw_event, example_files, ingest_function, throttle};
+use common::aws::{
+    SECRET, Stack, apigw_event, example_files, ingest_function, task_app_events, throttle,
+};
 use inlet_core::directory::Directory;
-use inlet_core::store::{ActionStatus, EventLog, EventQuery, EventRecord, EventStatus};
+use inlet_core::store::{ActionStatus, EventLog, EventStatus};
 use serde_json::Value;
-
-async fn stored_events(stack: &Stack) -> Vec<EventRecord> {
-    stack
-        .events
-        .list(&EventQuery {
-            source: Some("task-app".into()),
-            environment: Some("development".into()),
-            limit: 50,
-            ..EventQuery::default()
-        })
-        .await
-        .unwrap()
-        .events
-}
 
 fn json_body(response: &lambda_http::Response<lambda_http::Body>) -> Value {
     serde_json::from_slice(response.body().as_ref()).unwrap()
@@ -53,7 +41,7 @@ async fn a_throttled_events_table_is_answered_503_and_the_retry_is_accepted_once
         !body.to_string().contains("Throughput"),
         "the detail goes to the log, not to the sender: {body}"
     );
-    assert!(stored_events(&stack).await.is_empty(), "nothing accepted");
+    assert!(task_app_events(&stack).await.is_empty(), "nothing accepted");
 
     // The table answers again: the sender's retry is accepted, once.
     throttle(&stack.names.events_table, &[], 0).await;
@@ -71,7 +59,7 @@ async fn a_throttled_events_table_is_answered_503_and_the_retry_is_accepted_once
         (Some("duplicate"), Some(event_id.as_str())),
         "the duplicate names the accepted event"
     );
-    let statuses: Vec<(EventStatus, Option<String>)> = stored_events(&stack)
+    let statuses: Vec<(EventStatus, Option<String>)> = task_app_events(&stack)
         .await
         .into_iter()
         .map(|e| (e.status, e.duplicate_of))
@@ -98,7 +86,7 @@ async fn a_throttled_events_table_is_answered_503_and_the_retry_is_accepted_once
     let other = apigw_event("task-completed.json", &tokens[0], SECRET);
     assert_eq!(function.handle(other).await.unwrap().status(), 503);
     throttle(&stack.names.idempotency_table, &[], 0).await;
-    assert_eq!(stored_events(&stack).await.len(), 2);
+    assert_eq!(task_app_events(&stack).await.len(), 2);
 }
 
 #[tokio::test]

@@ -10,7 +10,7 @@ use common::aws::{SECRET, Stack, apigw_with, example_files, fresh_ingest, ingest
 use common::run_inlet;
 use inlet_aws::ingest::IngestFunction;
 use inlet_core::directory::Directory;
-use inlet_core::store::{EventLog, EventQuery, EventStatus};
+use inlet_core::store::{EventLog, EventStatus};
 use serde_json::{Value, json};
 use std::time::Duration;
 use tower::ServiceExt;
@@ -57,18 +57,7 @@ async fn task_app_ingest(stack: &Stack) -> (IngestFunction, Vec<String>) {
 }
 
 async fn stored_events(stack: &Stack) -> usize {
-    stack
-        .events
-        .list(&EventQuery {
-            source: Some("task-app".into()),
-            environment: Some(stack.names.environment.clone()),
-            limit: 100,
-            ..EventQuery::default()
-        })
-        .await
-        .unwrap()
-        .events
-        .len()
+    common::aws::task_app_events(stack).await.len()
 }
 
 #[tokio::test]

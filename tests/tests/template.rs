@@ -310,19 +310,29 @@ fn webhooks_reach_ingest_through_the_http_api_by_default_or_its_function_url_whe
         template["Parameters"]["IngestEndpoint"]["Default"],
         "HttpApi"
     );
-    let url_resources = |t: &Value| {
-        let mut kinds: Vec<String> = t["Resources"]
+    // The ingest function's URL and the permissions that let anyone call it.
+    let open_to_anyone = |t: &Value| -> Vec<Value> {
+        t["Resources"]
             .as_object()
             .unwrap()
             .values()
-            .filter(|r| {
-                r["Properties"]["FunctionName"] == json!({"Ref": "IngestFunction"})
-                    || r["Properties"]["TargetFunctionArn"]
+            .filter(|r| match r["Type"].as_str() {
+                Some("AWS::Lambda::Url") => {
+                    r["Properties"]["TargetFunctionArn"]
                         == json!({"Fn::GetAtt": ["IngestFunction", "Arn"]})
+                }
+                Some("AWS::Lambda::Permission") => {
+                    r["Properties"]["FunctionName"] == json!({"Ref": "IngestFunction"})
+                        && r["Properties"]["Principal"] == "*"
+                }
+                _ => false,
             })
-            .filter(|r| {
-                r["Type"] != "AWS::Lambda::Permission" || r["Properties"]["Principal"] == "*"
-            })
+            .cloned()
+            .collect()
+    };
+    let kinds = |resources: &[Value]| {
+        let mut kinds: Vec<String> = resources
+            .iter()
             .map(|r| r["Type"].as_str().unwrap().to_string())
             .collect();
         kinds.sort();
@@ -330,7 +340,8 @@ fn webhooks_reach_ingest_through_the_http_api_by_default_or_its_function_url_whe
     };
 
     let api = resolved(&template, &[("IngestByFunctionUrl", false)]);
-    assert!(url_resources(&api).is_empty(), "{:?}", url_resources(&api));
+    let public = open_to_anyone(&api);
+    assert!(public.is_empty(), "{public:?}");
     assert_eq!(
         api["Outputs"]["WebhookBaseUrl"]["Value"]["Fn::Sub"],
         "https://${HttpApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}/receive/"
@@ -340,8 +351,9 @@ fn webhooks_reach_ingest_through_the_http_api_by_default_or_its_function_url_whe
     assert_eq!(alarm["MetricName"], "5xx");
 
     let url = resolved(&template, &[("IngestByFunctionUrl", true)]);
+    let public = open_to_anyone(&url);
     assert_eq!(
-        url_resources(&url),
+        kinds(&public),
         [
             "AWS::Lambda::Permission",
             "AWS::Lambda::Permission",
@@ -351,11 +363,9 @@ fn webhooks_reach_ingest_through_the_http_api_by_default_or_its_function_url_whe
     let function_url = &url["Resources"]["IngestFunctionUrl"]["Properties"];
     assert_eq!(function_url["AuthType"], "NONE");
     // Anyone may call the URL (senders cannot sign), and only through the URL.
-    let permissions: Vec<&Value> = url["Resources"]
-        .as_object()
-        .unwrap()
-        .values()
-        .filter(|r| r["Type"] == "AWS::Lambda::Permission" && r["Properties"]["Principal"] == "*")
+    let permissions: Vec<&Value> = public
+        .iter()
+        .filter(|r| r["Type"] == "AWS::Lambda::Permission")
         .map(|r| &r["Properties"])
         .collect();
     assert!(

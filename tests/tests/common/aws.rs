@@ -418,19 +418,29 @@ fn matches_pattern(pattern: &Value, value: &Value) -> bool {
     }
 }
 
-/// The API Gateway event of a sample in `events/apigw/`, aimed at `token`, with `secret`
-/// as the shared secret header.
+/// [`apigw`] with the body of the sample `events/apigw/<name>` and `secret` as the shared
+/// secret header.
 pub fn apigw_event(name: &str, token: &str, secret: &str) -> lambda_http::Request {
     let text = std::fs::read_to_string(super::repo_root().join("events/apigw").join(name)).unwrap();
-    let mut event: Value = serde_json::from_str(&text).unwrap();
-    let placeholder = event["pathParameters"]["token"]
-        .as_str()
+    let sample: Value = serde_json::from_str(&text).unwrap();
+    let headers = [("x-webhook-secret".to_string(), secret.to_string())];
+    apigw_with(token, sample["body"].as_str().unwrap(), &headers)
+}
+
+/// The events of the task-app source in `stack`'s environment, newest first.
+pub async fn task_app_events(stack: &Stack) -> Vec<inlet_core::store::EventRecord> {
+    use inlet_core::store::{EventLog, EventQuery};
+    stack
+        .events
+        .list(&EventQuery {
+            source: Some("task-app".into()),
+            environment: Some(stack.names.environment.clone()),
+            limit: 100,
+            ..EventQuery::default()
+        })
+        .await
         .unwrap()
-        .to_string();
-    let text = event.to_string().replace(&placeholder, token);
-    event = serde_json::from_str(&text).unwrap();
-    event["headers"]["x-webhook-secret"] = json!(secret);
-    lambda_http::request::from_str(&event.to_string()).unwrap()
+        .events
 }
 
 /// Makes the emulator answer the next `count` DynamoDB requests of `operations` (all when
