@@ -53,7 +53,9 @@ async fn harness(kind: Store, targets: Targets) -> Harness {
         Store::Dynamo => {
             common::require_emulator();
             let table = common::unique_name("directory");
-            let clients = inlet_aws::provision::clients_from_env().await;
+            let clients =
+                inlet_aws::clients::AwsClients::from_env(&inlet_aws::clients::ClientSettings::CLI)
+                    .await;
             inlet_aws::provision::create_table(&clients.dynamodb, &table, false)
                 .await
                 .unwrap();
@@ -898,7 +900,8 @@ async fn dynamodb_completes_a_trigger_that_stopped_between_its_two_puts() {
         .await;
     let run = h.store.workflow_run(ENV, "wr_e7_0").await.unwrap().unwrap();
     // The crash: the run item is not there, its pointer is.
-    let clients = inlet_aws::provision::clients_from_env().await;
+    let clients =
+        inlet_aws::clients::AwsClients::from_env(&inlet_aws::clients::ClientSettings::CLI).await;
     let table = h.table.clone().unwrap();
     clients
         .dynamodb

@@ -169,7 +169,8 @@ async fn ingest_handler_on_api_gateway_events() {
     );
 
     // The admin function's router on an API Gateway event (IAM-authorized route).
-    let clients = inlet_aws::provision::clients_from_env().await;
+    let clients =
+        inlet_aws::clients::AwsClients::from_env(&inlet_aws::clients::ClientSettings::CLI).await;
     let admin = inlet_admin::router(inlet_admin::on_aws::state(&names, &clients));
     let text = std::fs::read_to_string(common::repo_root().join("events/apigw/admin-events.json"))
         .unwrap();

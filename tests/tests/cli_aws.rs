@@ -22,7 +22,8 @@ async fn config_push_creates_tokens_once_and_refuses_broken_config() {
     // A stack environment of its own, so that reruns against one emulator do not meet.
     let env = format!("push{}", std::process::id());
     let names = inlet_aws::StackNames::for_environment(&env);
-    let clients = inlet_aws::provision::clients_from_env().await;
+    let clients =
+        inlet_aws::clients::AwsClients::from_env(&inlet_aws::clients::ClientSettings::CLI).await;
     inlet_aws::provision::create_tables(&clients.dynamodb, &names)
         .await
         .unwrap();

@@ -17,7 +17,8 @@ use tower::ServiceExt;
 
 /// POSTs to the admin function's router on the stack.
 async fn admin(stack: &Stack, path: &str, body: Value) -> (u16, Value) {
-    let clients = inlet_aws::provision::clients_from_env().await;
+    let clients =
+        inlet_aws::clients::AwsClients::from_env(&inlet_aws::clients::ClientSettings::CLI).await;
     let router = inlet_admin::router(inlet_admin::on_aws::state(&stack.names, &clients));
     let request = axum::http::Request::post(path)
         .header("content-type", "application/json")

@@ -496,7 +496,8 @@ async fn sqlite_resolves_claims_left_in_progress_at_open() {
 async fn dynamo() -> (DynamoIdempotency, DynamoEventLog) {
     common::require_emulator();
     let unique = common::unique_name("contract");
-    let clients = inlet_aws::provision::clients_from_env().await;
+    let clients =
+        inlet_aws::clients::AwsClients::from_env(&inlet_aws::clients::ClientSettings::CLI).await;
     let names = inlet_aws::StackNames {
         environment: "development".into(),
         idempotency_table: format!("claims-{unique}"),

@@ -11,10 +11,10 @@
 use crate::operations::Operations;
 use crate::{AdminError, AdminState, SourceCatalog, WebhookUrl};
 use inlet_aws::StackNames;
+use inlet_aws::clients::{AwsClients, ClientSettings};
 use inlet_aws::config_table::ConfigTable;
 use inlet_aws::directory::DynamoDirectory;
 use inlet_aws::idempotency::DynamoIdempotency;
-use inlet_aws::provision::{AwsClients, clients_from_env};
 use inlet_aws::vars::SsmVars;
 use inlet_core::clock::Clock;
 use inlet_core::clock::SystemClock;
@@ -102,7 +102,10 @@ impl SourceCatalog for ConfigTableSources {
 
 /// Builds the admin state from the stack's environment variables.
 pub async fn state_from_env() -> Result<Arc<AdminState>, String> {
-    let state = state(&StackNames::from_env()?, &clients_from_env().await);
+    let state = state(
+        &StackNames::from_env()?,
+        &AwsClients::from_env(&ClientSettings::ADMIN).await,
+    );
     // Warm the DynamoDB connection and the config cache during init.
     if let Err(e) = state.sources.catalog().await {
         tracing::warn!(error = %e, "config not readable during init");

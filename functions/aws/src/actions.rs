@@ -18,8 +18,9 @@
 //! cure (a malformed item) is reported at once.
 
 use crate::StackNames;
+use crate::clients::{AwsClients, ClientSettings};
 use crate::directory::DynamoDirectory;
-use crate::events::{DynamoEventLog, QUEUE_ATTRIBUTE, queued_event_id};
+use crate::events::{QUEUE_ATTRIBUTE, queued_event_id};
 use crate::targets::LambdaTargets;
 use aws_lambda_events::event::dynamodb::{Event, EventRecord as StreamRecord};
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
@@ -51,26 +52,34 @@ pub struct ActionsFunction {
 }
 
 impl ActionsFunction {
+    /// The actions function of the stack named by the environment variables, with the
+    /// actions client settings.
     pub async fn from_env() -> Result<Self, String> {
         let names = StackNames::from_env()?;
-        let aws = aws_config::load_from_env().await;
-        let dynamo = aws_sdk_dynamodb::Client::new(&aws);
+        Ok(Self::new(
+            &AwsClients::from_env(&ClientSettings::ACTIONS).await,
+            &names,
+        ))
+    }
+
+    /// The actions function of a stack's tables.
+    pub fn new(clients: &AwsClients, names: &StackNames) -> Self {
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-        Ok(ActionsFunction {
+        ActionsFunction {
             executor: ActionExecutor {
                 directory: Arc::new(DynamoDirectory {
-                    client: dynamo.clone(),
+                    client: clients.dynamodb.clone(),
                     table: names.directory_table.clone(),
                 }),
                 targets: Arc::new(LambdaTargets {
-                    client: aws_sdk_lambda::Client::new(&aws),
+                    client: clients.lambda.clone(),
                 }),
                 clock,
             },
-            events: Arc::new(DynamoEventLog::new(dynamo, &names)),
+            events: Arc::new(clients.event_log(names)),
             backoff: Duration::from_secs(1),
             store_patience: STORE_PATIENCE,
-        })
+        }
     }
 
     /// Runs the events a batch of stream records hands over. A record whose store does

@@ -1,18 +1,43 @@
-//! SDK errors → core errors. Throttling, server errors and transport failures may pass
-//! if retried (`Unavailable`); everything else is `Failed`.
+//! SDK errors → core errors. Throttling, server errors, transport failures, conflicts
+//! with a concurrent transaction and transactions cancelled for one of those reasons
+//! may pass if retried (`Unavailable`); everything else is `Failed`.
 
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use inlet_core::store::StoreError;
 
-const RETRYABLE_CODES: [&str; 7] = [
+const RETRYABLE_CODES: [&str; 8] = [
     "ThrottlingException",
     "ProvisionedThroughputExceededException",
     "RequestLimitExceeded",
     "InternalServerError",
     "ServiceUnavailable",
     "TransactionInProgressException",
+    "TransactionConflictException",
     "TooManyRequestsException",
 ];
+
+/// The reasons of a cancelled transaction that may pass if it is sent again: an item of
+/// it was throttled or written by another request at the same moment.
+const RETRYABLE_CANCELLATION_REASONS: [&str; 3] = [
+    "ThrottlingError",
+    "ProvisionedThroughputExceeded",
+    "TransactionConflict",
+];
+
+/// Whether `error` is a cancelled transaction that may pass if sent again.
+fn retryable_cancellation(error: &(dyn std::error::Error + 'static)) -> bool {
+    use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+    let Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) =
+        error.downcast_ref::<TransactWriteItemsError>()
+    else {
+        return false;
+    };
+    cancelled.cancellation_reasons().iter().any(|reason| {
+        reason
+            .code()
+            .is_some_and(|code| RETRYABLE_CANCELLATION_REASONS.contains(&code))
+    })
+}
 
 /// Classifies any SDK error of any AWS client.
 pub fn store_error<E, R>(operation: &str, error: SdkError<E, R>) -> StoreError
@@ -31,7 +56,7 @@ where
     match &error {
         SdkError::ServiceError(service) => {
             let code = service.err().code().unwrap_or_default();
-            if RETRYABLE_CODES.contains(&code) {
+            if RETRYABLE_CODES.contains(&code) || retryable_cancellation(service.err()) {
                 StoreError::Unavailable(detail)
             } else {
                 StoreError::Failed(detail)
@@ -89,6 +114,46 @@ mod tests {
             "{message}"
         );
         assert!(!message.contains('\n'), "{message}");
+    }
+
+    fn cancelled(reasons: &[&str]) -> StoreError {
+        use aws_sdk_dynamodb::config::http::HttpResponse;
+        use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+        use aws_sdk_dynamodb::types::CancellationReason;
+        use aws_sdk_dynamodb::types::error::TransactionCanceledException;
+        let mut exception = TransactionCanceledException::builder().message("cancelled");
+        for code in reasons {
+            exception =
+                exception.cancellation_reasons(CancellationReason::builder().code(*code).build());
+        }
+        let error = TransactWriteItemsError::TransactionCanceledException(exception.build());
+        let raw = HttpResponse::new(
+            400.try_into().unwrap(),
+            aws_smithy_types::body::SdkBody::empty(),
+        );
+        store_error("write event", SdkError::service_error(error, raw))
+    }
+
+    #[test]
+    fn a_transaction_throttled_or_in_conflict_may_pass_later() {
+        for reason in [
+            "ThrottlingError",
+            "ProvisionedThroughputExceeded",
+            "TransactionConflict",
+        ] {
+            assert!(
+                matches!(cancelled(&["None", reason]), StoreError::Unavailable(_)),
+                "{reason}"
+            );
+        }
+        assert!(matches!(
+            cancelled(&["ConditionalCheckFailed", "None"]),
+            StoreError::Failed(_)
+        ));
+        assert!(matches!(
+            cancelled(&["ValidationError"]),
+            StoreError::Failed(_)
+        ));
     }
 
     #[derive(Debug)]

@@ -66,10 +66,12 @@ use crate::item::{Item, get_json, get_n, get_s, json, n, s, ttl};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, KeysAndAttributes, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
+    AttributeValue, ConditionCheck, Delete, KeysAndAttributes, Put,
+    ReturnValuesOnConditionCheckFailure, TransactWriteItem,
 };
 use inlet_core::store::{
     ActionLogEntry, ActionStatus, ActionUpdate, CommitError, Committed, EventLog, EventPage,
@@ -141,17 +143,52 @@ const SCOPE_ATTRIBUTE: &str = "scope";
 pub const QUEUE_ATTRIBUTE: &str = "queue";
 pub const QUEUE_ACTIONS: &str = "actions";
 
+/// On every event item: a nonce of the commit that wrote it, so that a write whose
+/// answer was lost recognises its own item when the SDK sends it again.
+const WRITER_ATTRIBUTE: &str = "writer";
+
 /// An event as the items it is stored as, built before anything is written (so that a
 /// too-large event fails before its scope is claimed).
 struct EncodedEvent {
     item: Item,
     parts: Vec<Item>,
+    /// This write's nonce (the item's [`WRITER_ATTRIBUTE`]).
+    writer: String,
 }
 
 /// Who holds an idempotency scope after a claim.
 enum Claim {
     Won,
     HeldBy(String),
+}
+
+/// What a conditional put of an event item found.
+#[derive(Debug, PartialEq, Eq)]
+enum Written {
+    /// This write stored the item: its condition held, or it failed on the item an
+    /// earlier attempt of this same write stored (the answer to that one was lost and
+    /// the SDK sent it again).
+    Stored,
+    /// Another write's item has the key; `scope` is the idempotency scope that write
+    /// stored it for, when it completed another delivery's claim (step 4).
+    Taken { scope: Option<String> },
+}
+
+impl Written {
+    /// The outcome of a put of `writer`'s item whose condition failed on `old`.
+    fn of_old_item(writer: &str, old: Option<&Item>) -> Written {
+        let text = |name| {
+            old.and_then(|item| get_s(item, name).ok())
+                .map(str::to_string)
+        };
+        if text(WRITER_ATTRIBUTE).as_deref() == Some(writer) {
+            Written::Stored
+        } else {
+            Written::Taken {
+                scope: text(SCOPE_ATTRIBUTE),
+            }
+        }
+    }
 }
 
 impl DynamoEventLog {
@@ -188,6 +225,8 @@ impl DynamoEventLog {
             ("at".to_string(), n(event.received_at_ms)),
             ("expires_at".to_string(), ttl(expires_at_ms)),
         ]);
+        let writer = inlet_core::store::new_event_id();
+        item.insert(WRITER_ATTRIBUTE.into(), s(writer.clone()));
         if let Some(event_type) = &event.event_type {
             item.insert("etype".into(), s(event_type.clone()));
         }
@@ -209,12 +248,18 @@ impl DynamoEventLog {
             }
             item.insert("zparts".into(), n(parts.len() as i64));
         }
-        Ok(EncodedEvent { item, parts })
+        Ok(EncodedEvent {
+            item,
+            parts,
+            writer,
+        })
     }
 
-    /// Stores an encoded event on condition that its key is free: `Ok(false)` when an
-    /// item already has it. One `PutItem`, or one transaction with its parts.
-    async fn put_event(&self, event: EncodedEvent) -> Result<bool, StoreError> {
+    /// Stores an encoded event on condition that its key is free: one `PutItem`, or one
+    /// transaction with its parts. The condition's failure returns the item that has the
+    /// key (`ALL_OLD`, no extra read), which tells this write's own earlier attempt
+    /// (stored, answer lost) from another write.
+    async fn put_event(&self, event: EncodedEvent) -> Result<Written, StoreError> {
         if event.parts.is_empty() {
             let result = self
                 .client
@@ -222,14 +267,21 @@ impl DynamoEventLog {
                 .table_name(&self.table)
                 .set_item(Some(event.item))
                 .condition_expression("attribute_not_exists(pk)")
+                .return_values_on_condition_check_failure(
+                    ReturnValuesOnConditionCheckFailure::AllOld,
+                )
                 .send()
                 .await;
             return match result {
-                Ok(_) => Ok(true),
+                Ok(_) => Ok(Written::Stored),
                 Err(SdkError::ServiceError(e))
                     if e.err().is_conditional_check_failed_exception() =>
                 {
-                    Ok(false)
+                    let old = match e.into_err() {
+                        PutItemError::ConditionalCheckFailedException(c) => c.item,
+                        _ => None,
+                    };
+                    Ok(Written::of_old_item(&event.writer, old.as_ref()))
                 }
                 Err(e) => Err(store_error("write event", e)),
             };
@@ -239,6 +291,9 @@ impl DynamoEventLog {
                 .table_name(&self.table)
                 .set_item(Some(event.item.clone()))
                 .condition_expression("attribute_not_exists(pk)")
+                .return_values_on_condition_check_failure(
+                    ReturnValuesOnConditionCheckFailure::AllOld,
+                )
                 .build()
                 .map_err(build_error)?;
             let mut writes = vec![TransactWriteItem::builder().put(head).build()];
@@ -254,6 +309,8 @@ impl DynamoEventLog {
         };
         let mut attempt = 0;
         loop {
+            // One `send` is one client request token: the SDK's own retries of it are
+            // idempotent on DynamoDB (and the head's condition catches them elsewhere).
             let result = self
                 .client
                 .transact_write_items()
@@ -261,14 +318,17 @@ impl DynamoEventLog {
                 .send()
                 .await;
             let Err(error) = result else {
-                return Ok(true);
+                return Ok(Written::Stored);
             };
             if let Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) =
                 error.as_service_error()
             {
                 let reasons = cancelled.cancellation_reasons();
-                if reasons.first().and_then(|r| r.code()) == Some("ConditionalCheckFailed") {
-                    return Ok(false);
+                if let Some(head) = reasons
+                    .first()
+                    .filter(|r| r.code() == Some("ConditionalCheckFailed"))
+                {
+                    return Ok(Written::of_old_item(&event.writer, head.item.as_ref()));
                 }
                 if attempt < CONFLICT_RETRIES
                     && reasons
@@ -355,7 +415,7 @@ impl DynamoEventLog {
             Ok(_) => Ok(Claim::Won),
             Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {
                 let old = match e.into_err() {
-                    aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(c) => c.item,
+                    PutItemError::ConditionalCheckFailedException(c) => c.item,
                     _ => None,
                 };
                 old.as_ref()
@@ -371,24 +431,63 @@ impl DynamoEventLog {
         }
     }
 
-    /// Deletes the record `claim` wrote for `event_id` (if it still names it).
-    async fn release(&self, claim: &IdempotencyClaim, event_id: &str) -> Result<(), StoreError> {
-        let result = self
-            .client
-            .delete_item()
+    /// Gives up the scope `claim` won for `event_id`, whose event this commit (`writer`)
+    /// will not store (its write was refused for good, or the id is another event's):
+    /// deletes the record on condition that it still names `event_id` *and* that no
+    /// item `event_id` was stored by this commit or for this scope. One transaction (the
+    /// one place the commit pays for one, and only on these failures): a plain
+    /// conditional delete could remove the record under an event another delivery
+    /// stored as `event_id` meanwhile (step 4), and a third delivery would be accepted
+    /// again.
+    async fn release(
+        &self,
+        claim: &IdempotencyClaim,
+        event_id: &str,
+        writer: &str,
+    ) -> Result<(), StoreError> {
+        let delete = Delete::builder()
             .table_name(&self.idempotency_table)
             .key("pk", s(claim.scope.storage_key()))
             .key("sk", s("CLAIM"))
             .condition_expression("event_id = :id")
             .expression_attribute_values(":id", s(event_id))
+            .build()
+            .map_err(build_error)?;
+        let not_stored_for_it = ConditionCheck::builder()
+            .table_name(&self.table)
+            .key("pk", s(event_pk(event_id)))
+            .key("sk", s("EVENT"))
+            .condition_expression(
+                "attribute_not_exists(pk) OR (#writer <> :writer AND \
+                 (attribute_not_exists(#scope) OR #scope <> :scope))",
+            )
+            .expression_attribute_names("#writer", WRITER_ATTRIBUTE)
+            .expression_attribute_names("#scope", SCOPE_ATTRIBUTE)
+            .expression_attribute_values(":writer", s(writer))
+            .expression_attribute_values(":scope", s(claim.scope.storage_key()))
+            .build()
+            .map_err(build_error)?;
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().delete(delete).build())
+            .transact_items(
+                TransactWriteItem::builder()
+                    .condition_check(not_stored_for_it)
+                    .build(),
+            )
             .send()
             .await;
         match result {
             Ok(_) => Ok(()),
-            // Another commit holds it now: nothing of this one to release.
+            // Another delivery holds the scope now, or stored the event: nothing of this
+            // commit to give up.
             Err(e)
-                if e.as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+                if matches!(
+                    e.as_service_error(),
+                    Some(TransactWriteItemsError::TransactionCanceledException(c))
+                        if c.cancellation_reasons().iter().any(|r| r.code() == Some("ConditionalCheckFailed"))
+                ) =>
             {
                 Ok(())
             }
@@ -396,41 +495,28 @@ impl DynamoEventLog {
         }
     }
 
-    /// The idempotency scope a takeover stored event `event_id` for, if it did.
-    async fn stored_scope(&self, event_id: &str) -> Result<Option<String>, StoreError> {
-        let found = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", s(event_pk(event_id)))
-            .key("sk", s("EVENT"))
-            .projection_expression("#scope")
-            .expression_attribute_names("#scope", SCOPE_ATTRIBUTE)
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| store_error("read event", e))?
-            .item;
-        Ok(found.and_then(|item| get_s(&item, SCOPE_ATTRIBUTE).ok().map(str::to_string)))
-    }
-
     async fn commit_event(
         &self,
         event: &EventRecord,
         claim: Option<&IdempotencyClaim>,
     ) -> Result<Committed, StoreError> {
-        let already_stored = || StoreError::Failed(format!("event {} is already stored", event.id));
+        let collision = || {
+            StoreError::Failed(format!(
+                "event id {} is already taken by another event",
+                event.id
+            ))
+        };
         let Some(claim) = claim else {
-            if !self
-                .put_event(Self::encode(event, event.expires_at_ms)?)
-                .await?
-            {
-                return Err(already_stored());
-            }
-            self.count(event).await;
-            return Ok(Committed::Stored {
-                event_id: event.id.clone(),
-            });
+            let (stored, ()) = tokio::join!(
+                self.put_event(Self::encode(event, event.expires_at_ms)?),
+                self.count(event)
+            );
+            return match stored? {
+                Written::Stored => Ok(Committed::Stored {
+                    event_id: event.id.clone(),
+                }),
+                Written::Taken { .. } => Err(collision()),
+            };
         };
         // The event outlives its record (see the module docs).
         let expires_at_ms = event.expires_at_ms.max(claim.expires_at_ms);
@@ -438,34 +524,43 @@ impl DynamoEventLog {
         let holder = match self.read_holder(claim).await? {
             Some(holder) => holder,
             None => match self.claim(&event.id, claim, expires_at_ms).await? {
-                Claim::Won => {
-                    let (stored, ()) = tokio::join!(self.put_event(encoded), self.count(event));
-                    if stored? {
-                        return Ok(Committed::Stored {
-                            event_id: event.id.clone(),
-                        });
-                    }
-                    // This event's id is taken. By another delivery of the same event
-                    // that saw the claim and completed it (step 4): this one is its
-                    // duplicate, logged under a new id. By anything else (an id
-                    // collision): the claim is released and the commit fails.
-                    if self.stored_scope(&event.id).await? == Some(claim.scope.storage_key()) {
-                        let duplicate = EventRecord {
-                            id: inlet_core::store::new_event_id(),
-                            ..event.clone().into_duplicate(&event.id)
-                        };
-                        self.put_event(Self::encode(&duplicate, duplicate.expires_at_ms)?)
-                            .await?;
-                        return Ok(Committed::Duplicate {
-                            original_event_id: event.id.clone(),
-                        });
-                    }
-                    self.release(claim, &event.id).await?;
-                    return Err(already_stored());
-                }
+                // A claim that names this event is this commit's own (an attempt whose
+                // answer was lost and that the SDK sent again).
+                Claim::Won => event.id.clone(),
                 Claim::HeldBy(holder) => holder,
             },
         };
+        if holder == event.id {
+            let writer = encoded.writer.clone();
+            let (stored, ()) = tokio::join!(self.put_event(encoded), self.count(event));
+            let stored = match stored {
+                Ok(stored) => stored,
+                Err(StoreError::Failed(detail)) => {
+                    // Refused for good: the scope is given up, so that a retry (or the
+                    // next delivery) is processed as new rather than as a duplicate of
+                    // an event that will never be stored.
+                    if let Err(error) = self.release(claim, &event.id, &writer).await {
+                        tracing::warn!(event_id = %event.id, %error, "the idempotency record of a refused event stays; the next delivery stores itself in its place");
+                    }
+                    return Err(StoreError::Failed(detail));
+                }
+                Err(unavailable) => return Err(unavailable),
+            };
+            return match stored {
+                Written::Stored => Ok(Committed::Stored {
+                    event_id: event.id.clone(),
+                }),
+                // Another delivery of the same event saw the claim and completed it
+                // (step 4): this one is its duplicate, logged under a new id.
+                Written::Taken { scope } if scope == Some(claim.scope.storage_key()) => {
+                    self.store_duplicate(event, &event.id).await
+                }
+                Written::Taken { .. } => {
+                    self.release(claim, &event.id, &writer).await?;
+                    Err(collision())
+                }
+            };
+        }
         if !is_stored(&self.client, &self.table, &holder).await? {
             // The holder's commit stopped after its claim: complete it as the holder.
             let as_holder = EventRecord {
@@ -474,25 +569,48 @@ impl DynamoEventLog {
             };
             tracing::warn!(%holder, "the event holding this idempotency key was never stored (its commit stopped after the claim); storing this delivery as it");
             let mut encoded = Self::encode(&as_holder, expires_at_ms)?;
-            // Marks the item as stored for this scope (see the `Claim::Won` case).
+            // Marks the item as stored for this scope (see the `holder == event.id` case).
             encoded
                 .item
                 .insert(SCOPE_ATTRIBUTE.into(), s(claim.scope.storage_key()));
-            if self.put_event(encoded).await? {
-                self.count(&as_holder).await;
+            let (stored, ()) = tokio::join!(self.put_event(encoded), self.count(&as_holder));
+            if stored? == Written::Stored {
                 return Ok(Committed::Stored { event_id: holder });
             }
+            // The holder's own write, or another delivery's, came first.
         }
-        let duplicate = event.clone().into_duplicate(&holder);
-        if !self
+        self.store_duplicate(event, &holder).await
+    }
+
+    /// Logs `event` as a duplicate of `holder` (under its own id).
+    async fn store_duplicate(
+        &self,
+        event: &EventRecord,
+        holder: &str,
+    ) -> Result<Committed, StoreError> {
+        // Under the delivery's own id, unless that is the holder's (its claim was
+        // completed by another delivery).
+        let id = if event.id == holder {
+            inlet_core::store::new_event_id()
+        } else {
+            event.id.clone()
+        };
+        let duplicate = EventRecord {
+            id,
+            ..event.clone().into_duplicate(holder)
+        };
+        match self
             .put_event(Self::encode(&duplicate, duplicate.expires_at_ms)?)
             .await?
         {
-            return Err(already_stored());
+            Written::Stored => Ok(Committed::Duplicate {
+                original_event_id: holder.to_string(),
+            }),
+            Written::Taken { .. } => Err(StoreError::Failed(format!(
+                "event id {} is already taken by another event",
+                duplicate.id
+            ))),
         }
-        Ok(Committed::Duplicate {
-            original_event_id: holder,
-        })
     }
 
     /// The items of one event's partition: the event, its parts, its action updates.
@@ -599,9 +717,16 @@ impl DynamoEventLog {
                 .collect();
             chunks.sort_by_key(|(sk, _)| *sk);
             if chunks.len() as i64 != count {
-                return Err(StoreError::Failed(
-                    "an event's stored parts are incomplete".into(),
-                ));
+                // TTL deletes an event's items one by one, in no order: an expired
+                // event's head may outlive its parts. That event is gone, not broken.
+                if expired(head) {
+                    return Ok(None);
+                }
+                return Err(StoreError::Failed(format!(
+                    "the stored parts of {} are incomplete ({} of {count})",
+                    event_pk_of(head)?,
+                    chunks.len()
+                )));
             }
             let bytes: Vec<u8> = chunks
                 .iter()
@@ -680,6 +805,15 @@ fn listing_matches(item: &Item, query: &EventQuery) -> bool {
             .is_none_or(|t| text("etype").is_none_or(|e| e == t))
         && query.since_ms.is_none_or(|t| at.is_none_or(|at| at >= t))
         && query.until_ms.is_none_or(|t| at.is_none_or(|at| at < t))
+}
+
+/// Whether an item's TTL has passed (DynamoDB deletes such items within days, not at
+/// once).
+fn expired(item: &Item) -> bool {
+    let now_s = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    get_n(item, "expires_at").is_ok_and(|at| at <= now_s)
 }
 
 /// The `pk` of an event item.

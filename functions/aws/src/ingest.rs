@@ -8,8 +8,8 @@
 //! `InboundRequest`; the core's `Reply` is turned back into the HTTP response.
 
 use crate::StackNames;
+use crate::clients::{AwsClients, ClientSettings};
 use crate::config_table::ConfigTable;
-use crate::events::DynamoEventLog;
 use crate::vars::SsmVars;
 use inlet_core::clock::{Clock, SystemClock};
 use inlet_core::pipeline::{InboundRequest, Pipeline, PipelineSettings};
@@ -25,31 +25,39 @@ pub struct IngestFunction {
 }
 
 impl IngestFunction {
-    /// Builds everything from the standard AWS config and the stack's environment
-    /// variables, and warms the config cache.
+    /// Builds everything from the standard AWS config (with the ingest client settings)
+    /// and the stack's environment variables, and warms the config cache.
     pub async fn from_env() -> Result<Self, String> {
         let names = StackNames::from_env()?;
-        let aws = aws_config::load_from_env().await;
-        let dynamo = aws_sdk_dynamodb::Client::new(&aws);
-        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-        let engine = Arc::new(ScriptEngine::new(ScriptLimits::default()));
-        let function = IngestFunction {
-            pipeline: Pipeline {
-                engine: engine.clone(),
-                events: Arc::new(DynamoEventLog::new(dynamo.clone(), &names)),
-                vars: Arc::new(SsmVars::new(aws_sdk_ssm::Client::new(&aws), clock.clone())),
-                clock: clock.clone(),
-                settings: PipelineSettings::default(),
-                script_pool: None,
-            },
-            config: ConfigTable::new(dynamo, names.config_table, engine, clock),
-            environment: names.environment,
-        };
+        let function = Self::new(&AwsClients::from_env(&ClientSettings::INGEST).await, &names);
         if let Err(e) = function.config.catalog().await {
             // Not fatal: the config may be pushed after the deploy; requests say so.
             tracing::warn!(error = %e, "config not loaded during init");
         }
         Ok(function)
+    }
+
+    /// The ingest function of a stack's tables, with empty caches.
+    pub fn new(clients: &AwsClients, names: &StackNames) -> Self {
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let engine = Arc::new(ScriptEngine::new(ScriptLimits::default()));
+        IngestFunction {
+            pipeline: Pipeline {
+                engine: engine.clone(),
+                events: Arc::new(clients.event_log(names)),
+                vars: Arc::new(SsmVars::new(clients.ssm.clone(), clock.clone())),
+                clock: clock.clone(),
+                settings: PipelineSettings::default(),
+                script_pool: None,
+            },
+            config: ConfigTable::new(
+                clients.dynamodb.clone(),
+                names.config_table.clone(),
+                engine,
+                clock,
+            ),
+            environment: names.environment.clone(),
+        }
     }
 
     pub async fn handle(&self, request: Request) -> Result<Response<Body>, lambda_http::Error> {

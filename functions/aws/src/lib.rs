@@ -47,6 +47,7 @@
 //! cached 30 s.
 
 pub mod actions;
+pub mod clients;
 pub mod config_table;
 pub mod directory;
 pub mod error;

@@ -1,5 +1,5 @@
-//! Table creation for emulators and tests, and the client set. In AWS the SAM template
-//! creates the tables; these definitions mirror it (same keys, index and TTL attribute).
+//! Table creation for emulators and tests. In AWS the SAM template creates the tables;
+//! these definitions mirror it (same keys, index and TTL attribute).
 
 use crate::StackNames;
 use crate::error::store_error;
@@ -10,31 +10,6 @@ use aws_sdk_dynamodb::types::{
     TimeToLiveSpecification,
 };
 use inlet_core::store::StoreError;
-
-/// Clients for every service Inlet uses, from the standard AWS configuration chain
-/// (`AWS_ENDPOINT_URL`, `AWS_REGION`, credentials...).
-#[derive(Clone, Debug)]
-pub struct AwsClients {
-    pub dynamodb: Client,
-    pub ssm: aws_sdk_ssm::Client,
-    pub lambda: aws_sdk_lambda::Client,
-}
-
-impl AwsClients {
-    /// The event log of a stack.
-    pub fn event_log(&self, names: &StackNames) -> crate::events::DynamoEventLog {
-        crate::events::DynamoEventLog::new(self.dynamodb.clone(), names)
-    }
-}
-
-pub async fn clients_from_env() -> AwsClients {
-    let config = aws_config::load_from_env().await;
-    AwsClients {
-        dynamodb: Client::new(&config),
-        ssm: aws_sdk_ssm::Client::new(&config),
-        lambda: aws_sdk_lambda::Client::new(&config),
-    }
-}
 
 fn build_error(e: aws_sdk_dynamodb::error::BuildError) -> StoreError {
     StoreError::Failed(format!("building a table definition: {e}"))

@@ -796,10 +796,15 @@ impl Pipeline {
             }),
             StoreError::Failed(detail) => {
                 let reason = format!("the event could not be stored as received: {detail}");
-                if let Err(again) = self.events.commit(event.into_error(reason), None).await {
+                let logged = event.into_error(reason);
+                let logged_id = logged.id.clone();
+                if let Err(again) = self.events.commit(logged, None).await {
                     tracing::error!(%event_id, error = %again.error, "could not log the failure either");
                 }
-                Err(IngestError::NotStored { event_id, detail })
+                Err(IngestError::NotStored {
+                    event_id: logged_id,
+                    detail,
+                })
             }
         }
     }

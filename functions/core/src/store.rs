@@ -275,8 +275,12 @@ impl EventRecord {
 
     /// This event as the log keeps one that could not be stored as it was: status
     /// `error` with the reason, without its action plan (what makes an event too large
-    /// for a store is almost always its plan's payloads).
+    /// for a store is almost always its plan's payloads), under a new id. Not under its
+    /// own: a store whose commit is several writes (DynamoDB) may have claimed the
+    /// event's idempotency key for that id, and an `error` event stored under it would
+    /// make every retry a duplicate of an event whose actions never run.
     pub fn into_error(mut self, reason: String) -> Self {
+        self.id = new_event_id();
         self.status = EventStatus::Error;
         self.error = Some(reason);
         self.actions.clear();

@@ -7,8 +7,8 @@
 
 use anyhow::Context;
 use inlet_aws::StackNames;
+use inlet_aws::clients::{AwsClients, ClientSettings};
 use inlet_aws::config_table::{ConfigTable, StoredToken};
-use inlet_aws::provision::clients_from_env;
 use inlet_core::clock::{Clock, SystemClock};
 use inlet_core::config::load_dir;
 use inlet_core::script::{ScriptEngine, ScriptLimits};
@@ -26,7 +26,7 @@ pub struct PushReport {
 }
 
 async fn config_table(names: &StackNames) -> ConfigTable {
-    let clients = clients_from_env().await;
+    let clients = AwsClients::from_env(&ClientSettings::CLI).await;
     ConfigTable::new(
         clients.dynamodb,
         names.config_table.clone(),
@@ -123,7 +123,9 @@ pub async fn tokens(names: &StackNames) -> anyhow::Result<Vec<(String, String)>>
 
 /// Events of every source (or one) of the stack's environment, newest first.
 pub async fn list(names: &StackNames, mut query: EventQuery) -> anyhow::Result<EventPage> {
-    let log = clients_from_env().await.event_log(names);
+    let log = AwsClients::from_env(&ClientSettings::CLI)
+        .await
+        .event_log(names);
     query.environment = Some(names.environment.clone());
     let sources: Vec<String> = match &query.source {
         Some(s) => vec![s.clone()],
@@ -141,7 +143,9 @@ pub async fn list(names: &StackNames, mut query: EventQuery) -> anyhow::Result<E
 
 /// One event with its action log, as the admin API shapes it.
 pub async fn event(names: &StackNames, id: &str) -> anyhow::Result<serde_json::Value> {
-    let log = clients_from_env().await.event_log(names);
+    let log = AwsClients::from_env(&ClientSettings::CLI)
+        .await
+        .event_log(names);
     let mut event = log.get(id).await?.ok_or_else(|| {
         anyhow::anyhow!(
             "no event `{id}` in {} (events are kept 30 days)",

@@ -25,7 +25,8 @@ pub async fn serve(
         );
     }
     let names = inlet_aws::StackNames::for_environment(environment);
-    let clients = inlet_aws::provision::clients_from_env().await;
+    let clients =
+        inlet_aws::clients::AwsClients::from_env(&inlet_aws::clients::ClientSettings::CLI).await;
     let mut state = inlet_admin::on_aws::state(&names, &clients);
     Arc::get_mut(&mut state)
         .expect("the state was just built")

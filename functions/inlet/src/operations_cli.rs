@@ -91,7 +91,9 @@ pub async fn admin_call(
         }
         AdminTarget::Stack { env, host } => {
             let names = inlet_aws::StackNames::for_environment(env);
-            let clients = inlet_aws::provision::clients_from_env().await;
+            let clients =
+                inlet_aws::clients::AwsClients::from_env(&inlet_aws::clients::ClientSettings::CLI)
+                    .await;
             let router = inlet_admin::router(inlet_admin::on_aws::state(&names, &clients));
             let mut request = axum::http::Request::builder()
                 .method(method)

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod aws;
+pub mod faults;
 
 use hmac::{Hmac, Mac};
 use inlet::server::{self, DevOptions, DevServer};
