@@ -459,3 +459,38 @@ pub async fn throttle(table: &str, operations: &[&str], count: u32) {
         .unwrap();
     assert!(response.status().is_success(), "{response:?}");
 }
+
+/// A task-app event padded to exactly `size` bytes with pseudo-random text that JSON
+/// escaping grows (quotes and backslashes) and deflate cannot shrink much, so the
+/// stored record (the body, and its copy in the action plan) is larger than one item.
+pub fn padded_task_event(key: &str, size: usize) -> String {
+    let head = format!(
+        r#"{{"event_type": "task.assigned", "event_id": "{key}", "data": {{"assigned_to": "user_456", "task_id": "t1", "title": "Big"}}, "notes": ""#
+    );
+    let tail = "\"}";
+    let alphabet: Vec<char> = (b'#'..=b'~')
+        .map(char::from)
+        .filter(|c| *c != '\\')
+        .collect();
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut notes = String::new();
+    while head.len() + notes.len() + tail.len() < size {
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        let pick = (state >> 33) as usize;
+        if pick.is_multiple_of(8) && head.len() + notes.len() + tail.len() + 2 <= size {
+            notes.push_str(if pick.is_multiple_of(16) {
+                r#"\""#
+            } else {
+                r#"\\"#
+            });
+        } else {
+            notes.push(alphabet[pick % alphabet.len()]);
+        }
+    }
+    let body = format!("{head}{notes}{tail}");
+    assert_eq!(body.len(), size);
+    serde_json::from_str::<Value>(&body).expect("valid JSON");
+    body
+}
