@@ -970,3 +970,275 @@ async fn interleave(
     }
     problems
 }
+
+// ---- Replay and token rotation through the admin function ----
+
+/// POSTs to the admin function's router until it answers anything but a 5xx (a new
+/// execution environment after a stop), as the CLI does (with the same
+/// `Idempotency-Key` each time, where it sends one).
+async fn admin_until_answered(
+    stack: &Stack,
+    injector: &Arc<Injector>,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> Vec<Answer> {
+    use tower::ServiceExt;
+    let mut answers = Vec::new();
+    let admin = |clients: AwsClients| {
+        inlet_admin::router(inlet_admin::on_aws::state(&stack.names, &clients))
+    };
+    let mut router = admin(clients(injector, ClientSettings::ADMIN).await);
+    for _ in 0..8 {
+        let mut request = axum::http::Request::post(path).header("host", "api.example.com");
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let request = request.body(axum::body::Body::empty()).unwrap();
+        match injector.run(router.clone().oneshot(request)).await {
+            None => {
+                answers.push(Answer::None);
+                injector.restart();
+                router = admin(clients(injector, ClientSettings::ADMIN).await);
+            }
+            Some(response) => {
+                let response = response.unwrap();
+                let status = response.status().as_u16();
+                let bytes = axum::body::to_bytes(response.into_body(), 1 << 24)
+                    .await
+                    .unwrap();
+                answers.push(Answer::Http(
+                    status,
+                    serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+                ));
+                if status < 500 {
+                    break;
+                }
+            }
+        }
+    }
+    answers
+}
+
+struct Replay {
+    ingest: Ingest,
+}
+
+impl Path for Replay {
+    fn name(&self) -> String {
+        "replay".into()
+    }
+
+    async fn run(&mut self, injector: &Arc<Injector>) -> Vec<String> {
+        let path = &mut self.ingest;
+        path.runs += 1;
+        let key = format!("k-replay-{}", path.runs);
+        // The original, stored and run without a fault.
+        let clean = Injector::new();
+        let answers =
+            send_until_answered(&path.stack, &path.token, &path.delivery(&key), &clean).await;
+        let original = answers
+            .last()
+            .and_then(Answer::event_id)
+            .unwrap()
+            .to_string();
+        run_actions(&mut path.stack, &clean).await;
+
+        let request_key = format!("replay-request-{}", path.runs);
+        let route = format!("/admin/events/{original}/replay");
+        let headers = [("idempotency-key", request_key.as_str())];
+        let answers = admin_until_answered(&path.stack, injector, &route, &headers).await;
+        let (queued, _) = run_actions(&mut path.stack, injector).await;
+        let again = admin_until_answered(&path.stack, &Injector::new(), &route, &headers).await;
+        let (late, _) = run_actions(&mut path.stack, &Injector::new()).await;
+        let events = events_named(
+            &path.stack,
+            answers
+                .iter()
+                .chain(&again)
+                .filter_map(Answer::event_id)
+                .chain(queued.iter().chain(&late).map(String::as_str)),
+        )
+        .await;
+        let replays: Vec<&EventRecord> = events
+            .iter()
+            .filter(|e| {
+                e.status == EventStatus::Accepted && e.replay_of.as_deref() == Some(&original)
+            })
+            .collect();
+        let mut problems = Vec::new();
+        if replays.len() != 1 {
+            problems.push(format!(
+                "{} accepted replays for one request key; answers {answers:?}",
+                replays.len()
+            ));
+            return problems;
+        }
+        let replay = replays[0];
+        for answer in answers.iter().chain(&again) {
+            if answer.status().is_some_and(|s| (200..300).contains(&s))
+                && answer.event_id() != Some(replay.id.as_str())
+            {
+                problems.push(format!("{answer:?} does not name the replay {}", replay.id));
+            }
+        }
+        if !answers
+            .last()
+            .and_then(Answer::status)
+            .is_some_and(|s| (200..300).contains(&s))
+        {
+            problems.push(format!("the last answer is not 2xx: {answers:?}"));
+        }
+        match again.last() {
+            Some(Answer::Http(202, body)) if body["repeated"] == true => {}
+            other => problems.push(format!("the key asked again got {other:?}")),
+        }
+        if queued != [replay.id.clone()] || !late.is_empty() {
+            problems.push(format!("queued {queued:?} then {late:?}"));
+        }
+        let refused_for_good = injector
+            .fired()
+            .is_some_and(|(_, fault, _)| fault == Fault::RefusePermanent);
+        let log = path.stack.events.action_log(&replay.id).await.unwrap();
+        let failed = log
+            .iter()
+            .filter(|a| a.status == ActionStatus::Failed)
+            .count();
+        if log
+            .iter()
+            .any(|a| !matches!(a.status, ActionStatus::Succeeded | ActionStatus::Failed))
+            || failed > usize::from(refused_for_good)
+        {
+            problems.push(format!(
+                "action log: {:?}",
+                log.iter()
+                    .map(|a| (a.status, a.error.clone()))
+                    .collect::<Vec<_>>()
+            ));
+        }
+        let triggered = log
+            .iter()
+            .any(|a| a.action.name() == "workflows_trigger" && a.status == ActionStatus::Succeeded);
+        let env = &path.stack.names.environment;
+        let runs = path
+            .stack
+            .directory
+            .workflow_runs(env, Some("task-assigned"), 1000)
+            .await
+            .unwrap();
+        let of_replays = runs
+            .iter()
+            .filter(|r| events.iter().any(|e| e.id == r.event_id))
+            .count();
+        if of_replays != usize::from(triggered) {
+            problems.push(format!(
+                "{of_replays} workflow runs of the replay (its trigger succeeded: {triggered})"
+            ));
+        }
+        problems
+    }
+}
+
+#[tokio::test]
+async fn a_replay_under_every_fault_of_every_request() {
+    matrix(&mut Replay {
+        ingest: Ingest::new(Kind::Accepted).await,
+    })
+    .await;
+}
+
+struct Rotation {
+    ingest: Ingest,
+}
+
+impl Rotation {
+    /// The task-app tokens of the stack's environment.
+    async fn tokens(&self) -> Vec<inlet_aws::config_table::StoredToken> {
+        config_table(&self.ingest.stack)
+            .tokens()
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|t| {
+                t.source == "task-app" && t.environment == self.ingest.stack.names.environment
+            })
+            .collect()
+    }
+}
+
+/// The stack's config table, read without faults and without a cache.
+fn config_table(stack: &Stack) -> inlet_aws::config_table::ConfigTable {
+    inlet_aws::config_table::ConfigTable::new(
+        stack.dynamo.clone(),
+        stack.names.config_table.clone(),
+        Arc::new(inlet_core::script::ScriptEngine::new(
+            inlet_core::script::ScriptLimits::default(),
+        )),
+        Arc::new(inlet_core::clock::SystemClock),
+    )
+}
+
+impl Path for Rotation {
+    fn name(&self) -> String {
+        "token rotation".into()
+    }
+
+    async fn run(&mut self, injector: &Arc<Injector>) -> Vec<String> {
+        let stack = &self.ingest.stack;
+        let env = stack.names.environment.clone();
+        let now = now_ms();
+        let working: Vec<String> = self
+            .tokens()
+            .await
+            .into_iter()
+            .filter(|t| t.retires_at_ms.is_none_or(|at| at > now))
+            .map(|t| t.token)
+            .collect();
+        let route = format!("/admin/sources/task-app/tokens/rotate?env={env}&overlap=1h");
+        let answers = admin_until_answered(stack, injector, &route, &[]).await;
+        let mut problems = Vec::new();
+        let Some(Answer::Http(200, body)) = answers.last() else {
+            problems.push(format!("the last answer is not 200: {answers:?}"));
+            return problems;
+        };
+        let Some(new) = body["url"].as_str().and_then(|u| u.rsplit('/').next()) else {
+            problems.push(format!("no URL in {body}"));
+            return problems;
+        };
+        let config = config_table(stack);
+        for token in working.iter().map(String::as_str).chain([new]) {
+            if config.route(token, &env).await.unwrap().is_none() {
+                problems.push(format!("token {token} no longer routes"));
+            }
+        }
+        let unretired: Vec<String> = self
+            .tokens()
+            .await
+            .into_iter()
+            .filter(|t| t.retires_at_ms.is_none())
+            .map(|t| t.token)
+            .collect();
+        if unretired != [new.to_string()] {
+            problems.push(format!(
+                "tokens without a retirement: {unretired:?}, expected only the new {new}"
+            ));
+        }
+        let later = now_ms() + 3_600_000 + 60_000;
+        if self
+            .tokens()
+            .await
+            .iter()
+            .any(|t| t.token != new && t.retires_at_ms.is_none_or(|at| at > later))
+        {
+            problems.push("an old token retires after the overlap".into());
+        }
+        problems
+    }
+}
+
+#[tokio::test]
+async fn a_token_rotation_under_every_fault_of_every_request() {
+    matrix(&mut Rotation {
+        ingest: Ingest::new(Kind::Accepted).await,
+    })
+    .await;
+}

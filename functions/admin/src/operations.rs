@@ -4,7 +4,7 @@
 //! | route | answer |
 //! |---|---|
 //! | `POST /admin/sources/{key}/rehearse?env=` | a dry run of a payload: what would be answered and logged, nothing written |
-//! | `POST /admin/events/{id}/replay` | the stored event run again through the current config, as a new event (`replay_of`) |
+//! | `POST /admin/events/{id}/replay` | the stored event run again through the current config, as a new event (`replay_of`); with an `Idempotency-Key` header, the same key answers the same replay (`repeated: true`) for 24 h |
 //! | `POST /admin/sources/{key}/tokens/rotate?env=&overlap=24h` | a new webhook URL; the old one works until the overlap ends |
 //!
 //! A rehearsal's request body is JSON: `{"body": "<the payload as sent, a string>",
@@ -124,21 +124,50 @@ pub(crate) async fn rehearse_request(
         .map_err(|e| AdminError::Unavailable(format!("serialising the rehearsal: {e}")))
 }
 
+/// The most characters of a replay's `Idempotency-Key`.
+const MAX_REQUEST_KEY_CHARS: usize = 255;
+
 pub(crate) async fn replay(
     State(state): State<Arc<AdminState>>,
     Path(id): Path<String>,
+    headers: axum::http::HeaderMap,
 ) -> Result<(axum::http::StatusCode, Json<Value>), AdminError> {
-    let ops = operations(&state)?;
+    let key = match headers.get("idempotency-key") {
+        None => None,
+        Some(value) => Some(
+            value
+                .to_str()
+                .ok()
+                .filter(|k| !k.is_empty() && k.chars().count() <= MAX_REQUEST_KEY_CHARS)
+                .ok_or_else(|| {
+                    AdminError::BadRequest(format!(
+                        "`Idempotency-Key` must be 1 to {MAX_REQUEST_KEY_CHARS} visible ASCII characters (a UUID, say)"
+                    ))
+                })?
+                .to_string(),
+        ),
+    };
+    replay_event(&state, &id, key.as_deref()).await
+}
+
+/// Replays event `id` (with the caller's request key, if any): the API route's and the
+/// console form's work.
+pub(crate) async fn replay_event(
+    state: &AdminState,
+    id: &str,
+    request_key: Option<&str>,
+) -> Result<(axum::http::StatusCode, Json<Value>), AdminError> {
+    let ops = operations(state)?;
     let original = state
         .events
-        .get(&id)
+        .get(id)
         .await?
         .ok_or_else(|| AdminError::NotFound(format!("no event `{id}`")))?;
     let catalog = state.sources.catalog().await?;
     let route = route(&catalog, &original.source, &original.environment)?;
     let replayed = ops
         .pipeline()
-        .replay(&route, &original)
+        .replay(&route, &original, request_key)
         .await
         .map_err(AdminError::Refused)?;
     Ok((axum::http::StatusCode::ACCEPTED, Json(json!(replayed))))

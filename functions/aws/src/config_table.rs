@@ -149,17 +149,35 @@ impl ConfigTable {
     ) -> Result<(StoredToken, Vec<StoredToken>), StoreError> {
         let now = self.clock.now_ms();
         let retires_at = now + overlap_ms;
+        let current: Vec<StoredToken> = self
+            .tokens()
+            .await?
+            .into_iter()
+            .filter(|old| {
+                old.source == source
+                    && old.environment == environment
+                    && old.retires_at_ms.is_none_or(|at| at > now)
+            })
+            .collect();
+        // The new token first: a rotation that stops half-way (or whose answer is lost)
+        // leaves an extra working token, never an environment whose tokens all retire.
+        // Asked again, it retires that one too.
+        let fresh = StoredToken {
+            token: inlet_core::store::new_webhook_token()?,
+            source: source.to_string(),
+            environment: environment.to_string(),
+            created_at_ms: now,
+            retires_at_ms: None,
+        };
+        self.put_token(&fresh).await?;
         let mut retiring = Vec::new();
-        for mut old in self.tokens().await? {
-            if old.source != source
-                || old.environment != environment
-                || old.retires_at_ms.is_some_and(|at| at <= now)
-            {
+        for mut old in current {
+            if old.retires_at_ms.is_some_and(|at| at <= retires_at) {
+                // Already retiring by then: unchanged, nothing to write.
+                retiring.push(old);
                 continue;
             }
-            let at = old
-                .retires_at_ms
-                .map_or(retires_at, |at| at.min(retires_at));
+            let at = retires_at;
             self.client
                 .update_item()
                 .table_name(&self.table)
@@ -173,14 +191,6 @@ impl ConfigTable {
             old.retires_at_ms = Some(at);
             retiring.push(old);
         }
-        let fresh = StoredToken {
-            token: inlet_core::store::new_webhook_token()?,
-            source: source.to_string(),
-            environment: environment.to_string(),
-            created_at_ms: now,
-            retires_at_ms: None,
-        };
-        self.put_token(&fresh).await?;
         Ok((fresh, retiring))
     }
 

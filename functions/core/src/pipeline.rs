@@ -238,7 +238,13 @@ pub struct Replayed {
     pub actions: usize,
     /// Why the replay did not get as far as its actions, if it did not.
     pub error: Option<String>,
+    /// The request key was used before: `event_id` is the replay that request made,
+    /// and nothing new was stored.
+    pub repeated: bool,
 }
+
+/// How long a replay's request key answers the replay it made.
+pub const REPLAY_KEY_WINDOW_MS: i64 = 24 * 3_600_000;
 
 impl Pipeline {
     /// Handles one request to `/receive/{token}`; `route` is the token's route, if any.
@@ -461,13 +467,19 @@ impl Pipeline {
 
     /// Runs a stored event again through `route`'s current config, as a new event that
     /// points to it (`replay_of`): its verification result and receive time are kept,
-    /// the idempotency window is bypassed on purpose (a replay is always processed), and
-    /// the original is unchanged. A rejected event is not replayed (its verification
-    /// result would reject it again, and its body was kept only in part).
+    /// the source's idempotency window is bypassed on purpose (a replay is always
+    /// processed), and the original is unchanged. A rejected event is not replayed (its
+    /// verification result would reject it again, and its body was kept only in part).
+    ///
+    /// `request_key` makes the replay itself idempotent: the same key (for a replay of
+    /// the same event) within [`REPLAY_KEY_WINDOW_MS`] answers the replay it made
+    /// (`repeated`), so a caller whose answer was lost can ask again without running
+    /// the event's actions a second time. Without a key, every call is a new replay.
     pub async fn replay(
         &self,
         route: &Route,
         original: &EventRecord,
+        request_key: Option<&str>,
     ) -> Result<Replayed, IngestError> {
         if original.status == EventStatus::Rejected
             || original.verification == VerificationStatus::EnforcedUnverified
@@ -487,10 +499,22 @@ impl Pipeline {
         let status = event.status;
         let runnable = event.runnable_actions();
         let error = event.error.clone();
+        let claim = request_key.map(|key| {
+            let now_ms = self.clock.now_ms();
+            IdempotencyClaim {
+                scope: IdempotencyScope::replay(original, key),
+                now_ms,
+                expires_at_ms: now_ms + REPLAY_KEY_WINDOW_MS,
+            }
+        });
+        let mut repeated = false;
         let event_id = match ending {
-            Ending::Ready { .. } => match self.commit(event, None).await? {
+            Ending::Ready { .. } => match self.commit(event, claim.as_ref()).await? {
                 Committed::Stored { event_id } => event_id,
-                Committed::Duplicate { original_event_id } => original_event_id,
+                Committed::Duplicate { original_event_id } => {
+                    repeated = true;
+                    original_event_id
+                }
             },
             _ => {
                 let event_id = event.id.clone();
@@ -498,13 +522,14 @@ impl Pipeline {
                 event_id
             }
         };
-        tracing::info!(%event_id, replay_of = %original.id, status = status.as_str(), "event replayed");
+        tracing::info!(%event_id, replay_of = %original.id, status = status.as_str(), repeated, "event replayed");
         Ok(Replayed {
             event_id,
             replay_of: original.id.clone(),
             status,
             actions: runnable,
             error,
+            repeated,
         })
     }
 

@@ -67,6 +67,19 @@ impl IdempotencyScope {
     }
 }
 
+impl IdempotencyScope {
+    /// The scope of the replays of `original` asked with `request_key` (the caller's
+    /// key for one replay request; see `Pipeline::replay`).
+    pub fn replay(original: &EventRecord, request_key: &str) -> Self {
+        IdempotencyScope {
+            source: original.source.clone(),
+            environment: original.environment.clone(),
+            event_type: format!("replay of {}", original.id),
+            key: request_key.to_string(),
+        }
+    }
+}
+
 /// The idempotency record an accepted event makes in its commit.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IdempotencyClaim {

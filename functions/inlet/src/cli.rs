@@ -724,6 +724,7 @@ async fn event(args: EventArgs) -> anyhow::Result<ExitCode> {
                 axum::http::Method::GET,
                 &path,
                 &[],
+                &[],
                 None,
             )
             .await?;

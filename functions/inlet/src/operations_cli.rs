@@ -55,16 +55,18 @@ pub async fn admin_post(
     query: &[(&str, String)],
     body: Option<Value>,
 ) -> anyhow::Result<(u16, Value)> {
-    admin_call(target, axum::http::Method::POST, path, query, body).await
+    admin_call(target, axum::http::Method::POST, path, query, &[], body).await
 }
 
-/// Sends a request to the admin API at `path`; answers the status and the JSON body.
-/// Errors say where the request could not go; an error answer is returned as it is.
+/// Sends a request (with `headers`) to the admin API at `path`; answers the status and
+/// the JSON body. Errors say where the request could not go; an error answer is
+/// returned as it is.
 pub async fn admin_call(
     target: &AdminTarget,
     method: axum::http::Method,
     path: &str,
     query: &[(&str, String)],
+    headers: &[(&str, String)],
     body: Option<Value>,
 ) -> anyhow::Result<(u16, Value)> {
     let mut uri = path.to_string();
@@ -78,9 +80,13 @@ pub async fn admin_call(
     let (status, bytes) = match target {
         AdminTarget::Server(server) => {
             let url = format!("{server}{uri}");
-            let response = reqwest::Client::new()
+            let mut request = reqwest::Client::new()
                 .request(method.clone(), &url)
-                .header("content-type", "application/json")
+                .header("content-type", "application/json");
+            for (name, value) in headers {
+                request = request.header(*name, value);
+            }
+            let response = request
                 .body(payload)
                 .send()
                 .await
@@ -101,6 +107,9 @@ pub async fn admin_call(
                 .header("content-type", "application/json");
             if let Some(host) = host {
                 request = request.header("host", host);
+            }
+            for (name, value) in headers {
+                request = request.header(*name, value);
             }
             let response = router.oneshot(request.body(Body::from(payload))?).await?;
             let status = response.status().as_u16();
@@ -225,10 +234,35 @@ pub fn rehearsal_text(r: &Value) -> String {
     out
 }
 
-/// `inlet replay EVENT_ID`.
+/// How many times `inlet replay` asks when the answer is lost or a 5xx.
+const REPLAY_ATTEMPTS: u32 = 3;
+
+/// `inlet replay EVENT_ID`. The request carries a key of its own (`Idempotency-Key`),
+/// so when an answer is lost or is a 5xx the command asks again without replaying the
+/// event twice (the admin API answers the replay the key made).
 pub async fn replay(target: &AdminTarget, id: &str, json_output: bool) -> anyhow::Result<ExitCode> {
-    let (status, answer) =
-        admin_post(target, &format!("/admin/events/{id}/replay"), &[], None).await?;
+    let path = format!("/admin/events/{id}/replay");
+    let key = [("idempotency-key", inlet_core::store::new_event_id())];
+    let mut attempt = 1;
+    let (status, answer) = loop {
+        let result = admin_call(target, axum::http::Method::POST, &path, &[], &key, None).await;
+        match result {
+            Ok((status, answer)) if status < 500 || attempt == REPLAY_ATTEMPTS => {
+                break (status, answer);
+            }
+            Err(error) if attempt == REPLAY_ATTEMPTS => return Err(error),
+            Ok((status, _)) => tracing::warn!(
+                status,
+                attempt,
+                "replay answered 5xx; asking again with the same key"
+            ),
+            Err(error) => {
+                tracing::warn!(%error, attempt, "replay not answered; asking again with the same key")
+            }
+        }
+        attempt += 1;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    };
     let replayed = success(status, answer)?;
     if json_output {
         println!("{}", serde_json::to_string_pretty(&replayed)?);
@@ -240,6 +274,9 @@ pub async fn replay(target: &AdminTarget, id: &str, json_output: bool) -> anyhow
         replayed["status"].as_str().unwrap_or("?"),
         replayed["actions"]
     );
+    if replayed["repeated"] == true {
+        println!("  (made by an earlier attempt of this command, whose answer was lost)");
+    }
     if let Some(error) = replayed["error"].as_str() {
         println!("  error  {error}");
     }

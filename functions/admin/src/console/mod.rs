@@ -328,8 +328,13 @@ pub(crate) async fn live_events(
 pub(crate) async fn replay(
     State(state): State<Arc<AdminState>>,
     Path(id): Path<String>,
+    form: axum::body::Bytes,
 ) -> Response {
-    match crate::operations::replay(State(state), Path(id)).await {
+    // The page's key for this replay (see the form), if the form sent one.
+    let key = form_urlencoded::parse(&form)
+        .find(|(name, _)| name == "request_key")
+        .map(|(_, key)| key.into_owned());
+    match crate::operations::replay_event(&state, &id, key.as_deref()).await {
         Ok((_, axum::Json(replayed))) => axum::response::Redirect::to(&format!(
             "/console/events/{}",
             text(&replayed["event_id"])
@@ -373,6 +378,9 @@ pub(crate) async fn event(
             }
             @if replayable {
                 form method="post" action={ "/console/events/" (id) "/replay" } {
+                    // One key per page: a second click (or a resent form) answers the
+                    // replay the first one made.
+                    input type="hidden" name="request_key" value=(inlet_core::store::new_event_id());
                     button type="submit" { "Replay through the current config" }
                     " (stores a new event that points to this one and runs its actions)"
                 }
