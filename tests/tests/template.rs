@@ -133,6 +133,34 @@ fn every_function_logs_json_into_its_own_group_with_retention_and_alarms_notify_
     );
 }
 
+#[test]
+fn each_function_s_aws_calls_fit_inside_its_timeout() {
+    use inlet_aws::clients::{ClientSettings, INGEST_SEQUENTIAL_CALLS};
+    let template = expanded();
+    let timeout = |name: &str| {
+        std::time::Duration::from_secs(
+            template["Resources"][name]["Properties"]["Timeout"]
+                .as_u64()
+                .unwrap_or_else(|| panic!("{name} has a timeout")),
+        )
+    };
+    // The longest chain of calls one webhook makes, each at its operation timeout,
+    // leaves the ingest function time to answer.
+    let ingest = ClientSettings::INGEST.operation_timeout * INGEST_SEQUENTIAL_CALLS;
+    assert!(
+        ingest + std::time::Duration::from_millis(500) <= timeout("IngestFunction"),
+        "{ingest:?} of calls in a {:?} function",
+        timeout("IngestFunction")
+    );
+    // The actions function stops waiting for its store in time to report the record.
+    let actions =
+        inlet_aws::actions::STORE_PATIENCE + ClientSettings::ACTIONS.operation_timeout * 2;
+    assert!(actions <= timeout("ActionsFunction"), "{actions:?}");
+    // A replay: the ingest's calls, the original's read in place of the token's.
+    let admin = ClientSettings::ADMIN.operation_timeout * INGEST_SEQUENTIAL_CALLS;
+    assert!(admin < timeout("AdminFunction"), "{admin:?}");
+}
+
 /// `template` as CloudFormation would deploy it with these conditions' values: the
 /// resources whose condition is false left out, each `Fn::If` on one of them replaced by
 /// its branch and `AWS::NoValue` removed (other conditions are left as they are).

@@ -20,18 +20,20 @@
 //! - **Operation timeout**: bounds each call with its retries, so that the sum of the
 //!   calls one request makes stays inside the function's timeout. The ingest function
 //!   makes at most [`INGEST_SEQUENTIAL_CALLS`] calls one after the other (the vars, the
-//!   token, the config, the idempotency record, the claim, the event put with the
-//!   registry count beside it), so its operation timeout times that fits in its 10 s
-//!   timeout with room to answer (`tests/tests/template.rs` holds the template to it).
+//!   token and the config when their caches are cold; the idempotency record, the
+//!   claim, the event's write with the registry count beside it; on the rare refused
+//!   write, giving the claim up and logging the refused event), so its operation
+//!   timeout times that fits in its 10 s timeout with room to answer
+//!   (`tests/tests/template.rs` holds the template to it).
 //! - **Short backoff at ingest** (20 ms, at most 200 ms): a sender is waiting, and a
 //!   table still throttled after three quick attempts is answered 503 with
 //!   `Retry-After` at once; the sender's own retry schedule is the long backoff.
 //!
 //! | client | attempts | backoff (first / most) | connect | attempt | operation | runs inside |
 //! |---|---|---|---|---|---|---|
-//! | ingest | 3 | 20 ms / 200 ms | 500 ms | 700 ms | 1.4 s | 10 s function timeout |
+//! | ingest | 3 | 20 ms / 200 ms | 300 ms | 500 ms | 1.1 s | 10 s function timeout (8 calls: 8.8 s) |
 //! | actions | 3 | 50 ms / 1 s | 1 s | 2 s | 5 s | 60 s timeout, [`crate::actions::STORE_PATIENCE`] 40 s |
-//! | admin | 3 | 50 ms / 500 ms | 1 s | 2 s | 4 s | 10 s timeout (a listing is 2 calls) |
+//! | admin | as ingest | | | | | 10 s timeout; a replay is the ingest's calls and a read of the original |
 //! | CLI | 3 | 100 ms / 2 s | 2 s | 5 s | 15 s | a person at a terminal |
 
 use aws_config::retry::RetryConfig;
@@ -51,7 +53,7 @@ pub struct ClientSettings {
 }
 
 /// The most calls the ingest function makes one after the other for one request.
-pub const INGEST_SEQUENTIAL_CALLS: u32 = 6;
+pub const INGEST_SEQUENTIAL_CALLS: u32 = 8;
 
 const fn ms(millis: u64) -> Duration {
     Duration::from_millis(millis)
@@ -63,9 +65,9 @@ impl ClientSettings {
         max_attempts: 3,
         initial_backoff: ms(20),
         max_backoff: ms(200),
-        connect_timeout: ms(500),
-        attempt_timeout: ms(700),
-        operation_timeout: ms(1_400),
+        connect_timeout: ms(300),
+        attempt_timeout: ms(500),
+        operation_timeout: ms(1_100),
     };
     /// The actions function: nobody waits, but an invocation must end within its
     /// timeout for Lambda to retry it.
@@ -77,15 +79,9 @@ impl ClientSettings {
         attempt_timeout: ms(2_000),
         operation_timeout: ms(5_000),
     };
-    /// The admin function (and the console and operations the CLI runs in process).
-    pub const ADMIN: ClientSettings = ClientSettings {
-        max_attempts: 3,
-        initial_backoff: ms(50),
-        max_backoff: ms(500),
-        connect_timeout: ms(1_000),
-        attempt_timeout: ms(2_000),
-        operation_timeout: ms(4_000),
-    };
+    /// The admin function: the ingest settings, since a replay runs the same pipeline
+    /// and commit inside the same 10 s timeout.
+    pub const ADMIN: ClientSettings = ClientSettings::INGEST;
     /// The CLI's own calls (config push, table reads): a person waits, patiently.
     pub const CLI: ClientSettings = ClientSettings {
         max_attempts: 3,
@@ -157,10 +153,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_ingest_calls_fit_inside_the_function_timeout() {
-        // The template's ingest timeout is 10 s (tests/tests/template.rs reads it).
-        let worst = ClientSettings::INGEST.operation_timeout * INGEST_SEQUENTIAL_CALLS;
-        assert!(worst <= Duration::from_secs(9), "{worst:?}");
+    fn at_least_two_attempts_fit_in_every_call() {
         for settings in [
             ClientSettings::INGEST,
             ClientSettings::ACTIONS,

@@ -5,35 +5,59 @@
 //!
 //! Each write is priced (1 write unit per KB of item; a transaction doubles it; every
 //! index the item is in costs another write), so the commit of an accepted event is two
-//! single-item conditional writes and a counter, never a transaction:
+//! single-item conditional writes and a counter, never a transaction. Each step is a
+//! request that can be refused, applied with its answer lost (the SDK then sends it
+//! again), or followed by the process stopping; what happens then is said at each step
+//! (`tests/tests/aws_faults.rs` injects every one of these at every request):
 //!
 //! 1. **Read the scope's record** (eventually consistent; a read costs a fraction of a
 //!    write, and a conditional write that fails still costs a write). A record that
-//!    holds names the event that holds the scope; go to 4.
+//!    holds names the event that holds the scope; go to 4. *Stopped here*: nothing
+//!    written.
 //! 2. **Claim the scope**: a `PutItem` of the idempotency record naming this event, on
 //!    condition that the scope is free (absent, expired, or an `in_progress` record an
 //!    earlier version left), with `ReturnValuesOnConditionCheckFailure=ALL_OLD`. If the
-//!    condition fails, the old record names the holder; go to 4.
+//!    condition fails, the old record names the holder; go to 4 — unless it names this
+//!    very event (the claim applied, its answer was lost, the SDK sent it again): then
+//!    the claim is this commit's. *Stopped after it*: the scope names an event that is
+//!    not stored; the next delivery completes it (4).
 //! 3. **Store the event**: a `PutItem` of the event item (with its whole action plan, its
-//!    JSON deflated), on condition that no item has its key. Stored: answered 202.
+//!    JSON deflated, and a nonce of this write, `writer`), on condition that no item has
+//!    its key, returning the item that has it when the condition fails. Stored:
+//!    answered 202. If the condition fails on an item with this write's nonce, this
+//!    write stored it (answer lost, sent again): answered 202 all the same. If it fails
+//!    on an item another delivery stored for this scope (4), this delivery is its
+//!    duplicate. A write refused for good (a 400) gives the claim up — one transaction
+//!    that deletes the record on condition that it still names this event and that no
+//!    item was stored under the id for this scope meanwhile — and the sender gets 500:
+//!    its retry is processed as new. *Stopped after it*: the event is stored and
+//!    queued; the retry finds it (4) and is its duplicate.
 //! 4. **The scope is held** by event X. If X is stored, this delivery is its duplicate
 //!    (stored as such, answered 200). If X is *not* stored, X's commit stopped between
 //!    2 and 3 (the process died, or it is still running): this delivery stores itself
-//!    *as X* (step 3 with X's id). Whichever of the two puts of X comes first is the
-//!    accepted event; the other one's condition fails and it becomes X's duplicate. So
-//!    a crash between two writes never loses the event and never accepts it twice, and
-//!    a 2xx is only sent once the event item is stored.
+//!    *as X* (step 3 with X's id, the item marked with the scope). Whichever of the two
+//!    puts of X comes first is the accepted event; the other one's condition fails and
+//!    it becomes X's duplicate. So a crash between two writes never loses the event and
+//!    never accepts it twice, and a 2xx is only sent once the event item is stored.
+//!
+//! An answer that is not 2xx may follow a write that applied (the SDK's attempts ran
+//! out after the first one applied): that is why a 503 says "send it again", not
+//! "nothing was stored" — the retry is then the stored event's duplicate. An event
+//! without an idempotency key has no such guard: its retry is a new event.
 //!
 //! The event-type registry count is an `UpdateItem` beside step 3, outside any
 //! transaction: it is **approximate** (a crash between the event and its count leaves
-//! the count one short; a lost race of step 3 counts one too many). The registry counts
-//! accepted events only (a duplicate is the same event again) and keeps the last event's
-//! id, not its sample: the sample is read from that event when the registry is listed,
-//! so the counter item stays under 1 KB.
+//! the count one short; a lost race of step 3, or a count whose answer was lost and
+//! that the SDK sent again, counts one too many). The registry counts accepted events
+//! only (a duplicate is the same event again) and keeps the last event's id, not its
+//! sample: the sample is read from that event when the registry is listed, so the
+//! counter item stays under 1 KB.
 //!
 //! An event's item outlives its idempotency record (the event expires at the later of
 //! its retention and the record's window), so a record never outlives the event it
-//! names and step 4 never mistakes an expired event for an unfinished commit.
+//! names and step 4 never mistakes an expired event for an unfinished commit. TTL
+//! deletes an event's items one by one: an expired event whose `PART#` items went
+//! first reads as gone, not as broken.
 //!
 //! # The hand-off to the actions function
 //!

@@ -14,7 +14,8 @@ use inlet_core::store::{IdempotencyRecord, IdempotencyScope, IdempotencyStore, S
 
 /// The commit's condition on the scope's record: absent, expired, or an `in_progress`
 /// claim an earlier version of Inlet left (this version writes records `completed`,
-/// in the event's own transaction). Uses `#status`, `:now` and `:completed`.
+/// with the claim itself, before the event's own write: see [`crate::events`]). Uses
+/// `#status`, `:now` and `:completed`.
 pub const SCOPE_IS_FREE: &str =
     "attribute_not_exists(pk) OR expires_at_ms <= :now OR #status <> :completed";
 

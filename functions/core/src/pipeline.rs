@@ -5,18 +5,21 @@
 //! `invalid_event_type` when missing) → timestamp → idempotency scope → action plan →
 //! **one commit** → reply (202 accepted, 200 duplicate). Every path that logs an event
 //! ends in exactly one call to [`EventLog::commit`], which stores the event, its plan,
-//! its idempotency record and its hand-off to the action executor atomically. That
-//! commit is the only crash point of the ingest path: a crash before it leaves nothing
-//! (the sender got no 2xx, and its retry is processed as new), a crash after it leaves
-//! the whole event (the retry is answered as a duplicate of it). Nothing is ever "in
-//! progress", so a sender never waits for a claim to expire and is never told 409.
+//! its idempotency record and its hand-off to the action executor (see the commit's
+//! promise in [`crate::store`]). A crash before the commit leaves nothing (the sender
+//! got no 2xx, and its retry is processed as new), a crash after it leaves the whole
+//! event (the retry is answered as a duplicate of it), and a commit stopped part-way
+//! (DynamoDB's few writes) is completed or undone by the next delivery. Nothing is
+//! ever "in progress", so a sender never waits for a claim to expire and is never told
+//! 409.
 //!
 //! Failures of the commit: a store that may recover ([`StoreError::Unavailable`]) is
-//! answered 503 with `Retry-After` (nothing was stored, so the retry succeeds); a
-//! permanent failure ([`StoreError::Failed`]) is answered 500 `not_stored` without
-//! `Retry-After`, and the pipeline stores what it can: the event with status `error`,
-//! the reason, and without its action plan (which is what makes an event too large for
-//! a store), so the operator can find and replay it.
+//! answered 503 with `Retry-After` (the retry is processed as new, or as the duplicate
+//! of an event whose write applied although its answer was lost); a permanent failure
+//! ([`StoreError::Failed`]) is answered 500 `not_stored` without `Retry-After`, and the
+//! pipeline stores what it can: the event with status `error`, the reason, and without
+//! its action plan (which is what makes an event too large for a store), under an id
+//! of its own (named in the answer), so the operator can find and replay it.
 //!
 //! Decisions made here (the README documents them):
 //! - 404/405/413/400 answers are not written to the event log (no source-level event

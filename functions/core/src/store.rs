@@ -6,16 +6,24 @@
 //!
 //! # One commit per event
 //!
-//! Everything the ingest pipeline writes for a request is one call, [`EventLog::commit`],
-//! which every store makes atomic: the idempotency record, the event with its action
-//! plan, the event-type registry and the hand-off to the action executor land together
-//! or not at all. So there is no state in which an event is stored but its idempotency
-//! record is missing or still "in progress", and no state in which an accepted event is
-//! stored but not queued for its actions: a crash at any point either left nothing (the
-//! sender's retry is processed as new) or left the whole event (the retry is a
-//! duplicate of it). The hand-off is part of the commit: a row of the local outbox
-//! ([`Outbox`]), drained by a worker; on AWS the event item's stream record, which
-//! triggers the actions function.
+//! Everything the ingest pipeline writes for a request is one call, [`EventLog::commit`]:
+//! the idempotency record, the event with its action plan, the event-type registry and
+//! the hand-off to the action executor (a row of the local outbox, drained by a worker;
+//! on AWS the event item's stream record, which triggers the actions function). What
+//! every store promises of it:
+//!
+//! - `Ok` means the event is stored and, if accepted with runnable actions, queued;
+//! - a failed commit never leaves the scope held by an event that is not stored and
+//!   will not be, and never lets a second event be accepted for one scope;
+//! - a commit that stopped part-way (a crash, a lost answer) leaves either nothing the
+//!   next commit of the scope relies on, or the whole event, which the next commit of
+//!   the scope is a duplicate of.
+//!
+//! SQLite and memory stores make the commit one transaction, so a crash at any point
+//! left nothing or everything. DynamoDB makes it a few conditional single-item writes
+//! (a transaction costs twice the write units); `inlet_aws::events` says what each
+//! step leaves if the process stops after it, and the fault matrix of the AWS tests
+//! holds it to that. There is never an "in progress" state a sender has to wait out.
 //!
 //! Store errors say whether a retry may succeed: [`StoreError::Unavailable`] becomes a
 //! 503 with `Retry-After` at the edge, [`StoreError::Failed`] a 500 (retrying the same
@@ -107,7 +115,7 @@ impl IdempotencyRecord {
 }
 
 /// The read side of idempotency: which event holds a scope. Writes happen only inside
-/// [`EventLog::commit`], atomically with the event.
+/// [`EventLog::commit`], as part of the event's commit.
 #[async_trait]
 pub trait IdempotencyStore: Send + Sync {
     /// The record holding `scope` at `now_ms`, i.e. the event a commit with this scope
@@ -475,8 +483,8 @@ impl EventPage {
 /// The event log, action log and event-type registry.
 #[async_trait]
 pub trait EventLog: Send + Sync {
-    /// Stores one received event in one atomic commit (see the module docs), handing the
-    /// record over so no store has to copy it:
+    /// Stores one received event in one commit (its promise is in the module docs),
+    /// handing the record over so no store has to copy it:
     ///
     /// - with `claim` (an accepted event with an idempotency key): if an unexpired record
     ///   of the scope exists, the event is stored as its duplicate
@@ -484,9 +492,11 @@ pub trait EventLog: Send + Sync {
     ///   otherwise the record is written (replacing an expired one), held by this event;
     /// - the event is stored with its action plan; an event that
     ///   [`EventRecord::is_queued`] is handed to the action executor;
-    /// - the event-type registry counts accepted and duplicate events.
+    /// - the event-type registry counts accepted events (approximately on DynamoDB).
     ///
-    /// On error nothing of it is stored, and the event is handed back.
+    /// On error the event is handed back; nothing of it holds the scope (a store of
+    /// several writes may have stored the event itself when the answer to its write was
+    /// lost: the next commit of the scope is then its duplicate).
     async fn commit(
         &self,
         event: EventRecord,
