@@ -132,6 +132,76 @@ async fn a_256_kib_event_is_accepted_stored_whole_and_run() {
 }
 
 #[tokio::test]
+async fn an_expired_event_whose_parts_ttl_deleted_first_is_gone_not_broken() {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let stack = Stack::new("big-expired").await;
+    let (function, tokens) = ingest_function(&stack, files_copying_notes(), &["task-app"]).await;
+    let mut ids = Vec::new();
+    for key in ["evt-expired-1", "evt-kept-2"] {
+        let mut request = apigw(&tokens[0], &padded_task_event(key, 256 * 1024));
+        request
+            .headers_mut()
+            .insert("x-webhook-secret", SECRET.parse().unwrap());
+        let response = function.handle(request).await.unwrap();
+        assert_eq!(response.status(), 202);
+        let body: Value = serde_json::from_slice(response.body().as_ref()).unwrap();
+        ids.push(body["event_id"].as_str().unwrap().to_string());
+    }
+    // TTL deletes items one by one, in no order: the first event's parts are gone and
+    // its head, past its expiry, is still there.
+    let pk = AttributeValue::S(format!("EVENT#{}", ids[0]));
+    let items = stack
+        .dynamo
+        .query()
+        .table_name(&stack.names.events_table)
+        .key_condition_expression("pk = :pk")
+        .expression_attribute_values(":pk", pk.clone())
+        .send()
+        .await
+        .unwrap()
+        .items
+        .unwrap();
+    for item in items
+        .iter()
+        .filter(|i| i["sk"].as_s().unwrap().starts_with("PART#"))
+    {
+        stack
+            .dynamo
+            .delete_item()
+            .table_name(&stack.names.events_table)
+            .key("pk", pk.clone())
+            .key("sk", item["sk"].clone())
+            .send()
+            .await
+            .unwrap();
+    }
+    let listing = EventQuery {
+        source: Some("task-app".into()),
+        environment: Some("development".into()),
+        limit: 10,
+        ..EventQuery::default()
+    };
+    // Not yet expired: parts missing is a broken event, said as such.
+    let error = stack.events.get(&ids[0]).await.unwrap_err();
+    assert!(error.to_string().contains("incomplete"), "{error}");
+    stack
+        .dynamo
+        .update_item()
+        .table_name(&stack.names.events_table)
+        .key("pk", pk.clone())
+        .key("sk", AttributeValue::S("EVENT".into()))
+        .update_expression("SET expires_at = :past")
+        .expression_attribute_values(":past", AttributeValue::N("1000".into()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stack.events.get(&ids[0]).await.unwrap(), None);
+    let page = stack.events.list(&listing).await.unwrap();
+    let listed: Vec<&str> = page.events.iter().map(|e| e.id.as_str()).collect();
+    assert_eq!(listed, [ids[1].as_str()], "the expired one is skipped");
+}
+
+#[tokio::test]
 async fn an_event_with_120_actions_and_a_trigger_to_1000_inline_recipients_run() {
     let mut stack = Stack::new("big-plan").await;
     let many: String = (0..120)
