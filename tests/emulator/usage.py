@@ -10,6 +10,11 @@ sums the items it returns). Item sizes follow DynamoDB's published rules (`_size
 attribute names plus values, binary values by their bytes (moto's own size counts
 their base64 text), numbers by their significant digits.
 
+Each write also names the partitions it lands on: `pk`, the item's partition key, and
+`index_keys`, `[index, partition key]` of each global secondary index the item is in
+(before or after), for the tests that count writes per partition key (DynamoDB takes
+at most ~1,000 write units a second on one key).
+
 `GET /_inlet/usage?tables=<text>` answers the records of the tables whose names contain
 the text (each test's stack has its own unique part) as JSON, oldest first.
 """
@@ -95,7 +100,7 @@ def before(target, body):
             continue
         key = attrs if kind != "item" else _key_of(table, attrs)
         item = _item(table, key)
-        sizes.append((_item_size(item), _indexed(table, item)))
+        sizes.append((_item_size(item), _indexed(table, item), _index_keys(table, item)))
     return sizes
 
 
@@ -136,6 +141,23 @@ def _request_size(attrs):
     return _size(attrs)
 
 
+def _key_text(value):
+    """A key attribute's value as text (`{"S": "a"}` -> `a`)."""
+    return str(next(iter(value.values()))) if isinstance(value, dict) else str(value)
+
+
+def _index_keys(table, item):
+    """[index, partition key] of each global secondary index `item` is in."""
+    if item is None:
+        return []
+    found = []
+    for index in table.global_indexes or []:
+        if all(attr in item.attrs for attr in index.schema_key_attrs):
+            hash_attr = next(k["AttributeName"] for k in index.schema if k["KeyType"] == "HASH")
+            found.append([index.name, _key_text(item.attrs[hash_attr].to_json())])
+    return found
+
+
 def _indexed(table, item):
     if item is None:
         return []
@@ -154,14 +176,17 @@ def record(target, body, before_sizes, response):
         table = _table(name)
         if table is None or prior is None:
             continue
-        prior_size, prior_indexed = prior
+        prior_size, prior_indexed, prior_index_keys = prior
         key = attrs if kind != "item" else _key_of(table, attrs)
         item = _item(table, key)
         after_size = _item_size(item)
+        pk = _key_text(key[table.hash_key_attr])
         if kind == "check":
-            entries.append({"table": name, "op": op, "kind": "check", "bytes": prior_size,
+            entries.append({"table": name, "op": op, "kind": "check", "bytes": prior_size, "pk": pk,
                             "read_units": 2 * max(1, math.ceil(prior_size / 4096)), "write_units": 0})
             continue
+        index_keys = [k for k in prior_index_keys]
+        index_keys += [k for k in _index_keys(table, item) if k not in index_keys]
         size = max(prior_size, after_size, _request_size(attrs) if kind == "item" else 0)
         units = max(1, math.ceil(size / 1024)) * (2 if transactional else 1)
         index_units = 0
@@ -171,7 +196,8 @@ def record(target, body, before_sizes, response):
             index_units += max(1, math.ceil(projected / 1024))
         entries.append({"table": name, "op": op, "kind": kind, "bytes": size,
                         "transactional": transactional, "write_units": units,
-                        "index_write_units": index_units, "read_units": 0})
+                        "index_write_units": index_units, "read_units": 0,
+                        "pk": pk, "index_keys": index_keys})
     if op in ("GetItem", "Query", "BatchGetItem", "Scan"):
         try:
             answer = json.loads(response or b"{}")

@@ -907,7 +907,13 @@ async fn dynamodb_completes_a_trigger_that_stopped_between_its_two_puts() {
         .dynamodb
         .delete_item()
         .table_name(&table)
-        .key("pk", AttributeValue::S(format!("{ENV}#WORKFLOW#digest")))
+        .key(
+            "pk",
+            AttributeValue::S(inlet_aws::shard::sharded(
+                &format!("{ENV}#WORKFLOW#digest"),
+                "wr_e7_0",
+            )),
+        )
         .key("sk", AttributeValue::S("RUN#wr_e7_0".into()))
         .send()
         .await

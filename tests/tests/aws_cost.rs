@@ -13,23 +13,7 @@ use serde_json::{Value, json};
 
 const SECRET: &str = "cost-test-secret";
 
-/// The usage records of this stack's tables.
-async fn usage(stack: &common::aws::Stack) -> Vec<Value> {
-    let unique = stack
-        .names
-        .events_table
-        .strip_prefix("events-")
-        .unwrap()
-        .to_string();
-    let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap();
-    let records: Vec<Value> = reqwest::get(format!("{endpoint}/_inlet/usage?tables={unique}"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    records
-}
+use common::aws::usage;
 
 #[derive(Debug, Default, Clone, Copy, PartialEq)]
 struct Units {

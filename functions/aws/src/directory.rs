@@ -8,8 +8,8 @@
 //! | audience | `<env>#AUDIENCE#<key>` | `META` |
 //! | member | the audience's pk | `MEMBER#<tenant>#<user>` |
 //! | … its reverse | the user's pk | `MEMBEROF#<key>#<tenant>` |
-//! | workflow run | `<env>#WORKFLOW#<key>` | `RUN#<id>` (the run as JSON, `status`, `cancellation_key`) |
-//! | run by id | `<env>#RUN#<id>` | `RUN` (`workflow_key`) |
+//! | workflow run | `<env>#WORKFLOW#<key>#<shard>` (one of 32, from the run id: [`crate::shard`]; runs an earlier version wrote are under `<env>#WORKFLOW#<key>`) | `RUN#<id>` (the run as JSON, `status`, `cancellation_key`) |
+//! | run by id | `<env>#RUN#<id>` | `RUN` (`workflow_key`, `partition`: the run item's pk) |
 //! | applied action | `<env>#APPLIED#<event id>` | `<index, 5 digits>` (`result`); `<index>.<part, 4 digits>` for the parts of a large action |
 //!
 //! **Keys.** Every part of a key that comes from a request (ids, collections, keys,
@@ -219,10 +219,23 @@ fn upsert_target<'a>(
     }
 }
 
-/// A workflow run's items: the run in its workflow's partition, and the pointer by id.
+/// The partition of a workflow's runs that holds run `run_id` (one of the workflow's
+/// shards: see [`crate::shard`]).
+fn run_partition(env: &str, workflow_key: &str, run_id: &str) -> String {
+    crate::shard::sharded(&workflow_pk(env, workflow_key), run_id)
+}
+
+/// Every partition that may hold a run of workflow `workflow_key`.
+fn run_partitions(env: &str, workflow_key: &str) -> Vec<String> {
+    crate::shard::every_key(&workflow_pk(env, workflow_key))
+}
+
+/// A workflow run's items: the run in (a shard of) its workflow's partition, and the
+/// pointer by id, which names that partition.
 fn run_items(env: &str, run: &WorkflowRun) -> (Item, Item) {
+    let partition = run_partition(env, &run.workflow_key, &run.id);
     let mut item = Item::from([
-        ("pk".to_string(), s(workflow_pk(env, &run.workflow_key))),
+        ("pk".to_string(), s(partition.clone())),
         ("sk".to_string(), s(run_sk(&run.id))),
         (
             "run".to_string(),
@@ -238,6 +251,7 @@ fn run_items(env: &str, run: &WorkflowRun) -> (Item, Item) {
         ("pk".to_string(), s(run_pk(env, &run.id))),
         ("sk".to_string(), s("RUN")),
         ("workflow_key".to_string(), s(run.workflow_key.clone())),
+        ("partition".to_string(), s(partition)),
     ]);
     (item, by_id)
 }
@@ -608,6 +622,15 @@ impl DynamoDirectory {
         }
     }
 
+    /// The run items of a workflow, from every one of its partitions at once.
+    async fn runs_of(&self, env: &str, workflow_key: &str) -> Result<Vec<Item>, DirectoryError> {
+        let partitions = run_partitions(env, workflow_key);
+        let found =
+            futures::future::try_join_all(partitions.iter().map(|pk| self.query(pk, Some("RUN#"))))
+                .await?;
+        Ok(found.into_iter().flatten().collect())
+    }
+
     async fn get(&self, pk: &str, sk: &str) -> Result<Option<Item>, DirectoryError> {
         self.client
             .get_item()
@@ -872,10 +895,7 @@ impl DynamoDirectory {
                 cancellation_key,
                 recipients,
             } => {
-                for item in self
-                    .query(&workflow_pk(env, workflow_key), Some("RUN#"))
-                    .await?
-                {
+                for item in self.runs_of(env, workflow_key).await? {
                     let mut run: WorkflowRun =
                         serde_json::from_str(get_s(&item, "run").map_err(unavailable)?)
                             .map_err(|e| DirectoryError::Failed(e.to_string()))?;
@@ -1356,11 +1376,15 @@ impl Directory for DynamoDirectory {
         let Some(pointer) = self.get(&run_pk(environment, id), "RUN").await? else {
             return Ok(None);
         };
-        let key = get_s(&pointer, "workflow_key").map_err(unavailable)?;
-        let Some(item) = self
-            .get(&workflow_pk(environment, key), &run_sk(id))
-            .await?
-        else {
+        // Runs an earlier version wrote sit in the workflow's unsharded partition.
+        let partition = match get_s(&pointer, "partition") {
+            Ok(partition) => partition.to_string(),
+            Err(_) => workflow_pk(
+                environment,
+                get_s(&pointer, "workflow_key").map_err(unavailable)?,
+            ),
+        };
+        let Some(item) = self.get(&partition, &run_sk(id)).await? else {
             return Ok(None);
         };
         serde_json::from_str(get_s(&item, "run").map_err(unavailable)?)
@@ -1380,7 +1404,7 @@ impl Directory for DynamoDirectory {
             ));
         };
         let mut runs: Vec<WorkflowRun> = self
-            .query(&workflow_pk(environment, key), Some("RUN#"))
+            .runs_of(environment, key)
             .await?
             .iter()
             .filter_map(|i| {

@@ -124,6 +124,9 @@ pub struct DynamoEventLog {
     pub table: String,
     /// The idempotency table, whose records the commit claims.
     pub idempotency_table: String,
+    /// The event-type registry (in the events table), with this execution
+    /// environment's counts not written yet.
+    pub registry: crate::registry::Registry,
 }
 
 fn build_error(e: aws_sdk_dynamodb::error::BuildError) -> StoreError {
@@ -219,6 +222,7 @@ impl DynamoEventLog {
     /// The event log of a stack's tables.
     pub fn new(client: Client, names: &crate::StackNames) -> Self {
         DynamoEventLog {
+            registry: crate::registry::Registry::new(client.clone(), names.events_table.clone()),
             client,
             table: names.events_table.clone(),
             idempotency_table: names.idempotency_table.clone(),
@@ -242,7 +246,10 @@ impl DynamoEventLog {
             ("sk".to_string(), s("EVENT")),
             (
                 "gsi1pk".to_string(),
-                s(format!("{}#{}", event.source, event.environment)),
+                s(crate::shard::sharded(
+                    &listing_key(&event.source, &event.environment),
+                    &event.id,
+                )),
             ),
             ("gsi1sk".to_string(), s(event.id.clone())),
             ("status".to_string(), s(event.status.as_str())),
@@ -365,33 +372,6 @@ impl DynamoEventLog {
                 }
             }
             return Err(store_error("write event", error));
-        }
-    }
-
-    /// Counts an accepted event in the event-type registry. Approximate by design (see
-    /// the module docs): a failure is logged, not returned, because the event is stored.
-    async fn count(&self, event: &EventRecord) {
-        let Some(event_type) = event.counts_in_registry() else {
-            return;
-        };
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(types_pk(&event.source, &event.environment)))
-            .key("sk", s(event_type))
-            .update_expression(
-                "ADD #count :one SET first_seen_ms = if_not_exists(first_seen_ms, :at), \
-                 last_seen_ms = :at, last_event_id = :id REMOVE last_sample",
-            )
-            .expression_attribute_names("#count", "count")
-            .expression_attribute_values(":one", n(1))
-            .expression_attribute_values(":at", n(event.received_at_ms))
-            .expression_attribute_values(":id", s(event.id.clone()))
-            .send()
-            .await;
-        if let Err(error) = result {
-            tracing::warn!(event_id = %event.id, error = %store_error("count event type", error), "the event is stored; its event-type count is not");
         }
     }
 
@@ -533,7 +513,7 @@ impl DynamoEventLog {
         let Some(claim) = claim else {
             let (stored, ()) = tokio::join!(
                 self.put_event(Self::encode(event, event.expires_at_ms)?),
-                self.count(event)
+                self.registry.count(event)
             );
             return match stored? {
                 Written::Stored => Ok(Committed::Stored {
@@ -556,7 +536,7 @@ impl DynamoEventLog {
         };
         if holder == event.id {
             let writer = encoded.writer.clone();
-            let (stored, ()) = tokio::join!(self.put_event(encoded), self.count(event));
+            let (stored, ()) = tokio::join!(self.put_event(encoded), self.registry.count(event));
             let stored = match stored {
                 Ok(stored) => stored,
                 Err(StoreError::Failed(detail)) => {
@@ -597,7 +577,8 @@ impl DynamoEventLog {
             encoded
                 .item
                 .insert(SCOPE_ATTRIBUTE.into(), s(claim.scope.storage_key()));
-            let (stored, ()) = tokio::join!(self.put_event(encoded), self.count(&as_holder));
+            let (stored, ()) =
+                tokio::join!(self.put_event(encoded), self.registry.count(&as_holder));
             if stored? == Written::Stored {
                 return Ok(Committed::Stored { event_id: holder });
             }
@@ -634,6 +615,46 @@ impl DynamoEventLog {
                 "event id {} is already taken by another event",
                 duplicate.id
             ))),
+        }
+    }
+
+    /// The newest ids (more than `query.limit` of them, or all) under one key of the
+    /// listing index below `upper` whose index entries match `query`.
+    async fn list_shard(
+        &self,
+        key: &str,
+        upper: &str,
+        query: &EventQuery,
+    ) -> Result<Vec<String>, StoreError> {
+        let mut ids: Vec<String> = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name("gsi1")
+                .key_condition_expression("gsi1pk = :pk AND gsi1sk < :upper")
+                .expression_attribute_values(":pk", s(key))
+                .expression_attribute_values(":upper", s(upper))
+                .scan_index_forward(false)
+                .limit(query.limit as i32 + 1)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| store_error("list events", e))?;
+            for item in page.items.unwrap_or_default() {
+                if listing_matches(&item, query) {
+                    ids.push(get_s(&item, "gsi1sk")?.to_string());
+                    if ids.len() > query.limit {
+                        return Ok(ids);
+                    }
+                }
+            }
+            start = page.last_evaluated_key;
+            if start.is_none() {
+                return Ok(ids);
+            }
         }
     }
 
@@ -865,8 +886,10 @@ pub(crate) async fn is_stored(
     Ok(found.is_some())
 }
 
-fn types_pk(source: &str, environment: &str) -> String {
-    format!("TYPES#{source}#{environment}")
+/// The listing index's key of a source environment, before sharding
+/// ([`crate::shard`]).
+fn listing_key(source: &str, environment: &str) -> String {
+    format!("{source}#{environment}")
 }
 
 /// An executor update as an action item keeps it.
@@ -931,39 +954,11 @@ impl EventLog for DynamoEventLog {
         source: &str,
         environment: &str,
     ) -> Result<Vec<EventTypeStats>, StoreError> {
-        let page = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk")
-            .expression_attribute_values(":pk", s(types_pk(source, environment)))
-            .send()
+        self.registry
+            .list(source, environment, |id| async move {
+                Ok(self.get(&id).await?.map(|e| e.raw_body).unwrap_or_default())
+            })
             .await
-            .map_err(|e| store_error("query event types", e))?;
-        let mut out = Vec::new();
-        for item in page.items.unwrap_or_default() {
-            let last_event_id = get_s(&item, "last_event_id")?.to_string();
-            let last_sample = match get_s(&item, "last_sample") {
-                Ok(sample) => sample.to_string(),
-                // A large sample stays with its event.
-                Err(_) => self
-                    .get(&last_event_id)
-                    .await?
-                    .map(|e| e.raw_body)
-                    .unwrap_or_default(),
-            };
-            out.push(EventTypeStats {
-                source: source.to_string(),
-                environment: environment.to_string(),
-                event_type: get_s(&item, "sk")?.to_string(),
-                count: get_n(&item, "count")? as u64,
-                first_seen_ms: get_n(&item, "first_seen_ms")?,
-                last_seen_ms: get_n(&item, "last_seen_ms")?,
-                last_event_id,
-                last_sample,
-            });
-        }
-        Ok(out)
     }
 
     async fn list(&self, query: &EventQuery) -> Result<EventPage, StoreError> {
@@ -973,38 +968,19 @@ impl EventLog for DynamoEventLog {
                     .into(),
             ));
         };
-        // The index holds the keys and what a listing filters on; the page's events are
-        // then read from the table.
-        let mut ids: Vec<String> = Vec::new();
-        let mut start = None;
+        // The index holds the keys and what a listing filters on; each of the key's
+        // shards gives its newest matching ids, merged newest first; the page's events
+        // are then read from the table.
         let upper = query.cursor.clone().unwrap_or_else(|| "~".into());
-        loop {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name("gsi1")
-                .key_condition_expression("gsi1pk = :pk AND gsi1sk < :upper")
-                .expression_attribute_values(":pk", s(format!("{source}#{environment}")))
-                .expression_attribute_values(":upper", s(upper.clone()))
-                .scan_index_forward(false)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| store_error("list events", e))?;
-            for item in page.items.unwrap_or_default() {
-                if listing_matches(&item, query) {
-                    ids.push(get_s(&item, "gsi1sk")?.to_string());
-                    if ids.len() > query.limit {
-                        break;
-                    }
-                }
-            }
-            start = page.last_evaluated_key;
-            if start.is_none() || ids.len() > query.limit {
-                break;
-            }
-        }
+        let shards = crate::shard::every_key(&listing_key(source, environment));
+        let found = futures::future::try_join_all(
+            shards.iter().map(|key| self.list_shard(key, &upper, query)),
+        )
+        .await?;
+        let mut ids: Vec<String> = found.into_iter().flatten().collect();
+        ids.sort_unstable_by(|a, b| b.cmp(a));
+        ids.dedup();
+        ids.truncate(query.limit + 1);
         let mut items = self.read_events(&ids).await?;
         let mut events = Vec::new();
         for id in ids {

@@ -57,6 +57,8 @@ pub mod ingest;
 pub mod item;
 pub mod metrics;
 pub mod provision;
+pub mod registry;
+pub mod shard;
 pub mod targets;
 pub mod vars;
 

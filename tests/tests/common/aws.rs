@@ -494,3 +494,21 @@ pub fn padded_task_event(key: &str, size: usize) -> String {
     serde_json::from_str::<Value>(&body).expect("valid JSON");
     body
 }
+
+/// What the emulator recorded for every DynamoDB request on `stack`'s tables
+/// (`tests/emulator/usage.py`: units, sizes and partition keys), oldest first.
+pub async fn usage(stack: &Stack) -> Vec<Value> {
+    let unique = stack
+        .names
+        .events_table
+        .strip_prefix("events-")
+        .unwrap()
+        .to_string();
+    let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap();
+    reqwest::get(format!("{endpoint}/_inlet/usage?tables={unique}"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}

@@ -137,7 +137,9 @@ mod tests {
             let (pool, slow) = (pool.clone(), slow.clone());
             tokio::spawn(async move { pool.run(slow, input()).await })
         };
-        while pool.running.available_permits() > 0 {
+        // Running, and no longer counted as waiting (it takes its permit, then leaves
+        // the queue: on another thread, between the two, it is still counted).
+        while pool.running.available_permits() > 0 || pool.waiting.load(Ordering::SeqCst) > 0 {
             tokio::task::yield_now().await;
         }
         assert_eq!(
