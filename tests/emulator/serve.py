@@ -15,8 +15,9 @@ changes to how it runs DynamoDB transactions, so that they behave like DynamoDB'
 
 3. A query reads its partition. moto's `Table.query` sorts every item of the table to
    find the queried partition's, so each query cost more as the suite filled its
-   tables; here a query of a table (not of an index) hands moto only the items of its
-   partition. What it answers is unchanged.
+   tables; here a query hands moto only the items of its partition: a table's from the
+   table, an index's from a map of the index's partitions, built on the first query of
+   the index after a write to the table. What it answers is unchanged.
 
 It also records what each DynamoDB request consumes (usage.py), for the tests that
 count write units per event, and throttles requests on demand (throttle.py), for the
@@ -163,15 +164,58 @@ def transact_write_items(self, transact_items):
         raise TransactionCanceledException(errors)
 
 
+# table name -> (index name, key attribute) -> key value (JSON) -> items; a table's
+# entry is dropped by every write to it.
+INDEX_PARTITIONS = {}
+WRITES = {"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"}
+
+
+def forget_index_partitions(target, body):
+    """Drops the index maps of the tables a write request names."""
+    if target.split(".", 1)[-1] not in WRITES:
+        return
+    names = {body.get("TableName")} | set(body.get("RequestItems", {}))
+    for item in body.get("TransactItems", []):
+        for operation in item.values():
+            names.add(operation.get("TableName"))
+    for name in names:
+        INDEX_PARTITIONS.pop(name, None)
+
+
+def _index_partition(table, index_name, conditions):
+    """The items of one partition of an index, or None when the query is not of that
+    simple form (one key condition)."""
+    if not conditions or len(conditions) != 1:
+        return None
+    attribute, value = conditions[0]
+    maps = INDEX_PARTITIONS.setdefault(table.name, {})
+    partitions = maps.get((index_name, attribute))
+    if partitions is None:
+        partitions = {}
+        for hash_set in table.items.values():
+            for item in hash_set.values() if table.range_key_attr else [hash_set]:
+                found = item.attrs.get(attribute)
+                if found is not None:
+                    key = json.dumps(found.to_json(), sort_keys=True)
+                    partitions.setdefault(key, []).append(item)
+        maps[(index_name, attribute)] = partitions
+    return partitions.get(json.dumps(value.to_json(), sort_keys=True), [])
+
+
 def partition_query(original):
     """`Table.query` over the queried partition's items only (module docs, 3)."""
 
     def query(self, hash_key, *args, **kwargs):
         index_name = args[6] if len(args) > 6 else kwargs.get("index_name")
-        if index_name or hash_key is None or not self.range_key_attr:
+        if index_name:
+            items = _index_partition(self, index_name, kwargs.get("hash_key_conditions"))
+            if items is None:
+                return original(self, hash_key, *args, **kwargs)
+        elif hash_key is None or not self.range_key_attr:
             return original(self, hash_key, *args, **kwargs)
-        partition = self.items.get(hash_key)
-        items = list(partition.values()) if partition else []
+        else:
+            partition = self.items.get(hash_key)
+            items = list(partition.values()) if partition else []
         # Requests run one at a time (see 1), so shadowing the method is safe.
         self.all_items = lambda: items
         try:
@@ -216,6 +260,8 @@ def main() -> None:
                 return throttled
         with lock:
             # The whole response is produced inside the lock.
+            if body is not None:
+                forget_index_partitions(target, body)
             prior = usage.before(target, body) if body is not None else None
             response = list(app(environ, start_response))
             if body is not None:

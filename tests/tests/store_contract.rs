@@ -307,6 +307,31 @@ async fn list_contract(log: &dyn EventLog) {
             .collect::<Vec<_>>(),
         ["l2", "l0"]
     );
+    // Requests without a type (rejected ones) between the typed events do not cut a
+    // page filtered by type short.
+    for (id, status, event_type) in [
+        ("l3", EventStatus::Rejected, None),
+        ("l4", EventStatus::Rejected, None),
+        ("l5", EventStatus::Accepted, Some("list.type")),
+    ] {
+        let mut e = event(id, status, event_type, 10_010);
+        e.source = "lister".into();
+        log.commit(e, None).await.unwrap();
+    }
+    let typed = |cursor: Option<String>| EventQuery {
+        event_type: Some("list.type".into()),
+        ..query(cursor, None)
+    };
+    let first = log.list(&typed(None)).await.unwrap();
+    assert_eq!(
+        first.events.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(),
+        ["l5", "l2"]
+    );
+    let rest = log.list(&typed(first.next_cursor.clone())).await.unwrap();
+    assert_eq!(
+        rest.events.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(),
+        ["l1", "l0"]
+    );
 
     // The action log and its updates.
     let entries = log.action_log("l0").await.unwrap();
