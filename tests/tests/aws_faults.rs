@@ -54,16 +54,21 @@ fn for_tests(settings: ClientSettings) -> ClientSettings {
     }
 }
 
-/// The clients of one process (execution environment), through `injector`.
-async fn clients(injector: &Arc<Injector>, settings: ClientSettings) -> AwsClients {
-    let loader =
-        aws_config::defaults(BehaviorVersion::latest()).http_client(injector.http_client());
+/// The clients of one process (execution environment) of `function` (its resource
+/// name in the template), through `injector`.
+async fn clients(
+    injector: &Arc<Injector>,
+    settings: ClientSettings,
+    function: &'static str,
+) -> AwsClients {
+    let loader = aws_config::defaults(BehaviorVersion::latest())
+        .http_client(injector.http_client_for(function));
     AwsClients::new(&for_tests(settings).apply(loader).load().await)
 }
 
 async fn ingest_process(stack: &Stack, injector: &Arc<Injector>) -> IngestFunction {
     IngestFunction::new(
-        &clients(injector, ClientSettings::INGEST).await,
+        &clients(injector, ClientSettings::INGEST, "IngestFunction").await,
         &stack.names,
     )
 }
@@ -73,10 +78,78 @@ async fn actions_process(stack: &Stack, injector: &Arc<Injector>) -> ActionsFunc
         backoff: Duration::from_millis(10),
         store_patience: Duration::from_secs(3),
         ..ActionsFunction::new(
-            &clients(injector, ClientSettings::ACTIONS).await,
+            &clients(injector, ClientSettings::ACTIONS, "ActionsFunction").await,
             &stack.names,
         )
     }
+}
+
+/// What the template's IAM policies do not allow of `seen` (each request with the
+/// function that made it): the emulator checks no permission, so a request only the
+/// rare path makes (a claim given up, say) would first fail in production.
+fn not_allowed(stack: &Stack, seen: &[Seen]) -> Vec<String> {
+    let template = common::expanded_template();
+    let table_resource = |table: &str| {
+        let names = &stack.names;
+        [
+            (&names.idempotency_table, "IdempotencyTable"),
+            (&names.events_table, "EventsTable"),
+            (&names.config_table, "ConfigTable"),
+            (&names.directory_table, "DirectoryTable"),
+        ]
+        .into_iter()
+        .find(|(name, _)| *name == table)
+        .map(|(_, resource)| resource)
+    };
+    let mut problems = std::collections::BTreeSet::new();
+    for request in seen {
+        let statements: Vec<&Value> =
+            template["Resources"][format!("{}Role", request.client)]["Properties"]["Policies"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .flat_map(|p| {
+                    p["PolicyDocument"]["Statement"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                })
+                .filter(|st| st["Effect"] == "Allow")
+                .collect();
+        for (action, target, index) in &request.iam {
+            let wanted = match (table_resource(target), index) {
+                (Some(table), None) => Some(json!({"Fn::GetAtt": [table, "Arn"]})),
+                (Some(table), Some(index)) => {
+                    Some(json!({"Fn::Sub": format!("${{{table}.Arn}}/index/{index}")}))
+                }
+                // SSM parameters and target functions: the action is what is checked.
+                (None, _) => None,
+            };
+            let allowed = statements.iter().any(|st| {
+                let actions = match &st["Action"] {
+                    Value::Array(list) => list.clone(),
+                    one => vec![one.clone()],
+                };
+                let resources = match &st["Resource"] {
+                    Value::Array(list) => list.clone(),
+                    one => vec![one.clone()],
+                };
+                actions.contains(&json!(action))
+                    && wanted.as_ref().is_none_or(|w| resources.contains(w))
+            });
+            if !allowed {
+                problems.insert(format!(
+                    "{} is not allowed {action} on {target}{}",
+                    request.client,
+                    index
+                        .as_deref()
+                        .map(|i| format!(" index {i}"))
+                        .unwrap_or_default()
+                ));
+            }
+        }
+    }
+    problems.into_iter().collect()
 }
 
 /// What a sender got for one delivery.
@@ -241,6 +314,8 @@ struct Run {
 /// A path through the functions that the matrix runs.
 trait Path {
     fn name(&self) -> String;
+    /// The stack it runs on.
+    fn stack(&self) -> &Stack;
     /// Runs the path once, with `cell`'s fault if any.
     async fn run(&mut self, injector: &Arc<Injector>) -> Vec<String>;
 }
@@ -270,6 +345,7 @@ async fn matrix(path: &mut impl Path) {
     let mut cells = 0;
     let started = std::time::Instant::now();
     let mut requests_made = 0;
+    let mut every_request = requests.clone();
     for at in 0..requests.len() {
         for fault in Fault::ALL {
             cells += 1;
@@ -292,6 +368,7 @@ async fn matrix(path: &mut impl Path) {
                 ));
             }
             requests_made += run.seen.len();
+            every_request.extend(run.seen);
         }
     }
     println!(
@@ -308,6 +385,13 @@ async fn matrix(path: &mut impl Path) {
         path.name(),
         broken.len(),
         broken.join("\n")
+    );
+    let refused = not_allowed(path.stack(), &every_request);
+    assert!(
+        refused.is_empty(),
+        "{}: requests the template's IAM policies refuse:\n{}",
+        path.name(),
+        refused.join("\n")
     );
 }
 
@@ -392,6 +476,10 @@ impl Ingest {
 impl Path for Ingest {
     fn name(&self) -> String {
         format!("{:?}", self.kind).to_lowercase()
+    }
+
+    fn stack(&self) -> &Stack {
+        &self.stack
     }
 
     async fn run(&mut self, injector: &Arc<Injector>) -> Vec<String> {
@@ -754,6 +842,10 @@ impl Path for EveryAction {
         "every action".into()
     }
 
+    fn stack(&self) -> &Stack {
+        &self.stack
+    }
+
     async fn run(&mut self, injector: &Arc<Injector>) -> Vec<String> {
         self.runs += 1;
         let n = format!("{}-{}", self.runs, now_ms());
@@ -987,7 +1079,7 @@ async fn admin_until_answered(
     let admin = |clients: AwsClients| {
         inlet_admin::router(inlet_admin::on_aws::state(&stack.names, &clients))
     };
-    let mut router = admin(clients(injector, ClientSettings::ADMIN).await);
+    let mut router = admin(clients(injector, ClientSettings::ADMIN, "AdminFunction").await);
     for _ in 0..8 {
         let mut request = axum::http::Request::post(path).header("host", "api.example.com");
         for (name, value) in headers {
@@ -998,7 +1090,7 @@ async fn admin_until_answered(
             None => {
                 answers.push(Answer::None);
                 injector.restart();
-                router = admin(clients(injector, ClientSettings::ADMIN).await);
+                router = admin(clients(injector, ClientSettings::ADMIN, "AdminFunction").await);
             }
             Some(response) => {
                 let response = response.unwrap();
@@ -1026,6 +1118,10 @@ struct Replay {
 impl Path for Replay {
     fn name(&self) -> String {
         "replay".into()
+    }
+
+    fn stack(&self) -> &Stack {
+        &self.ingest.stack
     }
 
     async fn run(&mut self, injector: &Arc<Injector>) -> Vec<String> {
@@ -1180,6 +1276,10 @@ fn config_table(stack: &Stack) -> inlet_aws::config_table::ConfigTable {
 impl Path for Rotation {
     fn name(&self) -> String {
         "token rotation".into()
+    }
+
+    fn stack(&self) -> &Stack {
+        &self.ingest.stack
     }
 
     async fn run(&mut self, injector: &Arc<Injector>) -> Vec<String> {

@@ -324,12 +324,19 @@ async fn list_contract(log: &dyn EventLog) {
     };
     let first = log.list(&typed(None)).await.unwrap();
     assert_eq!(
-        first.events.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(),
+        first
+            .events
+            .iter()
+            .map(|e| e.id.as_str())
+            .collect::<Vec<_>>(),
         ["l5", "l2"]
     );
     let rest = log.list(&typed(first.next_cursor.clone())).await.unwrap();
     assert_eq!(
-        rest.events.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(),
+        rest.events
+            .iter()
+            .map(|e| e.id.as_str())
+            .collect::<Vec<_>>(),
         ["l1", "l0"]
     );
 

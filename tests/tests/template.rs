@@ -13,26 +13,8 @@ mod common;
 use serde_json::{Map, Value, json};
 use std::collections::BTreeSet;
 
-/// The expanded template, translated now from `template.yaml`.
 fn expanded() -> Value {
-    let root = common::repo_root();
-    let python = root.join(".venv/bin/python");
-    assert!(
-        python.exists(),
-        "{} is missing: run tests/run, which creates .venv with SAM's translator",
-        python.display()
-    );
-    let out = tempfile::NamedTempFile::new().unwrap();
-    let status = std::process::Command::new(python)
-        .current_dir(&root)
-        .args(["tests/emulator/expand_sam.py", "template.yaml"])
-        // The translator wants a region; nothing here depends on which.
-        .env("AWS_DEFAULT_REGION", "us-east-1")
-        .arg(out.path())
-        .status()
-        .unwrap();
-    assert!(status.success(), "expand_sam.py failed");
-    serde_json::from_slice(&std::fs::read(out.path()).unwrap()).unwrap()
+    common::expanded_template()
 }
 
 fn of_type<'a>(template: &'a Value, kind: &str) -> Vec<(&'a String, &'a Value)> {
@@ -422,5 +404,56 @@ fn webhooks_reach_ingest_through_the_http_api_by_default_or_its_function_url_whe
     assert_eq!(
         alarm["Dimensions"],
         json!([{"Name": "FunctionName", "Value": {"Ref": "IngestFunction"}}])
+    );
+}
+
+#[test]
+fn ingest_concurrency_and_the_webhook_route_s_throttle_are_set_only_when_asked() {
+    let template = expanded();
+    assert_eq!(
+        template["Parameters"]["IngestReservedConcurrency"]["Default"],
+        0
+    );
+    assert_eq!(
+        template["Parameters"]["ReceiveThrottleRateLimit"]["Default"],
+        0
+    );
+    let stage = |resolved: &Value| {
+        of_type(resolved, "AWS::ApiGatewayV2::Stage")
+            .into_iter()
+            .map(|(_, stage)| stage["Properties"].clone())
+            .next()
+            .expect("the HTTP API has its stage")
+    };
+    let defaults = resolved(
+        &template,
+        &[
+            ("ReserveIngestConcurrency", false),
+            ("ThrottleReceive", false),
+        ],
+    );
+    assert!(
+        defaults["Resources"]["IngestFunction"]["Properties"]
+            .get("ReservedConcurrentExecutions")
+            .is_none()
+    );
+    assert!(stage(&defaults).get("RouteSettings").is_none());
+    let asked = resolved(
+        &template,
+        &[
+            ("ReserveIngestConcurrency", true),
+            ("ThrottleReceive", true),
+        ],
+    );
+    assert_eq!(
+        asked["Resources"]["IngestFunction"]["Properties"]["ReservedConcurrentExecutions"],
+        json!({"Ref": "IngestReservedConcurrency"})
+    );
+    assert_eq!(
+        stage(&asked)["RouteSettings"],
+        json!({"POST /receive/{token}": {
+            "ThrottlingRateLimit": {"Ref": "ReceiveThrottleRateLimit"},
+            "ThrottlingBurstLimit": {"Ref": "ReceiveThrottleBurstLimit"},
+        }})
     );
 }

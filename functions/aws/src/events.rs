@@ -45,13 +45,15 @@
 //! "nothing was stored" — the retry is then the stored event's duplicate. An event
 //! without an idempotency key has no such guard: its retry is a new event.
 //!
-//! The event-type registry count is an `UpdateItem` beside step 3, outside any
-//! transaction: it is **approximate** (a crash between the event and its count leaves
-//! the count one short; a lost race of step 3, or a count whose answer was lost and
-//! that the SDK sent again, counts one too many). The registry counts accepted events
-//! only (a duplicate is the same event again) and keeps the last event's id, not its
-//! sample: the sample is read from that event when the registry is listed, so the
-//! counter item stays under 1 KB.
+//! The event-type registry count runs beside step 3, outside any transaction, and is
+//! coalesced per execution environment ([`crate::registry`]): it is **approximate** (a
+//! crash between the event and its count leaves the count short; a lost race of step 3,
+//! or a count whose answer was lost, counts too many). The registry counts accepted
+//! events only (a duplicate is the same event again).
+//!
+//! The listing index's key is sharded ([`crate::shard`]): each event's entry goes to
+//! one of 32 keys of its source environment, chosen from its id, so no key takes more
+//! than a 32nd of a busy source's writes; a listing reads the shards at once.
 //!
 //! An event's item outlives its idempotency record (the event expires at the later of
 //! its retention and the record's window), so a record never outlives the event it

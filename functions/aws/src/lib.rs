@@ -6,6 +6,9 @@
 //!   one commit per event, the event log, action log and event-type registry) on
 //!   DynamoDB; its module docs explain the commit, the hand-off to the actions function
 //!   through the events table's stream, and how large events are stored;
+//! - [`registry::Registry`]: the event-type registry, counted per execution
+//!   environment and written at most once per type every 5 s; [`shard`]: the keys every
+//!   event of a source would write, split 32 ways;
 //! - [`idempotency::DynamoIdempotency`] implements [`IdempotencyStore`](inlet_core::store::IdempotencyStore)
 //!   (reads of the idempotency records the commit writes);
 //! - [`vars::SsmVars`]: [`VarsProvider`](inlet_core::vars::VarsProvider) on SSM Parameter
@@ -30,19 +33,20 @@
 //! | table | item | pk | sk | notes |
 //! |---|---|---|---|---|
 //! | idempotency | record | scope key (source, env, type, key; length-prefixed) | `CLAIM` | `event_id`, `status` (`completed`), `expires_at_ms`; TTL `expires_at` |
-//! | events | event | `EVENT#<id>` | `EVENT` | the record with its action plan as deflated JSON in `z` (or, when large, in `PART#` items); `gsi1pk` = `<source>#<env>`, `gsi1sk` = id (UUIDv7, time-ordered) for listing, with `status`, `etype`, `at` (the index projects only these); `queue` = `actions` when its actions are to run; TTL; stream `NEW_IMAGE` |
+//! | events | event | `EVENT#<id>` | `EVENT` | the record with its action plan as deflated JSON in `z` (or, when large, in `PART#` items); `gsi1pk` = `<source>#<env>#<shard>` (one of 32, from the id: [`shard`]), `gsi1sk` = id (UUIDv7, time-ordered) for listing, with `status`, `etype`, `at` (the index projects only these); `queue` = `actions` when its actions are to run; TTL; stream `NEW_IMAGE` |
 //! | events | part | `EVENT#<id>` | `PART#<n, 5 digits>` | a chunk of a large event's deflated JSON (binary); TTL |
 //! | events | action update | `EVENT#<id>` | `ACTION#<index, 5 digits>` | the executor's latest update of one action; TTL |
-//! | events | event type | `TYPES#<source>#<env>` | event type | `count` (ADD, accepted events), first/last seen, last event id (its sample is read from the event) |
+//! | events | event type | `TYPES#<source>#<env>` | event type | `count` (ADD, accepted events, coalesced per execution environment: [`registry`]), first/last seen, last event id (its sample is read from the event) |
 //! | config | bundle | `CONFIG` | `BUNDLE` | every file of `infra/sources` (YAML and scripts) |
 //! | config | token | `TOKEN` | token | `source`, `environment`, `created_at_ms` |
 //!
 //! Access patterns: commit an event = a `GetItem` of its idempotency record, a
 //! conditional `PutItem` of the record, a conditional `PutItem` of the event (a
-//! transaction only with parts) and an `UpdateItem` of the registry count (see
-//! [`events`]); one event with its plan and action updates = one `Query` on
-//! `EVENT#<id>`; events of a source = `Query` on `gsi1` newest first with
-//! `id < cursor`, then one `BatchGetItem` of the page; event types = `Query` on
+//! transaction only with parts) and, at most once per type every 5 s per execution
+//! environment, an `UpdateItem` of the registry count (see [`events`], [`registry`]);
+//! one event with its plan and action updates = one `Query` on `EVENT#<id>`; events of
+//! a source = a `Query` of each shard of `gsi1` newest first with `id < cursor`, merged,
+//! then one `BatchGetItem` of the page; event types = `Query` on
 //! `TYPES#…`; config = one `GetItem` for the bundle and one per token lookup, both
 //! cached 30 s.
 

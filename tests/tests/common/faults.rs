@@ -18,6 +18,10 @@
 //! | `Crash` | applied | nothing: the process stops ([`Injector::crashed`] resolves; the test drops the function's future, and every later request of that process hangs) |
 //! | `Hold` | applied | no answer until the client's attempt timeout cuts it (retried) |
 //!
+//! Each request is labelled with the function whose client sent it, and says what IAM
+//! must allow for it, so that a test can hold the template's policies to every request
+//! the functions make (the emulator checks no permission).
+//!
 //! A request can also be made to wait at a pause point ([`Injector::pause`]), before
 //! it is sent or after it applied, so that two deliveries interleave at exactly chosen
 //! steps.
@@ -80,6 +84,10 @@ pub struct Seen {
     pub targets: Vec<String>,
     /// The items of a transaction (1 for other requests).
     pub items: usize,
+    /// The client that sent it ([`Injector::http_client_for`]).
+    pub client: &'static str,
+    /// What IAM must allow for it: (action, table or function, index).
+    pub iam: Vec<(String, String, Option<String>)>,
 }
 
 impl fmt::Display for Seen {
@@ -204,10 +212,12 @@ impl Injector {
         state.crashed = false;
     }
 
-    /// The HTTP client to build an SDK config with.
-    pub fn http_client(self: &Arc<Self>) -> SharedHttpClient {
+    /// The HTTP client to build an SDK config with, for the function named `client`
+    /// (its requests are labelled with it).
+    pub fn http_client_for(self: &Arc<Self>, client: &'static str) -> SharedHttpClient {
         SharedHttpClient::new(Client {
             injector: self.clone(),
+            label: client,
         })
     }
 
@@ -224,6 +234,7 @@ impl Injector {
 #[derive(Clone)]
 struct Client {
     injector: Arc<Injector>,
+    label: &'static str,
 }
 
 impl fmt::Debug for Client {
@@ -243,6 +254,7 @@ impl HttpClient for Client {
             injector: self.injector.clone(),
             inner: self.injector.inner.http_connector(settings, components),
             generation,
+            label: self.label,
         })
     }
 }
@@ -251,6 +263,7 @@ struct Connector {
     injector: Arc<Injector>,
     inner: SharedHttpConnector,
     generation: u64,
+    label: &'static str,
 }
 
 impl fmt::Debug for Connector {
@@ -270,7 +283,7 @@ impl HttpConnector for Connector {
     fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
         let injector = self.injector.clone();
         let inner = self.inner.clone();
-        let seen = describe(&request);
+        let seen = describe(&request, self.label);
         let plan = {
             let mut state = injector.state.lock().unwrap();
             let dead = state.crashed || state.generation != self.generation;
@@ -473,7 +486,7 @@ fn permanent(seen: &Seen) -> HttpResponse {
 
 /// Service, operation and the tables a request names, from its target header, path
 /// and JSON body.
-fn describe(request: &HttpRequest) -> Seen {
+fn describe(request: &HttpRequest, client: &'static str) -> Seen {
     let body: Value = request
         .body()
         .bytes()
@@ -504,35 +517,65 @@ fn describe(request: &HttpRequest) -> Seen {
             return Seen {
                 service: "lambda".into(),
                 operation: "Invoke".into(),
+                iam: vec![("lambda:InvokeFunction".into(), function.clone(), None)],
                 targets: vec![function],
                 items: 1,
+                client,
             };
         }
         None => ("other".into(), request.method().to_string()),
     };
     let mut targets: Vec<String> = Vec::new();
+    let mut iam = Vec::new();
     let mut items = 1;
+    let action = |op: &str| format!("{service}:{op}");
     if let Some(table) = body.get("TableName").and_then(Value::as_str) {
         targets.push(table.to_string());
+        let index = body
+            .get("IndexName")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        iam.push((action(&operation), table.to_string(), index));
     }
-    if let Some(Value::Object(items)) = body.get("RequestItems") {
-        targets.extend(items.keys().cloned());
+    if let Some(Value::Object(requested)) = body.get("RequestItems") {
+        targets.extend(requested.keys().cloned());
+        for table in requested.keys() {
+            iam.push((action(&operation), table.clone(), None));
+        }
+    }
+    if service == "ssm" {
+        iam.push((action(&operation), String::new(), None));
     }
     if let Some(Value::Array(transaction)) = body.get("TransactItems") {
         items = transaction.len();
         for item in transaction {
-            if let Some(Value::Object(op)) = item.as_object().and_then(|o| o.values().next())
-                && let Some(table) = op.get("TableName").and_then(Value::as_str)
-            {
+            let Some((kind, Value::Object(op))) = item.as_object().and_then(|o| o.iter().next())
+            else {
+                continue;
+            };
+            if let Some(table) = op.get("TableName").and_then(Value::as_str) {
                 targets.push(table.to_string());
+                let op_action = match kind.as_str() {
+                    "Put" => "PutItem",
+                    "Update" => "UpdateItem",
+                    "Delete" => "DeleteItem",
+                    "ConditionCheck" => "ConditionCheckItem",
+                    _ => "GetItem",
+                };
+                iam.push((action(op_action), table.to_string(), None));
             }
         }
     }
+    targets.sort();
     targets.dedup();
+    iam.sort();
+    iam.dedup();
     Seen {
         service,
         operation,
         targets,
         items,
+        client,
+        iam,
     }
 }

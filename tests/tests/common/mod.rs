@@ -314,3 +314,25 @@ pub fn http_response_source() -> [(String, String); 2] {
         ),
     ]
 }
+
+/// The expanded template, translated now from `template.yaml`.
+pub fn expanded_template() -> Value {
+    let root = repo_root();
+    let python = root.join(".venv/bin/python");
+    assert!(
+        python.exists(),
+        "{} is missing: run tests/run, which creates .venv with SAM's translator",
+        python.display()
+    );
+    let out = tempfile::NamedTempFile::new().unwrap();
+    let status = std::process::Command::new(python)
+        .current_dir(&root)
+        .args(["tests/emulator/expand_sam.py", "template.yaml"])
+        // The translator wants a region; nothing here depends on which.
+        .env("AWS_DEFAULT_REGION", "us-east-1")
+        .arg(out.path())
+        .status()
+        .unwrap();
+    assert!(status.success(), "expand_sam.py failed");
+    serde_json::from_slice(&std::fs::read(out.path()).unwrap()).unwrap()
+}
