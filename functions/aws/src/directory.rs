@@ -8,7 +8,7 @@
 //! | audience | `<env>#AUDIENCE#<key>` | `META` |
 //! | member | the audience's pk | `MEMBER#<tenant>#<user>` |
 //! | … its reverse | the user's pk | `MEMBEROF#<key>#<tenant>` |
-//! | workflow run | `<env>#WORKFLOW#<key>#<shard>` (one of 32, from the run id: [`crate::shard`]; runs an earlier version wrote are under `<env>#WORKFLOW#<key>`) | `RUN#<id>` (the run as JSON, `status`, `cancellation_key`) |
+//! | workflow run | `<env>#WORKFLOW#<key>#<shard>` (one of 32, from the run's cancellation key, else its id: [`crate::shard`]; runs an earlier version wrote are under `<env>#WORKFLOW#<key>`) | `RUN#<id>` (the run as JSON, `status`, `cancellation_key`) |
 //! | run by id | `<env>#RUN#<id>` | `RUN` (`workflow_key`, `partition`: the run item's pk) |
 //! | applied action | `<env>#APPLIED#<event id>` | `<index, 5 digits>` (`result`); `<index>.<part, 4 digits>` for the parts of a large action |
 //!
@@ -219,10 +219,12 @@ fn upsert_target<'a>(
     }
 }
 
-/// The partition of a workflow's runs that holds run `run_id` (one of the workflow's
-/// shards: see [`crate::shard`]).
-fn run_partition(env: &str, workflow_key: &str, run_id: &str) -> String {
-    crate::shard::sharded(&workflow_pk(env, workflow_key), run_id)
+/// The partition of a workflow's runs that holds `run`: one of the workflow's shards
+/// ([`crate::shard`]), chosen from the run's cancellation key when it has one (so that a
+/// cancellation reads one shard, not all of them), else from its id.
+fn run_partition(env: &str, run: &WorkflowRun) -> String {
+    let spread_by = run.cancellation_key.as_deref().unwrap_or(&run.id);
+    crate::shard::sharded(&workflow_pk(env, &run.workflow_key), spread_by)
 }
 
 /// Every partition that may hold a run of workflow `workflow_key`.
@@ -230,10 +232,17 @@ fn run_partitions(env: &str, workflow_key: &str) -> Vec<String> {
     crate::shard::every_key(&workflow_pk(env, workflow_key))
 }
 
+/// The partitions that may hold the runs of `workflow_key` with `cancellation_key`: its
+/// shard, and the unsharded partition earlier versions wrote.
+fn cancellable_partitions(env: &str, workflow_key: &str, cancellation_key: &str) -> Vec<String> {
+    let base = workflow_pk(env, workflow_key);
+    vec![crate::shard::sharded(&base, cancellation_key), base]
+}
+
 /// A workflow run's items: the run in (a shard of) its workflow's partition, and the
 /// pointer by id, which names that partition.
 fn run_items(env: &str, run: &WorkflowRun) -> (Item, Item) {
-    let partition = run_partition(env, &run.workflow_key, &run.id);
+    let partition = run_partition(env, run);
     let mut item = Item::from([
         ("pk".to_string(), s(partition.clone())),
         ("sk".to_string(), s(run_sk(&run.id))),
@@ -622,9 +631,8 @@ impl DynamoDirectory {
         }
     }
 
-    /// The run items of a workflow, from every one of its partitions at once.
-    async fn runs_of(&self, env: &str, workflow_key: &str) -> Result<Vec<Item>, DirectoryError> {
-        let partitions = run_partitions(env, workflow_key);
+    /// The run items in `partitions`, read at once.
+    async fn runs_in(&self, partitions: &[String]) -> Result<Vec<Item>, DirectoryError> {
         let found =
             futures::future::try_join_all(partitions.iter().map(|pk| self.query(pk, Some("RUN#"))))
                 .await?;
@@ -895,7 +903,10 @@ impl DynamoDirectory {
                 cancellation_key,
                 recipients,
             } => {
-                for item in self.runs_of(env, workflow_key).await? {
+                for item in self
+                    .runs_in(&cancellable_partitions(env, workflow_key, cancellation_key))
+                    .await?
+                {
                     let mut run: WorkflowRun =
                         serde_json::from_str(get_s(&item, "run").map_err(unavailable)?)
                             .map_err(|e| DirectoryError::Failed(e.to_string()))?;
@@ -1404,7 +1415,7 @@ impl Directory for DynamoDirectory {
             ));
         };
         let mut runs: Vec<WorkflowRun> = self
-            .runs_of(environment, key)
+            .runs_in(&run_partitions(environment, key))
             .await?
             .iter()
             .filter_map(|i| {

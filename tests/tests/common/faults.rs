@@ -118,7 +118,10 @@ struct State {
     /// The process generation whose clients still run (a crash ends one).
     generation: u64,
     crashed: bool,
-    /// Held requests whose caller gave up before the hold ended (the attempt timeout).
+    /// Held answers: how many the hold began for (the request applied and was answered
+    /// while its caller still waited), and how many of those the caller gave up on
+    /// before the hold ended (the attempt timeout).
+    holds_begun: usize,
     holds_cut: usize,
 }
 
@@ -185,9 +188,10 @@ impl Injector {
         self.state.lock().unwrap().fired.clone()
     }
 
-    /// How many held answers the client stopped waiting for.
-    pub fn holds_cut(&self) -> usize {
-        self.state.lock().unwrap().holds_cut
+    /// How many answers were held, and how many of those the client stopped waiting for.
+    pub fn holds(&self) -> (usize, usize) {
+        let state = self.state.lock().unwrap();
+        (state.holds_begun, state.holds_cut)
     }
 
     pub fn has_crashed(&self) -> bool {
@@ -338,6 +342,7 @@ impl HttpConnector for Connector {
                     std::future::pending().await
                 }
                 Some(Fault::Hold) => {
+                    injector.state.lock().unwrap().holds_begun += 1;
                     let mut guard = HoldGuard {
                         injector: injector.clone(),
                         done: false,
