@@ -868,6 +868,8 @@ async fn slow_idle_and_excess_connections_are_closed() {
         .expect("refused at once");
     assert!(refused.starts_with("HTTP/1.1 503"), "{refused}");
     assert!(refused.contains(r#""code":"busy""#), "{refused}");
+    // The README's promise: a sender waits 5 s before it tries again.
+    assert!(refused.contains("retry-after: 5\r\n"), "{refused}");
     drop(hold);
 
     assert_eq!(read_until_closed(&mut slow_head).await, Some(String::new()));
@@ -968,6 +970,30 @@ async fn off_loopback_the_admin_api_says_it_is_off_and_how_to_enable_it() {
         .unwrap();
     assert_eq!(health.status(), StatusCode::OK);
     server.shutdown().await.unwrap();
+}
+
+/// A command whose reader stops early (`inlet logs --json | head -c 100`) ends quietly,
+/// as any Unix tool does, and its log written to a file has no colour codes.
+#[test]
+fn a_closed_pipe_ends_a_command_quietly_and_logs_to_a_file_have_no_colour() {
+    let ws = Workspace::new();
+    let mut child = std::process::Command::new(inlet_binary())
+        .args(["urls", "--sources"])
+        .arg(ws.sources())
+        .arg("--db")
+        .arg(ws.db())
+        .env("RUST_LOG", "debug")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take()); // the reader is gone before the first line
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_ne!(out.status.code(), Some(101), "{stderr}");
+    assert!(!stderr.contains('\u{1b}'), "{stderr}");
+    assert!(!stderr.is_empty(), "debug logs were written");
 }
 
 // Multi-threaded: the test waits on the CLI while the in-process server answers it.

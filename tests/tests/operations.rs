@@ -313,8 +313,27 @@ async fn a_rotated_token_works_until_its_overlap_ends_then_answers_404() {
     assert_eq!(via_new.status, StatusCode::ACCEPTED, "{:?}", via_new.body);
     let (code, urls, _) = run_inlet(&["urls", "--base-url", &base, "--source", "task-app"]).await;
     assert_eq!(code, 0);
-    assert!(urls.contains(&format!("{old}  (retires ")), "{urls}");
-    assert!(urls.lines().any(|l| l.ends_with(&new)), "{urls}");
+    // The current URL first, the retiring one after it, marked.
+    let lines: Vec<&str> = urls.lines().collect();
+    assert!(lines[0].ends_with(&new), "{urls}");
+    assert!(
+        lines[1].contains(&format!("{old}  (retiring: works until ")),
+        "{urls}"
+    );
+    // `--quiet` is the one URL a script can use.
+    let (code, quiet, _) = run_inlet(&[
+        "urls",
+        "--base-url",
+        &base,
+        "--source",
+        "task-app",
+        "--env",
+        "development",
+        "--quiet",
+    ])
+    .await;
+    assert_eq!(code, 0);
+    assert_eq!(quiet.trim(), new, "{quiet}");
 
     tokio::time::sleep(Duration::from_millis(2_200)).await;
     let late = post(
@@ -375,4 +394,32 @@ async fn a_rotated_token_works_until_its_overlap_ends_then_answers_404() {
         ws.count("SELECT COUNT(*) FROM tokens WHERE source = 'task-app' AND retires_at_ms IS NULL"),
         1
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_since_a_time_back_from_now() {
+    let ws = Workspace::new();
+    let server = ws.start().await;
+    let base = format!("http://{}", server.addr);
+    let url = server.url("task-app", "development").unwrap().to_string();
+    let sent = post(
+        &url,
+        &sample("task-assigned.json"),
+        &[("x-webhook-secret", SECRET)],
+    )
+    .await;
+    let id = sent.body["event_id"].as_str().unwrap().to_string();
+    for since in ["1h", "2d", "90m"] {
+        let (code, out, err) = run_inlet(&["logs", "--since", since, "--server", &base]).await;
+        assert_eq!(code, 0, "{since}: {err}");
+        assert!(out.contains(&id), "{since}: {out}");
+    }
+    // Since now: nothing.
+    let (code, out, _) = run_inlet(&["logs", "--since", "0s", "--server", &base, "--json"]).await;
+    assert_eq!(code, 0);
+    assert!(!out.contains(&id), "{out}");
+    let (code, _, err) = run_inlet(&["logs", "--since", "yesterday", "--server", &base]).await;
+    assert_ne!(code, 0);
+    assert!(err.contains("a time back from now (90m, 1h, 2d)"), "{err}");
+    server.shutdown().await.unwrap();
 }

@@ -367,11 +367,14 @@ pub fn parse_time(name: &str, text: &str) -> Result<i64, AdminError> {
     if let Ok(ms) = text.parse::<i64>() {
         return Ok(ms);
     }
+    if let Ok(ago) = humantime::parse_duration(text) {
+        return Ok(chrono::Utc::now().timestamp_millis() - ago.as_millis() as i64);
+    }
     chrono::DateTime::parse_from_rfc3339(text)
         .map(|t| t.timestamp_millis())
         .map_err(|_| {
             AdminError::BadRequest(format!(
-                "`{name}` must be an RFC 3339 time (2024-09-15T14:30:00Z) or unix milliseconds, got `{text}`"
+                "`{name}` must be a time back from now (90m, 1h, 2d), an RFC 3339 time (2024-09-15T14:30:00Z) or unix milliseconds, got `{text}`"
             ))
         })
 }

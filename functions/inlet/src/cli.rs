@@ -235,7 +235,8 @@ pub struct LogsArgs {
     /// accepted, duplicate, rejected, invalid_event_type, error or answered.
     #[arg(long)]
     pub status: Option<String>,
-    /// RFC 3339 time or unix milliseconds.
+    /// Events received since: a time back from now (90m, 1h, 2d), an RFC 3339 time
+    /// (2024-09-15T14:30:00Z) or unix milliseconds.
     #[arg(long)]
     pub since: Option<String>,
     #[arg(long, default_value_t = 20)]
@@ -311,6 +312,14 @@ pub struct UrlsArgs {
     /// List the tokens of a deployed stack of this environment instead.
     #[arg(long)]
     pub aws_env: Option<String>,
+}
+
+impl Cli {
+    /// Whether the command is a server (it writes to sockets, not to a pipe it ends
+    /// with).
+    pub fn serves(&self) -> bool {
+        matches!(self.command, Command::Dev(_) | Command::Console(_))
+    }
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -520,7 +529,7 @@ async fn urls(args: UrlsArgs) -> anyhow::Result<ExitCode> {
                 .collect()
         }
     };
-    let matching: Vec<_> = all
+    let mut matching: Vec<_> = all
         .into_iter()
         .map(
             |(source, environment, url, retires_at_ms)| crate::server::WebhookUrl {
@@ -537,13 +546,25 @@ async fn urls(args: UrlsArgs) -> anyhow::Result<ExitCode> {
         eprintln!("no source environment matches; `inlet urls` without filters lists them all");
         return Ok(ExitCode::FAILURE);
     }
+    // Each source environment's current URL first, then any retiring after a rotation
+    // (stable: the environments keep their order). `--quiet` prints the current ones
+    // only, so `URL=$(inlet urls --quiet ...)` is always one URL per environment.
+    matching.sort_by_key(|u| {
+        (
+            u.source.clone(),
+            u.environment.clone(),
+            u.retires_at_ms.is_some(),
+        )
+    });
     for u in matching {
         let retires = u
             .retires_at_ms
-            .map(|at| format!("  (retires {} UTC)", time_of(at)))
+            .map(|at| format!("  (retiring: works until {} UTC)", time_of(at)))
             .unwrap_or_default();
         if args.quiet {
-            println!("{}", u.url);
+            if u.retires_at_ms.is_none() {
+                println!("{}", u.url);
+            }
         } else {
             println!(
                 "{:<28} {}{retires}",

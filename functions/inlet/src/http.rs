@@ -149,8 +149,9 @@ pub async fn serve(
 async fn refuse(mut stream: TcpStream) {
     let body = r#"{"error":{"code":"busy","message":"the server has too many open connections; retry later"}}"#;
     let answer = format!(
-        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: {}\r\nretry-after: 1\r\nconnection: close\r\n\r\n{body}",
-        body.len()
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: {}\r\nretry-after: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len(),
+        inlet_core::defaults::UNAVAILABLE_RETRY_AFTER_SECS
     );
     let _ = stream.write_all(answer.as_bytes()).await;
     let _ = stream.shutdown().await;

@@ -21,7 +21,19 @@ async fn main() -> ExitCode {
         .lossy(false)
         .thread_name("inlet-log")
         .finish(std::io::BufWriter::new(std::io::stderr()));
+    let cli = inlet::cli::Cli::parse();
+    if !cli.serves() {
+        // A command's output piped into `head` ends when the reader does, as `cat`'s
+        // would: Rust ignores SIGPIPE (for sockets), which turns a closed pipe into a
+        // panic at the next print. The servers keep ignoring it.
+        // SAFETY: called before any other thread writes; resets one signal's handler.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     tracing_subscriber::fmt()
+        // Colours only on a terminal: a log written to a file keeps no escape codes.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         // The SDK's credential and region providers warn at each fallback they try (no
         // profile, no instance metadata on a laptop); the command's own error says what
         // is missing, once.
@@ -31,7 +43,7 @@ async fn main() -> ExitCode {
         )
         .with_writer(stderr)
         .init();
-    let outcome = inlet::cli::run(inlet::cli::Cli::parse()).await;
+    let outcome = inlet::cli::run(cli).await;
     drop(flush_on_drop);
     match outcome {
         Ok(code) => code,
