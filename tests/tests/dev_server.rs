@@ -1052,3 +1052,86 @@ async fn inlet_urls_asks_the_running_server_and_drops_retired_sources() {
     assert!(!out.contains(&format!("{extra_key}/")), "{out}");
     assert!(out.contains("task-app/development"), "{out}");
 }
+
+/// A log writer into memory, for a test's own subscriber.
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Requests refused before the pipeline (413, 414, 431, 408) are logged, by source or
+/// with the token cut short, never with the whole webhook token (a credential); a
+/// declared body over the limit is answered 413 without waiting for it.
+#[tokio::test]
+async fn refusals_at_the_door_are_logged_without_the_webhook_token() {
+    use tokio::io::AsyncWriteExt;
+    use tokio::net::TcpStream;
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    // The server's tasks run on this test's one thread, so they log here.
+    let _logs = tracing::subscriber::set_default(subscriber);
+    let ws = Workspace::new();
+    let mut options = ws.options();
+    options.http.body_read_timeout = Duration::from_millis(500);
+    let server = ws.start_with(options).await;
+    let url = server.url("task-app", "development").unwrap().to_string();
+    let token = url.rsplit('/').next().unwrap().to_string();
+    let path = format!("/receive/{token}");
+    let send = |head: String| {
+        let addr = server.addr;
+        async move {
+            let mut stream = TcpStream::connect(addr).await.unwrap();
+            stream.write_all(head.as_bytes()).await.unwrap();
+            read_until_closed(&mut stream).await.unwrap_or_default()
+        }
+    };
+    let long_query = "a".repeat(9 * 1024);
+    let answer = send(format!(
+        "POST {path}?q={long_query} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n"
+    ))
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 414"), "{answer}");
+    let many: String = (0..120).map(|i| format!("x-h{i}: v\r\n")).collect();
+    let answer = send(format!(
+        "POST {path} HTTP/1.1\r\nhost: x\r\n{many}connection: close\r\n\r\n"
+    ))
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 431"), "{answer}");
+    // Declared too large, with `Expect: 100-continue`: 413 at once, no 100 Continue.
+    let answer = send(format!(
+        "POST {path} HTTP/1.1\r\nhost: x\r\ncontent-length: 1000000000\r\nexpect: 100-continue\r\nconnection: close\r\n\r\n"
+    ))
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    let answer = send(format!(
+        "POST {path} HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\nconnection: close\r\n\r\n{{\"a\": 1"
+    ))
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    let logged = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    for line in [
+        "URI too long (414)",
+        "headers too large (431)",
+        "body too large (413)",
+        "did not arrive in time (408)",
+    ] {
+        assert!(logged.contains(line), "{line} not in:\n{logged}");
+    }
+    assert!(
+        !logged.contains(&token),
+        "the token is in the log:\n{logged}"
+    );
+    assert!(logged.contains("source=task-app"), "{logged}");
+}

@@ -184,6 +184,7 @@ pub async fn limit_request_head(
 ) -> Response {
     let uri_bytes = request.uri().to_string().len();
     if uri_bytes > limits.max_uri_bytes {
+        tracing::warn!(path = %redacted_path(request.uri().path()), uri_bytes, limit = limits.max_uri_bytes, "request refused: URI too long (414)");
         return error_response(
             StatusCode::URI_TOO_LONG,
             "uri_too_long",
@@ -199,6 +200,7 @@ pub async fn limit_request_head(
         .map(|(name, value)| name.as_str().len() + value.len())
         .sum();
     if headers.len() > limits.max_headers || header_bytes > limits.max_header_bytes {
+        tracing::warn!(path = %redacted_path(request.uri().path()), headers = headers.len(), header_bytes, "request refused: headers too large (431)");
         return error_response(
             StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             "headers_too_large",
@@ -211,6 +213,37 @@ pub async fn limit_request_head(
         );
     }
     next.run(request).await
+}
+
+/// A request path as a log line may show it: a webhook token (the segment after
+/// `/receive/`, a credential) is cut to its first 6 characters.
+pub fn redacted_path(path: &str) -> String {
+    match path.split_once("/receive/") {
+        Some((before, rest)) => {
+            let (token, after) = rest.split_once('/').map_or((rest, ""), |(t, a)| (t, a));
+            let shown: String = token.chars().take(6).collect();
+            let slash = if after.is_empty() && !rest.contains('/') {
+                ""
+            } else {
+                "/"
+            };
+            format!("{before}/receive/{shown}…{slash}{after}")
+        }
+        None => path.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod redaction_tests {
+    #[test]
+    fn a_webhook_token_is_cut_in_a_logged_path() {
+        assert_eq!(
+            super::redacted_path("/receive/487a4e718cfcacda8e6cb0cf9da323a4"),
+            "/receive/487a4e…"
+        );
+        assert_eq!(super::redacted_path("/receive/abc/x"), "/receive/abc…/x");
+        assert_eq!(super::redacted_path("/healthz"), "/healthz");
+    }
 }
 
 /// Gives every error answer that is not JSON already the `{"error": {...}}` body,

@@ -420,20 +420,33 @@ async fn receive(
         ..InboundRequest::default()
     };
     // Unknown tokens and wrong methods are answered without reading the body.
-    if route.is_some() && method == Method::POST {
+    if let Some(route) = route.as_ref().filter(|_| method == Method::POST) {
+        // Logged by source, never by token (a token is a credential).
+        let (source, environment) = (&route.source.key, &route.environment);
+        let too_large = || {
+            tracing::warn!(%source, %environment, limit_bytes = state.max_body_bytes, "request refused: body too large (413)");
+            to_response(
+                IngestError::PayloadTooLarge {
+                    limit_bytes: state.max_body_bytes,
+                }
+                .into_reply(),
+            )
+        };
+        // A declared length over the limit is answered at once, without waiting for
+        // (or, with `Expect: 100-continue`, inviting) a body that would be refused.
+        let declared = headers
+            .get(axum::http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > state.max_body_bytes as u64) {
+            return too_large();
+        }
         let read = axum::body::to_bytes(body, state.max_body_bytes);
         request.body = match tokio::time::timeout(state.body_read_timeout, read).await {
             Ok(Ok(bytes)) => bytes.to_vec(),
-            Ok(Err(_)) => {
-                return to_response(
-                    IngestError::PayloadTooLarge {
-                        limit_bytes: state.max_body_bytes,
-                    }
-                    .into_reply(),
-                );
-            }
+            Ok(Err(_)) => return too_large(),
             Err(_) => {
-                tracing::warn!(token = %token, "the body did not arrive in time");
+                tracing::warn!(%source, %environment, "request refused: the body did not arrive in time (408)");
                 return crate::http::error_response(
                     axum::http::StatusCode::REQUEST_TIMEOUT,
                     "request_timeout",
