@@ -233,19 +233,6 @@ pub fn redacted_path(path: &str) -> String {
     }
 }
 
-#[cfg(test)]
-mod redaction_tests {
-    #[test]
-    fn a_webhook_token_is_cut_in_a_logged_path() {
-        assert_eq!(
-            super::redacted_path("/receive/487a4e718cfcacda8e6cb0cf9da323a4"),
-            "/receive/487a4e…"
-        );
-        assert_eq!(super::redacted_path("/receive/abc/x"), "/receive/abc…/x");
-        assert_eq!(super::redacted_path("/healthz"), "/healthz");
-    }
-}
-
 /// Gives every error answer that is not JSON already the `{"error": {...}}` body,
 /// keeping its status and headers; a plain-text message becomes the message. The
 /// console's error pages (HTML) are left as they are.
@@ -284,4 +271,17 @@ pub async fn json_errors(request: Request, next: Next) -> Response {
         HeaderValue::from_static("application/json"),
     );
     Response::from_parts(parts, fresh.into_body())
+}
+
+#[cfg(test)]
+mod redaction_tests {
+    #[test]
+    fn a_webhook_token_is_cut_in_a_logged_path() {
+        assert_eq!(
+            super::redacted_path("/receive/487a4e718cfcacda8e6cb0cf9da323a4"),
+            "/receive/487a4e…"
+        );
+        assert_eq!(super::redacted_path("/receive/abc/x"), "/receive/abc…/x");
+        assert_eq!(super::redacted_path("/healthz"), "/healthz");
+    }
 }
