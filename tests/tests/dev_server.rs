@@ -1135,3 +1135,45 @@ async fn refusals_at_the_door_are_logged_without_the_webhook_token() {
     );
     assert!(logged.contains("source=task-app"), "{logged}");
 }
+
+/// A source removed from the config keeps its token in the database (its URL answers
+/// 404), and `inlet dev` no longer prints or lists its URL.
+#[tokio::test]
+async fn urls_of_sources_no_longer_configured_are_not_printed() {
+    let ws = Workspace::new();
+    std::fs::write(
+        ws.sources().join("other.yaml"),
+        "key: other\nname: Other\nenvironments:\n  development: {}\n",
+    )
+    .unwrap();
+    let first = ws.start().await;
+    let other = first.url("other", "development").unwrap().to_string();
+    first.shutdown().await.unwrap();
+    std::fs::remove_file(ws.sources().join("other.yaml")).unwrap();
+    let server = ws.start().await;
+    let printed: Vec<(&str, &str)> = server
+        .urls
+        .iter()
+        .map(|u| (u.source.as_str(), u.environment.as_str()))
+        .collect();
+    assert_eq!(printed, [("task-app", "development")]);
+    let base = format!("http://{}", server.addr);
+    let listed = reqwest::get(format!("{base}/admin/sources"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!listed.contains(&other), "{listed}");
+    let gone = post(
+        &other.replace("127.0.0.1:", "127.0.0.1:").replace(
+            &other.split('/').nth(2).unwrap().to_string(),
+            &server.addr.to_string(),
+        ),
+        "{}",
+        &[],
+    )
+    .await;
+    assert_eq!(gone.status, StatusCode::NOT_FOUND);
+    server.shutdown().await.unwrap();
+}

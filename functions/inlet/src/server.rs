@@ -96,6 +96,20 @@ pub fn webhook_urls(base: &str, tokens: &[TokenEntry]) -> Vec<WebhookUrl> {
         .collect()
 }
 
+/// The webhook URLs of the source environments `catalog` configures: the database keeps
+/// the tokens of sources and environments removed from the config (they answer 404), and
+/// those are neither printed nor listed.
+fn configured_urls(base: &str, tokens: &[TokenEntry], catalog: &Catalog) -> Vec<WebhookUrl> {
+    webhook_urls(base, tokens)
+        .into_iter()
+        .filter(|u| {
+            catalog
+                .source(&u.source)
+                .is_some_and(|s| s.environments.contains_key(&u.environment))
+        })
+        .collect()
+}
+
 /// The config in force: swapped whole on reload.
 pub struct LiveConfig {
     pub catalog: Arc<Catalog>,
@@ -160,7 +174,7 @@ impl inlet_admin::operations::Operations for DevOperations {
         let tokens = self.store.ensure_tokens(&catalog, now).await?;
         let live = LiveConfig {
             routes: RouteTable::new(&catalog, &tokens),
-            urls: webhook_urls(&self.base, &tokens),
+            urls: configured_urls(&self.base, &tokens, &catalog),
             catalog,
         };
         *self.live.write().expect("config lock poisoned") = Arc::new(live);
@@ -287,7 +301,7 @@ pub async fn start(
         .with_context(|| format!("cannot listen on {}; pass another --addr", options.addr))?;
     let addr = listener.local_addr()?;
     let base = format!("http://{addr}");
-    let urls = webhook_urls(&base, &tokens);
+    let urls = configured_urls(&base, &tokens, &catalog);
     let live = LiveConfig {
         routes: RouteTable::new(&catalog, &tokens),
         catalog: Arc::new(catalog),
@@ -574,7 +588,7 @@ fn spawn_config_watcher(
             };
             match store.ensure_tokens(&catalog, SystemClock.now_ms()).await {
                 Ok(tokens) => {
-                    let urls = webhook_urls(&base, &tokens);
+                    let urls = configured_urls(&base, &tokens, &catalog);
                     for u in &urls {
                         if known_urls.insert(u.url.clone()) {
                             tracing::info!(source = %u.source, environment = %u.environment, url = %u.url, "new webhook URL");
