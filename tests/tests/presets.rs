@@ -304,3 +304,33 @@ fn inlet_check_warns_about_vars_nothing_provides() {
     );
     assert_eq!(run(&repo_root().join("infra/vars/examples.json")), "");
 }
+
+/// `inlet check` says when a param's text was written as a path (`key: order-shipped`
+/// reads a body field that is never there), with the fix; real top-level fields (the
+/// examples' `userId`, `traits`) pass quietly.
+#[test]
+fn inlet_check_warns_about_a_text_written_as_a_path() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("shop.yaml"),
+        "key: shop\nname: Shop\nenvironments:\n  development:\n    mappings:\n      order.shipped:\n        - action: workflows_trigger\n          params:\n            key: order-shipped\n            recipients: body.customer\n",
+    )
+    .unwrap();
+    let output = Command::new(inlet_binary())
+        .arg("check")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let warned = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        warned.contains("shop.yaml:7: `shop/development` `order.shipped` → workflows_trigger: param `key: order-shipped` reads the body's top-level field `order-shipped`; if you meant the text, write `key: { value: order-shipped }`"),
+        "{warned}"
+    );
+    let examples = Command::new(inlet_binary())
+        .arg("check")
+        .arg(repo_root().join("infra/sources/examples"))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&examples.stderr), "");
+}

@@ -461,6 +461,9 @@ fn check(dir: PathBuf, vars_file: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     let engine = ScriptEngine::new(ScriptLimits::default());
     Ok(match load_dir(&dir, &engine) {
         Ok(catalog) => {
+            for text in catalog.texts_written_as_paths() {
+                eprintln!("warning: {text}");
+            }
             if let Some(file) = &vars_file {
                 let vars = crate::vars::load_local_vars(Some(file), std::env::vars())?;
                 for missing in catalog.missing_vars(&vars) {
