@@ -554,6 +554,42 @@ async fn secrets_in_the_query_string_are_redacted() {
     server.shutdown().await.unwrap();
 }
 
+/// A secret sent as a query parameter's name, or inside a header's name (in any case),
+/// is not stored or shown either.
+#[tokio::test]
+async fn secrets_in_parameter_and_header_names_are_redacted() {
+    let ws = Workspace::new();
+    let server = ws.start().await;
+    let url = server.url("task-app", "development").unwrap().to_string();
+    let shouted = SECRET.to_ascii_uppercase();
+    let answer = post(
+        &format!("{url}?{SECRET}&{shouted}=1&page=2"),
+        &sample("task-assigned.json"),
+        &[
+            ("x-webhook-secret", SECRET),
+            (&format!("x-{SECRET}-trace"), "1"),
+        ],
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::ACCEPTED, "{:?}", answer.body);
+    let id = answer.body["event_id"].as_str().unwrap().to_string();
+    let stored = ws.query_one("SELECT query, headers FROM events WHERE id = ?1", &[&id]);
+    assert_eq!(stored["query"], "[redacted]&[redacted]&page=2");
+    let detail = reqwest::get(format!("http://{}/admin/events/{id}", server.addr))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for shown in [stored.to_string(), detail] {
+        assert!(
+            !shown.to_ascii_lowercase().contains(SECRET),
+            "the secret is shown: {shown}"
+        );
+    }
+    server.shutdown().await.unwrap();
+}
+
 /// A flood of unsigned requests cannot fill the disk: a rejected request keeps its
 /// headers and the first 4 KiB of its body, with the full size and hash.
 #[tokio::test]

@@ -1040,11 +1040,16 @@ const REDACTED: &str = "[redacted]";
 
 /// The headers as the event log keeps them: the values of `authorization`, `cookie`,
 /// and of names containing token/secret/password/api-key are replaced, and so is any
-/// value that contains a var's value (a secret sent as a header, e.g. `Bearer <secret>`).
+/// value that contains a var's value (a secret sent as a header, e.g. `Bearer <secret>`);
+/// a name that contains a var's value is replaced too (a secret sent as a header's
+/// name), with its value.
 pub fn redact_headers(headers: Vec<(String, String)>, vars: &Vars) -> Vec<(String, String)> {
     headers
         .into_iter()
         .map(|(name, value)| {
+            if vars.appears_in(&name) {
+                return (REDACTED.to_string(), REDACTED.to_string());
+            }
             let sensitive_name = matches!(
                 name.as_str(),
                 "authorization" | "cookie" | "set-cookie" | "proxy-authorization"
@@ -1060,8 +1065,9 @@ pub fn redact_headers(headers: Vec<(String, String)>, vars: &Vars) -> Vec<(Strin
 
 /// The query string as the event log keeps it, redacted like the headers: the value of
 /// a parameter whose name marks it sensitive (the header fragments, and `key`, `sig`,
-/// `signature`, `auth`, `code`), or that contains a var's value, is replaced. The rest
-/// keeps its original encoding.
+/// `signature`, `auth`, `code`), or that contains a var's value, is replaced, and a
+/// parameter whose name contains a var's value is replaced whole. The rest keeps its
+/// original encoding.
 pub fn redact_query(query: &str, vars: &Vars) -> String {
     if query.is_empty() {
         return String::new();
@@ -1076,7 +1082,12 @@ pub fn redact_query(query: &str, vars: &Vars) -> String {
                     .map(|(_, v)| v.into_owned())
                     .unwrap_or_default()
             };
-            let lower = decode(name).to_ascii_lowercase();
+            let decoded_name = decode(name);
+            if vars.appears_in(&decoded_name) {
+                // A secret sent as a parameter's name (`?<secret>`).
+                return REDACTED.to_string();
+            }
+            let lower = decoded_name.to_ascii_lowercase();
             let sensitive = SENSITIVE_NAMES.is_match(&lower)
                 || matches!(
                     lower.as_str(),

@@ -51,12 +51,16 @@ impl Vars {
         secrets.retain(|s| !s.is_empty());
         secrets.sort();
         secrets.dedup();
-        let secret_finder = AhoCorasick::new(
-            secrets
-                .iter()
-                .filter(|s| s.chars().count() >= Self::MIN_REDACTED_CHARS),
-        )
-        .ok();
+        // Case-insensitive (ASCII): HTTP header names arrive lower-cased, so a secret
+        // sent as (part of) a header's name no longer matches its own case.
+        let secret_finder = AhoCorasick::builder()
+            .ascii_case_insensitive(true)
+            .build(
+                secrets
+                    .iter()
+                    .filter(|s| s.chars().count() >= Self::MIN_REDACTED_CHARS),
+            )
+            .ok();
         Vars {
             for_scripts,
             secrets,
