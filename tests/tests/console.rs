@@ -271,7 +271,30 @@ async fn the_console_rehearses_replays_shows_the_directory_and_refuses_other_sit
     )
     .await;
     assert_eq!(admin_refused.status, StatusCode::FORBIDDEN);
+    // Without an Origin, the page another site's browser names in Referer; and an
+    // opaque page's `Origin: null`.
+    for headers in [
+        vec![("referer", "https://evil.example/page")],
+        vec![("origin", "null")],
+    ] {
+        let refused = post(&format!("{base}/admin/events/{id}/replay"), "", &headers).await;
+        assert_eq!(refused.status, StatusCode::FORBIDDEN, "{headers:?}");
+        let (status, _, _) = form_post(&base, &replay_path, &[], &headers).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{headers:?}");
+    }
     assert_eq!(ws.count("SELECT COUNT(*) FROM events"), 1);
+    // The console's pages cannot be framed, and run only their own script.
+    let framed = reqwest::get(format!("{base}/console/events/{id}"))
+        .await
+        .unwrap();
+    assert_eq!(framed.headers()["x-frame-options"], "DENY");
+    let csp = framed.headers()["content-security-policy"]
+        .to_str()
+        .unwrap();
+    assert!(
+        csp.contains("frame-ancestors 'none'") && csp.contains("script-src 'self'"),
+        "{csp}"
+    );
     let own_origin = base.clone();
     let (status, location, _) =
         form_post(&base, &replay_path, &[], &[("origin", &own_origin)]).await;

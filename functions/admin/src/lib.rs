@@ -216,12 +216,41 @@ pub fn router(state: Arc<AdminState>) -> Router {
         .route("/admin/directory/workflow-runs", get(workflow_runs))
         .route("/admin/directory/workflow-runs/{id}", get(workflow_run))
         .layer(axum::middleware::from_fn(refuse_cross_site))
+        .layer(axum::middleware::from_fn(guard_pages))
         .with_state(state)
 }
 
+/// What a browser may do with the console's pages: no framing (a framed replay button
+/// could be clicked through), scripts and fetches from the console itself only, forms
+/// posting only to it; the one inline `<style>` is allowed, nothing inline runs.
+pub const CONSOLE_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; \
+     connect-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; \
+     base-uri 'none'";
+
+/// Adds the console's browser protections to every answer under `/console`.
+async fn guard_pages(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let console = request.uri().path().starts_with("/console");
+    let mut response = next.run(request).await;
+    if console {
+        use axum::http::HeaderValue;
+        let headers = response.headers_mut();
+        headers.insert(
+            "content-security-policy",
+            HeaderValue::from_static(CONSOLE_CSP),
+        );
+        headers.insert("x-frame-options", HeaderValue::from_static("DENY"));
+        headers.insert(
+            "x-content-type-options",
+            HeaderValue::from_static("nosniff"),
+        );
+    }
+    response
+}
+
 /// Refuses a request that changes something (any method but GET/HEAD) when a browser
-/// says it comes from another site: its `Origin` names a different host than the
-/// request's `Host`, or `Sec-Fetch-Site` is `cross-site`. Without this, any web page open
+/// says it comes from another site: its `Origin` (or, without one, its `Referer`) names
+/// a different host than the request's `Host`, its `Origin` is `null` (a sandboxed or
+/// opaque page), or `Sec-Fetch-Site` is `cross-site`. Without this, any web page open
 /// in the user's browser could post a replay or a token rotation to the admin API on
 /// 127.0.0.1 (a form post or a `no-cors` fetch needs no permission). Clients that are
 /// not browsers (the CLI, curl) send neither header and are not affected.
@@ -242,14 +271,23 @@ async fn refuse_cross_site(
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_ascii_lowercase)
         };
-        let origin_host = header("origin").map(|origin| {
-            let rest = origin
-                .split_once("://")
-                .map_or(origin.as_str(), |(_, rest)| rest);
-            rest.trim_end_matches('/').to_string()
-        });
+        // `scheme://host[:port]/...` → `host[:port]`.
+        let host_of = |url: String| {
+            let rest = url.split_once("://").map_or(url.as_str(), |(_, rest)| rest);
+            rest.split(['/', '?', '#'])
+                .next()
+                .unwrap_or_default()
+                .to_string()
+        };
+        // A browser that sends no `Origin` (older ones, some form posts) still names the
+        // page in `Referer`.
+        let page_host = header("origin")
+            .filter(|o| o != "null")
+            .or_else(|| header("referer"))
+            .map(host_of);
         header("sec-fetch-site").as_deref() == Some("cross-site")
-            || origin_host.is_some_and(|origin| Some(origin) != header("host"))
+            || header("origin").as_deref() == Some("null")
+            || page_host.is_some_and(|page| Some(page) != header("host"))
     };
     if cross_site {
         return to_response(Reply::json(
