@@ -12,10 +12,11 @@
 //! error.
 //!
 //! When the store itself fails (disk full, database locked, file read-only), the worker
-//! backs off: 100 ms, doubling up to 5 s, with ±25 % jitter, until a round goes through.
-//! The outage is logged when it starts, then at most every 30 s with the number of
-//! failed rounds, and once when it ends, so a long outage neither spins a core nor
-//! floods the log.
+//! backs off: 100 ms, doubling up to 5 s, with ±25 % jitter, until two rounds in a row
+//! go through (one is not enough: SQLite answers the worker's writes before it commits
+//! them, so a full disk fails every other round). The outage is logged when it starts,
+//! then at most every 30 s with the number of failed rounds, and once when it ends, so a
+//! long outage neither spins a core nor floods the log.
 
 use crate::clock::Clock;
 use crate::executor::{ActionExecutor, PlanRun};
@@ -41,11 +42,16 @@ struct Outage {
     since_logged: u64,
     backoff: Option<Duration>,
     logged_at: Option<Instant>,
+    /// Rounds that went through since the last failure. One is not a recovery: a store
+    /// that answers writes before it commits them (SQLite's early writes) reports their
+    /// failure to the next round, so a full disk alternates between the two.
+    good_rounds: u32,
 }
 
 impl Outage {
     /// Records a failed round; returns how long to wait before the next one.
     fn failed(&mut self, error: &StoreError) -> Duration {
+        self.good_rounds = 0;
         self.failed_rounds += 1;
         self.since_logged += 1;
         let now = Instant::now();
@@ -69,13 +75,19 @@ impl Outage {
         jittered(next)
     }
 
-    fn recovered(&mut self) {
-        if self.failed_rounds > 0 {
-            tracing::info!(
-                failed_rounds = self.failed_rounds,
-                "the store works again; the action worker resumes"
-            );
+    /// Records a round that went through; the outage ends with the second in a row.
+    fn succeeded(&mut self) {
+        if self.failed_rounds == 0 {
+            return;
         }
+        self.good_rounds += 1;
+        if self.good_rounds < 2 {
+            return;
+        }
+        tracing::info!(
+            failed_rounds = self.failed_rounds,
+            "the store works again; the action worker resumes"
+        );
         *self = Outage::default();
     }
 }
@@ -119,11 +131,11 @@ impl OutboxWorker {
                 }
                 let wait = match self.round(&stop).await {
                     Ok(0) => {
-                        outage.recovered();
+                        outage.succeeded();
                         None
                     }
                     Ok(_) => {
-                        outage.recovered();
+                        outage.succeeded();
                         continue;
                     }
                     Err(error) => Some(outage.failed(&error)),
@@ -389,5 +401,60 @@ mod tests {
         let rounds = store.reads.load(Ordering::SeqCst);
         // 0.1 + 0.2 + 0.4 + 0.8 + 1.6 + 3.2 + 5 s x 10 ≈ 56 s, with jitter.
         assert!((10..=20).contains(&rounds), "{rounds} rounds in a minute");
+    }
+
+    /// A full disk under SQLite's early writes: reads work, a round's writes are
+    /// answered, and their failure comes with the next round. Every other round goes
+    /// through; the worker still backs off (not 100 ms after each), and the outage is
+    /// one outage.
+    struct EveryOtherRound {
+        rounds: AtomicUsize,
+    }
+
+    #[async_trait]
+    impl Outbox for EveryOtherRound {
+        async fn due(&self, _: i64, _: usize) -> Result<Vec<OutboxItem>, StoreError> {
+            if self.rounds.fetch_add(1, Ordering::SeqCst) % 2 == 1 {
+                return Err(full());
+            }
+            Ok(vec![OutboxItem {
+                event_id: "gone".into(),
+                attempts: 0,
+            }])
+        }
+        async fn retry_at(&self, _: &str, _: u32, _: i64, _: &str) -> Result<(), StoreError> {
+            Ok(())
+        }
+        async fn finish(&self, _: &str, _: Option<&str>) -> Result<(), StoreError> {
+            Ok(()) // answered; its commit fails, reported by the next round
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_store_that_fails_every_other_round_is_still_backed_off() {
+        let (stop, stopped) = watch::channel(false);
+        let store = Arc::new(EveryOtherRound {
+            rounds: AtomicUsize::new(0),
+        });
+        let worker = OutboxWorker {
+            // The event log is not reached: `gone` has no event, so its row is closed.
+            events: Arc::new(crate::memory::MemoryStore::new()),
+            outbox: store.clone(),
+            executor: ActionExecutor {
+                directory: Arc::new(NoDirectory),
+                targets: Arc::new(NoTargets),
+                clock: Arc::new(SystemClock),
+            },
+            clock: Arc::new(SystemClock),
+            max_attempts: 3,
+            backoff: Duration::from_secs(1),
+        };
+        let handle = worker.spawn(Arc::new(Notify::new()), stopped, Duration::from_millis(500));
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        stop.send(true).unwrap();
+        handle.await.unwrap();
+        let rounds = store.rounds.load(Ordering::SeqCst);
+        // Twice the rounds of a store that always fails; at 100 ms each it was ~1,000.
+        assert!((20..=42).contains(&rounds), "{rounds} rounds in a minute");
     }
 }
