@@ -818,6 +818,11 @@ async fn every_error_answer_is_json() {
             "{:?}",
             answer.body
         );
+        if status == 431 {
+            // The limit is on all the headers together, and the message says so.
+            let message = answer.body["error"]["message"].as_str().unwrap();
+            assert!(message.contains("bytes in all"), "{message}");
+        }
     }
     server.shutdown().await.unwrap();
 }

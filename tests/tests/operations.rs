@@ -320,10 +320,11 @@ async fn a_rotated_token_works_until_its_overlap_ends_then_answers_404() {
         lines[1].contains(&format!("{old}  (retiring: works until ")),
         "{urls}"
     );
-    // `--quiet` is the one URL a script can use.
+    // `--quiet` is the one URL a script can use (`--server`, as the other commands
+    // name the running server).
     let (code, quiet, _) = run_inlet(&[
         "urls",
-        "--base-url",
+        "--server",
         &base,
         "--source",
         "task-app",

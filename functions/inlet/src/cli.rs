@@ -295,10 +295,14 @@ pub struct DevArgs {
 pub struct UrlsArgs {
     #[command(flatten)]
     pub store: StoreArgs,
-    /// Base URL the dev server is reached at. A server running there is asked first
-    /// (its live config and address); without one, the URLs come from `--sources` and
-    /// `--db`.
-    #[arg(long, default_value = "http://127.0.0.1:8787")]
+    /// Base URL the dev server is reached at (`--server`, as the other commands name it,
+    /// works too). A server running there is asked first (its live config and address);
+    /// without one, the URLs come from `--sources` and `--db`.
+    #[arg(
+        long,
+        visible_alias = "server",
+        default_value = "http://127.0.0.1:8787"
+    )]
     pub base_url: String,
     /// Only this source.
     #[arg(long)]

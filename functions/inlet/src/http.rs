@@ -205,7 +205,7 @@ pub async fn limit_request_head(
             StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             "headers_too_large",
             &format!(
-                "the request has {} headers of {header_bytes} bytes; at most {} headers of {} bytes are accepted",
+                "the request has {} headers, {header_bytes} bytes in all; at most {} headers and {} bytes in all are accepted",
                 headers.len(),
                 limits.max_headers,
                 limits.max_header_bytes
