@@ -554,6 +554,48 @@ async fn secrets_in_the_query_string_are_redacted() {
     server.shutdown().await.unwrap();
 }
 
+/// JSON sent with a form's Content-Type (curl's `--data` without a content type) is
+/// read as a form, as declared; the answer and the stored event say why its event type
+/// is missing and what to send. An empty form is a 400, as an empty JSON body is.
+#[tokio::test]
+async fn json_sent_as_a_form_is_explained_and_an_empty_form_is_refused() {
+    let ws = Workspace::new();
+    let server = ws.start().await;
+    let url = server.url("task-app", "development").unwrap().to_string();
+    let form = "application/x-www-form-urlencoded";
+    let answer = post(
+        &url,
+        &sample("task-assigned.json"),
+        &[("x-webhook-secret", SECRET), ("content-type", form)],
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::ACCEPTED, "{:?}", answer.body);
+    assert_eq!(answer.body["status"], "invalid_event_type");
+    let message = answer.body["message"].as_str().unwrap();
+    assert!(
+        message.contains("the body is JSON but was read as a form")
+            && message.contains("Content-Type: application/json"),
+        "{message}"
+    );
+    let id = answer.body["event_id"].as_str().unwrap().to_string();
+    let stored = ws.query_one("SELECT warnings FROM events WHERE id = ?1", &[&id]);
+    assert!(
+        stored["warnings"]
+            .to_string()
+            .contains("was read as a form"),
+        "{stored}"
+    );
+    let empty = post(
+        &url,
+        "",
+        &[("x-webhook-secret", SECRET), ("content-type", form)],
+    )
+    .await;
+    assert_eq!(empty.status, StatusCode::BAD_REQUEST, "{:?}", empty.body);
+    assert_eq!(empty.body["error"]["code"], "invalid_json");
+    server.shutdown().await.unwrap();
+}
+
 /// A secret sent as a query parameter's name, or inside a header's name (in any case),
 /// is not stored or shown either.
 #[tokio::test]

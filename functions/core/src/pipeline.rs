@@ -179,7 +179,13 @@ struct Parsed {
     body: Arc<Value>,
     headers: Arc<Value>,
     query: Arc<Value>,
+    /// The body was read as a form (its Content-Type says so) but is a JSON document:
+    /// almost always curl's `--data` without `-H 'content-type: application/json'`.
+    json_sent_as_form: bool,
 }
+
+/// What the event and the answer say when [`Parsed::json_sent_as_form`].
+const JSON_SENT_AS_FORM: &str = "the body is JSON but was read as a form, because its Content-Type is application/x-www-form-urlencoded (curl's default for --data); send it with Content-Type: application/json";
 
 /// What verification and preprocessing decided.
 enum Verified {
@@ -382,11 +388,17 @@ impl Pipeline {
         let env = &route.env;
 
         // Step 3: event type.
+        if parsed.json_sent_as_form {
+            event.warnings.push(JSON_SENT_AS_FORM.to_string());
+        }
         let Some(event_type) = env.event_type_path.resolve(&roots).and_then(scalar_string) else {
-            let message = format!(
+            let mut message = format!(
                 "no event type: `{}` has no string value in this event",
                 env.event_type_path
             );
+            if parsed.json_sent_as_form {
+                message = format!("{message}; {JSON_SENT_AS_FORM}");
+            }
             event.status = EventStatus::InvalidEventType;
             event.warnings.push(message.clone());
             return Ok(Evaluated {
@@ -991,18 +1003,21 @@ fn parse_request(
         .and_then(Value::as_str)
         .and_then(|content_type| content_type.get(..FORM.len()))
         .is_some_and(|prefix| prefix.eq_ignore_ascii_case(FORM));
-    let body = if is_form {
+    let json_sent_as_form = is_form
+        && raw_body.trim_start().starts_with(['{', '['])
+        && serde_json::from_str::<serde::de::IgnoredAny>(&raw_body).is_ok();
+    let body = if raw_body.trim().is_empty() {
+        return Err(IngestError::InvalidBody {
+            code: "invalid_json",
+            message: "the body is empty; send a JSON document with Content-Type: application/json (or a form)"
+                .into(),
+        });
+    } else if is_form {
         Value::Object(
             form_urlencoded::parse(raw_body.as_bytes())
                 .map(|(k, v)| (k.into_owned(), Value::String(v.into_owned())))
                 .collect(),
         )
-    } else if raw_body.trim().is_empty() {
-        return Err(IngestError::InvalidBody {
-            code: "invalid_json",
-            message: "the body is empty; send a JSON document with Content-Type: application/json"
-                .into(),
-        });
     } else {
         serde_json::from_str(&raw_body).map_err(|e| IngestError::InvalidBody {
             code: "invalid_json",
@@ -1023,6 +1038,7 @@ fn parse_request(
             body: Arc::new(body),
             headers: Arc::new(Value::Object(header_map)),
             query: Arc::new(query),
+            json_sent_as_form,
         },
     })
 }
