@@ -696,6 +696,11 @@ impl Pipeline {
                     event.error = Some(detail.clone());
                     return Verified::Refused(IngestError::Unavailable { detail });
                 }
+                if error.kind == ScriptErrorKind::Overloaded {
+                    // Not the script's fault nor the sender's: nothing is stored and the
+                    // sender retries.
+                    return Verified::NotRun(IngestError::Busy { detail: message });
+                }
                 tracing::warn!(source = %event.source, error = %message, "script failed");
                 event.error = Some(message);
                 false

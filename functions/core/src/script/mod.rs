@@ -29,6 +29,12 @@ pub use memory::{CountingAllocator, installed as memory_budget_enforced};
 pub use pool::{OwnedScriptInput, PoolFull, ScriptPool};
 pub(crate) use verifiers::{parse_algorithm, parse_encoding, parse_unit};
 
+/// Whether a run stopped at its wall time `budget` after `cpu_used` of CPU was starved
+/// by a busy machine (less than half the budget on the CPU) rather than slow itself.
+fn overloaded(cpu_used: Option<Duration>, budget: Duration) -> bool {
+    cpu_used.is_some_and(|cpu| cpu * 2 < budget)
+}
+
 /// The token a run is terminated with when its wall time is spent.
 const WALL_TIME_SPENT: &str = "wall time budget exhausted";
 /// The token a run is terminated with when it holds more memory than its budget.
@@ -159,6 +165,11 @@ pub enum ScriptErrorKind {
     /// The script read this var, which is not set: a configuration problem, not a bad
     /// request.
     MissingVar(String),
+    /// The wall-time budget ran out while the script had used less than half of it on
+    /// the CPU: the machine was busy (other requests, other processes), not the script
+    /// slow. Answered 503 with `Retry-After`, not refused: the same request passes when
+    /// the load passes.
+    Overloaded,
 }
 
 impl std::fmt::Display for ScriptErrorKind {
@@ -168,6 +179,7 @@ impl std::fmt::Display for ScriptErrorKind {
             ScriptErrorKind::Runtime => "script error",
             ScriptErrorKind::BadReturn => "script returned an invalid value",
             ScriptErrorKind::MissingVar(_) => "script configuration error",
+            ScriptErrorKind::Overloaded => "script not run to its end: the server is busy",
         })
     }
 }
@@ -320,6 +332,7 @@ impl ScriptEngine {
         let result = self
             .engine
             .call_fn::<Dynamic>(&mut Scope::new(), &script.ast, "main", (ctx,));
+        let cpu_used = run_state::cpu_used();
         memory::stop();
         let console = run_state::end();
         let verify_failure = run_state::take_verify_failure();
@@ -335,7 +348,7 @@ impl ScriptEngine {
                 output.verify_failure = verify_failure;
                 output
             }),
-            Err(err) => Err(self.describe_failure(&err, console)),
+            Err(err) => Err(self.describe_failure(&err, console, cpu_used)),
         };
         // An error message may quote a value the script built from a var
         // (`throw ctx.vars.SECRET`, a type error showing it); it is logged and stored.
@@ -345,7 +358,12 @@ impl ScriptEngine {
         }))
     }
 
-    fn describe_failure(&self, err: &EvalAltResult, console: Vec<String>) -> ScriptRunError {
+    fn describe_failure(
+        &self,
+        err: &EvalAltResult,
+        console: Vec<String>,
+        cpu_used: Option<Duration>,
+    ) -> ScriptRunError {
         let limits = &self.limits;
         // Where it happened; calls refused before they run have no position.
         let at = |pos: &rhai::Position| {
@@ -395,6 +413,15 @@ impl ScriptEngine {
                     ),
                 )
             }
+            EvalAltResult::ErrorTerminated(_, pos) if overloaded(cpu_used, limits.wall_time) => (
+                ScriptErrorKind::Overloaded,
+                format!(
+                    "wall time over {} ms{} with {} ms of it on the CPU: the machine was busy",
+                    limits.wall_time.as_millis(),
+                    at(pos),
+                    cpu_used.unwrap_or_default().as_millis()
+                ),
+            ),
             EvalAltResult::ErrorTerminated(_, pos) => (
                 ScriptErrorKind::Limit,
                 format!(
@@ -891,6 +918,62 @@ mod tests {
         let err = run_with(&e, code, json!({})).unwrap_err();
         assert_eq!(err.kind, ScriptErrorKind::Limit, "{err}");
         assert!(err.message.contains("memory over 8 MiB"), "{err}");
+    }
+
+    /// A script stopped at its wall time while the machine was too busy to give it the
+    /// CPU (here: its thread in the idle scheduling class, every core taken by a spinning
+    /// thread) is not refused for it: the kind says "overloaded" (503, retry), while the
+    /// same script given the CPU and still over its budget is the script's own fault.
+    #[test]
+    fn a_busy_machine_is_not_the_script_s_fault() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let engine = Arc::new(ScriptEngine::new(ScriptLimits {
+            wall_time: Duration::from_millis(50),
+            max_operations: 0,
+            ..ScriptLimits::default()
+        }));
+        let spin = "fn main(ctx) { let x = 0; loop { x += 1; } }";
+        let stop = Arc::new(AtomicBool::new(false));
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let hogs: Vec<_> = (0..cores * 2)
+            .map(|_| {
+                let stop = stop.clone();
+                std::thread::spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        std::hint::spin_loop();
+                    }
+                })
+            })
+            .collect();
+        let starved = std::thread::spawn({
+            let engine = engine.clone();
+            move || {
+                let idle = libc::sched_param { sched_priority: 0 };
+                // SAFETY: sets this thread's own scheduling class; `idle` is valid.
+                let set = unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &idle) };
+                assert_eq!(set, 0, "SCHED_IDLE");
+                run_with(&engine, spin, json!({})).unwrap_err()
+            }
+        })
+        .join()
+        .unwrap();
+        stop.store(true, Ordering::Relaxed);
+        hogs.into_iter().for_each(|h| h.join().unwrap());
+        assert_eq!(starved.kind, ScriptErrorKind::Overloaded, "{starved}");
+        assert!(
+            starved.message.contains("the machine was busy"),
+            "{starved}"
+        );
+        // The rule itself: less than half the budget on the CPU is the machine's doing.
+        assert!(overloaded(
+            Some(Duration::from_millis(24)),
+            Duration::from_millis(50)
+        ));
+        assert!(!overloaded(
+            Some(Duration::from_millis(26)),
+            Duration::from_millis(50)
+        ));
+        assert!(!overloaded(None, Duration::from_millis(50)));
     }
 
     #[test]

@@ -6,7 +6,7 @@
 use crate::vars::Vars;
 use std::cell::{Cell, RefCell};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Console lines kept per run, and the length of each, so a chatty script cannot bloat
 /// the event log.
@@ -15,6 +15,7 @@ const MAX_CONSOLE_LINE_CHARS: usize = 1000;
 
 thread_local! {
     static DEADLINE: Cell<Option<Instant>> = const { Cell::new(None) };
+    static CPU_AT_START: Cell<Option<Duration>> = const { Cell::new(None) };
     static CONSOLE: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
     static NOW_MS: Cell<i64> = const { Cell::new(0) };
     static VARS: RefCell<Option<Arc<Vars>>> = const { RefCell::new(None) };
@@ -29,9 +30,36 @@ pub(super) fn begin(now_ms: i64, vars: Arc<Vars>) {
     VARS.with(|v| *v.borrow_mut() = Some(vars));
 }
 
-/// Arms the wall-time budget (after `ctx` is built, which is the engine's work).
+/// Arms the wall-time budget (after `ctx` is built, which is the engine's work), and
+/// notes the thread's CPU time, so that an overrun can tell a slow script from a busy
+/// machine ([`cpu_used`]).
 pub(super) fn start_clock(deadline: Instant) {
     DEADLINE.with(|d| d.set(Some(deadline)));
+    CPU_AT_START.with(|c| c.set(thread_cpu_time()));
+}
+
+/// The CPU time this thread spent since [`start_clock`] (a run never leaves its thread).
+pub(super) fn cpu_used() -> Option<Duration> {
+    let start = CPU_AT_START.with(Cell::get)?;
+    Some(thread_cpu_time()?.saturating_sub(start))
+}
+
+/// The CPU time this thread has used.
+fn thread_cpu_time() -> Option<Duration> {
+    #[cfg(unix)]
+    {
+        let mut now = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: `now` is a valid timespec for the call to fill.
+        let status = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut now) };
+        (status == 0).then(|| Duration::new(now.tv_sec as u64, now.tv_nsec as u32))
+    }
+    #[cfg(not(unix))]
+    {
+        None
+    }
 }
 
 /// Ends the run and hands back its console.
