@@ -498,6 +498,63 @@ async fn config_reloads_and_a_broken_edit_keeps_the_last_good_config() {
     server.shutdown().await.unwrap();
 }
 
+/// The vars file is read again when it changes: a new secret takes over without a
+/// restart; a broken edit keeps the last good vars.
+#[tokio::test]
+async fn the_vars_file_reloads_when_it_changes() {
+    let ws = Workspace::new();
+    let server = ws.start().await;
+    let url = server.url("task-app", "development").unwrap().to_string();
+    let vars_file = ws.dir.path().join("vars.json");
+    let mut n = 0;
+    let mut body = || {
+        n += 1;
+        sample("task-assigned.json").replace("0001", &format!("v{n}"))
+    };
+    assert_eq!(
+        post(&url, &body(), &[("x-webhook-secret", SECRET)])
+            .await
+            .status,
+        StatusCode::ACCEPTED
+    );
+    std::fs::write(
+        &vars_file,
+        json!({"TASK_APP_SECRET": "rotated-secret"}).to_string(),
+    )
+    .unwrap();
+    let mut status = StatusCode::UNAUTHORIZED;
+    for _ in 0..50 {
+        status = post(&url, &body(), &[("x-webhook-secret", "rotated-secret")])
+            .await
+            .status;
+        if status == StatusCode::ACCEPTED {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        status,
+        StatusCode::ACCEPTED,
+        "the new vars were not picked up"
+    );
+    assert_eq!(
+        post(&url, &body(), &[("x-webhook-secret", SECRET)])
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+    // A broken edit: the rotated secret keeps working.
+    std::fs::write(&vars_file, "{ not json").unwrap();
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(
+        post(&url, &body(), &[("x-webhook-secret", "rotated-secret")])
+            .await
+            .status,
+        StatusCode::ACCEPTED
+    );
+    server.shutdown().await.unwrap();
+}
+
 #[tokio::test]
 async fn form_bodies_and_query_strings_reach_paths() {
     let ws = Workspace::new();

@@ -78,7 +78,7 @@ async fn vars_local_file_and_environment() {
         [("INLET_VAR_PLAIN".to_string(), "plain secret".to_string())],
     )
     .unwrap();
-    let provider = LocalVars(Arc::new(vars));
+    let provider = LocalVars::new(vars);
     vars_contract(&provider, ENV).await;
     assert!(provider.how_to_set(ENV, "X").contains("INLET_VAR_X"));
 }

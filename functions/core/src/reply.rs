@@ -152,7 +152,7 @@ impl IngestError {
                 "the event could not be stored, and sending it again will not change that; the operator finds the reason in the log under event id {event_id}"
             ),
             IngestError::Unavailable { .. } => {
-                "the event could not be stored right now; retry later".into()
+                "the event was not accepted right now; retry later".into()
             }
             IngestError::Busy { .. } => {
                 "the server is busy with other requests and did not process this one; retry later".into()

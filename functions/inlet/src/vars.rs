@@ -64,18 +64,36 @@ pub fn load_local_vars(
     Ok(Vars::new(pairs))
 }
 
-/// The same vars for every environment.
+/// The same vars for every environment; `inlet dev` replaces them when the vars file
+/// changes ([`LocalVars::replace`]).
 #[derive(Debug, Clone)]
-pub struct LocalVars(pub Arc<Vars>);
+pub struct LocalVars(Arc<std::sync::RwLock<Arc<Vars>>>);
+
+impl LocalVars {
+    pub fn new(vars: Vars) -> Self {
+        LocalVars(Arc::new(std::sync::RwLock::new(Arc::new(vars))))
+    }
+
+    /// The vars requests see from now on.
+    pub fn replace(&self, vars: Vars) {
+        *self.0.write().expect("vars lock poisoned") = Arc::new(vars);
+    }
+
+    pub fn current(&self) -> Arc<Vars> {
+        self.0.read().expect("vars lock poisoned").clone()
+    }
+}
 
 #[async_trait]
 impl VarsProvider for LocalVars {
     async fn vars(&self, _environment: &str) -> Result<Arc<Vars>, VarsError> {
-        Ok(self.0.clone())
+        Ok(self.current())
     }
 
     fn how_to_set(&self, _environment: &str, name: &str) -> String {
-        format!("add `{name}` to the --vars file or set INLET_VAR_{name}, then restart `inlet dev`")
+        format!(
+            "add `{name}` to the --vars file (`inlet dev` reads it again when it changes) or set INLET_VAR_{name} and restart `inlet dev`"
+        )
     }
 }
 
