@@ -217,8 +217,28 @@ async fn replay_stores_a_new_event_that_runs_its_actions_and_leaves_the_original
     let stored = ws.query_one("SELECT * FROM events WHERE id = ?1", &[&copy]);
     assert_eq!(stored["replay_of"], original.as_str());
     assert_eq!(stored["verification"], "enforced:verified");
-    assert_eq!(stored["received_at_ms"], before["received_at_ms"]);
+    // Received now (listed where it happened), occurred when the original did.
+    assert!(
+        stored["received_at_ms"].as_i64() > before["received_at_ms"].as_i64(),
+        "{stored}"
+    );
+    assert_eq!(stored["occurred_at_ms"], before["occurred_at_ms"]);
     assert_eq!(stored["raw_body"], before["raw_body"]);
+    let (_, listed, _) = run_inlet(&["logs", "--server", &base, "--since", "1m", "--json"]).await;
+    let order: Vec<String> = listed
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(
+        order,
+        [original.clone(), copy.clone()],
+        "oldest first, the replay last"
+    );
     wait_for_count(&ws, "SELECT COUNT(*) FROM workflow_runs", 2).await;
     assert_eq!(
         ws.query_one("SELECT * FROM events WHERE id = ?1", &[&original]),
@@ -240,6 +260,36 @@ async fn replay_stores_a_new_event_that_runs_its_actions_and_leaves_the_original
             "SELECT COUNT(*) FROM events WHERE replay_of = '{original}'"
         )),
         2
+    );
+
+    // A duplicate is not replayed (the event it repeats is): its actions would run a
+    // third time.
+    let repeat = post(&url, &body, &[("x-webhook-secret", SECRET)]).await;
+    assert_eq!(repeat.status, StatusCode::OK);
+    let duplicate_id: String = ws
+        .db_conn()
+        .query_row(
+            "SELECT id FROM events WHERE status = 'duplicate'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let refused = admin_post(
+        &base,
+        &format!("/admin/events/{duplicate_id}/replay"),
+        json!(null),
+    )
+    .await;
+    assert_eq!(refused.status, StatusCode::CONFLICT, "{:?}", refused.body);
+    assert!(
+        refused.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains(&format!(
+                "it is a duplicate of event {original}; replay that event instead"
+            )),
+        "{:?}",
+        refused.body
     );
 
     // A rejected event is not replayed; an unknown one is named.

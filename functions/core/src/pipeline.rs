@@ -350,6 +350,10 @@ impl Pipeline {
                 })?;
         event.headers = redact_headers(std::mem::take(&mut event.headers), &vars);
         event.query = redact_query(&event.query, &vars);
+        // A replay runs its script as the original ran (the receive time it read then,
+        // for timestamp checks); the replay itself is received now, so that listings by
+        // time show it where it happened.
+        let replayed_at_ms = event.received_at_ms;
         if let Some(original) = replay_of {
             event.received_at_ms = original.received_at_ms;
             event.occurred_at_ms = original.received_at_ms;
@@ -379,6 +383,8 @@ impl Pipeline {
         };
         if let Some(original) = replay_of {
             event.verification = original.verification;
+            event.received_at_ms = replayed_at_ms;
+            event.occurred_at_ms = original.occurred_at_ms;
         }
         let roots = PathRoots {
             body: &parsed.body,
@@ -481,10 +487,12 @@ impl Pipeline {
     }
 
     /// Runs a stored event again through `route`'s current config, as a new event that
-    /// points to it (`replay_of`): its verification result and receive time are kept,
-    /// the source's idempotency window is bypassed on purpose (a replay is always
+    /// points to it (`replay_of`): its verification result and occurred time are kept
+    /// (the script sees the original's receive time), the replay is received now, the
+    /// source's idempotency window is bypassed on purpose (a replay is always
     /// processed), and the original is unchanged. A rejected event is not replayed (its
-    /// verification result would reject it again, and its body was kept only in part).
+    /// verification result would reject it again, and its body was kept only in part),
+    /// nor a duplicate (the event it repeats is the one to replay).
     ///
     /// `request_key` makes the replay itself idempotent: the same key (for a replay of
     /// the same event) within [`REPLAY_KEY_WINDOW_MS`] answers the replay it made
@@ -502,6 +510,19 @@ impl Pipeline {
             return Err(IngestError::NotReplayable {
                 event_id: original.id.clone(),
                 reason: "it was rejected (not verified); a replay keeps its verification result, so it would be rejected again".into(),
+            });
+        }
+        if let Some(accepted) = original
+            .duplicate_of
+            .as_deref()
+            .filter(|_| original.status == EventStatus::Duplicate)
+        {
+            // The sender's repeat of an event: replaying it would run that event's
+            // actions once more, as a third copy. The event it repeats is the one to
+            // replay.
+            return Err(IngestError::NotReplayable {
+                event_id: original.id.clone(),
+                reason: format!("it is a duplicate of event {accepted}; replay that event instead"),
             });
         }
         let request = InboundRequest {
