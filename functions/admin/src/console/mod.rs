@@ -355,7 +355,9 @@ pub(crate) async fn event(
     let e = &body["event"];
     let actions = body["actions"].as_array().cloned().unwrap_or_default();
     // Where the platform runs its pipeline, and the event was not refused at the door.
-    let replayable = state.operations.is_some() && e["status"] != "rejected";
+    // (Not a duplicate either: the event it repeats is the one to replay.)
+    let replayable =
+        state.operations.is_some() && e["status"] != "rejected" && e["status"] != "duplicate";
     page(
         &format!("Event {id}"),
         html! {
