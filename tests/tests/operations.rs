@@ -474,3 +474,32 @@ async fn logs_since_a_time_back_from_now() {
     assert!(err.contains("a time back from now (90m, 1h, 2d)"), "{err}");
     server.shutdown().await.unwrap();
 }
+
+/// `inlet send --sign hmac` signs the way the example task-app script checks
+/// (`x-webhook-signature: sha256=<hex>`), with the secret from the vars file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_signs_with_the_generic_hmac_the_example_source_checks() {
+    let ws = Workspace::new();
+    let server = ws.start().await;
+    let base = format!("http://{}", server.addr);
+    let vars = ws.dir.path().join("vars.json");
+    let sample = repo_root().join("events/task-assigned.json");
+    let (code, out, err) = run_inlet(&[
+        "send",
+        sample.to_str().unwrap(),
+        "--source",
+        "task-app",
+        "--sign",
+        "hmac",
+        "--secret-var",
+        "TASK_APP_SECRET",
+        "--vars",
+        vars.to_str().unwrap(),
+        "--server",
+        &base,
+    ])
+    .await;
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.starts_with("202"), "{out}");
+    server.shutdown().await.unwrap();
+}

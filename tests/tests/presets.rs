@@ -268,6 +268,51 @@ fn every_preset_example_accepts_its_sample_sent_with_inlet_send() {
         1
     );
 
+    // Shopify without its topic header: logged with no event type, nothing runs, and
+    // the command says so and fails (a test that sends it must not pass).
+    let sample = repo_root().join("events/examples/shopify.json");
+    let output = Command::new(inlet_binary())
+        .args([
+            "send",
+            sample.to_str().unwrap(),
+            "--source",
+            "shopify-example",
+        ])
+        .args(["--sign", "shopify", "--server", &server])
+        .args([
+            "--vars",
+            repo_root()
+                .join("infra/vars/examples.json")
+                .to_str()
+                .unwrap(),
+        ])
+        .output()
+        .unwrap();
+    let printed = String::from_utf8_lossy(&output.stdout);
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert!(printed.starts_with("202"), "{printed}");
+    assert!(!output.status.success(), "{printed}{said}");
+    assert!(
+        said.contains("has no event type, so no action runs"),
+        "{said}"
+    );
+    // A scheme `--sign` does not know is named before anything else is asked.
+    let output = Command::new(inlet_binary())
+        .args([
+            "send",
+            sample.to_str().unwrap(),
+            "--source",
+            "shopify-example",
+        ])
+        .args(["--sign", "nope", "--server", &server])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        said.contains("cannot sign with `nope`; --sign takes one of: hmac, stripe"),
+        "{said}"
+    );
+
     child.kill().unwrap();
     child.wait().unwrap();
 }

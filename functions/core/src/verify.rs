@@ -620,7 +620,8 @@ fn mismatch(header: &str) -> VerifyFailure {
 
 /// The scheme names [`sign_headers`] takes: each of [`SCHEME_NAMES`] but `hmac`, plus
 /// `svix` and `clerk` (Standard Webhooks with the `svix-*` header names).
-pub const SIGNING_NAMES: [&str; 11] = [
+pub const SIGNING_NAMES: [&str; 12] = [
+    "hmac",
     "stripe",
     "github",
     "standard-webhooks",
@@ -698,6 +699,12 @@ pub fn sign_headers(
             ]
         }
         "segment" => vec![pair("x-signature", hmac_hex(Algorithm::Sha1, &[body]))],
+        // The generic form a hand-written script checks (the example task-app source):
+        // `x-webhook-signature: sha256=<hex HMAC-SHA256 of the raw body>`.
+        "hmac" => vec![pair(
+            "x-webhook-signature",
+            format!("sha256={}", hmac_hex(Algorithm::Sha256, &[body])),
+        )],
         "bearer" => vec![pair("authorization", format!("Bearer {secret}"))],
         "basic" => vec![pair(
             "authorization",
@@ -806,7 +813,9 @@ mod tests {
 
     #[test]
     fn what_sign_headers_signs_verifies() {
-        for name in SIGNING_NAMES {
+        // (`hmac` is the form a hand-written script checks; the task-app example's
+        // script verifies it in the CLI's tests.)
+        for name in SIGNING_NAMES.into_iter().filter(|n| *n != "hmac") {
             let secret = if matches!(name, "standard-webhooks" | "svix" | "clerk") {
                 "whsec_c2VjcmV0LWtleQ=="
             } else {
@@ -830,7 +839,7 @@ mod tests {
                 "{name}"
             );
         }
-        assert!(sign_headers("hmac", "s", BODY, NOW, "").is_err());
+        assert!(sign_headers("hmac-md5", "s", BODY, NOW, "").is_err());
     }
 
     #[test]

@@ -165,7 +165,8 @@ pub struct SendArgs {
     #[arg(long, default_value = "development")]
     pub env: String,
     /// Sign the request like this provider: stripe, github, standard-webhooks, svix,
-    /// clerk, workos, shopify, slack, segment, bearer, basic.
+    /// clerk, workos, shopify, slack, segment, bearer, basic; or `hmac`, the generic
+    /// `x-webhook-signature: sha256=<hex>` a hand-written script checks (task-app's).
     #[arg(long)]
     pub sign: Option<String>,
     /// The var holding the secret (default: the preset's, e.g. STRIPE_WEBHOOK_SECRET).
@@ -856,10 +857,18 @@ async fn send(args: SendArgs) -> anyhow::Result<ExitCode> {
         headers.push((name.trim().to_ascii_lowercase(), value.trim().to_string()));
     }
     if let Some(scheme) = &args.sign {
+        if !inlet_core::verify::SIGNING_NAMES.contains(&scheme.as_str()) {
+            anyhow::bail!(
+                "cannot sign with `{scheme}`; --sign takes one of: {}",
+                inlet_core::verify::SIGNING_NAMES.join(", ")
+            );
+        }
         let var = match (&args.secret_var, inlet_core::presets::preset(scheme)) {
             (Some(var), _) => var.clone(),
             (None, Some(preset)) if !preset.secret_var.is_empty() => preset.secret_var.to_string(),
-            _ => anyhow::bail!("give --secret-var: the var holding the `{scheme}` secret"),
+            _ => anyhow::bail!(
+                "give --secret-var: the var holding the secret the source checks `{scheme}` signatures with (TASK_APP_SECRET for the example task-app source)"
+            ),
         };
         let vars = crate::vars::load_local_vars(args.vars.as_deref(), std::env::vars())?;
         let secret = match vars.for_scripts().get(&var) {
@@ -898,6 +907,16 @@ async fn send(args: SendArgs) -> anyhow::Result<ExitCode> {
         status.canonical_reason().unwrap_or("")
     );
     println!("{text}");
+    // A 202 that accepted nothing: the event has no type (say, a header the preset reads
+    // the type from was not sent). Logged, but nothing runs: not a success for a test.
+    let answer: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+    if answer["status"] == "invalid_event_type" {
+        eprintln!(
+            "the event was logged but has no event type, so no action runs: {}",
+            answer["message"].as_str().unwrap_or("see `inlet event`")
+        );
+        return Ok(ExitCode::FAILURE);
+    }
     Ok(if status.is_success() {
         ExitCode::SUCCESS
     } else {
