@@ -503,3 +503,41 @@ async fn send_signs_with_the_generic_hmac_the_example_source_checks() {
     assert!(out.starts_with("202"), "{out}");
     server.shutdown().await.unwrap();
 }
+
+/// `inlet logs` shows each event's actions (ran of all, and any failed or waiting), in
+/// the table and as `action_counts` in `--json`; `inlet event`'s first line too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_show_each_event_s_action_counts() {
+    let ws = Workspace::new();
+    let server = ws.start().await;
+    let base = format!("http://{}", server.addr);
+    let url = server.url("task-app", "development").unwrap().to_string();
+    let sent = post(
+        &url,
+        &sample("task-assigned.json"),
+        &[("x-webhook-secret", SECRET)],
+    )
+    .await;
+    let id = sent.body["event_id"].as_str().unwrap().to_string();
+    wait_for_count(
+        &ws,
+        "SELECT COUNT(*) FROM actions WHERE status = 'succeeded'",
+        1,
+    )
+    .await;
+    let (code, table, err) = run_inlet(&["logs", "--server", &base]).await;
+    assert_eq!(code, 0, "{err}");
+    let line = table.lines().find(|l| l.contains(&id)).unwrap();
+    let at = table.lines().next().unwrap().find("ACTIONS").unwrap();
+    assert_eq!(&line[at..at + 4], "1/1 ", "{table}");
+    let (_, json_lines, _) = run_inlet(&["logs", "--server", &base, "--json"]).await;
+    let listed: Value = serde_json::from_str(json_lines.lines().next().unwrap()).unwrap();
+    assert_eq!(
+        listed["action_counts"],
+        json!({"planned": 0, "succeeded": 1, "failed": 0, "skipped": 0})
+    );
+    let (_, shown, _) = run_inlet(&["event", &id, "--server", &base]).await;
+    let first = shown.lines().next().unwrap();
+    assert!(first.contains(" 1/1 "), "{shown}");
+    server.shutdown().await.unwrap();
+}

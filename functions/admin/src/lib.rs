@@ -438,6 +438,17 @@ pub(crate) async fn events(
     State(state): State<Arc<AdminState>>,
     Query(q): Query<EventsQuery>,
 ) -> AdminResult {
+    let page = listed(&state, q).await?;
+    Ok(axum::Json(
+        page_with_counts(state.events.as_ref(), page).await?,
+    ))
+}
+
+/// One page of events (without their plans) for the query's filters.
+pub(crate) async fn listed(
+    state: &AdminState,
+    q: EventsQuery,
+) -> Result<inlet_core::store::EventPage, AdminError> {
     let status = match q.status.as_deref() {
         None => None,
         Some(text) => Some(EventStatus::parse(text).ok_or_else(|| {
@@ -476,17 +487,34 @@ pub(crate) async fn events(
         cursor: q.cursor.map(cursor).transpose()?,
         limit,
     };
-    let page = match &query.source {
+    Ok(match &query.source {
         Some(_) => state.events.list(&query).await?,
         None => {
             let catalog = state.sources.catalog().await?;
             let keys: Vec<String> = catalog.sources.iter().map(|s| s.key.clone()).collect();
             list_across(state.events.as_ref(), &keys, &query).await?
         }
-    };
-    Ok(axum::Json(
-        serde_json::to_value(page).expect("a page serialises"),
-    ))
+    })
+}
+
+/// A page of events as the API lists them: each event (without its plan) with
+/// `action_counts` (planned, succeeded, failed, skipped) from its action log.
+pub async fn page_with_counts(
+    events: &dyn inlet_core::store::EventLog,
+    page: inlet_core::store::EventPage,
+) -> Result<Value, inlet_core::store::StoreError> {
+    let ids: Vec<String> = page.events.iter().map(|e| e.id.clone()).collect();
+    let counts = events.action_counts(&ids).await?;
+    let mut value = serde_json::to_value(page).expect("a page serialises");
+    if let Some(listed) = value["events"].as_array_mut() {
+        for (event, counts) in listed.iter_mut().zip(counts) {
+            if let Some(fields) = event.as_object_mut() {
+                fields.remove("actions");
+                fields.insert("action_counts".into(), json!(counts));
+            }
+        }
+    }
+    Ok(value)
 }
 
 pub(crate) async fn event(

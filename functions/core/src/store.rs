@@ -536,6 +536,41 @@ pub trait EventLog: Send + Sync {
     }
 
     async fn update_action(&self, event_id: &str, update: &ActionUpdate) -> Result<(), StoreError>;
+
+    /// How many of each event's actions are planned, succeeded, failed and skipped, in
+    /// the order asked (what a listing shows beside each event; a listing's events carry
+    /// no plan). Reads each event's action log; a store may count in one go.
+    async fn action_counts(&self, event_ids: &[String]) -> Result<Vec<ActionCounts>, StoreError> {
+        let mut counts = Vec::with_capacity(event_ids.len());
+        for event_id in event_ids {
+            counts.push(ActionCounts::of(&self.action_log(event_id).await?));
+        }
+        Ok(counts)
+    }
+}
+
+/// One event's actions by status.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActionCounts {
+    pub planned: usize,
+    pub succeeded: usize,
+    pub failed: usize,
+    pub skipped: usize,
+}
+
+impl ActionCounts {
+    pub fn of(log: &[ActionLogEntry]) -> Self {
+        let mut counts = ActionCounts::default();
+        for entry in log {
+            match entry.status {
+                ActionStatus::Planned => counts.planned += 1,
+                ActionStatus::Succeeded => counts.succeeded += 1,
+                ActionStatus::Failed => counts.failed += 1,
+                ActionStatus::Skipped => counts.skipped += 1,
+            }
+        }
+        counts
+    }
 }
 
 /// Lists events of several sources (each listed on its own, which every store can do

@@ -12,7 +12,7 @@ use inlet_aws::config_table::{ConfigTable, StoredToken};
 use inlet_core::clock::{Clock, SystemClock};
 use inlet_core::config::load_dir;
 use inlet_core::script::{ScriptEngine, ScriptLimits};
-use inlet_core::store::{EventLog, EventPage, EventQuery, list_across, new_webhook_token};
+use inlet_core::store::{EventLog, EventQuery, list_across, new_webhook_token};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -121,8 +121,9 @@ pub async fn tokens(names: &StackNames) -> anyhow::Result<Vec<(String, String)>>
         .collect())
 }
 
-/// Events of every source (or one) of the stack's environment, newest first.
-pub async fn list(names: &StackNames, mut query: EventQuery) -> anyhow::Result<EventPage> {
+/// Events of every source (or one) of the stack's environment, newest first, as the
+/// admin API lists them (with their action counts).
+pub async fn list(names: &StackNames, mut query: EventQuery) -> anyhow::Result<serde_json::Value> {
     let log = AwsClients::from_env(&ClientSettings::CLI)
         .await
         .event_log(names);
@@ -138,7 +139,8 @@ pub async fn list(names: &StackNames, mut query: EventQuery) -> anyhow::Result<E
             .map(|s| s.key.clone())
             .collect(),
     };
-    Ok(list_across(&log, &sources, &query).await?)
+    let page = list_across(&log, &sources, &query).await?;
+    Ok(inlet_admin::page_with_counts(&log, page).await?)
 }
 
 /// One event with its action log, as the admin API shapes it.

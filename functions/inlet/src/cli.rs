@@ -635,11 +635,28 @@ pub fn event_header() -> String {
     ])
 }
 
+/// An event's actions in a column: how many of those to run succeeded, then any failed
+/// or still planned (`2/2`, `0/1 1 failed`, `1/3 2 planned`); `-` when it has none.
+fn actions_column(counts: &serde_json::Value) -> String {
+    let n = |name: &str| counts[name].as_u64().unwrap_or(0);
+    let (succeeded, failed, planned) = (n("succeeded"), n("failed"), n("planned"));
+    let total = succeeded + failed + planned;
+    if total == 0 {
+        return "-".into();
+    }
+    let mut text = format!("{succeeded}/{total}");
+    if failed > 0 {
+        text.push_str(&format!(" {failed} failed"));
+    }
+    if planned > 0 {
+        text.push_str(&format!(" {planned} planned"));
+    }
+    text
+}
+
 /// One line per event, for `inlet logs`.
 pub fn event_line(e: &serde_json::Value) -> String {
-    let actions = e["actions"]
-        .as_array()
-        .map_or_else(|| "-".to_string(), |a| a.len().to_string());
+    let actions = actions_column(&e["action_counts"]);
     columns([
         &time_of(e["received_at_ms"].as_i64().unwrap_or(0)),
         e["id"].as_str().unwrap_or("?"),
@@ -666,7 +683,7 @@ fn columns(values: [&str; 7]) -> String {
         verification,
     ] = values;
     format!(
-        "{received:<23}  {id:<36}  {source:<24} {event_type:<22} {status:<18} {actions:<7} {verification}"
+        "{received:<23}  {id:<36}  {source:<24} {event_type:<22} {status:<18} {actions:<20} {verification}"
     )
 }
 
@@ -711,7 +728,7 @@ async fn logs(args: LogsArgs) -> anyhow::Result<ExitCode> {
                     limit: args.limit,
                     ..Default::default()
                 };
-                serde_json::to_value(crate::aws_cli::list(&names, query).await?)?
+                crate::aws_cli::list(&names, query).await?
             }
             None => admin_get(&args.server.server, "/admin/events", &query).await?,
         };
@@ -765,7 +782,12 @@ async fn event(args: EventArgs) -> anyhow::Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&body)?);
         return Ok(ExitCode::SUCCESS);
     }
-    let e = &body["event"];
+    // The header line as `inlet logs` prints it, the counts from the action log below.
+    let mut e = body["event"].clone();
+    let log: Vec<inlet_core::store::ActionLogEntry> =
+        serde_json::from_value(body["actions"].clone()).unwrap_or_default();
+    e["action_counts"] = serde_json::json!(inlet_core::store::ActionCounts::of(&log));
+    let e = &e;
     println!("{}", event_line(e));
     println!(
         "  received  {}",
@@ -969,7 +991,8 @@ mod tests {
             "id": "01a22fae-49e9-7486-900d-02974c777388",
             "source": "task-app", "environment": "development",
             "event_type": "task.assigned", "status": "accepted",
-            "actions": [{}, {}], "verification": "enforced:verified",
+            "action_counts": {"planned": 0, "succeeded": 2, "failed": 0, "skipped": 1},
+            "verification": "enforced:verified",
         }));
         let header = event_header();
         for column in ["EVENT ID", "STATUS", "ACTIONS", "VERIFICATION"] {
@@ -978,6 +1001,10 @@ mod tests {
             assert_eq!(&line[at - 1..at], " ", "{column}\n{header}\n{line}");
         }
         let at = header.find("ACTIONS").unwrap();
-        assert_eq!(&line[at..at + 1], "2");
+        assert_eq!(&line[at..at + 3], "2/2");
+        assert_eq!(
+            actions_column(&json!({"planned": 1, "succeeded": 1, "failed": 1, "skipped": 0})),
+            "1/3 1 failed 1 planned"
+        );
     }
 }
