@@ -251,6 +251,23 @@ async fn the_console_rehearses_replays_shows_the_directory_and_refuses_other_sit
         lookup.headers()["location"],
         "/console/directory/objects/projects/p%201"
     );
+    // The forms offer the config's environments, not a free-text field.
+    for path in ["/console/directory", "/console/directory/workflow-runs"] {
+        let (status, _, form) = page(&base, path).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(
+            form.contains(
+                "<select name=\"env\"><option value=\"development\">development</option></select>"
+            ),
+            "{path}: {form}"
+        );
+        assert!(!form.contains("<input name=\"env\""), "{path}: {form}");
+    }
+    let (_, _, form) = page(&base, "/console/directory?env=staging").await;
+    assert!(
+        form.contains("<option value=\"staging\" selected>staging</option>"),
+        "an environment asked for stays selected: {form}"
+    );
 
     // Replay: another site's post is refused and changes nothing; the console's own
     // leads to the new event, which points to the original.

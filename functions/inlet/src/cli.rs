@@ -682,9 +682,27 @@ fn columns(values: [&str; 7]) -> String {
         actions,
         verification,
     ] = values;
+    let (source, event_type, status, actions) = (
+        fit(source, 24),
+        fit(event_type, 22),
+        fit(status, 18),
+        fit(actions, 20),
+    );
     format!(
         "{received:<23}  {id:<36}  {source:<24} {event_type:<22} {status:<18} {actions:<20} {verification}"
     )
+}
+
+/// `value` cut to `width` characters, its last one `…` when cut, so that a long source
+/// name or event type does not push the later columns out from under their header
+/// (`inlet event ID` shows the whole value).
+fn fit(value: &str, width: usize) -> std::borrow::Cow<'_, str> {
+    if value.chars().count() <= width {
+        return value.into();
+    }
+    let mut cut: String = value.chars().take(width - 1).collect();
+    cut.push('…');
+    cut.into()
 }
 
 async fn logs(args: LogsArgs) -> anyhow::Result<ExitCode> {
@@ -1002,6 +1020,37 @@ mod tests {
         }
         let at = header.find("ACTIONS").unwrap();
         assert_eq!(&line[at..at + 3], "2/2");
+
+        // Long names are cut, so the later columns stay under their header.
+        let long = event_line(&json!({
+            "received_at_ms": 1_796_000_000_000i64,
+            "id": "01a22fae-49e9-7486-900d-02974c777388",
+            "source": "customer-billing-notifications", "environment": "production-eu-west",
+            "event_type": "invoice.payment_action_required", "status": "rejected:verification_failed",
+            "action_counts": {"planned": 0, "succeeded": 0, "failed": 0, "skipped": 0},
+            "verification": "enforced:failed",
+        }));
+        let chars: Vec<char> = long.chars().collect();
+        let header: Vec<char> = header.chars().collect();
+        let column = |name: &str| {
+            let name: Vec<char> = name.chars().collect();
+            header
+                .windows(name.len())
+                .position(|w| w == name.as_slice())
+                .unwrap()
+        };
+        for (name, starts) in [
+            ("EVENT TYPE", "invoice.payment_actio…"),
+            ("STATUS", "rejected:verifica…"),
+            ("ACTIONS", "-"),
+            ("VERIFICATION", "enforced:failed"),
+        ] {
+            let at = column(name);
+            let text: String = chars[at..].iter().collect();
+            assert!(text.starts_with(starts), "{name}: {long}");
+            assert_eq!(chars[at - 1], ' ', "{name}: {long}");
+        }
+        assert!(long.contains("customer-billing-notifi…"), "{long}");
         assert_eq!(
             actions_column(&json!({"planned": 1, "succeeded": 1, "failed": 1, "skipped": 0})),
             "1/3 1 failed 1 planned"

@@ -12,7 +12,8 @@
 //! | `/console/directory/workflow-runs/{id}?env=` | one run: recipients, actor, tenant, data, the event that triggered it |
 //!
 //! `env` may be left out where the config has a single environment (on a stack, it is
-//! the stack's).
+//! the stack's). The forms offer the environments of the config as a list, so a lookup
+//! cannot miss for a mistyped name.
 
 use super::{error_page, page, text, time};
 use crate::{AdminError, AdminState};
@@ -90,8 +91,45 @@ fn record(value: &Value) -> Markup {
     }
 }
 
+/// The environments a form offers: the stack's own on AWS, else every environment of
+/// the config (sorted, each once). An unknown `env` given in the query is kept as an
+/// option, so the form shows what was asked for.
+async fn environments(state: &AdminState, params: &Params) -> Result<Vec<String>, AdminError> {
+    let mut names: Vec<String> = match &state.environment {
+        Some(env) => vec![env.clone()],
+        None => {
+            let catalog = state.sources.catalog().await?;
+            catalog
+                .environments()
+                .map(|(_, env)| env.to_string())
+                .collect()
+        }
+    };
+    if let Some(asked) = params.get("env").filter(|e| !e.is_empty()) {
+        names.push(asked.clone());
+    }
+    names.sort();
+    names.dedup();
+    Ok(names)
+}
+
+/// The environment field of a form: a list of the config's environments.
+fn environment_field(names: &[String], params: &Params) -> Markup {
+    let asked = params.get("env").map(String::as_str).unwrap_or_default();
+    html! {
+        label { "Environment"
+            select name="env" {
+                @for name in names { option value=(name) selected[name == asked] { (name) } }
+            }
+        }
+    }
+}
+
 /// The directory's landing page: a lookup form; a filled-in lookup goes to its page.
-pub(crate) async fn lookup(Query(params): Query<Params>) -> Response {
+pub(crate) async fn lookup(
+    State(state): State<Arc<AdminState>>,
+    Query(params): Query<Params>,
+) -> Response {
     let field = |name: &str| params.get(name).map(String::as_str).unwrap_or_default();
     let (kind, id) = (field("kind"), field("id").trim());
     let env = Params::from_iter(params.get("env").map(|e| ("env".to_string(), e.clone())));
@@ -116,6 +154,10 @@ pub(crate) async fn lookup(Query(params): Query<Params>) -> Response {
         return Redirect::to(&target).into_response();
     }
     let incomplete = !kind.is_empty();
+    let environments = match environments(&state, &params).await {
+        Ok(names) => names,
+        Err(error) => return error_page(error),
+    };
     page(
         "Directory",
         html! {
@@ -133,7 +175,7 @@ pub(crate) async fn lookup(Query(params): Query<Params>) -> Response {
                 }
                 label { "Collection (objects)" input name="collection" value=(field("collection")); }
                 label { "Id" input name="id" value=(id); }
-                label { "Environment" input name="env" value=(field("env")); }
+                (environment_field(&environments, &params))
                 button type="submit" { "Look up" }
             }
             p { a href={ "/console/directory/workflow-runs" (env_query(&env)) } { "Newest workflow runs" } }
@@ -214,6 +256,10 @@ pub(crate) async fn workflow_runs(
     State(state): State<Arc<AdminState>>,
     Query(params): Query<Params>,
 ) -> Response {
+    let environments = match environments(&state, &params).await {
+        Ok(names) => names,
+        Err(error) => return error_page(error),
+    };
     // A store that lists runs per workflow only asks for the key: the form says so.
     let (runs, refused) = match crate::workflow_runs(State(state), Query(params.clone())).await {
         Ok(axum::Json(body)) => (
@@ -231,7 +277,7 @@ pub(crate) async fn workflow_runs(
         html! {
             form method="get" action="/console/directory/workflow-runs" aria-label="Filter workflow runs" {
                 label { "Workflow key" input name="key" value=(params.get("key").cloned().unwrap_or_default()); }
-                label { "Environment" input name="env" value=(params.get("env").cloned().unwrap_or_default()); }
+                (environment_field(&environments, &params))
                 button type="submit" { "Filter" }
             }
             @if let Some(message) = &refused { p role="alert" { (message) } }
