@@ -926,6 +926,72 @@ async fn every_error_answer_is_json() {
     server.shutdown().await.unwrap();
 }
 
+/// Requests the HTTP parser itself refuses are answered in JSON too, with the status
+/// the parser chose and what it could not read; the connection is then closed.
+#[tokio::test]
+async fn requests_the_parser_cannot_read_are_answered_in_json() {
+    use tokio::io::AsyncWriteExt;
+    use tokio::net::TcpStream;
+    let ws = Workspace::new();
+    let server = ws.start().await;
+    let url = server.url("task-app", "development").unwrap().to_string();
+    let path = format!("/receive/{}", url.rsplit('/').next().unwrap());
+    let thousand: String = (0..1001).map(|i| format!("x-h{i}: v\r\n")).collect();
+    let cases = [
+        (
+            format!(
+                "POST {path} HTTP/1.1\r\nhost: x\r\ncontent-length: 3\r\ncontent-length: 4\r\n\r\n{{}}"
+            ),
+            400,
+            "malformed_request",
+            "invalid content-length",
+        ),
+        (
+            format!("POST {path} HTTP/1.1\r\nhost: x\r\ncontent-length: abc\r\n\r\n{{}}"),
+            400,
+            "malformed_request",
+            "invalid content-length",
+        ),
+        (
+            format!("P(ST {path} HTTP/1.1\r\nhost: x\r\n\r\n"),
+            400,
+            "malformed_request",
+            "invalid HTTP method",
+        ),
+        (
+            format!("GET /healthz HTTP/1.1\r\nhost: x\r\n{thousand}\r\n"),
+            431,
+            "headers_too_large",
+            "at most 100 headers",
+        ),
+    ];
+    for (request, status, code, says) in cases {
+        let mut stream = TcpStream::connect(server.addr).await.unwrap();
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let answer = read_until_closed(&mut stream).await.expect("closed");
+        let (head, body) = answer.split_once("\r\n\r\n").expect("a head and a body");
+        assert!(head.starts_with(&format!("HTTP/1.1 {status} ")), "{answer}");
+        assert!(head.contains("content-type: application/json"), "{answer}");
+        let body: serde_json::Value = serde_json::from_str(body).expect("a JSON body");
+        assert_eq!(body["error"]["code"], code, "{answer}");
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(message.contains(says), "{says} not in: {message}");
+    }
+    // Nothing of it was stored, and the server still serves.
+    let events = reqwest::get(format!("http://{}/admin/events", server.addr))
+        .await
+        .unwrap()
+        .json::<serde_json::Value>()
+        .await
+        .unwrap();
+    assert_eq!(
+        events["events"].as_array().map(Vec::len),
+        Some(0),
+        "{events}"
+    );
+    server.shutdown().await.unwrap();
+}
+
 /// Reads from a raw connection until it closes (or 10 s pass) and returns what came.
 async fn read_until_closed(stream: &mut tokio::net::TcpStream) -> Option<String> {
     use tokio::io::AsyncReadExt;
@@ -1012,12 +1078,18 @@ async fn slow_idle_and_excess_connections_are_closed() {
     assert!(refused.contains("retry-after: 5\r\n"), "{refused}");
     drop(hold);
 
-    assert_eq!(read_until_closed(&mut slow_head).await, Some(String::new()));
+    // A head cut short is answered 408 in JSON; a connection that sent nothing, or
+    // nothing since its last answer, is closed without a word (a client may be sending
+    // its next request at that moment and would read a 408 as its answer).
+    let late = read_until_closed(&mut slow_head).await.expect("closed");
+    assert!(late.starts_with("HTTP/1.1 408"), "{late}");
+    assert!(late.contains(r#""code":"request_timeout""#), "{late}");
     assert_eq!(read_until_closed(&mut idle).await, Some(String::new()));
     let kept = read_until_closed(&mut kept_alive)
         .await
         .expect("closed when idle");
     assert!(kept.starts_with("HTTP/1.1 200"), "{kept}");
+    assert_eq!(kept.matches("HTTP/1.1").count(), 1, "{kept}");
     let answer = read_until_closed(&mut slow_body).await.expect("closed");
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
     assert!(answer.contains(r#""code":"request_timeout""#), "{answer}");

@@ -10,15 +10,16 @@
 //!   one more is answered 503 `busy` and closed at once, so a flood of idle sockets
 //!   cannot exhaust file descriptors while `/healthz` and real requests wait.
 //! - **Size limits** on the URI and the headers, answered 414 and 431 in JSON by
-//!   [`limit_request_head`]. The HTTP parser's own buffer is larger: only a request
-//!   beyond it (over [`PARSER_BUFFER_BYTES`] of headers, or [`PARSER_MAX_HEADERS`]
-//!   headers), or one that is not HTTP at all, gets the parser's bare 431/400 before the
-//!   connection is closed.
+//!   [`limit_request_head`]. The HTTP parser's own buffer is larger: a request beyond
+//!   it (over [`PARSER_BUFFER_BYTES`] of headers, or [`PARSER_MAX_HEADERS`] headers),
+//!   one it cannot parse, or a head that arrives late is answered by
+//!   [`crate::malformed`], in JSON too, and the connection closed.
 //! - **JSON errors.** [`json_errors`] turns every error answer the routers produce
 //!   without a JSON body (an extractor's 400, a 405 on an admin route, ...) into
 //!   `{"error": {"code", "message"}}`, keeping its status and headers.
 //! - **Graceful shutdown.** On stop the listener closes and in-flight requests finish.
 
+use crate::malformed;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::Request;
@@ -122,6 +123,12 @@ pub async fn serve(
         // tell HTTP/1 from HTTP/2), so a connection that sends nothing is timed here.
         let watcher = graceful.watcher();
         let builder = builder.clone();
+        let head_limits = malformed::HeadLimits {
+            max_headers: limits.max_headers,
+            max_header_bytes: limits.max_header_bytes,
+            max_uri_bytes: limits.max_uri_bytes,
+            header_read_timeout: limits.header_read_timeout,
+        };
         tokio::spawn(async move {
             let _permit = permit;
             let mut first = [0u8; 1];
@@ -131,11 +138,13 @@ pub async fn serve(
             ) {
                 return;
             }
+            let (stream, returned) = malformed::Guarded::new(stream);
             let connection = builder
                 .serve_connection_with_upgrades(TokioIo::new(stream), service)
                 .into_owned();
             if let Err(error) = watcher.watch(connection).await {
                 tracing::debug!(%error, "connection ended with an error");
+                malformed::answer_after(&*error, &returned, &head_limits).await;
             }
         });
     }

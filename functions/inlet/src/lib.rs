@@ -16,6 +16,7 @@ pub mod cli;
 pub mod console_cli;
 pub mod directory;
 pub mod http;
+pub mod malformed;
 pub mod operations_cli;
 pub mod server;
 pub mod sqlite;
