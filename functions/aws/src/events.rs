@@ -88,6 +88,7 @@
 //! undeflated parts, the sample in the registry) are still read.
 
 use crate::error::store_error;
+use crate::event_key::{event_pk, is_stored};
 use crate::item::{Item, get_json, get_n, get_s, json, n, s, ttl};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
@@ -133,10 +134,6 @@ pub struct DynamoEventLog {
 
 fn build_error(e: aws_sdk_dynamodb::error::BuildError) -> StoreError {
     StoreError::Failed(format!("building a DynamoDB request: {e}"))
-}
-
-pub(crate) fn event_pk(id: &str) -> String {
-    format!("EVENT#{id}")
 }
 
 fn action_sk(index: usize) -> String {
@@ -902,26 +899,6 @@ fn expired(item: &Item) -> bool {
 /// The `pk` of an event item.
 fn event_pk_of(item: &Item) -> Result<&str, StoreError> {
     get_s(item, "pk")
-}
-
-/// Whether event `event_id`'s item is stored (a strongly consistent read of its key).
-pub(crate) async fn is_stored(
-    client: &Client,
-    table: &str,
-    event_id: &str,
-) -> Result<bool, StoreError> {
-    let found = client
-        .get_item()
-        .table_name(table)
-        .key("pk", s(event_pk(event_id)))
-        .key("sk", s("EVENT"))
-        .projection_expression("pk")
-        .consistent_read(true)
-        .send()
-        .await
-        .map_err(|e| store_error("read event", e))?
-        .item;
-    Ok(found.is_some())
 }
 
 /// What a listing has read of one key of the listing index.

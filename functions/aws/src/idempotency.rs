@@ -87,7 +87,7 @@ impl IdempotencyStore for DynamoIdempotency {
             return Ok(None);
         };
         let stored =
-            crate::events::is_stored(&self.client, &self.events_table, &record.event_id).await?;
+            crate::event_key::is_stored(&self.client, &self.events_table, &record.event_id).await?;
         Ok(stored.then_some(record))
     }
 }

@@ -55,6 +55,7 @@ pub mod clients;
 pub mod config_table;
 pub mod directory;
 pub mod error;
+mod event_key;
 pub mod events;
 pub mod idempotency;
 pub mod ingest;

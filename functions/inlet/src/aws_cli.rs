@@ -113,7 +113,7 @@ pub async fn tokens(names: &StackNames) -> anyhow::Result<Vec<(String, String)>>
         .filter(|t| t.retires_at_ms.is_none_or(|at| at > now))
         .map(|t| {
             let token = match t.retires_at_ms {
-                Some(at) => format!("{}  (retires {})", t.token, crate::cli::time_of(at)),
+                Some(at) => format!("{}  (retires {})", t.token, crate::output::time_of(at)),
                 None => t.token,
             };
             (t.source, token)

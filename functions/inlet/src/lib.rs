@@ -1,23 +1,30 @@
 //! `inlet`: the command-line tool and the local dev server.
 //!
-//! - [`cli`]: the `inlet` commands (`dev`, `check`, `urls`);
-//! - [`server`]: the HTTP server of `inlet dev`; [`http`]: its listener (timeouts,
-//!   connection cap, JSON errors);
+//! - [`cli`]: the `inlet` commands and their arguments (`dev`, `check`, `urls`, `logs`,
+//!   `event`, `send`, `rehearse`, `replay`, `token rotate`, `config push`, `console`),
+//!   with [`operations_cli`] (rehearse, replay and token rotation, through the dev
+//!   server's admin API or a stack's admin code), [`aws_cli`] (config push, tokens and
+//!   listings of a deployed stack), [`console_cli`] (a stack's console on loopback) and
+//!   [`output`] (how events and times are printed);
+//! - [`server`]: `inlet dev` (the pipeline, the admin API and console, the action
+//!   worker, config and vars reloading); [`http`]: its listener (timeouts, connection
+//!   cap, size limits, JSON errors) with [`malformed`] (JSON answers for requests the
+//!   HTTP parser refuses);
 //! - [`sqlite`] and [`directory`]: the embedded store that implements the core's store
-//!   and directory traits;
-//! - [`targets`]: HTTP targets for workflow runs and `lambda_invoke` (the background
-//!   action executor is the core's `outbox` worker, run on the SQLite store);
-//! - [`aws_cli`]: the commands against a deployed stack (the admin API is the
-//!   `inlet_admin` crate, served by [`server`]);
+//!   and directory traits, every write through one writer thread (group commit), each
+//!   holding a connection of its own (`connection`);
+//! - [`targets`]: HTTP targets for workflow runs and `lambda_invoke`;
 //! - [`vars`]: local variables from a file and the environment.
 
 pub mod aws_cli;
 pub mod cli;
+mod connection;
 pub mod console_cli;
 pub mod directory;
 pub mod http;
 pub mod malformed;
 pub mod operations_cli;
+pub mod output;
 pub mod server;
 pub mod sqlite;
 pub mod targets;

@@ -6,7 +6,7 @@
 //! `inlet token rotate` without a running dev server rotates in the database file
 //! (`--db`); the server reads it at its next start.
 
-use crate::cli::time_of;
+use crate::output::time_of;
 use crate::sqlite::SqliteStore;
 use anyhow::Context;
 use axum::body::Body;

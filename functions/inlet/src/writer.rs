@@ -17,7 +17,7 @@
 //! waits until every write queued so far has committed (and reports, then clears, a
 //! poisoned session); reads that must see early writes call it first.
 
-use crate::sqlite::{Cached, Handle, needs_reopen, store_error};
+use crate::connection::{Cached, Handle, needs_reopen, store_error};
 use inlet_core::store::StoreError;
 use rusqlite::Connection;
 use std::path::PathBuf;
