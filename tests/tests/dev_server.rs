@@ -805,8 +805,19 @@ fn runaway_scripts_do_not_hold_up_other_requests() {
             "/healthz waited for a runaway script"
         );
         for request in runaway {
+            // 401: the script ran out of its time. On a machine busy with other work
+            // (another test, a build) the script may have had under half a core, and
+            // then the overrun is the machine's, answered 503 `busy` (README, "HTTP
+            // contract"); either way it was cut off at its limit.
             let answer = request.await.unwrap();
-            assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{:?}", answer.body);
+            let busy = answer.status == StatusCode::SERVICE_UNAVAILABLE
+                && answer.body["error"]["code"] == "busy";
+            assert!(
+                answer.status == StatusCode::UNAUTHORIZED || busy,
+                "{} {:?}",
+                answer.status,
+                answer.body
+            );
         }
     });
     stop.send(()).unwrap();

@@ -103,10 +103,7 @@ impl IntoResponse for AdminError {
             return to_response(error.into_reply());
         }
         let (status, code, message) = self.answer();
-        to_response(Reply::json(
-            status,
-            json!({"error": {"code": code, "message": message}}),
-        ))
+        to_response(Reply::error(status, code, &message))
     }
 }
 
@@ -290,10 +287,10 @@ async fn refuse_cross_site(
             || page_host.is_some_and(|page| Some(page) != header("host"))
     };
     if cross_site {
-        return to_response(Reply::json(
+        return to_response(Reply::error(
             403,
-            json!({"error": {"code": "cross_site_request",
-                "message": "the admin API does not take changes from pages of other sites; use the console at /console, the CLI, or a client that sends no Origin header"}}),
+            "cross_site_request",
+            "the admin API does not take changes from pages of other sites; use the console at /console, the CLI, or a client that sends no Origin header",
         ));
     }
     next.run(request).await

@@ -24,6 +24,12 @@ impl Reply {
         }
     }
 
+    /// An error answer: the one place its body, `{"error": {"code", "message"}}`, is
+    /// written (the ingest errors below, the admin API's, the dev server's HTTP layer).
+    pub fn error(status: u16, code: &str, message: &str) -> Self {
+        Reply::json(status, json!({"error": {"code": code, "message": message}}))
+    }
+
     pub fn with_header(mut self, name: &str, value: impl Into<String>) -> Self {
         self.headers.push((name.to_string(), value.into()));
         self
@@ -181,10 +187,7 @@ impl IngestError {
             IngestError::Busy { detail } => tracing::warn!(%detail, "request refused: busy"),
             _ => {}
         }
-        let reply = Reply::json(
-            self.status(),
-            json!({"error": {"code": self.code(), "message": self.message()}}),
-        );
+        let reply = Reply::error(self.status(), self.code(), &self.message());
         match self {
             IngestError::MethodNotAllowed { .. } => reply.with_header("allow", "POST"),
             IngestError::Unavailable { .. } | IngestError::Busy { .. } => {

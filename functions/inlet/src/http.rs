@@ -29,6 +29,7 @@ use axum::response::Response;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
+use inlet_core::reply::Reply;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -156,7 +157,12 @@ pub async fn serve(
 
 /// Answers a connection over the cap with 503 and closes it.
 async fn refuse(mut stream: TcpStream) {
-    let body = r#"{"error":{"code":"busy","message":"the server has too many open connections; retry later"}}"#;
+    let body = Reply::error(
+        503,
+        "busy",
+        "the server has too many open connections; retry later",
+    )
+    .body;
     let answer = format!(
         "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: {}\r\nretry-after: {}\r\nconnection: close\r\n\r\n{body}",
         body.len(),
@@ -175,7 +181,7 @@ async fn refuse(mut stream: TcpStream) {
 
 /// An error answer in the one shape every error has.
 pub fn error_response(status: StatusCode, code: &str, message: &str) -> Response {
-    let body = serde_json::json!({"error": {"code": code, "message": message}}).to_string();
+    let body = Reply::error(status.as_u16(), code, message).body;
     let mut response = Response::new(Body::from(body));
     *response.status_mut() = status;
     response.headers_mut().insert(

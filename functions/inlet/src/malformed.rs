@@ -233,7 +233,7 @@ pub async fn answer_after(
         return;
     };
     tracing::warn!(status, code, %message, "request refused by the HTTP parser");
-    let body = serde_json::json!({"error": {"code": code, "message": message}}).to_string();
+    let body = inlet_core::reply::Reply::error(status, code, &message).body;
     let reason = axum::http::StatusCode::from_u16(status)
         .ok()
         .and_then(|s| s.canonical_reason())

@@ -541,18 +541,21 @@ async fn healthz(State(state): State<Arc<AppState>>) -> Response {
 
 /// `/admin` on a non-loopback address without `--expose-admin`: say why and how.
 async fn admin_off() -> Response {
-    to_response(Reply::json(
+    to_response(Reply::error(
         404,
-        serde_json::json!({"error": {"code": "admin_disabled",
-            "message": "the admin API is off because `inlet dev` listens on a non-loopback address; it has no authentication, so enable it with `--expose-admin` only on a network you trust (or listen on 127.0.0.1)"}}),
+        "admin_disabled",
+        "the admin API is off because `inlet dev` listens on a non-loopback address; it has no authentication, so enable it with `--expose-admin` only on a network you trust (or listen on 127.0.0.1)",
     ))
 }
 
 async fn not_found(uri: Uri) -> Response {
-    to_response(Reply::json(
+    to_response(Reply::error(
         404,
-        serde_json::json!({"error": {"code": "not_found",
-            "message": format!("nothing at {}; webhooks go to POST /receive/{{token}}", uri.path())}}),
+        "not_found",
+        &format!(
+            "nothing at {}; webhooks go to POST /receive/{{token}}",
+            uri.path()
+        ),
     ))
 }
 
