@@ -163,8 +163,45 @@ pub enum Committed {
     Duplicate { original_event_id: String },
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+/// A stored name: each variant's name is written once, in its `strum` attribute, and
+/// serde, `as_str` and `parse` all use it (a stored value that is none of them is an
+/// error where it is read, never taken for another status).
+macro_rules! stored_name {
+    ($name:ty) => {
+        impl $name {
+            /// The name stored and shown.
+            pub fn as_str(self) -> &'static str {
+                self.into()
+            }
+
+            /// The status of a stored name, or `None` for a name none has.
+            pub fn parse(text: &str) -> Option<Self> {
+                text.parse().ok()
+            }
+        }
+
+        impl TryFrom<String> for $name {
+            type Error = strum::ParseError;
+            fn try_from(text: String) -> Result<Self, strum::ParseError> {
+                text.parse()
+            }
+        }
+    };
+}
+
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::EnumString,
+)]
+#[serde(into = "&'static str", try_from = "String")]
+#[strum(serialize_all = "snake_case")]
 pub enum EventStatus {
     Accepted,
     Duplicate,
@@ -176,58 +213,37 @@ pub enum EventStatus {
     Answered,
 }
 
-impl EventStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EventStatus::Accepted => "accepted",
-            EventStatus::Duplicate => "duplicate",
-            EventStatus::Rejected => "rejected",
-            EventStatus::InvalidEventType => "invalid_event_type",
-            EventStatus::Error => "error",
-            EventStatus::Answered => "answered",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Self> {
-        [
-            EventStatus::Accepted,
-            EventStatus::Duplicate,
-            EventStatus::Rejected,
-            EventStatus::InvalidEventType,
-            EventStatus::Error,
-            EventStatus::Answered,
-        ]
-        .into_iter()
-        .find(|s| s.as_str() == text)
-    }
-}
+stored_name!(EventStatus);
 
 /// Whether verification was enforced and what the script said.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::EnumString,
+)]
+#[serde(into = "&'static str", try_from = "String")]
 pub enum VerificationStatus {
-    #[serde(rename = "none")]
+    #[strum(serialize = "none")]
     None,
-    #[serde(rename = "enforced:verified")]
+    #[strum(serialize = "enforced:verified")]
     EnforcedVerified,
-    #[serde(rename = "enforced:unverified")]
+    #[strum(serialize = "enforced:unverified")]
     EnforcedUnverified,
-    #[serde(rename = "unenforced:verified")]
+    #[strum(serialize = "unenforced:verified")]
     UnenforcedVerified,
-    #[serde(rename = "unenforced:unverified")]
+    #[strum(serialize = "unenforced:unverified")]
     UnenforcedUnverified,
 }
 
-impl VerificationStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            VerificationStatus::None => "none",
-            VerificationStatus::EnforcedVerified => "enforced:verified",
-            VerificationStatus::EnforcedUnverified => "enforced:unverified",
-            VerificationStatus::UnenforcedVerified => "unenforced:verified",
-            VerificationStatus::UnenforcedUnverified => "unenforced:unverified",
-        }
-    }
+stored_name!(VerificationStatus);
 
+impl VerificationStatus {
     pub fn from_parts(enforced: bool, verified: bool) -> Self {
         match (enforced, verified) {
             (true, true) => VerificationStatus::EnforcedVerified,
@@ -333,8 +349,19 @@ pub struct EventTypeStats {
 }
 
 /// Where an action of the plan stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::EnumString,
+)]
+#[serde(into = "&'static str", try_from = "String")]
+#[strum(serialize_all = "snake_case")]
 pub enum ActionStatus {
     /// Waiting for the executor (or for a retry).
     Planned,
@@ -343,27 +370,7 @@ pub enum ActionStatus {
     Failed,
 }
 
-impl ActionStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ActionStatus::Planned => "planned",
-            ActionStatus::Succeeded => "succeeded",
-            ActionStatus::Skipped => "skipped",
-            ActionStatus::Failed => "failed",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Self> {
-        [
-            ActionStatus::Planned,
-            ActionStatus::Succeeded,
-            ActionStatus::Skipped,
-            ActionStatus::Failed,
-        ]
-        .into_iter()
-        .find(|s| s.as_str() == text)
-    }
-}
+stored_name!(ActionStatus);
 
 /// One action log entry.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -632,6 +639,35 @@ pub fn new_webhook_token() -> Result<String, StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_status_has_one_name_for_serde_storage_and_display() {
+        for (status, name) in [
+            (EventStatus::InvalidEventType, "invalid_event_type"),
+            (EventStatus::Accepted, "accepted"),
+        ] {
+            assert_eq!(status.as_str(), name);
+            assert_eq!(serde_json::to_value(status).unwrap(), name);
+            assert_eq!(EventStatus::parse(name), Some(status));
+            assert_eq!(
+                serde_json::from_value::<EventStatus>(name.into()).unwrap(),
+                status
+            );
+        }
+        let verified = VerificationStatus::UnenforcedVerified;
+        assert_eq!(verified.as_str(), "unenforced:verified");
+        assert_eq!(
+            serde_json::to_value(verified).unwrap(),
+            "unenforced:verified"
+        );
+        assert_eq!(ActionStatus::Skipped.as_str(), "skipped");
+        assert_eq!(
+            serde_json::to_value(ActionStatus::Skipped).unwrap(),
+            "skipped"
+        );
+        assert!(serde_json::from_value::<ActionStatus>("done".into()).is_err());
+        assert_eq!(EventStatus::parse("Accepted"), None);
+    }
 
     #[test]
     fn scope_keys_do_not_collide() {

@@ -29,9 +29,9 @@ use inlet_core::actions::PlannedAction;
 use inlet_core::catalog::ActionKind;
 use inlet_core::config::Catalog;
 use inlet_core::store::{
-    ActionLogEntry, ActionStatus, ActionUpdate, CommitError, Committed, EventLog, EventPage,
-    EventQuery, EventRecord, EventStatus, EventTypeStats, IdempotencyClaim, IdempotencyRecord,
-    IdempotencyScope, IdempotencyStore, Outbox, OutboxItem, StoreError, VerificationStatus,
+    ActionLogEntry, ActionUpdate, CommitError, Committed, EventLog, EventPage, EventQuery,
+    EventRecord, EventStatus, EventTypeStats, IdempotencyClaim, IdempotencyRecord,
+    IdempotencyScope, IdempotencyStore, Outbox, OutboxItem, StoreError,
 };
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use std::path::Path;
@@ -839,6 +839,22 @@ impl SqliteStore {
     }
 }
 
+/// A stored status read back as its type: a name none has is an error that names it
+/// (a damaged or newer file), never taken for another status.
+fn stored_name<T: std::str::FromStr>(column: usize, text: String) -> rusqlite::Result<T> {
+    text.parse().map_err(|_| {
+        let what = std::any::type_name::<T>()
+            .rsplit("::")
+            .next()
+            .unwrap_or("status");
+        rusqlite::Error::FromSqlConversionFailure(
+            column,
+            rusqlite::types::Type::Text,
+            format!("`{text}` is not a {what} this version of Inlet knows").into(),
+        )
+    })
+}
+
 fn read_action_log(conn: &Connection, event_id: &str) -> rusqlite::Result<Vec<ActionLogEntry>> {
     let mut stmt = conn.prepare_cached(
         "SELECT idx, action, params, payload, status, result, error, attempts, updated_at_ms
@@ -855,7 +871,7 @@ fn read_action_log(conn: &Connection, event_id: &str) -> rusqlite::Result<Vec<Ac
             })?,
             params: from_json(&r.get::<_, String>(2)?)?,
             payload: from_json(&r.get::<_, String>(3)?)?,
-            status: ActionStatus::parse(&status).unwrap_or(ActionStatus::Failed),
+            status: stored_name(4, status)?,
             result: result.as_deref().map(from_json).transpose()?,
             error: r.get(6)?,
             attempts: r.get::<_, i64>(7)? as u32,
@@ -881,9 +897,8 @@ fn read_event(conn: &Connection, event_id: &str) -> rusqlite::Result<Option<Even
                 id: r.get(0)?,
                 source: r.get(1)?,
                 environment: r.get(2)?,
-                status: EventStatus::parse(&status).unwrap_or(EventStatus::Error),
-                verification: from_json(&format!("\"{verification}\""))
-                    .unwrap_or(VerificationStatus::None),
+                status: stored_name(3, status)?,
+                verification: stored_name(4, verification)?,
                 event_type: r.get(5)?,
                 received_at_ms: r.get(6)?,
                 occurred_at_ms: r.get(7)?,
@@ -933,5 +948,31 @@ impl inlet_admin::OutboxView for SqliteStore {
         Ok(self.outbox_state(event_id).await?.map(|(state, attempts, error)| {
             serde_json::json!({"state": state, "attempts": attempts, "last_error": error})
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::stored_name;
+    use inlet_core::store::{ActionStatus, EventStatus, VerificationStatus};
+
+    #[test]
+    fn a_stored_name_none_has_is_an_error_not_another_status() {
+        assert_eq!(
+            stored_name::<ActionStatus>(4, "failed".into()).unwrap(),
+            ActionStatus::Failed
+        );
+        assert_eq!(
+            stored_name::<VerificationStatus>(4, "enforced:verified".into()).unwrap(),
+            VerificationStatus::EnforcedVerified
+        );
+        let damaged = stored_name::<EventStatus>(3, "acepted".into()).unwrap_err();
+        assert!(
+            damaged
+                .to_string()
+                .contains("`acepted` is not a EventStatus"),
+            "{damaged}"
+        );
+        assert!(stored_name::<ActionStatus>(4, "done".into()).is_err());
     }
 }
