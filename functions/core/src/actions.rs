@@ -468,7 +468,7 @@ mod tests {
 
     #[test]
     fn every_required_param_and_every_type_of_every_action_is_checked() {
-        for kind in ActionKind::ALL {
+        for &kind in ActionKind::ALL {
             let specs = kind.params();
             let required: Vec<&ParamSpec> = specs.iter().filter(|p| p.required).collect();
             for missing in &required {

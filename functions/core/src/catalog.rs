@@ -6,9 +6,25 @@
 
 use serde::{Deserialize, Serialize};
 
-/// All actions, in the order they run within one event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+/// All actions, in the order they run within one event. A kind's name (config, storage,
+/// the API) is derived from the variant's, once, by `strum`; serde uses it too.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::EnumString,
+    strum::VariantArray,
+)]
+#[serde(into = "&'static str", try_from = "String")]
+#[strum(serialize_all = "snake_case")]
 pub enum ActionKind {
     UsersIdentify,
     UsersDelete,
@@ -143,43 +159,23 @@ const WORKFLOWS_TRIGGER: &[ParamSpec] = &[
 ];
 const LAMBDA_INVOKE: &[ParamSpec] = &[req("function", Text), opt("payload", Any)];
 
+impl TryFrom<String> for ActionKind {
+    type Error = strum::ParseError;
+    fn try_from(name: String) -> Result<Self, Self::Error> {
+        name.parse()
+    }
+}
+
 impl ActionKind {
-    pub const ALL: [ActionKind; 13] = [
-        ActionKind::UsersIdentify,
-        ActionKind::UsersDelete,
-        ActionKind::ObjectsSet,
-        ActionKind::ObjectsDelete,
-        ActionKind::TenantsSet,
-        ActionKind::TenantsDelete,
-        ActionKind::ObjectsSubscribe,
-        ActionKind::ObjectsUnsubscribe,
-        ActionKind::AudiencesAddMember,
-        ActionKind::AudiencesRemoveMember,
-        ActionKind::WorkflowsCancel,
-        ActionKind::WorkflowsTrigger,
-        ActionKind::LambdaInvoke,
-    ];
+    /// Every kind, in the order they run within one event.
+    pub const ALL: &'static [ActionKind] = <ActionKind as strum::VariantArray>::VARIANTS;
 
     pub fn name(self) -> &'static str {
-        match self {
-            ActionKind::UsersIdentify => "users_identify",
-            ActionKind::UsersDelete => "users_delete",
-            ActionKind::ObjectsSet => "objects_set",
-            ActionKind::ObjectsDelete => "objects_delete",
-            ActionKind::TenantsSet => "tenants_set",
-            ActionKind::TenantsDelete => "tenants_delete",
-            ActionKind::ObjectsSubscribe => "objects_subscribe",
-            ActionKind::ObjectsUnsubscribe => "objects_unsubscribe",
-            ActionKind::AudiencesAddMember => "audiences_add_member",
-            ActionKind::AudiencesRemoveMember => "audiences_remove_member",
-            ActionKind::WorkflowsCancel => "workflows_cancel",
-            ActionKind::WorkflowsTrigger => "workflows_trigger",
-            ActionKind::LambdaInvoke => "lambda_invoke",
-        }
+        self.into()
     }
 
     pub fn from_name(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|kind| kind.name() == name)
+        name.parse().ok()
     }
 
     /// The params this action takes.
@@ -202,5 +198,38 @@ impl ActionKind {
 
     pub fn param(self, name: &str) -> Option<ParamSpec> {
         self.params().iter().find(|p| p.name == name).copied()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ActionKind;
+
+    #[test]
+    fn action_names_are_the_ones_configs_and_stores_use() {
+        let names: Vec<&str> = ActionKind::ALL.iter().map(|k| k.name()).collect();
+        assert_eq!(
+            names,
+            [
+                "users_identify",
+                "users_delete",
+                "objects_set",
+                "objects_delete",
+                "tenants_set",
+                "tenants_delete",
+                "objects_subscribe",
+                "objects_unsubscribe",
+                "audiences_add_member",
+                "audiences_remove_member",
+                "workflows_cancel",
+                "workflows_trigger",
+                "lambda_invoke"
+            ]
+        );
+        for kind in ActionKind::ALL {
+            assert_eq!(ActionKind::from_name(kind.name()), Some(*kind));
+            assert_eq!(serde_json::to_value(kind).unwrap(), kind.name());
+        }
+        assert!(serde_json::from_value::<ActionKind>("users-identify".into()).is_err());
     }
 }

@@ -747,7 +747,7 @@ impl FileLoader<'_> {
             let scheme = Scheme::from_name(name);
             if scheme.is_none() {
                 let line = get("scheme").map_or(node.line, |n| n.line);
-                let fix = match strsim_closest(name, &SCHEME_NAMES) {
+                let fix = match strsim_closest(name, SCHEME_NAMES) {
                     Some(near) => format!(
                         "did you mean `{near}`? schemes: {}",
                         SCHEME_NAMES.join(", ")

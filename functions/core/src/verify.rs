@@ -26,8 +26,13 @@ use subtle::ConstantTimeEq;
 /// How far a signed timestamp may be from the receive time, unless configured.
 pub const DEFAULT_TOLERANCE_SECS: u64 = 300;
 
-/// A way a sender signs its requests.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A way a sender signs its requests; its name (in a config, a script, `inlet send
+/// --sign`) is derived from the variant's, once, by `strum` (`hmac` parses with the
+/// default options).
+#[derive(
+    Debug, Clone, PartialEq, Eq, strum::IntoStaticStr, strum::EnumString, strum::VariantNames,
+)]
+#[strum(serialize_all = "kebab-case")]
 pub enum Scheme {
     /// `stripe-signature: t=<unix s>,v1=<hex>[,v1=...]`, HMAC-SHA256 of `{t}.{body}`
     /// with the `whsec_...` secret as it is.
@@ -56,50 +61,16 @@ pub enum Scheme {
 }
 
 /// The scheme names a config or a script uses.
-pub const SCHEME_NAMES: [&str; 10] = [
-    "stripe",
-    "github",
-    "standard-webhooks",
-    "workos",
-    "shopify",
-    "slack",
-    "segment",
-    "hmac",
-    "bearer",
-    "basic",
-];
+pub const SCHEME_NAMES: &[&str] = <Scheme as strum::VariantNames>::VARIANTS;
 
 impl Scheme {
     /// The scheme of a name in [`SCHEME_NAMES`] (`hmac` with its default options).
     pub fn from_name(name: &str) -> Option<Scheme> {
-        Some(match name {
-            "stripe" => Scheme::Stripe,
-            "github" => Scheme::Github,
-            "standard-webhooks" => Scheme::StandardWebhooks,
-            "workos" => Scheme::Workos,
-            "shopify" => Scheme::Shopify,
-            "slack" => Scheme::Slack,
-            "segment" => Scheme::Segment,
-            "hmac" => Scheme::Hmac(HmacScheme::default()),
-            "bearer" => Scheme::Bearer,
-            "basic" => Scheme::Basic,
-            _ => return None,
-        })
+        name.parse().ok()
     }
 
     pub fn name(&self) -> &'static str {
-        match self {
-            Scheme::Stripe => "stripe",
-            Scheme::Github => "github",
-            Scheme::StandardWebhooks => "standard-webhooks",
-            Scheme::Workos => "workos",
-            Scheme::Shopify => "shopify",
-            Scheme::Slack => "slack",
-            Scheme::Segment => "segment",
-            Scheme::Hmac(_) => "hmac",
-            Scheme::Bearer => "bearer",
-            Scheme::Basic => "basic",
-        }
+        self.into()
     }
 }
 
@@ -722,6 +693,33 @@ pub fn sign_headers(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn scheme_names_are_the_ones_configs_use() {
+        assert_eq!(
+            SCHEME_NAMES,
+            [
+                "stripe",
+                "github",
+                "standard-webhooks",
+                "workos",
+                "shopify",
+                "slack",
+                "segment",
+                "hmac",
+                "bearer",
+                "basic"
+            ]
+        );
+        for name in SCHEME_NAMES {
+            assert_eq!(Scheme::from_name(name).unwrap().name(), *name);
+        }
+        assert_eq!(
+            Scheme::from_name("hmac"),
+            Some(Scheme::Hmac(HmacScheme::default()))
+        );
+        assert_eq!(Scheme::from_name("Stripe"), None);
+    }
     use serde_json::json;
 
     const BODY: &[u8] = br#"{"id":"evt_1","type":"customer.created"}"#;
