@@ -2,7 +2,7 @@
 //! CI): 10,000 events of one source environment are committed to a new stack's tables
 //! in the emulator (`AWS_ENDPOINT_URL`; 80% `task.assigned`, 10% `task.completed`, 10%
 //! rejected), then each page the console asks for is listed 20 times and its median
-//! printed against the console's target of 100 ms (README, "Benchmarks", has figures). Each listing queries the 32 shards
+//! printed against the console's target of 100 ms (docs/benchmarks.md has figures). Each listing queries the 32 shards
 //! of the index key and the unsharded key at once, merges them newest first and reads
 //! the page's events with one `BatchGetItem`.
 //!

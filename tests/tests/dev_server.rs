@@ -807,8 +807,7 @@ fn runaway_scripts_do_not_hold_up_other_requests() {
         for request in runaway {
             // 401: the script ran out of its time. On a machine busy with other work
             // (another test, a build) the script may have had under half a core, and
-            // then the overrun is the machine's, answered 503 `busy` (README, "HTTP
-            // contract"); either way it was cut off at its limit.
+            // then the overrun is the machine's, answered 503 `busy` (docs/http-contract.md); either way it was cut off at its limit.
             let answer = request.await.unwrap();
             let busy = answer.status == StatusCode::SERVICE_UNAVAILABLE
                 && answer.body["error"]["code"] == "busy";
@@ -1085,7 +1084,7 @@ async fn slow_idle_and_excess_connections_are_closed() {
         .expect("refused at once");
     assert!(refused.starts_with("HTTP/1.1 503"), "{refused}");
     assert!(refused.contains(r#""code":"busy""#), "{refused}");
-    // The README's promise: a sender waits 5 s before it tries again.
+    // The HTTP contract's promise (docs/http-contract.md): a sender waits 5 s before it tries again.
     assert!(refused.contains("retry-after: 5\r\n"), "{refused}");
     drop(hold);
 

@@ -1,6 +1,6 @@
 //! The preset examples (`infra/sources/examples`, one source per preset) with their
 //! samples (`events/examples`), served by `inlet dev` and sent with `inlet send --sign`,
-//! as the README tells a user to try them: each is accepted, verified where the provider
+//! as docs/verification.md tells a user to try them: each is accepted, verified where the provider
 //! signs, with the event type and plan its preset defines; Slack's URL handshake is
 //! answered and logged without actions; a request signed with another secret is refused.
 

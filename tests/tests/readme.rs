@@ -1,16 +1,18 @@
-//! The README, followed literally: its rehearse example comes out as printed when run in
-//! the README's order, and every file, command, flag, stack output and git rule its
-//! deploy guide names exists. A change that makes the README untrue fails here.
+//! The README and docs/, followed literally: the rehearse example (docs/operating.md)
+//! comes out as printed when run after the README's "Send an event", and every file,
+//! command, flag, stack output and git rule of the deploy guide (docs/aws.md) exists. A
+//! change that makes them untrue fails here.
 
 mod common;
 
 use common::*;
 
-/// The lines of the fenced block (` ```console ` etc.) that follows `marker` in the README.
-fn block_after(readme: &str, marker: &str) -> Vec<String> {
-    let from = readme
+/// The lines of the fenced block (` ```console ` etc.) that follows `marker` in `doc`.
+fn block_after(doc: &str, marker: &str) -> Vec<String> {
+    let from = doc
         .find(marker)
-        .unwrap_or_else(|| panic!("the README has no `{marker}`"));
+        .unwrap_or_else(|| panic!("no `{marker}` in the document"));
+    let readme = doc;
     let rest = &readme[from..];
     let start = rest.find("```").unwrap();
     let body = &rest[start..];
@@ -75,7 +77,8 @@ async fn the_rehearse_example_comes_out_as_printed_in_the_readme_s_order() {
     .await;
     assert_eq!(sent.status.as_u16(), 202, "{:?}", sent.body);
 
-    let example = block_after(&readme, "**Rehearse** runs");
+    let operating = std::fs::read_to_string(repo_root().join("docs/operating.md")).unwrap();
+    let example = block_after(&operating, "**Rehearse** runs");
     let mut commands = 0;
     let mut lines = example.iter().peekable();
     while let Some(line) = lines.next() {
@@ -118,11 +121,12 @@ async fn the_rehearse_example_comes_out_as_printed_in_the_readme_s_order() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn everything_the_deploy_guide_names_exists() {
     let root = repo_root();
-    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
-    let from = readme
-        .find("### Deploy, step by step")
-        .expect("the README has a deploy guide");
-    let guide = &readme[from..from + readme[from..].find("\n## ").unwrap_or(readme.len() - from)];
+    let aws = std::fs::read_to_string(root.join("docs/aws.md")).unwrap();
+    let from = aws
+        .find("## Deploy, step by step")
+        .expect("docs/aws.md has a deploy guide");
+    let rest = &aws[from + 3..];
+    let guide = &rest[..rest.find("\n## ").unwrap_or(rest.len())];
 
     for file in [
         "infra/vars/development.example.json",

@@ -7,7 +7,7 @@
 //! request arrives is checked here (paths, action names, param names, required params,
 //! script syntax), so the request path never parses config.
 //!
-//! Decisions made here (the README documents them):
+//! Decisions made here (docs/sources.md documents them):
 //! - `enforce_verification` defaults to `true` when the environment has a script and to
 //!   `false` when it has none; `true` without a script is an error, since nothing could
 //!   ever verify a request.
@@ -31,7 +31,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-/// Default idempotency window (published in the README).
+/// Default idempotency window (published in docs/http-contract.md).
 pub const DEFAULT_IDEMPOTENCY_WINDOW_SECS: u64 = 24 * 3600;
 
 /// One problem in one config file.
@@ -302,7 +302,8 @@ pub fn load_dir(dir: &Path, engine: &ScriptEngine) -> Result<Catalog, ConfigErro
             file: dir.to_path_buf(),
             line: 0,
             message: "no source files (`*.yaml`) found".into(),
-            fix: "add a source file such as `infra/sources/task-app.yaml` (see the README)".into(),
+            fix: "add a source file such as `infra/sources/task-app.yaml` (see docs/sources.md)"
+                .into(),
         }]));
     }
     let result = load_sources(&files, &|p| std::fs::read_to_string(p), engine);
@@ -390,7 +391,8 @@ pub fn load_sources(
             file: files.first().map(|f| f.path.clone()).unwrap_or_default(),
             line: 0,
             message: "no source files (`*.yaml`) found".into(),
-            fix: "add a source file such as `infra/sources/task-app.yaml` (see the README)".into(),
+            fix: "add a source file such as `infra/sources/task-app.yaml` (see docs/sources.md)"
+                .into(),
         });
     }
     if !errors.is_empty() {

@@ -36,7 +36,7 @@ mod yaml;
 #[global_allocator]
 static ALLOCATOR: script::CountingAllocator = script::CountingAllocator(std::alloc::System);
 
-/// Published defaults; the README lists them.
+/// Published defaults; docs/http-contract.md lists them.
 pub mod defaults {
     /// Largest accepted request body.
     pub const MAX_BODY_BYTES: usize = 256 * 1024;

@@ -21,7 +21,7 @@
 //! its action plan (which is what makes an event too large for a store), under an id
 //! of its own (named in the answer), so the operator can find and replay it.
 //!
-//! Decisions made here (the README documents them):
+//! Decisions made here (docs/http-contract.md documents them):
 //! - 404/405/413/400 answers are not written to the event log (no source-level event
 //!   exists yet); they are logged with `tracing` at warn level.
 //! - A script's `http_response` is sent only if the request passed verification (or

@@ -44,7 +44,7 @@ pub const PARSER_BUFFER_BYTES: usize = 1024 * 1024;
 /// The most headers the parser takes.
 pub const PARSER_MAX_HEADERS: usize = 1000;
 
-/// Limits of the HTTP server; the defaults are published in the README.
+/// Limits of the HTTP server; the defaults are published in docs/http-contract.md.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HttpLimits {
     /// For a request's head to arrive, and for a kept-alive connection to send one.

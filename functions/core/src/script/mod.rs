@@ -48,7 +48,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// Sandbox limits; the defaults are the published ones (the README lists them).
+/// Sandbox limits; the defaults are the published ones (docs/scripts.md lists them).
 ///
 /// The size limits are sized to the body limit ([`ScriptLimits::for_body_limit`]): any
 /// payload a sender may send converts to `ctx.body` whole (an array of `[0,0,…]` has at
@@ -266,7 +266,7 @@ impl ScriptEngine {
                 fix: if looks_like_javascript(code) {
                     "scripts are Rhai, not JavaScript: write `fn main(ctx) { ... }` and maps as `#{ verified: true }` (no `function`, `return {...}` or `const`)".into()
                 } else {
-                    "fix the Rhai syntax here or just before (see the README's script section)"
+                    "fix the Rhai syntax here or just before (see docs/scripts.md)"
                         .into()
                 },
             }
@@ -806,7 +806,7 @@ mod tests {
 
     #[test]
     fn helpers_given_a_missing_value_say_so() {
-        // The README's example without its signature header: not verified, no error.
+        // The scripts doc's example without its signature header: not verified, no error.
         let out = run(r#"fn main(ctx) { #{ verified: secure_eq("sha256=ab", ctx.headers["x-webhook-signature"]) } }"#)
             .unwrap();
         assert_eq!(out.verified, Some(false));
@@ -1030,16 +1030,27 @@ mod tests {
             ..ScriptLimits::default()
         });
         let started = Instant::now();
-        let err = run_with(
-            &e,
-            "fn main(ctx) { let x = 0; loop { x += 1; } }",
-            json!({}),
-        )
-        .unwrap_err();
-        assert_eq!(err.kind, ScriptErrorKind::Limit);
+        // A run the machine kept off the CPU (another test, a build) is `Overloaded`,
+        // by design; the budget's own verdict needs a run that had the CPU, so try again.
+        let mut err = None;
+        for _ in 0..10 {
+            let run = run_with(
+                &e,
+                "fn main(ctx) { let x = 0; loop { x += 1; } }",
+                json!({}),
+            )
+            .unwrap_err();
+            let starved = run.kind == ScriptErrorKind::Overloaded;
+            err = Some(run);
+            if !starved {
+                break;
+            }
+        }
+        let err = err.unwrap();
+        assert_eq!(err.kind, ScriptErrorKind::Limit, "{err}");
         assert!(err.message.contains("wall time over 20 ms"), "{err}");
         // The budget stops the loop; generous bound only guards against "never stops".
-        assert!(started.elapsed() < Duration::from_secs(5));
+        assert!(started.elapsed() < Duration::from_secs(10));
     }
 
     #[test]
