@@ -56,9 +56,13 @@ async fn harness(kind: Store, targets: Targets) -> Harness {
             let clients =
                 inlet_aws::clients::AwsClients::from_env(&inlet_aws::clients::ClientSettings::CLI)
                     .await;
-            inlet_aws::provision::create_table(&clients.dynamodb, &table, false)
-                .await
-                .unwrap();
+            inlet_aws::provision::create_table(
+                &clients.dynamodb,
+                &table,
+                inlet_aws::provision::TableKind::Directory,
+            )
+            .await
+            .unwrap();
             dynamo_table = Some(table.clone());
             Arc::new(inlet_aws::directory::DynamoDirectory {
                 client: clients.dynamodb,

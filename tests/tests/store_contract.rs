@@ -537,12 +537,20 @@ async fn dynamo() -> (DynamoIdempotency, DynamoEventLog) {
         config_table: String::new(),
         directory_table: String::new(),
     };
-    inlet_aws::provision::create_table(&clients.dynamodb, &names.idempotency_table, false)
-        .await
-        .unwrap();
-    inlet_aws::provision::create_table(&clients.dynamodb, &names.events_table, true)
-        .await
-        .unwrap();
+    inlet_aws::provision::create_table(
+        &clients.dynamodb,
+        &names.idempotency_table,
+        inlet_aws::provision::TableKind::Idempotency,
+    )
+    .await
+    .unwrap();
+    inlet_aws::provision::create_table(
+        &clients.dynamodb,
+        &names.events_table,
+        inlet_aws::provision::TableKind::Events,
+    )
+    .await
+    .unwrap();
     (
         DynamoIdempotency::new(clients.dynamodb.clone(), &names),
         DynamoEventLog::new(clients.dynamodb, &names),

@@ -1,5 +1,7 @@
 //! Table creation for emulators and tests. In AWS the SAM template creates the tables;
-//! these definitions mirror it (same keys, index and TTL attribute).
+//! these definitions are the template's (keys, the listing index and its projection, the
+//! stream, TTL where the template turns it on), and `tests/tests/aws_tables.rs` compares
+//! each provisioned table with the template's declaration.
 
 use crate::StackNames;
 use crate::error::store_error;
@@ -31,13 +33,27 @@ fn attr(name: &str) -> Result<AttributeDefinition, StoreError> {
         .map_err(build_error)
 }
 
-/// Creates one `pk`/`sk` table and turns TTL on. An events table (`events_table`) also
-/// gets `gsi1` and its stream (`NEW_IMAGE`), as in the template.
-pub async fn create_table(
-    client: &Client,
-    name: &str,
-    events_table: bool,
-) -> Result<(), StoreError> {
+/// Which of a stack's tables one is: what it has beyond `pk`/`sk` follows from it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TableKind {
+    Idempotency,
+    /// With `gsi1` (the listing index) and its stream (`NEW_IMAGE`).
+    Events,
+    Directory,
+    Config,
+}
+
+impl TableKind {
+    /// Whether items expire on `expires_at` (idempotency records and events do; the
+    /// directory and the config are kept).
+    fn expires(self) -> bool {
+        matches!(self, TableKind::Idempotency | TableKind::Events)
+    }
+}
+
+/// Creates one `pk`/`sk` table of `kind`, as the template declares it.
+pub async fn create_table(client: &Client, name: &str, kind: TableKind) -> Result<(), StoreError> {
+    let events_table = kind == TableKind::Events;
     let mut request = client
         .create_table()
         .table_name(name)
@@ -81,6 +97,9 @@ pub async fn create_table(
         .send()
         .await
         .map_err(|e| store_error("create table", e))?;
+    if !kind.expires() {
+        return Ok(());
+    }
     client
         .update_time_to_live()
         .table_name(name)
@@ -99,8 +118,8 @@ pub async fn create_table(
 
 /// Creates the four tables of a stack.
 pub async fn create_tables(client: &Client, names: &StackNames) -> Result<(), StoreError> {
-    create_table(client, &names.idempotency_table, false).await?;
-    create_table(client, &names.events_table, true).await?;
-    create_table(client, &names.directory_table, false).await?;
-    create_table(client, &names.config_table, false).await
+    create_table(client, &names.idempotency_table, TableKind::Idempotency).await?;
+    create_table(client, &names.events_table, TableKind::Events).await?;
+    create_table(client, &names.directory_table, TableKind::Directory).await?;
+    create_table(client, &names.config_table, TableKind::Config).await
 }
