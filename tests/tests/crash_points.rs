@@ -527,7 +527,8 @@ async fn scenario(
     let first = process(backend, crash_at).await;
     let reply = pipeline(&first, &engine)
         .ingest(Some(&route), delivery())
-        .await;
+        .await
+        .reply;
     if !first.crashed.load(Ordering::SeqCst) {
         // A crashed process answers nothing: the sender sees the connection drop.
         seen.push((reply.status, serde_json::from_str(&reply.body).unwrap()));
@@ -538,7 +539,8 @@ async fn scenario(
     let second = process(backend, None).await;
     let reply = pipeline(&second, &engine)
         .ingest(Some(&route), delivery())
-        .await;
+        .await
+        .reply;
     assert!(
         matches!(reply.status, 200 | 202),
         "the retry after a restart is answered {} {}",

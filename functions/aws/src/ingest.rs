@@ -102,9 +102,9 @@ impl IngestFunction {
                 _ => Vec::new(),
             },
         };
-        let reply = self.pipeline.ingest(route.as_ref(), inbound).await;
+        let ingested = self.pipeline.ingest(route.as_ref(), inbound).await;
         if let Some(route) = &route
-            && let Some(outcome) = crate::metrics::ingest_outcome(&reply)
+            && let Some(outcome) = crate::metrics::ingest_metric(ingested.outcome)
         {
             crate::metrics::emit(
                 &self.environment,
@@ -113,7 +113,7 @@ impl IngestFunction {
                 self.pipeline.clock.now_ms(),
             );
         }
-        Ok(to_response(reply))
+        Ok(to_response(ingested.reply))
     }
 }
 

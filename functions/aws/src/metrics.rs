@@ -6,11 +6,11 @@
 //! the template sets.
 //!
 //! Metrics: `accepted`, `duplicate`, `rejected`, `invalid_event_type`, `answered`
-//! (ingest, from the answer given), `unavailable` (ingest answered 5xx; the sender
+//! (ingest, from the pipeline's [`Outcome`]), `unavailable` (ingest answered 5xx; the sender
 //! retries) and `action_failures` (the actions function, per action that failed for
 //! good).
 
-use inlet_core::reply::Reply;
+use inlet_core::outcome::Outcome;
 use serde_json::{Value, json};
 
 pub const NAMESPACE: &str = "Inlet";
@@ -37,23 +37,13 @@ pub fn emit(environment: &str, source: &str, metric: &str, timestamp_ms: i64) {
     println!("{}", document(environment, source, metric, timestamp_ms));
 }
 
-/// The metric an ingest answer counts toward, read from the answer itself (its status
-/// and, for 2xx JSON answers, their `status` field).
-pub fn ingest_outcome(reply: &Reply) -> Option<&'static str> {
-    match reply.status {
-        401 => Some("rejected"),
-        500..=599 => Some("unavailable"),
-        200..=299 => {
-            let body: Value = serde_json::from_str(&reply.body).unwrap_or(Value::Null);
-            Some(match body["status"].as_str() {
-                Some("accepted") => "accepted",
-                Some("duplicate") => "duplicate",
-                Some("invalid_event_type") => "invalid_event_type",
-                // A source's own answer (a handshake, a challenge).
-                _ => "answered",
-            })
-        }
-        _ => None,
+/// The metric an ingest request counts toward, from what the pipeline decided (requests
+/// refused before processing — unknown token, wrong method, too large — count toward
+/// none).
+pub fn ingest_metric(outcome: Outcome) -> Option<&'static str> {
+    match outcome {
+        Outcome::Refused => None,
+        counted => Some(counted.as_str()),
     }
 }
 
@@ -78,30 +68,17 @@ mod tests {
     }
 
     #[test]
-    fn answers_map_to_outcomes() {
-        let reply = |status, body: Value| Reply {
-            status,
-            headers: Vec::new(),
-            body: body.to_string(),
-        };
-        assert_eq!(
-            ingest_outcome(&reply(202, json!({"status": "accepted"}))),
-            Some("accepted")
-        );
-        assert_eq!(
-            ingest_outcome(&reply(200, json!({"status": "duplicate"}))),
-            Some("duplicate")
-        );
-        assert_eq!(
-            ingest_outcome(&reply(202, json!({"status": "invalid_event_type"}))),
-            Some("invalid_event_type")
-        );
-        assert_eq!(
-            ingest_outcome(&reply(200, json!({"challenge": "x"}))),
-            Some("answered")
-        );
-        assert_eq!(ingest_outcome(&reply(401, json!({}))), Some("rejected"));
-        assert_eq!(ingest_outcome(&reply(503, json!({}))), Some("unavailable"));
-        assert_eq!(ingest_outcome(&reply(413, json!({}))), None);
+    fn outcomes_map_to_metrics() {
+        for (outcome, metric) in [
+            (Outcome::Accepted, Some("accepted")),
+            (Outcome::Duplicate, Some("duplicate")),
+            (Outcome::InvalidEventType, Some("invalid_event_type")),
+            (Outcome::Answered, Some("answered")),
+            (Outcome::Rejected, Some("rejected")),
+            (Outcome::Unavailable, Some("unavailable")),
+            (Outcome::Refused, None),
+        ] {
+            assert_eq!(ingest_metric(outcome), metric, "{outcome:?}");
+        }
     }
 }

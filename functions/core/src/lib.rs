@@ -21,6 +21,7 @@ pub mod directory;
 pub mod executor;
 pub mod memory;
 pub mod outbox;
+pub mod outcome;
 pub mod path;
 pub mod pipeline;
 pub mod presets;

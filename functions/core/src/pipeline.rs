@@ -44,6 +44,7 @@ use crate::actions::plan_actions;
 use crate::clock::Clock;
 use crate::config::{Catalog, EnvironmentConfig, SourceConfig, VerifyConfig};
 use crate::defaults;
+use crate::outcome::Outcome;
 use crate::path::{FieldPath, PathRoots};
 use crate::reply::{IngestError, Reply};
 use crate::script::{
@@ -255,16 +256,27 @@ pub struct Replayed {
 /// How long a replay's request key answers the replay it made.
 pub const REPLAY_KEY_WINDOW_MS: i64 = 24 * 3_600_000;
 
+/// A request's answer and what became of it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ingested {
+    pub reply: Reply,
+    pub outcome: Outcome,
+}
+
 impl Pipeline {
     /// Handles one request to `/receive/{token}`; `route` is the token's route, if any.
-    pub async fn ingest(&self, route: Option<&Route>, request: InboundRequest) -> Reply {
+    pub async fn ingest(&self, route: Option<&Route>, request: InboundRequest) -> Ingested {
         match self.process(route, request).await {
-            Ok(reply) => reply,
+            Ok((reply, outcome)) => Ingested { reply, outcome },
             Err(error) => {
                 if error.status() < 500 {
                     tracing::warn!(status = error.status(), code = error.code(), %error, "webhook refused");
                 }
-                error.into_reply()
+                let outcome = Outcome::of_error(error.status());
+                Ingested {
+                    reply: error.into_reply(),
+                    outcome,
+                }
             }
         }
     }
@@ -273,7 +285,7 @@ impl Pipeline {
         &self,
         route: Option<&Route>,
         request: InboundRequest,
-    ) -> Result<Reply, IngestError> {
+    ) -> Result<(Reply, Outcome), IngestError> {
         // Step 1: route and request checks; nothing is logged for these.
         let route = route.ok_or(IngestError::UnknownToken)?;
         let Evaluated { event, ending } = self.evaluate(route, request, None).await?;
@@ -281,7 +293,7 @@ impl Pipeline {
             Ending::Answered(reply) => {
                 // Logged like any request (a handshake shows in the log), with no actions.
                 self.commit(event, None).await?;
-                return Ok(reply);
+                return Ok((reply, Outcome::Answered));
             }
             Ending::Refused(error) => {
                 self.log_refused(event).await;
@@ -290,10 +302,11 @@ impl Pipeline {
             Ending::NoEventType(message) => {
                 let event_id = event.id.clone();
                 self.commit(event, None).await?;
-                return Ok(Reply::json(
+                let reply = Reply::json(
                     202,
                     json!({"status": "invalid_event_type", "event_id": event_id, "message": message}),
-                ));
+                );
+                return Ok((reply, Outcome::InvalidEventType));
             }
             Ending::Ready { event_type, claim } => (event_type, claim),
         };
@@ -301,11 +314,14 @@ impl Pipeline {
         // Step 7: the one commit, then the answer.
         let runnable = event.runnable_actions();
         match self.commit(event, claim.as_ref()).await? {
-            Committed::Duplicate { original_event_id } => Ok(Reply::json(
-                200,
-                json!({"status": "duplicate", "event_id": original_event_id}),
-            )
-            .with_header("inlet-duplicate", "true")),
+            Committed::Duplicate { original_event_id } => Ok((
+                Reply::json(
+                    200,
+                    json!({"status": "duplicate", "event_id": original_event_id}),
+                )
+                .with_header("inlet-duplicate", "true"),
+                Outcome::Duplicate,
+            )),
             Committed::Stored { event_id } => {
                 tracing::info!(source = %route.source.key, environment = %route.environment, %event_id, %event_type, actions = runnable, "event accepted");
                 #[derive(serde::Serialize)]
@@ -315,7 +331,7 @@ impl Pipeline {
                     event_type: &'a str,
                     actions: usize,
                 }
-                Ok(Reply::json(
+                let reply = Reply::json(
                     202,
                     Accepted {
                         status: "accepted",
@@ -323,7 +339,8 @@ impl Pipeline {
                         event_type: &event_type,
                         actions: runnable,
                     },
-                ))
+                );
+                Ok((reply, Outcome::Accepted))
             }
         }
     }
@@ -1335,11 +1352,15 @@ environments:
         let h = harness(OK_SCRIPT, true);
         h.store
             .fail_next_commit(StoreError::Unavailable("disk full".into()));
-        let reply = h.pipeline.ingest(Some(&h.route), request(PAID)).await;
+        let ingested = h.pipeline.ingest(Some(&h.route), request(PAID)).await;
+        assert_eq!(ingested.outcome, Outcome::Unavailable);
+        let reply = ingested.reply;
         assert_eq!(reply.status, 503);
         assert_eq!(reply.header("retry-after"), Some("5"));
         assert!(h.store.inner.events().is_empty());
-        let reply = h.pipeline.ingest(Some(&h.route), request(PAID)).await;
+        let ingested = h.pipeline.ingest(Some(&h.route), request(PAID)).await;
+        assert_eq!(ingested.outcome, Outcome::Accepted);
+        let reply = ingested.reply;
         assert_eq!(reply.status, 202, "{}", reply.body);
         let events = h.store.inner.events();
         assert_eq!(events.len(), 1);
@@ -1351,7 +1372,7 @@ environments:
         let h = harness(OK_SCRIPT, true);
         h.store
             .fail_next_commit(StoreError::Failed("item too large".into()));
-        let reply = h.pipeline.ingest(Some(&h.route), request(PAID)).await;
+        let reply = h.pipeline.ingest(Some(&h.route), request(PAID)).await.reply;
         assert_eq!(reply.status, 500);
         assert_eq!(reply.header("retry-after"), None);
         let body: Value = serde_json::from_str(&reply.body).unwrap();
@@ -1376,7 +1397,7 @@ environments:
         );
         assert!(h.store.inner.queued().is_empty(), "nothing runs for it");
         // It holds no idempotency record: a retry (should the cause go away) is new.
-        let reply = h.pipeline.ingest(Some(&h.route), request(PAID)).await;
+        let reply = h.pipeline.ingest(Some(&h.route), request(PAID)).await.reply;
         assert_eq!(reply.status, 202, "{}", reply.body);
     }
 
@@ -1387,6 +1408,7 @@ environments:
             h.pipeline
                 .ingest(Some(&h.route), request(PAID))
                 .await
+                .reply
                 .status,
             202
         );
@@ -1395,6 +1417,7 @@ environments:
             h.pipeline
                 .ingest(Some(&h.route), request(PAID))
                 .await
+                .reply
                 .status,
             200
         );
@@ -1403,6 +1426,7 @@ environments:
             h.pipeline
                 .ingest(Some(&h.route), request(PAID))
                 .await
+                .reply
                 .status,
             202
         );
@@ -1412,7 +1436,7 @@ environments:
     async fn script_errors_reject_when_enforced_and_are_logged_when_not() {
         let broken = "fn main(ctx) { throw \"kaboom\"; }";
         let h = harness(broken, true);
-        let reply = h.pipeline.ingest(Some(&h.route), request(PAID)).await;
+        let reply = h.pipeline.ingest(Some(&h.route), request(PAID)).await.reply;
         assert_eq!(reply.status, 401);
         assert!(
             !reply.body.contains("kaboom"),
@@ -1423,7 +1447,7 @@ environments:
         assert!(logged.error.as_deref().unwrap().contains("kaboom"));
 
         let h = harness(broken, false);
-        let reply = h.pipeline.ingest(Some(&h.route), request(PAID)).await;
+        let reply = h.pipeline.ingest(Some(&h.route), request(PAID)).await.reply;
         assert_eq!(reply.status, 202);
         let logged = &h.store.inner.events()[0];
         assert_eq!(
@@ -1440,7 +1464,7 @@ environments:
             "fn main(ctx) { #{ verified: secure_eq(ctx.vars.SHOP_SECRET, \"s\") } }",
             true,
         );
-        let reply = h.pipeline.ingest(Some(&h.route), request(PAID)).await;
+        let reply = h.pipeline.ingest(Some(&h.route), request(PAID)).await.reply;
         assert_eq!(reply.status, 503);
         assert_eq!(reply.header("retry-after"), Some("5"));
         assert!(!reply.body.contains("SHOP_SECRET"), "{}", reply.body);
@@ -1460,7 +1484,7 @@ environments:
             "SHOP_SECRET".to_string(),
             "s".to_string(),
         )]))));
-        let reply = h.pipeline.ingest(Some(&h.route), request(PAID)).await;
+        let reply = h.pipeline.ingest(Some(&h.route), request(PAID)).await.reply;
         assert_eq!(reply.status, 202, "the retry succeeds once the var is set");
     }
 
@@ -1473,13 +1497,23 @@ environments:
         let reply = h
             .pipeline
             .ingest(Some(&h.route), request(r#"{"challenge": "abc"}"#))
-            .await;
+            .await
+            .reply;
         assert_eq!(
             (reply.status, reply.body.as_str(), reply.header("x-echo")),
             (200, "abc", Some("1"))
         );
         // Logged as answered, with nothing queued.
         let events = h.store.inner.events();
+        // What a source answers is its own: a body that reads like Inlet's "accepted"
+        // is still an answer of the source's (what the metrics count).
+        let h2 = harness(
+            r#"fn main(ctx) { #{ verified: true, http_response: #{ status: 202, body: `{"status":"accepted"}` } } }"#,
+            true,
+        );
+        let ingested = h2.pipeline.ingest(Some(&h2.route), request(PAID)).await;
+        assert_eq!(ingested.reply.body, r#"{"status":"accepted"}"#);
+        assert_eq!(ingested.outcome, Outcome::Answered);
         assert_eq!(events.len(), 1);
         assert_eq!(events[0].status, EventStatus::Answered);
         assert!(events[0].actions.is_empty() && !events[0].is_queued());
@@ -1493,6 +1527,7 @@ environments:
             h.pipeline
                 .ingest(Some(&h.route), request(numeric))
                 .await
+                .reply
                 .status,
             202
         );
@@ -1500,6 +1535,7 @@ environments:
             h.pipeline
                 .ingest(Some(&h.route), request(numeric))
                 .await
+                .reply
                 .status,
             200
         );
@@ -1511,6 +1547,7 @@ environments:
             h.pipeline
                 .ingest(Some(&h.route), request(&long))
                 .await
+                .reply
                 .status,
             202
         );
@@ -1518,6 +1555,7 @@ environments:
             h.pipeline
                 .ingest(Some(&h.route), request(&long))
                 .await
+                .reply
                 .status,
             202
         );

@@ -160,7 +160,7 @@ proptest! {
         };
         let request = InboundRequest { method: method.into(), headers, query, body };
         let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
-        let reply = runtime.block_on(pipeline.ingest(Some(&ROUTE), request));
+        let reply = runtime.block_on(pipeline.ingest(Some(&ROUTE), request)).reply;
         prop_assert!(
             [200, 202, 400, 401, 405, 413].contains(&reply.status),
             "{} {}", reply.status, reply.body

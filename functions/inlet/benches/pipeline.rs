@@ -212,7 +212,9 @@ fn main() {
     let counter = AtomicU64::new(0);
     let next = || counter.fetch_add(1, Ordering::Relaxed);
     let batch = |size: u64| (0..size).map(|_| request(next())).collect::<Vec<_>>();
-    let check = runtime.block_on(on_fresh_memory().ingest(Some(&route), request(next())));
+    let check = runtime
+        .block_on(on_fresh_memory().ingest(Some(&route), request(next())))
+        .reply;
     assert_eq!(check.status, 202, "{}", check.body);
     assert!(check.body.contains("\"actions\":2"), "{}", check.body);
 
@@ -222,7 +224,9 @@ fn main() {
             iterations,
             |size| (on_fresh_memory(), batch(size)),
             |pipeline, request| {
-                let reply = runtime.block_on(pipeline.ingest(Some(&route), request));
+                let reply = runtime
+                    .block_on(pipeline.ingest(Some(&route), request))
+                    .reply;
                 assert_eq!(reply.status, 202);
             },
         )
@@ -246,7 +250,7 @@ fn main() {
     group.sample_size(20).bench_function("sqlite", |b| {
         b.iter_batched(
             || request(next()),
-            |req| runtime.block_on(on_sqlite.ingest(Some(&route), req)),
+            |req| runtime.block_on(on_sqlite.ingest(Some(&route), req)).reply,
             BatchSize::SmallInput,
         )
     });

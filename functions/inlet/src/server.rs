@@ -484,7 +484,7 @@ async fn receive(
             })
             .collect();
     }
-    to_response(state.pipeline.ingest(route, request).await)
+    to_response(state.pipeline.ingest(route, request).await.reply)
 }
 
 /// The admin API on loopback answers only requests addressed to a loopback name: a web
