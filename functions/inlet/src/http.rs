@@ -33,7 +33,6 @@ use inlet_core::reply::Reply;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tower::ServiceExt;
@@ -156,7 +155,7 @@ pub async fn serve(
 }
 
 /// Answers a connection over the cap with 503 and closes it.
-async fn refuse(mut stream: TcpStream) {
+async fn refuse(stream: TcpStream) {
     let body = Reply::error(
         503,
         "busy",
@@ -168,15 +167,7 @@ async fn refuse(mut stream: TcpStream) {
         body.len(),
         inlet_core::defaults::UNAVAILABLE_RETRY_AFTER_SECS
     );
-    let _ = stream.write_all(answer.as_bytes()).await;
-    let _ = stream.shutdown().await;
-    // Read what the client sent, briefly, so closing does not reset the connection
-    // before it has read the answer.
-    let mut sink = [0u8; 4096];
-    let _ = tokio::time::timeout(Duration::from_secs(1), async {
-        while matches!(stream.read(&mut sink).await, Ok(n) if n > 0) {}
-    })
-    .await;
+    malformed::write_and_close(stream, &answer).await;
 }
 
 /// An error answer in the one shape every error has.

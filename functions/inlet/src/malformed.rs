@@ -229,7 +229,7 @@ pub async fn answer_after(
     let Some((status, code, message)) = answer_for(error, &returned, limits) else {
         return;
     };
-    let Some(mut stream) = returned.stream.take() else {
+    let Some(stream) = returned.stream.take() else {
         return;
     };
     tracing::warn!(status, code, %message, "request refused by the HTTP parser");
@@ -242,10 +242,15 @@ pub async fn answer_after(
         "HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
         body.len()
     );
+    write_and_close(stream, &answer).await;
+}
+
+/// Writes a whole answer (head and body) on a raw connection and closes it, reading
+/// what the client still sends for a moment, so that closing does not reset the
+/// connection before the client has read the answer.
+pub async fn write_and_close(mut stream: TcpStream, answer: &str) {
     let _ = stream.write_all(answer.as_bytes()).await;
     let _ = stream.shutdown().await;
-    // Read what the client still sends, briefly, so closing does not reset the
-    // connection before it has read the answer.
     let mut sink = [0u8; 4096];
     let _ = tokio::time::timeout(Duration::from_secs(1), async {
         while matches!(stream.read(&mut sink).await, Ok(n) if n > 0) {}
