@@ -22,6 +22,7 @@ use inlet_core::config::Catalog;
 use inlet_core::pipeline::{Pipeline, PipelineSettings};
 use inlet_core::script::{ScriptEngine, ScriptLimits};
 use inlet_core::store::IdempotencyStore;
+use inlet_core::tokens::TokenStore;
 use std::sync::Arc;
 
 struct ConfigTableSources {
@@ -29,12 +30,18 @@ struct ConfigTableSources {
     environment: String,
 }
 
-fn url_of(base: &str, token: inlet_aws::config_table::StoredToken) -> WebhookUrl {
+fn url_of(
+    base: &str,
+    token: String,
+    source: String,
+    environment: String,
+    retires_at_ms: Option<i64>,
+) -> WebhookUrl {
     WebhookUrl {
-        url: format!("{base}/{}", token.token),
-        source: token.source,
-        environment: token.environment,
-        retires_at_ms: token.retires_at_ms,
+        url: format!("{base}/{token}"),
+        source,
+        environment,
+        retires_at_ms,
     }
 }
 
@@ -67,12 +74,15 @@ impl Operations for StackOperations {
         overlap_ms: i64,
         host: Option<&str>,
     ) -> Result<Vec<WebhookUrl>, AdminError> {
-        let (fresh, retiring) = self.config.rotate(source, environment, overlap_ms).await?;
+        let now = self.config.clock.now_ms();
+        let pair = self
+            .config
+            .rotate(source, environment, now, overlap_ms)
+            .await?;
         let base = base_url(host);
-        Ok(retiring
+        Ok(pair
             .into_iter()
-            .chain([fresh])
-            .map(|t| url_of(&base, t))
+            .map(|t| url_of(&base, t.token, t.source, t.environment, t.retires_at_ms))
             .collect())
     }
 }
@@ -95,7 +105,7 @@ impl SourceCatalog for ConfigTableSources {
             .into_iter()
             .filter(|t| t.environment == self.environment)
             .filter(|t| t.retires_at_ms.is_none_or(|at| at > now))
-            .map(|t| url_of(&base, t))
+            .map(|t| url_of(&base, t.token, t.source, t.environment, t.retires_at_ms))
             .collect())
     }
 }

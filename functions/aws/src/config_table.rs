@@ -18,9 +18,10 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue;
 use inlet_core::clock::Clock;
 use inlet_core::config::{Catalog, ConfigErrors, SourceFile, load_sources};
-use inlet_core::pipeline::Route;
+use inlet_core::pipeline::{Route, TokenEntry};
 use inlet_core::script::ScriptEngine;
 use inlet_core::store::StoreError;
+use inlet_core::tokens::TokenStore;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -136,62 +137,6 @@ impl ConfigTable {
             .await
             .map_err(|e| store_error("put token", e))?;
         Ok(())
-    }
-
-    /// Replaces the webhook token of `source`'s `environment`: a new token, and the
-    /// current ones retire `overlap_ms` from now (already retiring ones keep their
-    /// earlier time). Returns the new token and the retiring ones.
-    pub async fn rotate(
-        &self,
-        source: &str,
-        environment: &str,
-        overlap_ms: i64,
-    ) -> Result<(StoredToken, Vec<StoredToken>), StoreError> {
-        let now = self.clock.now_ms();
-        let retires_at = now + overlap_ms;
-        let current: Vec<StoredToken> = self
-            .tokens()
-            .await?
-            .into_iter()
-            .filter(|old| {
-                old.source == source
-                    && old.environment == environment
-                    && old.retires_at_ms.is_none_or(|at| at > now)
-            })
-            .collect();
-        // The new token first: a rotation that stops half-way (or whose answer is lost)
-        // leaves an extra working token, never an environment whose tokens all retire.
-        // Asked again, it retires that one too.
-        let fresh = StoredToken {
-            token: inlet_core::store::new_webhook_token()?,
-            source: source.to_string(),
-            environment: environment.to_string(),
-            created_at_ms: now,
-            retires_at_ms: None,
-        };
-        self.put_token(&fresh).await?;
-        let mut retiring = Vec::new();
-        for mut old in current {
-            if old.retires_at_ms.is_some_and(|at| at <= retires_at) {
-                // Already retiring by then: unchanged, nothing to write.
-                retiring.push(old);
-                continue;
-            }
-            let at = retires_at;
-            self.client
-                .update_item()
-                .table_name(&self.table)
-                .key("pk", s("TOKEN"))
-                .key("sk", s(old.token.clone()))
-                .update_expression("SET retires_at_ms = :at")
-                .expression_attribute_values(":at", n(at))
-                .send()
-                .await
-                .map_err(|e| store_error("retire token", e))?;
-            old.retires_at_ms = Some(at);
-            retiring.push(old);
-        }
-        Ok((fresh, retiring))
     }
 
     /// The validated catalog, from cache when fresh.
@@ -320,4 +265,114 @@ fn catalog_from_bundle(item: &Item, engine: &ScriptEngine) -> Result<Catalog, Co
             })
     };
     load_sources(&sources, &read, engine).map_err(ConfigTableError::Invalid)
+}
+
+/// A stored token as the core sees it.
+fn entry(t: StoredToken) -> TokenEntry {
+    TokenEntry {
+        token: t.token,
+        source: t.source,
+        environment: t.environment,
+        retires_at_ms: t.retires_at_ms,
+    }
+}
+
+#[async_trait::async_trait]
+impl TokenStore for ConfigTable {
+    async fn active(&self, now_ms: i64) -> Result<Vec<TokenEntry>, StoreError> {
+        let mut working: Vec<StoredToken> = self
+            .tokens()
+            .await?
+            .into_iter()
+            .filter(|t| t.retires_at_ms.is_none_or(|at| at > now_ms))
+            .collect();
+        working.sort_by(|a, b| {
+            (
+                &a.source,
+                &a.environment,
+                a.retires_at_ms.is_none(),
+                a.created_at_ms,
+            )
+                .cmp(&(
+                    &b.source,
+                    &b.environment,
+                    b.retires_at_ms.is_none(),
+                    b.created_at_ms,
+                ))
+        });
+        Ok(working.into_iter().map(entry).collect())
+    }
+
+    async fn ensure(&self, pairs: &[(String, String)], now_ms: i64) -> Result<usize, StoreError> {
+        let existing = self.tokens().await?;
+        let mut created = 0;
+        for (source, environment) in pairs {
+            let current = existing.iter().any(|t| {
+                &t.source == source && &t.environment == environment && t.retires_at_ms.is_none()
+            });
+            if !current {
+                self.put_token(&StoredToken {
+                    token: inlet_core::store::new_webhook_token()?,
+                    source: source.clone(),
+                    environment: environment.clone(),
+                    created_at_ms: now_ms,
+                    retires_at_ms: None,
+                })
+                .await?;
+                created += 1;
+            }
+        }
+        Ok(created)
+    }
+
+    async fn rotate(
+        &self,
+        source: &str,
+        environment: &str,
+        now_ms: i64,
+        overlap_ms: i64,
+    ) -> Result<Vec<TokenEntry>, StoreError> {
+        let retires_at = now_ms + overlap_ms;
+        let working: Vec<StoredToken> = self
+            .tokens()
+            .await?
+            .into_iter()
+            .filter(|old| {
+                old.source == source
+                    && old.environment == environment
+                    && old.retires_at_ms.is_none_or(|at| at > now_ms)
+            })
+            .collect();
+        // The new token first: a rotation that stops half-way (or whose answer is lost)
+        // leaves an extra working token, never an environment whose tokens all retire.
+        // Asked again, it retires that one too.
+        let fresh = StoredToken {
+            token: inlet_core::store::new_webhook_token()?,
+            source: source.to_string(),
+            environment: environment.to_string(),
+            created_at_ms: now_ms,
+            retires_at_ms: None,
+        };
+        self.put_token(&fresh).await?;
+        let mut pair = Vec::new();
+        for mut old in working {
+            if old.retires_at_ms.is_none_or(|at| at > retires_at) {
+                self.client
+                    .update_item()
+                    .table_name(&self.table)
+                    .key("pk", s("TOKEN"))
+                    .key("sk", s(old.token.clone()))
+                    .update_expression("SET retires_at_ms = :at")
+                    .expression_attribute_values(":at", n(retires_at))
+                    .send()
+                    .await
+                    .map_err(|e| store_error("retire token", e))?;
+                old.retires_at_ms = Some(retires_at);
+            }
+            pair.push(old);
+        }
+        pair.sort_by_key(|t| t.created_at_ms);
+        pair.push(fresh);
+        Ok(pair.into_iter().map(entry).collect())
+    }
 }

@@ -28,6 +28,7 @@ pub mod presets;
 pub mod reply;
 pub mod script;
 pub mod store;
+pub mod tokens;
 pub mod vars;
 pub mod verify;
 mod yaml;

@@ -8,11 +8,12 @@
 use anyhow::Context;
 use inlet_aws::StackNames;
 use inlet_aws::clients::{AwsClients, ClientSettings};
-use inlet_aws::config_table::{ConfigTable, StoredToken};
+use inlet_aws::config_table::ConfigTable;
 use inlet_core::clock::{Clock, SystemClock};
 use inlet_core::config::load_dir;
 use inlet_core::script::{ScriptEngine, ScriptLimits};
-use inlet_core::store::{EventLog, EventQuery, list_across, new_webhook_token};
+use inlet_core::store::{EventLog, EventQuery, list_across};
+use inlet_core::tokens::TokenStore;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -66,34 +67,24 @@ pub async fn push(sources: &Path, names: &StackNames) -> anyhow::Result<PushRepo
             names.config_table
         )
     })?;
-    let existing = table.tokens().await?;
-    let mut tokens = Vec::new();
-    let mut new_tokens = 0;
-    for (source, env) in catalog
+    let pairs: Vec<(String, String)> = catalog
         .environments()
         .filter(|(_, e)| *e == names.environment)
-    {
-        // The token that is not retiring (a rotation's new one).
-        let token = match existing
-            .iter()
-            .find(|t| t.source == source && t.environment == env && t.retires_at_ms.is_none())
-        {
-            Some(t) => t.token.clone(),
-            None => {
-                let stored = StoredToken {
-                    token: new_webhook_token()?,
-                    source: source.to_string(),
-                    environment: env.to_string(),
-                    created_at_ms: SystemClock.now_ms(),
-                    retires_at_ms: None,
-                };
-                table.put_token(&stored).await?;
-                new_tokens += 1;
-                stored.token
-            }
-        };
-        tokens.push((source.to_string(), token));
+        .map(|(s, e)| (s.to_string(), e.to_string()))
+        .collect();
+    let now = SystemClock.now_ms();
+    let new_tokens = table.ensure(&pairs, now).await?;
+    // Each environment's current token (the last of its pair).
+    let mut current = std::collections::BTreeMap::new();
+    for t in table.active(now).await? {
+        if t.environment == names.environment {
+            current.insert(t.source, t.token);
+        }
     }
+    let tokens = pairs
+        .into_iter()
+        .filter_map(|(source, _)| current.get(&source).map(|t| (source, t.clone())))
+        .collect();
     Ok(PushReport {
         files: files.len(),
         new_tokens,

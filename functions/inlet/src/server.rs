@@ -31,6 +31,7 @@ use inlet_core::outbox::OutboxWorker;
 use inlet_core::pipeline::{InboundRequest, Pipeline, PipelineSettings, RouteTable};
 use inlet_core::reply::{IngestError, Reply};
 use inlet_core::script::{ScriptEngine, ScriptLimits, ScriptPool};
+use inlet_core::tokens::TokenStore;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -163,7 +164,7 @@ impl inlet_admin::operations::Operations for DevOperations {
         let now = self.pipeline.clock.now_ms();
         let pair = self
             .store
-            .rotate_token(source, environment, now, overlap_ms)
+            .rotate(source, environment, now, overlap_ms)
             .await?;
         let catalog = self
             .live

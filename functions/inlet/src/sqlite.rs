@@ -33,6 +33,7 @@ use inlet_core::store::{
     EventRecord, EventStatus, EventTypeStats, IdempotencyClaim, IdempotencyRecord,
     IdempotencyScope, IdempotencyStore, Outbox, OutboxItem, StoreError,
 };
+use inlet_core::tokens::TokenStore;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -292,8 +293,8 @@ impl SqliteStore {
             .await
     }
 
-    /// Makes sure every (source, environment) of `catalog` has an active token, creating
-    /// random ones (192 bits) where missing, and returns all active tokens.
+    /// Gives every (source, environment) of `catalog` a token where it has none (see
+    /// [`TokenStore::ensure`]) and returns all working tokens.
     pub async fn ensure_tokens(
         &self,
         catalog: &Catalog,
@@ -303,61 +304,8 @@ impl SqliteStore {
             .environments()
             .map(|(s, e)| (s.to_string(), e.to_string()))
             .collect();
-        let mut fresh = Vec::with_capacity(pairs.len());
-        for _ in &pairs {
-            fresh.push(inlet_core::store::new_webhook_token()?);
-        }
-        self.writer.write(move |conn| {
-            for ((source, environment), token) in pairs.iter().zip(fresh) {
-                let exists: bool = conn.query_row(
-                    "SELECT EXISTS (SELECT 1 FROM tokens WHERE source = ?1 AND environment = ?2
-                       AND (retires_at_ms IS NULL OR retires_at_ms > ?3))",
-                    params![source, environment, now_ms],
-                    |r| r.get(0),
-                )?;
-                if !exists {
-                    conn.execute(
-                        "INSERT INTO tokens (token, source, environment, created_at_ms) VALUES (?1, ?2, ?3, ?4)",
-                        params![token, source, environment, now_ms],
-                    )?;
-                }
-            }
-            active_tokens(conn, now_ms)
-        })
-        .await
-    }
-
-    /// Replaces the webhook token of `source`'s `environment`: a new token, and the
-    /// current ones retire `overlap_ms` after `now_ms` (already retiring ones keep their
-    /// earlier time). Returns every token of the pair still working, the new one last.
-    pub async fn rotate_token(
-        &self,
-        source: &str,
-        environment: &str,
-        now_ms: i64,
-        overlap_ms: i64,
-    ) -> Result<Vec<TokenEntry>, StoreError> {
-        let (source, environment) = (source.to_string(), environment.to_string());
-        let fresh = inlet_core::store::new_webhook_token()?;
-        self.writer
-            .write(move |conn| {
-                let retires_at = now_ms + overlap_ms;
-                conn.execute(
-                    "UPDATE tokens SET retires_at_ms = MIN(COALESCE(retires_at_ms, ?3), ?3)
-                     WHERE source = ?1 AND environment = ?2
-                       AND (retires_at_ms IS NULL OR retires_at_ms > ?4)",
-                    params![source, environment, retires_at, now_ms],
-                )?;
-                conn.execute(
-                    "INSERT INTO tokens (token, source, environment, created_at_ms) VALUES (?1, ?2, ?3, ?4)",
-                    params![fresh, source, environment, now_ms + 1],
-                )?;
-                Ok(active_tokens(conn, now_ms)?
-                    .into_iter()
-                    .filter(|t| t.source == source && t.environment == environment)
-                    .collect())
-            })
-            .await
+        self.ensure(&pairs, now_ms).await?;
+        self.active(now_ms).await
     }
 
     /// Deletes events, actions and idempotency records whose retention has passed.
@@ -373,6 +321,78 @@ impl SqliteStore {
             Ok(n)
         })
         .await
+    }
+}
+
+#[async_trait]
+impl TokenStore for SqliteStore {
+    async fn active(&self, now_ms: i64) -> Result<Vec<TokenEntry>, StoreError> {
+        self.writer
+            .write(move |conn| active_tokens(conn, now_ms))
+            .await
+    }
+
+    async fn ensure(&self, pairs: &[(String, String)], now_ms: i64) -> Result<usize, StoreError> {
+        let mut fresh = Vec::with_capacity(pairs.len());
+        for _ in pairs {
+            fresh.push(inlet_core::store::new_webhook_token()?);
+        }
+        let pairs = pairs.to_vec();
+        self.writer
+            .write(move |conn| {
+                let mut created = 0;
+                for ((source, environment), token) in pairs.iter().zip(fresh) {
+                    let current: bool = conn.query_row(
+                        "SELECT EXISTS (SELECT 1 FROM tokens WHERE source = ?1 AND environment = ?2
+                           AND retires_at_ms IS NULL)",
+                        params![source, environment],
+                        |r| r.get(0),
+                    )?;
+                    if !current {
+                        conn.execute(
+                            "INSERT INTO tokens (token, source, environment, created_at_ms) VALUES (?1, ?2, ?3, ?4)",
+                            params![token, source, environment, now_ms],
+                        )?;
+                        created += 1;
+                    }
+                }
+                Ok(created)
+            })
+            .await
+    }
+
+    async fn rotate(
+        &self,
+        source: &str,
+        environment: &str,
+        now_ms: i64,
+        overlap_ms: i64,
+    ) -> Result<Vec<TokenEntry>, StoreError> {
+        let (source, environment) = (source.to_string(), environment.to_string());
+        let fresh = inlet_core::store::new_webhook_token()?;
+        self.writer
+            .write(move |conn| {
+                let retires_at = now_ms + overlap_ms;
+                // One transaction: the new token and the retirements commit together.
+                conn.execute(
+                    "INSERT INTO tokens (token, source, environment, created_at_ms) VALUES (?1, ?2, ?3, ?4)",
+                    params![fresh, source, environment, now_ms],
+                )?;
+                conn.execute(
+                    "UPDATE tokens SET retires_at_ms = MIN(COALESCE(retires_at_ms, ?3), ?3)
+                     WHERE source = ?1 AND environment = ?2 AND token != ?5
+                       AND (retires_at_ms IS NULL OR retires_at_ms > ?4)",
+                    params![source, environment, retires_at, now_ms, fresh],
+                )?;
+                let mut pair: Vec<TokenEntry> = active_tokens(conn, now_ms)?
+                    .into_iter()
+                    .filter(|t| t.source == source && t.environment == environment)
+                    .collect();
+                // The new one last, whatever the creation times (same millisecond).
+                pair.sort_by_key(|t| t.token == fresh);
+                Ok(pair)
+            })
+            .await
     }
 }
 
@@ -392,7 +412,8 @@ fn add_missing_columns(conn: &Connection) -> rusqlite::Result<()> {
 fn active_tokens(conn: &Connection, now_ms: i64) -> rusqlite::Result<Vec<TokenEntry>> {
     let mut stmt = conn.prepare(
         "SELECT token, source, environment, retires_at_ms FROM tokens
-         WHERE retires_at_ms IS NULL OR retires_at_ms > ?1 ORDER BY source, environment, created_at_ms",
+         WHERE retires_at_ms IS NULL OR retires_at_ms > ?1
+         ORDER BY source, environment, retires_at_ms IS NULL, created_at_ms",
     )?;
     let rows = stmt.query_map([now_ms], |r| {
         Ok(TokenEntry {
