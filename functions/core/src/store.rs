@@ -163,11 +163,27 @@ pub enum Committed {
     Duplicate { original_event_id: String },
 }
 
-/// A stored name: each variant's name is written once, in its `strum` attribute, and
-/// serde, `as_str` and `parse` all use it (a stored value that is none of them is an
-/// error where it is read, never taken for another status).
-macro_rules! stored_name {
-    ($name:ty) => {
+/// An enum of stored names: each variant's name is written once, in its `strum`
+/// attribute (or the enum's `serialize_all`), and serde, `as_str` and `parse` all use it
+/// (a stored value that is none of them is an error where it is read, never taken for
+/// another status).
+macro_rules! stored_names {
+    ($(#[$meta:meta])* pub enum $name:ident { $($body:tt)* }) => {
+        #[derive(
+            Debug,
+            Clone,
+            Copy,
+            PartialEq,
+            Eq,
+            Serialize,
+            Deserialize,
+            strum::IntoStaticStr,
+            strum::EnumString,
+        )]
+        #[serde(into = "&'static str", try_from = "String")]
+        $(#[$meta])*
+        pub enum $name { $($body)* }
+
         impl $name {
             /// The name stored and shown.
             pub fn as_str(self) -> &'static str {
@@ -189,59 +205,35 @@ macro_rules! stored_name {
     };
 }
 
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Serialize,
-    Deserialize,
-    strum::IntoStaticStr,
-    strum::EnumString,
-)]
-#[serde(into = "&'static str", try_from = "String")]
-#[strum(serialize_all = "snake_case")]
-pub enum EventStatus {
-    Accepted,
-    Duplicate,
-    Rejected,
-    InvalidEventType,
-    Error,
-    /// Answered by the source itself (a script's or preset's `http_response`: a
-    /// handshake or challenge); logged, runs no actions.
-    Answered,
+stored_names! {
+    #[strum(serialize_all = "snake_case")]
+    pub enum EventStatus {
+        Accepted,
+        Duplicate,
+        Rejected,
+        InvalidEventType,
+        Error,
+        /// Answered by the source itself (a script's or preset's `http_response`: a
+        /// handshake or challenge); logged, runs no actions.
+        Answered,
+    }
 }
 
-stored_name!(EventStatus);
-
-/// Whether verification was enforced and what the script said.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Serialize,
-    Deserialize,
-    strum::IntoStaticStr,
-    strum::EnumString,
-)]
-#[serde(into = "&'static str", try_from = "String")]
-pub enum VerificationStatus {
-    #[strum(serialize = "none")]
-    None,
-    #[strum(serialize = "enforced:verified")]
-    EnforcedVerified,
-    #[strum(serialize = "enforced:unverified")]
-    EnforcedUnverified,
-    #[strum(serialize = "unenforced:verified")]
-    UnenforcedVerified,
-    #[strum(serialize = "unenforced:unverified")]
-    UnenforcedUnverified,
+stored_names! {
+    /// Whether verification was enforced and what the script said.
+    pub enum VerificationStatus {
+        #[strum(serialize = "none")]
+        None,
+        #[strum(serialize = "enforced:verified")]
+        EnforcedVerified,
+        #[strum(serialize = "enforced:unverified")]
+        EnforcedUnverified,
+        #[strum(serialize = "unenforced:verified")]
+        UnenforcedVerified,
+        #[strum(serialize = "unenforced:unverified")]
+        UnenforcedUnverified,
+    }
 }
-
-stored_name!(VerificationStatus);
 
 impl VerificationStatus {
     pub fn from_parts(enforced: bool, verified: bool) -> Self {
@@ -348,29 +340,17 @@ pub struct EventTypeStats {
     pub last_sample: String,
 }
 
-/// Where an action of the plan stands.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Serialize,
-    Deserialize,
-    strum::IntoStaticStr,
-    strum::EnumString,
-)]
-#[serde(into = "&'static str", try_from = "String")]
-#[strum(serialize_all = "snake_case")]
-pub enum ActionStatus {
-    /// Waiting for the executor (or for a retry).
-    Planned,
-    Succeeded,
-    Skipped,
-    Failed,
+stored_names! {
+    /// Where an action of the plan stands.
+    #[strum(serialize_all = "snake_case")]
+    pub enum ActionStatus {
+        /// Waiting for the executor (or for a retry).
+        Planned,
+        Succeeded,
+        Skipped,
+        Failed,
+    }
 }
-
-stored_name!(ActionStatus);
 
 /// One action log entry.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
