@@ -1,6 +1,6 @@
 //! `inlet`: the command-line tool and the local dev server.
 //!
-//! - [`cli`]: the `inlet` commands and their arguments (`dev`, `check`, `urls`, `logs`,
+//! - [`cli`]: the `inlet` commands, and their arguments (`cli/args.rs`) (`dev`, `check`, `urls`, `logs`,
 //!   `event`, `send`, `rehearse`, `replay`, `token rotate`, `config push`, `console`),
 //!   with [`operations_cli`] (rehearse, replay and token rotation, through the dev
 //!   server's admin API or a stack's admin code), [`aws_cli`] (config push, tokens and
