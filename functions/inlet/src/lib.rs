@@ -1,8 +1,8 @@
 //! `inlet`: the command-line tool and the local dev server.
 //!
-//! - [`cli`]: the `inlet` commands, and their arguments (`cli/args.rs`) (`dev`, `check`, `urls`, `logs`,
-//!   `event`, `send`, `rehearse`, `replay`, `token rotate`, `config push`, `console`),
-//!   with [`operations_cli`] (rehearse, replay and token rotation, through the dev
+//! - [`cli`]: the `inlet` commands (`dev`, `check`, `urls`, `logs`, `event`, `send`,
+//!   `rehearse`, `replay`, `token rotate`, `config push`, `console`; their arguments in
+//!   `cli/args.rs`), with [`operations_cli`] (rehearse, replay and token rotation, through the dev
 //!   server's admin API or a stack's admin code), [`aws_cli`] (config push, tokens and
 //!   listings of a deployed stack), [`console_cli`] (a stack's console on loopback) and
 //!   [`output`] (how events and times are printed);
