@@ -1,8 +1,8 @@
 //! The event log, action log and event-type registry on DynamoDB (key design in the
+//! crate docs), and the one commit per event.
 //!
 //! Listing (the sharded listing index read newest first and merged) is in `listing.rs`;
 //! this file holds the commit, the reads of one event and the action updates.
-//! crate docs), and the one commit per event.
 //!
 //! # The commit
 //!
