@@ -37,7 +37,7 @@ use inlet_core::config::Catalog;
 use inlet_core::store::StoreError;
 use inlet_core::tokens::TokenStore;
 use rusqlite::{Connection, OptionalExtension};
-use schema::{SCHEMA, add_missing_columns, resolve_abandoned_claims};
+use schema::{migrate, resolve_abandoned_claims};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -77,8 +77,7 @@ impl SqliteStore {
             })?;
         }
         let mut conn = connect(path, busy_timeout).map_err(store_error)?;
-        conn.execute_batch(SCHEMA).map_err(store_error)?;
-        add_missing_columns(&conn).map_err(store_error)?;
+        migrate(&conn)?;
         if let Err(e) = resolve_abandoned_claims(&mut conn) {
             // A file opened read-only still serves reads; this runs at the next start.
             tracing::warn!(error = %e, "could not resolve claims left in progress");

@@ -1,9 +1,11 @@
 //! The file's schema, and what opening an older file brings up to date: columns added
 //! since, and idempotency claims an earlier version left in progress.
 
+use crate::connection::store_error;
+use inlet_core::store::StoreError;
 use rusqlite::{Connection, TransactionBehavior};
 
-pub(super) const SCHEMA: &str = r#"
+const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS tokens (
     token          TEXT PRIMARY KEY,
     source         TEXT NOT NULL,
@@ -162,8 +164,38 @@ CREATE TABLE IF NOT EXISTS event_types (
 );
 "#;
 
+/// The schema version this Inlet writes (`PRAGMA user_version`). Files from before
+/// versioning read 0; every schema the repository shipped before (fixtures in
+/// `tests/fixtures/sqlite-schemas/`) is brought up to this one by [`migrate`]. Raise it
+/// with each change of the schema, and add the step to [`migrate`].
+pub(super) const VERSION: i64 = 1;
+
+/// Brings the file's schema to [`VERSION`]: the tables and indexes (created where
+/// missing), then each step after the file's version. A file of a newer version is
+/// refused, naming both versions: this Inlet cannot know what changed.
+pub(super) fn migrate(conn: &Connection) -> Result<(), StoreError> {
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(store_error)?;
+    if version > VERSION {
+        return Err(StoreError::Failed(format!(
+            "the database file has schema version {version}, written by a newer Inlet; this one reads up to version {VERSION}: run that version, or give another --db"
+        )));
+    }
+    let step = store_error;
+    conn.execute_batch(SCHEMA).map_err(step)?;
+    if version < 1 {
+        // Version 0 is every file from before versioning: the one column added since
+        // the first release is added where missing.
+        add_missing_columns(conn).map_err(step)?;
+    }
+    conn.pragma_update(None, "user_version", VERSION)
+        .map_err(step)?;
+    Ok(())
+}
+
 /// Columns added after a database file may have been created: added to older files.
-pub(super) fn add_missing_columns(conn: &Connection) -> rusqlite::Result<()> {
+fn add_missing_columns(conn: &Connection) -> rusqlite::Result<()> {
     let has_replay_of: bool = conn.query_row(
         "SELECT EXISTS (SELECT 1 FROM pragma_table_info('events') WHERE name = 'replay_of')",
         [],
