@@ -189,8 +189,12 @@ pub(super) fn migrate(conn: &Connection) -> Result<(), StoreError> {
         // the first release is added where missing.
         add_missing_columns(conn).map_err(step)?;
     }
-    conn.pragma_update(None, "user_version", VERSION)
-        .map_err(step)?;
+    // Written only when it changes: a file of the current version opened read-only
+    // (its permissions may be fixed later) must still open and serve reads.
+    if version < VERSION {
+        conn.pragma_update(None, "user_version", VERSION)
+            .map_err(step)?;
+    }
     Ok(())
 }
 
