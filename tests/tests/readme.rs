@@ -12,8 +12,7 @@ fn block_after(doc: &str, marker: &str) -> Vec<String> {
     let from = doc
         .find(marker)
         .unwrap_or_else(|| panic!("no `{marker}` in the document"));
-    let readme = doc;
-    let rest = &readme[from..];
+    let rest = &doc[from..];
     let start = rest.find("```").unwrap();
     let body = &rest[start..];
     let body = &body[body.find('\n').unwrap() + 1..];
