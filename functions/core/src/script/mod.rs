@@ -332,7 +332,8 @@ impl ScriptEngine {
         let result = self
             .engine
             .call_fn::<Dynamic>(&mut Scope::new(), &script.ast, "main", (ctx,));
-        let cpu_used = run_state::cpu_used();
+        // Only a failed run says how much CPU it used (see run_state::CpuMark).
+        let cpu_used = result.as_ref().err().and_then(|_| run_state::cpu_used());
         memory::stop();
         let console = run_state::end();
         let verify_failure = run_state::take_verify_failure();

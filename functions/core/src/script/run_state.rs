@@ -15,7 +15,8 @@ const MAX_CONSOLE_LINE_CHARS: usize = 1000;
 
 thread_local! {
     static DEADLINE: Cell<Option<Instant>> = const { Cell::new(None) };
-    static CPU_AT_START: Cell<Option<Duration>> = const { Cell::new(None) };
+    static STARTED: Cell<Option<Instant>> = const { Cell::new(None) };
+    static CPU_MARK: Cell<Option<CpuMark>> = const { Cell::new(None) };
     static CONSOLE: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
     static NOW_MS: Cell<i64> = const { Cell::new(0) };
     static VARS: RefCell<Option<Arc<Vars>>> = const { RefCell::new(None) };
@@ -30,18 +31,45 @@ pub(super) fn begin(now_ms: i64, vars: Arc<Vars>) {
     VARS.with(|v| *v.borrow_mut() = Some(vars));
 }
 
-/// Arms the wall-time budget (after `ctx` is built, which is the engine's work), and
-/// notes the thread's CPU time, so that an overrun can tell a slow script from a busy
-/// machine ([`cpu_used`]).
-pub(super) fn start_clock(deadline: Instant) {
-    DEADLINE.with(|d| d.set(Some(deadline)));
-    CPU_AT_START.with(|c| c.set(thread_cpu_time()));
+/// How long a run goes before its thread's CPU time is first read (see [`CpuMark`]).
+const CPU_MARK_AFTER: Duration = Duration::from_millis(1);
+
+/// The thread's CPU time, read once a run has gone [`CPU_MARK_AFTER`] (at the first
+/// deadline check after it), and the wall time the run had gone by then.
+///
+/// Why not read it at the start: reading a thread's CPU clock is a system call (no
+/// vDSO), two per run cost ~9% of the pipeline's time for every event, and the figure
+/// is needed only by a run that overran its wall time, to tell a slow script from a
+/// busy machine. Such a run went 50 ms, checking its deadline every 16 operations, so
+/// it is marked at ~1 ms; the CPU it used before the mark is counted as at most
+/// [`CPU_MARK_AFTER`] (a run starved before its first check is the busy machine's).
+#[derive(Clone, Copy)]
+struct CpuMark {
+    cpu: Duration,
+    wall_before: Duration,
 }
 
-/// The CPU time this thread spent since [`start_clock`] (a run never leaves its thread).
+/// Arms the wall-time budget (after `ctx` is built, which is the engine's work).
+pub(super) fn start_clock(deadline: Instant) {
+    DEADLINE.with(|d| d.set(Some(deadline)));
+    STARTED.with(|s| s.set(Some(Instant::now())));
+    CPU_MARK.with(|m| m.set(None));
+}
+
+/// About the CPU time this run used so far (a run never leaves its thread): exact after
+/// its [`CpuMark`], up to [`CPU_MARK_AFTER`] short before it. `None` where the platform
+/// has no thread CPU clock.
 pub(super) fn cpu_used() -> Option<Duration> {
-    let start = CPU_AT_START.with(Cell::get)?;
-    Some(thread_cpu_time()?.saturating_sub(start))
+    match CPU_MARK.with(Cell::get) {
+        Some(mark) => Some(
+            thread_cpu_time()?.saturating_sub(mark.cpu) + mark.wall_before.min(CPU_MARK_AFTER),
+        ),
+        // Not marked: the run ended before its first check past CPU_MARK_AFTER.
+        None => {
+            thread_cpu_time()?;
+            Some(STARTED.with(Cell::get)?.elapsed().min(CPU_MARK_AFTER))
+        }
+    }
 }
 
 /// The CPU time this thread has used.
@@ -70,9 +98,19 @@ pub(super) fn end() -> Vec<String> {
 }
 
 pub(super) fn past_deadline() -> bool {
-    DEADLINE
-        .with(Cell::get)
-        .is_some_and(|deadline| Instant::now() >= deadline)
+    let Some(deadline) = DEADLINE.with(Cell::get) else {
+        return false;
+    };
+    let now = Instant::now();
+    if CPU_MARK.with(Cell::get).is_none()
+        && let Some(started) = STARTED.with(Cell::get)
+        && now.duration_since(started) >= CPU_MARK_AFTER
+    {
+        let wall_before = now.duration_since(started);
+        let mark = thread_cpu_time().map(|cpu| CpuMark { cpu, wall_before });
+        CPU_MARK.with(|m| m.set(mark));
+    }
+    now >= deadline
 }
 
 /// The time `now()` returns inside a script run (set from the pipeline's clock).
@@ -109,4 +147,48 @@ pub(super) fn record_verify_failure(reason: String) {
 /// Why the run's last failed `verify_*` call failed, if one did.
 pub(super) fn take_verify_failure() -> Option<String> {
     VERIFY_FAILURE.with(|f| f.borrow_mut().take())
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+
+    /// Works, checking the deadline as a run does, until the thread used `cpu`.
+    fn work(cpu: Duration) {
+        let until = thread_cpu_time().unwrap() + cpu;
+        while thread_cpu_time().unwrap() < until {
+            std::hint::black_box(past_deadline());
+        }
+    }
+
+    /// A run that checks its deadline while it works is charged the CPU it used.
+    #[test]
+    fn a_working_run_is_charged_its_cpu_time() {
+        let before = thread_cpu_time().unwrap();
+        start_clock(Instant::now() + Duration::from_secs(5));
+        work(Duration::from_millis(20));
+        let used = cpu_used().unwrap();
+        let spent = thread_cpu_time().unwrap() - before;
+        // Exact after the mark; the first millisecond is counted as wall time.
+        assert!(
+            used + CPU_MARK_AFTER >= spent && used <= spent + CPU_MARK_AFTER,
+            "{used:?} of {spent:?}"
+        );
+        end();
+    }
+
+    /// A run whose thread waited (as a starved one waits for a CPU) before its first
+    /// check is charged at most the first millisecond of the wait.
+    #[test]
+    fn a_run_starved_before_its_first_check_is_not_charged_the_wait() {
+        let before = thread_cpu_time().unwrap();
+        start_clock(Instant::now() + Duration::from_secs(5));
+        std::thread::sleep(Duration::from_millis(30));
+        work(Duration::from_millis(2));
+        let used = cpu_used().unwrap();
+        let spent = thread_cpu_time().unwrap() - before;
+        assert!(used <= spent + CPU_MARK_AFTER, "{used:?} of {spent:?}");
+        assert!(used < Duration::from_millis(10), "{used:?}");
+        end();
+    }
 }
