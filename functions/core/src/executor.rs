@@ -22,7 +22,11 @@
 //!   actions.
 
 use crate::actions::PlannedAction;
-use crate::catalog::ActionKind;
+use crate::catalog::{
+    Action, AudiencesAddMember, AudiencesRemoveMember, Id, IdOrObject, ObjectsDelete,
+    ObjectsSubscribe, ObjectsUnsubscribe, Recipient, Recipients, TenantsDelete, UsersDelete,
+    WorkflowsCancel, properties_of,
+};
 use crate::clock::Clock;
 use crate::directory::{
     ActionKey, Directory, DirectoryChange, DirectoryError, RecipientRef, WorkflowRun,
@@ -203,25 +207,28 @@ impl ActionExecutor {
         if let Some(reason) = &action.skipped {
             return permanent(format!("skipped: {reason}"));
         }
-        let Value::Object(payload) = &action.payload else {
+        let Value::Object(fields) = &action.payload else {
             return permanent("the action payload is not an object");
+        };
+        let payload = match Action::from_payload(action.action, &action.payload) {
+            Ok(payload) => payload,
+            Err(problem) => return permanent(problem),
         };
         let env = event.environment.as_str();
         let key = ActionKey {
             event_id: event.id.clone(),
             index: action.index,
         };
-        if action.action == ActionKind::LambdaInvoke {
-            let function = text(payload, "function").unwrap_or_default();
-            let input = payload.get("payload").cloned().unwrap_or(Value::Null);
-            return match self.targets.invoke_function(&function, &input).await {
-                Ok(answer) => {
-                    ActionOutcome::Succeeded(json!({ "function": function, "response": answer }))
-                }
+        if let Action::LambdaInvoke(invoke) = &payload {
+            let input = invoke.payload.clone().unwrap_or(Value::Null);
+            return match self.targets.invoke_function(&invoke.function, &input).await {
+                Ok(answer) => ActionOutcome::Succeeded(
+                    json!({ "function": invoke.function, "response": answer }),
+                ),
                 Err(e) => from_invoke(e),
             };
         }
-        let work = match self.plan_work(event, &key, action.action, payload).await {
+        let work = match self.plan_work(event, &key, payload, fields).await {
             Ok(work) => work,
             Err(outcome) => return outcome,
         };
@@ -244,115 +251,131 @@ impl ActionExecutor {
         ActionOutcome::Succeeded(result)
     }
 
+    /// The directory changes (and the workflow run, if any) one action amounts to, and
+    /// its result.
     async fn plan_work(
         &self,
         event: &EventRecord,
         key_of_action: &ActionKey,
-        kind: ActionKind,
-        payload: &Map<String, Value>,
+        payload: Action,
+        fields: &Map<String, Value>,
     ) -> Result<Work, ActionOutcome> {
         let mut changes = Vec::new();
         let mut run = None;
-        let result = match kind {
-            ActionKind::UsersIdentify => {
-                let id = required(payload, "id")?;
+        let result = match payload {
+            Action::UsersIdentify(user) => {
+                let properties = properties_of(fields, &["id"]);
+                let Id(id) = user.id;
                 changes.push(DirectoryChange::IdentifyUser {
                     id: id.clone(),
-                    properties: properties(payload, &["id"]),
+                    properties,
                 });
                 json!({ "user_id": id })
             }
-            ActionKind::UsersDelete => {
-                let id = required(payload, "id")?;
+            Action::UsersDelete(UsersDelete { id: Id(id) }) => {
                 changes.push(DirectoryChange::DeleteUser { id: id.clone() });
                 json!({ "user_id": id, "deleted": true })
             }
-            ActionKind::ObjectsSet => {
-                let (collection, id) = (required(payload, "collection")?, required(payload, "id")?);
+            Action::ObjectsSet(object) => {
+                let properties = properties_of(fields, &["collection", "id"]);
+                let (collection, Id(id)) = (object.collection, object.id);
                 changes.push(DirectoryChange::SetObject {
                     collection: collection.clone(),
                     id: id.clone(),
-                    properties: properties(payload, &["collection", "id"]),
+                    properties,
                 });
                 json!({ "collection": collection, "id": id })
             }
-            ActionKind::ObjectsDelete => {
-                let (collection, id) = (required(payload, "collection")?, required(payload, "id")?);
+            Action::ObjectsDelete(ObjectsDelete {
+                collection,
+                id: Id(id),
+            }) => {
                 changes.push(DirectoryChange::DeleteObject {
                     collection: collection.clone(),
                     id: id.clone(),
                 });
                 json!({ "collection": collection, "id": id, "deleted": true })
             }
-            ActionKind::TenantsSet => {
-                let id = required(payload, "id")?;
+            Action::TenantsSet(tenant) => {
+                let properties = properties_of(fields, &["id"]);
+                let Id(id) = tenant.id;
                 changes.push(DirectoryChange::SetTenant {
                     id: id.clone(),
-                    properties: properties(payload, &["id"]),
+                    properties,
                 });
                 json!({ "tenant_id": id })
             }
-            ActionKind::TenantsDelete => {
-                let id = required(payload, "id")?;
+            Action::TenantsDelete(TenantsDelete { id: Id(id) }) => {
                 changes.push(DirectoryChange::DeleteTenant { id: id.clone() });
                 json!({ "tenant_id": id, "deleted": true })
             }
-            ActionKind::ObjectsSubscribe | ActionKind::ObjectsUnsubscribe => {
-                let (collection, id) = (required(payload, "collection")?, required(payload, "id")?);
-                let recipients = recipients(payload.get("recipients"), &mut changes);
+            Action::ObjectsSubscribe(ObjectsSubscribe {
+                collection,
+                id: Id(id),
+                recipients: list,
+                properties,
+            }) => {
+                let recipients = recipients(&list, &mut changes);
                 let count = recipients.len();
-                changes.push(if kind == ActionKind::ObjectsSubscribe {
-                    DirectoryChange::Subscribe {
-                        collection: collection.clone(),
-                        id: id.clone(),
-                        recipients,
-                        properties: object(payload, "properties"),
-                    }
-                } else {
-                    DirectoryChange::Unsubscribe {
-                        collection: collection.clone(),
-                        id: id.clone(),
-                        recipients,
-                    }
+                changes.push(DirectoryChange::Subscribe {
+                    collection: collection.clone(),
+                    id: id.clone(),
+                    recipients,
+                    properties: properties.unwrap_or_default(),
                 });
                 json!({ "collection": collection, "id": id, "recipients": count })
             }
-            ActionKind::AudiencesAddMember | ActionKind::AudiencesRemoveMember => {
-                let key = required(payload, "key")?;
-                let members: Vec<String> = recipients(payload.get("members"), &mut changes)
-                    .into_iter()
-                    .filter_map(|r| match r {
-                        RecipientRef::User(id) => Some(id),
-                        RecipientRef::Object { .. } => None,
-                    })
-                    .collect();
-                let tenant = text(payload, "tenant");
+            Action::ObjectsUnsubscribe(ObjectsUnsubscribe {
+                collection,
+                id: Id(id),
+                recipients: list,
+            }) => {
+                let recipients = recipients(&list, &mut changes);
+                let count = recipients.len();
+                changes.push(DirectoryChange::Unsubscribe {
+                    collection: collection.clone(),
+                    id: id.clone(),
+                    recipients,
+                });
+                json!({ "collection": collection, "id": id, "recipients": count })
+            }
+            Action::AudiencesAddMember(AudiencesAddMember {
+                key,
+                members,
+                tenant,
+                create_if_missing,
+            }) => {
+                let members = users_among(recipients(&members, &mut changes));
                 let count = members.len();
-                changes.push(if kind == ActionKind::AudiencesAddMember {
-                    DirectoryChange::AddAudienceMembers {
-                        key: key.clone(),
-                        members,
-                        tenant,
-                        create_if_missing: payload
-                            .get("create_if_missing")
-                            .and_then(Value::as_bool)
-                            .unwrap_or(true),
-                    }
-                } else {
-                    DirectoryChange::RemoveAudienceMembers {
-                        key: key.clone(),
-                        members,
-                        tenant,
-                    }
+                changes.push(DirectoryChange::AddAudienceMembers {
+                    key: key.clone(),
+                    members,
+                    tenant: tenant.map(|Id(id)| id),
+                    create_if_missing: create_if_missing.unwrap_or(true),
                 });
                 json!({ "audience": key, "members": count })
             }
-            ActionKind::WorkflowsCancel => {
-                let key = required(payload, "key")?;
-                let cancellation_key = required(payload, "cancellation_key")?;
-                let recipients = payload
-                    .get("recipients")
-                    .map(|r| recipients(Some(r), &mut Vec::new()));
+            Action::AudiencesRemoveMember(AudiencesRemoveMember {
+                key,
+                members,
+                tenant,
+            }) => {
+                let members = users_among(recipients(&members, &mut changes));
+                let count = members.len();
+                changes.push(DirectoryChange::RemoveAudienceMembers {
+                    key: key.clone(),
+                    members,
+                    tenant: tenant.map(|Id(id)| id),
+                });
+                json!({ "audience": key, "members": count })
+            }
+            Action::WorkflowsCancel(WorkflowsCancel {
+                key,
+                cancellation_key,
+                recipients: list,
+            }) => {
+                // Cancelling changes no recipient: inline ones are not identified.
+                let recipients = list.map(|list| recipients(&list, &mut Vec::new()));
                 changes.push(DirectoryChange::CancelWorkflowRuns {
                     workflow_key: key.clone(),
                     cancellation_key: cancellation_key.clone(),
@@ -360,32 +383,37 @@ impl ActionExecutor {
                 });
                 json!({ "workflow": key, "cancellation_key": cancellation_key })
             }
-            ActionKind::WorkflowsTrigger => {
-                let key = required(payload, "key")?;
-                let recipients = recipients(payload.get("recipients"), &mut changes);
-                let actor = payload
-                    .get("actor")
-                    .and_then(|a| recipients_of(a, &mut changes).into_iter().next());
-                let tenant = match payload.get("tenant") {
-                    Some(Value::Object(t)) => {
-                        let id = text(t, "id");
-                        if let Some(id) = &id {
+            Action::WorkflowsTrigger(trigger) => {
+                let recipients_list = recipients(&trigger.recipients, &mut changes);
+                let actor = trigger
+                    .actor
+                    .as_ref()
+                    .and_then(|a| recipient(a, &mut changes));
+                let tenant = match trigger.tenant {
+                    Some(IdOrObject::Object(t)) => {
+                        let id = t
+                            .get("id")
+                            .cloned()
+                            .and_then(|id| serde_json::from_value::<Id>(id).ok());
+                        if let Some(Id(id)) = &id {
                             changes.push(DirectoryChange::SetTenant {
                                 id: id.clone(),
-                                properties: properties(t, &["id"]),
+                                properties: properties_of(&t, &["id"]),
                             });
                         }
-                        id
+                        id.map(|Id(id)| id)
                     }
-                    Some(Value::String(id)) => Some(id.clone()),
-                    _ => None,
+                    Some(IdOrObject::Id(Id(id))) => Some(id),
+                    None => None,
                 };
-                let bare: Vec<String> = payload
-                    .get("recipients")
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|r| r.as_str().map(str::to_string))
+                let bare: Vec<String> = trigger
+                    .recipients
+                    .0
+                    .iter()
+                    .filter_map(|r| match r {
+                        Recipient::User(Id(id)) => Some(id.clone()),
+                        Recipient::Inline(_) => None,
+                    })
                     .collect();
                 let known = self
                     .directory
@@ -395,12 +423,12 @@ impl ActionExecutor {
                 let unknown: Vec<&String> = bare.iter().filter(|id| !known.contains(id)).collect();
                 let workflow_run = WorkflowRun {
                     id: format!("wr_{}_{}", key_of_action.event_id, key_of_action.index),
-                    workflow_key: key.clone(),
-                    recipients,
+                    workflow_key: trigger.key.clone(),
+                    recipients: recipients_list,
                     actor,
                     tenant,
-                    data: object(payload, "data"),
-                    cancellation_key: text(payload, "cancellation_key"),
+                    data: trigger.data.unwrap_or_default(),
+                    cancellation_key: trigger.cancellation_key,
                     status: "triggered".into(),
                     event_id: event.id.clone(),
                     created_at_ms: self.clock.now_ms(),
@@ -416,7 +444,7 @@ impl ActionExecutor {
                 run = Some(workflow_run);
                 result
             }
-            ActionKind::LambdaInvoke => unreachable!("handled before"),
+            Action::LambdaInvoke(_) => unreachable!("handled before"),
         };
         Ok(Work {
             changes,
@@ -426,81 +454,50 @@ impl ActionExecutor {
     }
 }
 
-fn text(map: &Map<String, Value>, key: &str) -> Option<String> {
-    match map.get(key)? {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    }
+/// The user ids among `recipients` (audiences hold users only).
+fn users_among(recipients: Vec<RecipientRef>) -> Vec<String> {
+    recipients
+        .into_iter()
+        .filter_map(|r| match r {
+            RecipientRef::User(id) => Some(id),
+            RecipientRef::Object { .. } => None,
+        })
+        .collect()
 }
 
-fn required(map: &Map<String, Value>, key: &str) -> Result<String, ActionOutcome> {
-    text(map, key).ok_or_else(|| permanent(format!("required param `{key}` is missing")))
+/// Recipient references; inline recipients add the identify/set change that must
+/// precede the action.
+fn recipients(list: &Recipients, changes: &mut Vec<DirectoryChange>) -> Vec<RecipientRef> {
+    list.0
+        .iter()
+        .filter_map(|r| recipient(r, changes))
+        .collect()
 }
 
-fn object(map: &Map<String, Value>, key: &str) -> Map<String, Value> {
-    match map.get(key) {
-        Some(Value::Object(o)) => o.clone(),
-        _ => Map::new(),
-    }
-}
-
-/// The payload minus `exclude`, with the entries of a `properties` object merged in at
-/// the top level (as Knock stores custom properties).
-fn properties(payload: &Map<String, Value>, exclude: &[&str]) -> Map<String, Value> {
-    let mut out = Map::new();
-    for (k, v) in payload {
-        if exclude.contains(&k.as_str()) || k == "properties" {
-            continue;
+fn recipient(recipient: &Recipient, changes: &mut Vec<DirectoryChange>) -> Option<RecipientRef> {
+    let map = match recipient {
+        Recipient::User(Id(id)) => return Some(RecipientRef::User(id.clone())),
+        Recipient::Inline(map) => map,
+    };
+    let Id(id) = serde_json::from_value(map.get("id")?.clone()).ok()?;
+    match map.get("collection").and_then(Value::as_str) {
+        Some(collection) => {
+            changes.push(DirectoryChange::SetObject {
+                collection: collection.to_string(),
+                id: id.clone(),
+                properties: properties_of(map, &["id", "collection"]),
+            });
+            Some(RecipientRef::Object {
+                collection: collection.to_string(),
+                id,
+            })
         }
-        out.insert(k.clone(), v.clone());
-    }
-    if let Some(Value::Object(extra)) = payload.get("properties") {
-        for (k, v) in extra {
-            out.insert(k.clone(), v.clone());
+        None => {
+            changes.push(DirectoryChange::IdentifyUser {
+                id: id.clone(),
+                properties: properties_of(map, &["id"]),
+            });
+            Some(RecipientRef::User(id))
         }
-    }
-    out
-}
-
-/// Recipient references from a payload value; inline recipients add the identify/set
-/// change that must precede the action.
-fn recipients(value: Option<&Value>, changes: &mut Vec<DirectoryChange>) -> Vec<RecipientRef> {
-    match value {
-        Some(Value::Array(items)) => items
-            .iter()
-            .flat_map(|i| recipients_of(i, changes))
-            .collect(),
-        Some(other) => recipients_of(other, changes),
-        None => Vec::new(),
-    }
-}
-
-fn recipients_of(value: &Value, changes: &mut Vec<DirectoryChange>) -> Vec<RecipientRef> {
-    match value {
-        Value::String(id) => vec![RecipientRef::User(id.clone())],
-        Value::Object(map) => {
-            let Some(id) = text(map, "id") else {
-                return Vec::new();
-            };
-            match text(map, "collection") {
-                Some(collection) => {
-                    changes.push(DirectoryChange::SetObject {
-                        collection: collection.clone(),
-                        id: id.clone(),
-                        properties: properties(map, &["id", "collection"]),
-                    });
-                    vec![RecipientRef::Object { collection, id }]
-                }
-                None => {
-                    changes.push(DirectoryChange::IdentifyUser {
-                        id: id.clone(),
-                        properties: properties(map, &["id"]),
-                    });
-                    vec![RecipientRef::User(id)]
-                }
-            }
-        }
-        _ => Vec::new(),
     }
 }

@@ -61,9 +61,9 @@ pub(super) fn start_clock(deadline: Instant) {
 /// has no thread CPU clock.
 pub(super) fn cpu_used() -> Option<Duration> {
     match CPU_MARK.with(Cell::get) {
-        Some(mark) => Some(
-            thread_cpu_time()?.saturating_sub(mark.cpu) + mark.wall_before.min(CPU_MARK_AFTER),
-        ),
+        Some(mark) => {
+            Some(thread_cpu_time()?.saturating_sub(mark.cpu) + mark.wall_before.min(CPU_MARK_AFTER))
+        }
         // Not marked: the run ended before its first check past CPU_MARK_AFTER.
         None => {
             thread_cpu_time()?;
