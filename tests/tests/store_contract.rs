@@ -785,3 +785,117 @@ async fn dynamodb_reads_events_of_the_earlier_layout() {
         [ActionStatus::Succeeded, ActionStatus::Skipped]
     );
 }
+
+/// Every item the commit and the executor write carries the current format version, and
+/// the readers go by it: a format 1 item keeps being read as format 1 (`data` JSON), a
+/// current item is not read by format 1's rules, and an item of a newer format is
+/// refused with an error that says so (a stack rolled back past a format change).
+#[tokio::test]
+async fn dynamodb_items_carry_their_format_version_and_are_read_by_it() {
+    let (records, log) = dynamo().await;
+    let t0 = 1_700_000_000_000;
+    let stored = event("now", EventStatus::Accepted, Some("task.assigned"), t0);
+    let claim = claim("k-now", t0);
+    log.commit(stored.clone(), Some(&claim)).await.unwrap();
+    log.update_action(
+        "now",
+        &inlet_core::store::ActionUpdate {
+            index: 0,
+            status: ActionStatus::Succeeded,
+            result: None,
+            error: None,
+            attempts: 1,
+            now_ms: t0 + 1,
+        },
+    )
+    .await
+    .unwrap();
+    let version = |item: &std::collections::HashMap<String, AttributeValue>| {
+        item.get(inlet_aws::format::ATTRIBUTE).cloned()
+    };
+    let current = Some(AttributeValue::N(inlet_aws::format::CURRENT.to_string()));
+    let items = log
+        .client
+        .query()
+        .table_name(&log.table)
+        .key_condition_expression("pk = :pk")
+        .expression_attribute_values(":pk", AttributeValue::S("EVENT#now".into()))
+        .send()
+        .await
+        .unwrap()
+        .items
+        .unwrap();
+    assert_eq!(items.len(), 2, "{items:?}");
+    for item in &items {
+        assert_eq!(version(item), current, "{item:?}");
+    }
+    let record = records
+        .client
+        .get_item()
+        .table_name(&records.table)
+        .key("pk", AttributeValue::S(scope("k-now").storage_key()))
+        .key("sk", AttributeValue::S("CLAIM".into()))
+        .send()
+        .await
+        .unwrap()
+        .item
+        .unwrap();
+    assert_eq!(version(&record), current);
+
+    // A record in `data` is format 1's: read without a version, not with the current one.
+    let put = |id: &str, version: Option<i64>| {
+        let old = event(id, EventStatus::Accepted, Some("task.assigned"), t0);
+        let mut put = log
+            .client
+            .put_item()
+            .table_name(&log.table)
+            .item("pk", AttributeValue::S(format!("EVENT#{id}")))
+            .item("sk", AttributeValue::S("EVENT".into()))
+            .item(
+                "data",
+                AttributeValue::S(serde_json::to_string(&old).unwrap()),
+            );
+        if let Some(version) = version {
+            put = put.item("fv", AttributeValue::N(version.to_string()));
+        }
+        put.send()
+    };
+    put("v1", None).await.unwrap();
+    assert_eq!(log.get("v1").await.unwrap().unwrap().id, "v1");
+    put("v2", Some(2)).await.unwrap();
+    let error = log.get("v2").await.unwrap_err().to_string();
+    assert!(
+        error.contains("format 2") && error.contains("holds no record"),
+        "{error}"
+    );
+    put("v3", Some(3)).await.unwrap();
+    let error = log.get("v3").await.unwrap_err().to_string();
+    assert!(
+        error.contains("format 3") && error.contains("newer Inlet"),
+        "{error}"
+    );
+
+    // An idempotency record of a newer format is refused, not taken as free or held.
+    records
+        .client
+        .put_item()
+        .table_name(&records.table)
+        .item("pk", AttributeValue::S(scope("k-v3").storage_key()))
+        .item("sk", AttributeValue::S("CLAIM".into()))
+        .item("event_id", AttributeValue::S("now".into()))
+        .item("status", AttributeValue::S("completed".into()))
+        .item(
+            "expires_at_ms",
+            AttributeValue::N((t0 + WINDOW_MS).to_string()),
+        )
+        .item("fv", AttributeValue::N("3".into()))
+        .send()
+        .await
+        .unwrap();
+    let error = records
+        .holder(&scope("k-v3"), t0 + 1)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("format 3"), "{error}");
+}

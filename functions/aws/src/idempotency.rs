@@ -38,16 +38,18 @@ impl DynamoIdempotency {
 }
 
 /// The record an item holds, if it holds its scope at `now_ms` (written `completed` and
-/// not expired; `in_progress` items an earlier version left do not).
-pub(crate) fn holder_of(item: &Item, now_ms: i64) -> Option<IdempotencyRecord> {
-    if get_s(item, "status").ok()? != "completed" {
-        return None;
+/// not expired; `in_progress` items a format 1 release left do not); an error for an
+/// item of a newer format ([`crate::format`]).
+pub(crate) fn holder_of(item: &Item, now_ms: i64) -> Result<Option<IdempotencyRecord>, StoreError> {
+    crate::format::version_of(item, "an idempotency record")?;
+    if get_s(item, "status").ok() != Some("completed") {
+        return Ok(None);
     }
     let record = IdempotencyRecord {
-        event_id: get_s(item, "event_id").ok()?.to_string(),
-        expires_at_ms: get_n(item, "expires_at_ms").ok()?,
+        event_id: get_s(item, "event_id")?.to_string(),
+        expires_at_ms: get_n(item, "expires_at_ms")?,
     };
-    record.holds(now_ms).then_some(record)
+    Ok(record.holds(now_ms).then_some(record))
 }
 
 /// The item of a record held by `event_id` until `expires_at_ms`.
@@ -59,6 +61,7 @@ pub(crate) fn record_item(scope: &IdempotencyScope, event_id: &str, expires_at_m
         ("status".to_string(), s("completed")),
         ("expires_at_ms".to_string(), n(expires_at_ms)),
         ("expires_at".to_string(), ttl(expires_at_ms)),
+        crate::format::stamp(),
     ])
 }
 
@@ -83,7 +86,7 @@ impl IdempotencyStore for DynamoIdempotency {
         let Some(item) = item else {
             return Ok(None);
         };
-        let Some(record) = holder_of(&item, now_ms) else {
+        let Some(record) = holder_of(&item, now_ms)? else {
             return Ok(None);
         };
         let stored =

@@ -28,7 +28,9 @@
 //! # Tables and access patterns
 //!
 //! All tables are on-demand, with string keys `pk` and `sk`, and TTL on `expires_at`
-//! (unix seconds) where items expire. Every list is a `Query`, never a `Scan`.
+//! (unix seconds) where items expire. Every list is a `Query`, never a `Scan`. Every
+//! item of the idempotency and events tables carries `fv`, the format version it was
+//! written in; [`format`] lists the versions and how each is read.
 //!
 //! | table | item | pk | sk | notes |
 //! |---|---|---|---|---|
@@ -57,6 +59,7 @@ pub mod directory;
 pub mod error;
 mod event_key;
 pub mod events;
+pub mod format;
 pub mod idempotency;
 pub mod ingest;
 pub mod item;

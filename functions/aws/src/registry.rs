@@ -173,9 +173,11 @@ impl Registry {
             .key("sk", s(event_type.clone()))
             .update_expression(
                 "ADD #count :n SET first_seen_ms = if_not_exists(first_seen_ms, :first), \
-                 last_seen_ms = :last, last_event_id = :id REMOVE last_sample",
+                 last_seen_ms = :last, last_event_id = :id, #fv = :fv REMOVE last_sample",
             )
             .expression_attribute_names("#count", "count")
+            .expression_attribute_names("#fv", crate::format::ATTRIBUTE)
+            .expression_attribute_values(":fv", n(crate::format::CURRENT))
             .expression_attribute_values(":n", n(counted.count))
             .expression_attribute_values(":first", n(counted.first_seen_ms))
             .expression_attribute_values(":last", n(counted.last_seen_ms))
@@ -214,11 +216,12 @@ impl Registry {
             .map_err(|e| store_error("query event types", e))?;
         let mut out = Vec::new();
         for item in page.items.unwrap_or_default() {
+            let version = crate::format::version_of(&item, "an event-type item")?;
             let last_event_id = get_s(&item, "last_event_id")?.to_string();
             let last_sample = match get_s(&item, "last_sample") {
-                Ok(sample) => sample.to_string(),
-                // A large sample stays with its event.
-                Err(_) => sample_of(last_event_id.clone()).await?,
+                // Format 1 kept small samples in the item.
+                Ok(sample) if version == 1 => sample.to_string(),
+                _ => sample_of(last_event_id.clone()).await?,
             };
             out.push(EventTypeStats {
                 source: source.to_string(),

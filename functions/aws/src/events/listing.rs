@@ -2,7 +2,8 @@
 //! read newest first, a few entries at once, merged, and read further only while it may
 //! still hold an entry of the page; then the page's events read from the table.
 
-use super::{DynamoEventLog, listing_key};
+use super::DynamoEventLog;
+use super::items::{assemble, listing_key};
 use crate::error::store_error;
 use crate::item::{Item, get_n, get_s, n, s};
 use inlet_core::store::{EventLog, EventPage, EventQuery, StoreError};
@@ -72,7 +73,7 @@ impl DynamoEventLog {
             let whole = if item.contains_key("zparts") || item.contains_key("parts") {
                 self.get(&id).await?
             } else {
-                Self::assemble(std::slice::from_ref(&item))?.map(|(event, _)| event)
+                assemble(std::slice::from_ref(&item))?.map(|(event, _)| event)
             };
             if let Some(mut event) = whole.filter(|e| query.matches(e)) {
                 event.actions.clear();

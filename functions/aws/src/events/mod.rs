@@ -1,8 +1,10 @@
 //! The event log, action log and event-type registry on DynamoDB (key design in the
 //! crate docs), and the one commit per event.
 //!
-//! Listing (the sharded listing index read newest first and merged) is in `listing.rs`;
-//! this file holds the commit, the reads of one event and the action updates.
+//! Its rooms: `items.rs` (how an event and its action updates are stored as items, and
+//! read back from the items of every format version), `listing.rs` (the sharded
+//! listing index read newest first and merged); this file holds the commit, the reads
+//! of one event and the action updates.
 //!
 //! # The commit
 //!
@@ -87,38 +89,35 @@
 //! the event item in one transaction, the one case that needs one). A transaction
 //! carries at most 4 MB, which bounds an event with its plan to [`MAX_EVENT_BYTES`]
 //! (counted before deflating); a larger one is a permanent failure (the pipeline then
-//! stores it without its plan). Items an earlier version wrote (JSON in `data`,
-//! undeflated parts, the sample in the registry) are still read.
+//! stores it without its plan). Every item carries its format version (`fv`); items an
+//! earlier version wrote are still read, and the versions are listed in
+//! [`crate::format`].
 
+mod items;
 mod listing;
+
+use items::{EncodedEvent, SCOPE_ATTRIBUTE, WRITER_ATTRIBUTE, action_log_of};
+pub use items::{INLINE_BYTES, MAX_EVENT_BYTES, QUEUE_ACTIONS, QUEUE_ATTRIBUTE};
 
 use crate::error::store_error;
 use crate::event_key::{event_pk, is_stored};
-use crate::item::{Item, get_json, get_n, get_s, json, n, s, ttl};
+use crate::item::{Item, get_s, n, s};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, ConditionCheck, Delete, KeysAndAttributes, Put,
-    ReturnValuesOnConditionCheckFailure, TransactWriteItem,
+    ConditionCheck, Delete, KeysAndAttributes, Put, ReturnValuesOnConditionCheckFailure,
+    TransactWriteItem,
 };
 use inlet_core::store::{
-    ActionLogEntry, ActionStatus, ActionUpdate, CommitError, Committed, EventLog, EventPage,
-    EventQuery, EventRecord, EventTypeStats, IdempotencyClaim, StoreError,
+    ActionLogEntry, ActionUpdate, CommitError, Committed, EventLog, EventPage, EventQuery,
+    EventRecord, EventTypeStats, IdempotencyClaim, StoreError,
 };
 use std::collections::HashMap;
-use std::io::{Read, Write};
 use std::time::Duration;
 
-/// The largest deflated event JSON kept whole in the event item (DynamoDB's item limit
-/// is 400 KB, attribute names and the other attributes included).
-pub const INLINE_BYTES: usize = 350_000;
-/// The largest event JSON (with its plan, before deflating) one commit can write: a
-/// transaction carries at most 4 MB.
-pub const MAX_EVENT_BYTES: usize = 3_800_000;
 /// How many times a large event's transaction cancelled by a concurrent one is tried
 /// again.
 const CONFLICT_RETRIES: u32 = 4;
@@ -139,52 +138,6 @@ pub struct DynamoEventLog {
 
 fn build_error(e: aws_sdk_dynamodb::error::BuildError) -> StoreError {
     StoreError::Failed(format!("building a DynamoDB request: {e}"))
-}
-
-fn action_sk(index: usize) -> String {
-    format!("ACTION#{index:05}")
-}
-
-fn part_sk(index: usize) -> String {
-    format!("PART#{index:05}")
-}
-
-fn deflate(bytes: &[u8]) -> Vec<u8> {
-    let mut encoder =
-        flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
-    encoder.write_all(bytes).expect("writing to memory");
-    encoder.finish().expect("writing to memory")
-}
-
-fn inflate(bytes: &[u8]) -> Result<Vec<u8>, StoreError> {
-    let mut out = Vec::new();
-    flate2::read::DeflateDecoder::new(bytes)
-        .read_to_end(&mut out)
-        .map_err(|e| {
-            StoreError::Failed(format!("an event's stored record is not deflate data: {e}"))
-        })?;
-    Ok(out)
-}
-
-/// On an event item stored by a delivery that completed another one's claim (step 4):
-/// the scope it was stored for.
-const SCOPE_ATTRIBUTE: &str = "scope";
-
-/// The stream's mark on an event item whose actions are to run.
-pub const QUEUE_ATTRIBUTE: &str = "queue";
-pub const QUEUE_ACTIONS: &str = "actions";
-
-/// On every event item: a nonce of the commit that wrote it, so that a write whose
-/// answer was lost recognises its own item when the SDK sends it again.
-const WRITER_ATTRIBUTE: &str = "writer";
-
-/// An event as the items it is stored as, built before anything is written (so that a
-/// too-large event fails before its scope is claimed).
-struct EncodedEvent {
-    item: Item,
-    parts: Vec<Item>,
-    /// This write's nonce (the item's [`WRITER_ATTRIBUTE`]).
-    writer: String,
 }
 
 /// Who holds an idempotency scope after a claim.
@@ -231,63 +184,6 @@ impl DynamoEventLog {
             table: names.events_table.clone(),
             idempotency_table: names.idempotency_table.clone(),
         }
-    }
-
-    /// The items `event` is stored as, expiring at `expires_at_ms`.
-    fn encode(event: &EventRecord, expires_at_ms: i64) -> Result<EncodedEvent, StoreError> {
-        let full = serde_json::to_vec(event)
-            .map_err(|e| StoreError::Failed(format!("serialising event {}: {e}", event.id)))?;
-        if full.len() > MAX_EVENT_BYTES {
-            return Err(StoreError::Failed(format!(
-                "event {} with its action plan is {} bytes; one DynamoDB transaction carries at most 4 MB \
-                 (map fewer or smaller params, e.g. not the whole body into every action)",
-                event.id,
-                full.len()
-            )));
-        }
-        let mut item = Item::from([
-            ("pk".to_string(), s(event_pk(&event.id))),
-            ("sk".to_string(), s("EVENT")),
-            (
-                "gsi1pk".to_string(),
-                s(crate::shard::sharded(
-                    &listing_key(&event.source, &event.environment),
-                    &event.id,
-                )),
-            ),
-            ("gsi1sk".to_string(), s(event.id.clone())),
-            ("status".to_string(), s(event.status.as_str())),
-            ("at".to_string(), n(event.received_at_ms)),
-            ("expires_at".to_string(), ttl(expires_at_ms)),
-        ]);
-        let writer = inlet_core::store::new_event_id();
-        item.insert(WRITER_ATTRIBUTE.into(), s(writer.clone()));
-        if let Some(event_type) = &event.event_type {
-            item.insert("etype".into(), s(event_type.clone()));
-        }
-        if event.is_queued() {
-            item.insert(QUEUE_ATTRIBUTE.into(), s(QUEUE_ACTIONS));
-        }
-        let deflated = deflate(&full);
-        let mut parts = Vec::new();
-        if deflated.len() <= INLINE_BYTES {
-            item.insert("z".into(), AttributeValue::B(Blob::new(deflated)));
-        } else {
-            for (i, chunk) in deflated.chunks(INLINE_BYTES).enumerate() {
-                parts.push(Item::from([
-                    ("pk".to_string(), s(event_pk(&event.id))),
-                    ("sk".to_string(), s(part_sk(i))),
-                    ("chunk".to_string(), AttributeValue::B(Blob::new(chunk))),
-                    ("expires_at".to_string(), ttl(expires_at_ms)),
-                ]));
-            }
-            item.insert("zparts".into(), n(parts.len() as i64));
-        }
-        Ok(EncodedEvent {
-            item,
-            parts,
-            writer,
-        })
     }
 
     /// Stores an encoded event on condition that its key is free: one `PutItem`, or one
@@ -391,9 +287,11 @@ impl DynamoEventLog {
             .await
             .map_err(|e| store_error("idempotency read", e))?
             .item;
-        Ok(item
-            .and_then(|item| crate::idempotency::holder_of(&item, claim.now_ms))
-            .map(|record| record.event_id))
+        Ok(match item {
+            Some(item) => crate::idempotency::holder_of(&item, claim.now_ms)?,
+            None => None,
+        }
+        .map(|record| record.event_id))
     }
 
     /// Claims `claim`'s scope for `event_id`, on condition that it is free.
@@ -516,7 +414,7 @@ impl DynamoEventLog {
         };
         let Some(claim) = claim else {
             let (stored, ()) = tokio::join!(
-                self.put_event(Self::encode(event, event.expires_at_ms)?),
+                self.put_event(items::encode(event, event.expires_at_ms)?),
                 self.registry.count(event)
             );
             return match stored? {
@@ -528,7 +426,7 @@ impl DynamoEventLog {
         };
         // The event outlives its record (see the module docs).
         let expires_at_ms = event.expires_at_ms.max(claim.expires_at_ms);
-        let encoded = Self::encode(event, expires_at_ms)?;
+        let encoded = items::encode(event, expires_at_ms)?;
         let holder = match self.read_holder(claim).await? {
             Some(holder) => holder,
             None => match self.claim(&event.id, claim, expires_at_ms).await? {
@@ -576,7 +474,7 @@ impl DynamoEventLog {
                 ..event.clone()
             };
             tracing::warn!(%holder, "the event holding this idempotency key was never stored (its commit stopped after the claim); storing this delivery as it");
-            let mut encoded = Self::encode(&as_holder, expires_at_ms)?;
+            let mut encoded = items::encode(&as_holder, expires_at_ms)?;
             // Marks the item as stored for this scope (see the `holder == event.id` case).
             encoded
                 .item
@@ -609,7 +507,7 @@ impl DynamoEventLog {
             ..event.clone().into_duplicate(holder)
         };
         match self
-            .put_event(Self::encode(&duplicate, duplicate.expires_at_ms)?)
+            .put_event(items::encode(&duplicate, duplicate.expires_at_ms)?)
             .await?
         {
             Written::Stored => Ok(Committed::Duplicate {
@@ -697,148 +595,6 @@ impl DynamoEventLog {
         }
         Ok(found)
     }
-
-    /// An event from its stored JSON; `pk` names it in the error.
-    fn decode(pk: &str, json: &[u8]) -> Result<EventRecord, StoreError> {
-        serde_json::from_slice(json).map_err(|e| {
-            StoreError::Failed(format!("the stored record of {pk} is not an event: {e}"))
-        })
-    }
-
-    /// The event (with its plan) and its action updates, from its partition's items.
-    fn assemble(items: &[Item]) -> Result<Option<(EventRecord, Vec<ActionUpdate>)>, StoreError> {
-        let Some(head) = items.iter().find(|i| get_s(i, "sk").ok() == Some("EVENT")) else {
-            return Ok(None);
-        };
-        let event = if let Some(zipped) = head.get("z").and_then(|v| v.as_b().ok()) {
-            Self::decode(event_pk_of(head)?, &inflate(zipped.as_ref())?)?
-        } else if head.contains_key("zparts") || head.contains_key("parts") {
-            // Deflated parts (`zparts`), or undeflated JSON ones an earlier version wrote.
-            let deflated = head.contains_key("zparts");
-            let count = get_n(head, if deflated { "zparts" } else { "parts" })?;
-            let mut chunks: Vec<(&str, &[u8])> = items
-                .iter()
-                .filter_map(|i| {
-                    let sk = get_s(i, "sk").ok()?;
-                    let chunk = i.get("chunk")?.as_b().ok()?;
-                    sk.starts_with("PART#").then_some((sk, chunk.as_ref()))
-                })
-                .collect();
-            chunks.sort_by_key(|(sk, _)| *sk);
-            if chunks.len() as i64 != count {
-                // TTL deletes an event's items one by one, in no order: an expired
-                // event's head may outlive its parts. That event is gone, not broken.
-                if expired(head) {
-                    return Ok(None);
-                }
-                return Err(StoreError::Failed(format!(
-                    "the stored parts of {} are incomplete ({} of {count})",
-                    event_pk_of(head)?,
-                    chunks.len()
-                )));
-            }
-            let bytes: Vec<u8> = chunks
-                .iter()
-                .flat_map(|(_, chunk)| chunk.iter().copied())
-                .collect();
-            let bytes = if deflated { inflate(&bytes)? } else { bytes };
-            Self::decode(event_pk_of(head)?, &bytes)?
-        } else {
-            get_json::<EventRecord>(head, "data")?
-        };
-        let mut event = event;
-        let mut updates: Vec<ActionUpdate> = Vec::new();
-        for item in items
-            .iter()
-            .filter(|i| get_s(i, "sk").is_ok_and(|sk| sk.starts_with("ACTION#")))
-        {
-            if item.contains_key("update") {
-                updates.push(get_json::<StoredUpdate>(item, "update")?.into());
-            } else {
-                // Written by an earlier version, which kept the plan in these items.
-                let entry: ActionLogEntry = get_json(item, "data")?;
-                updates.push(ActionUpdate {
-                    index: entry.index,
-                    status: entry.status,
-                    result: entry.result.clone(),
-                    error: entry.error.clone(),
-                    attempts: entry.attempts,
-                    now_ms: entry.updated_at_ms,
-                });
-                if !event.actions.iter().any(|a| a.index == entry.index) {
-                    event.actions.push(inlet_core::actions::PlannedAction {
-                        index: entry.index,
-                        action: entry.action,
-                        params: entry.params,
-                        payload: entry.payload,
-                        skipped: (entry.status == ActionStatus::Skipped)
-                            .then(|| entry.error.unwrap_or_default()),
-                    });
-                }
-            }
-        }
-        event.actions.sort_by_key(|a| a.index);
-        Ok(Some((event, updates)))
-    }
-}
-
-/// The action log of `event`: its plan, each action with its latest stored update.
-fn action_log_of(event: &EventRecord, updates: &[ActionUpdate]) -> Vec<ActionLogEntry> {
-    event
-        .actions
-        .iter()
-        .map(|a| {
-            let mut entry = ActionLogEntry::planned(a, event.received_at_ms);
-            if let Some(update) = updates.iter().find(|u| u.index == a.index) {
-                entry.apply(update);
-            }
-            entry
-        })
-        .collect()
-}
-
-/// Whether an item's TTL has passed (DynamoDB deletes such items within days, not at
-/// once).
-fn expired(item: &Item) -> bool {
-    let now_s = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64);
-    get_n(item, "expires_at").is_ok_and(|at| at <= now_s)
-}
-
-/// The `pk` of an event item.
-fn event_pk_of(item: &Item) -> Result<&str, StoreError> {
-    get_s(item, "pk")
-}
-
-/// The listing index's key of a source environment, before sharding
-/// ([`crate::shard`]).
-fn listing_key(source: &str, environment: &str) -> String {
-    format!("{source}#{environment}")
-}
-
-/// An executor update as an action item keeps it.
-#[derive(serde::Serialize, serde::Deserialize)]
-struct StoredUpdate {
-    index: usize,
-    status: ActionStatus,
-    result: Option<serde_json::Value>,
-    error: Option<String>,
-    attempts: u32,
-    updated_at_ms: i64,
-}
-
-impl From<StoredUpdate> for ActionUpdate {
-    fn from(u: StoredUpdate) -> Self {
-        ActionUpdate {
-            index: u.index,
-            status: u.status,
-            result: u.result,
-            error: u.error,
-            attempts: u.attempts,
-            now_ms: u.updated_at_ms,
-        }
-    }
 }
 
 /// The event id of a stream record that hands an event to the actions function: the
@@ -871,7 +627,7 @@ impl EventLog for DynamoEventLog {
     }
 
     async fn get(&self, event_id: &str) -> Result<Option<EventRecord>, StoreError> {
-        Ok(Self::assemble(&self.event_items(event_id).await?)?.map(|(event, _)| event))
+        Ok(items::assemble(&self.event_items(event_id).await?)?.map(|(event, _)| event))
     }
 
     async fn event_types(
@@ -891,7 +647,7 @@ impl EventLog for DynamoEventLog {
     }
 
     async fn action_log(&self, event_id: &str) -> Result<Vec<ActionLogEntry>, StoreError> {
-        let Some((event, updates)) = Self::assemble(&self.event_items(event_id).await?)? else {
+        let Some((event, updates)) = items::assemble(&self.event_items(event_id).await?)? else {
             return Ok(Vec::new());
         };
         Ok(action_log_of(&event, &updates))
@@ -906,7 +662,7 @@ impl EventLog for DynamoEventLog {
     ) -> Result<Vec<(Option<EventRecord>, Vec<ActionLogEntry>)>, StoreError> {
         let mut found = Vec::with_capacity(event_ids.len());
         for event_id in event_ids {
-            found.push(match Self::assemble(&self.event_items(event_id).await?)? {
+            found.push(match items::assemble(&self.event_items(event_id).await?)? {
                 Some((event, updates)) => {
                     let log = action_log_of(&event, &updates);
                     (Some(event), log)
@@ -918,22 +674,10 @@ impl EventLog for DynamoEventLog {
     }
 
     async fn update_action(&self, event_id: &str, update: &ActionUpdate) -> Result<(), StoreError> {
-        let stored = StoredUpdate {
-            index: update.index,
-            status: update.status,
-            result: update.result.clone(),
-            error: update.error.clone(),
-            attempts: update.attempts,
-            updated_at_ms: update.now_ms,
-        };
-        let retention_ms = inlet_core::defaults::RETENTION_DAYS * 86_400_000;
         self.client
             .put_item()
             .table_name(&self.table)
-            .item("pk", s(event_pk(event_id)))
-            .item("sk", s(action_sk(update.index)))
-            .item("update", json(&stored))
-            .item("expires_at", ttl(update.now_ms + retention_ms))
+            .set_item(Some(items::update_item(event_id, update)))
             .send()
             .await
             .map_err(|e| store_error("update action", e))?;
