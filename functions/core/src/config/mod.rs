@@ -1,7 +1,8 @@
 //! Source configuration: `infra/sources/<key>.yaml` files and the scripts beside them.
 //!
-//! Its rooms: `model.rs` (the [`Catalog`] and what it holds), `load.rs` (reading and
-//! validating files), `checks.rs` (warnings about a loaded catalog), `targets.rs` (the
+//! Its rooms: `model.rs` (the [`Catalog`] and what it holds), `load/` (reading and
+//! validating files; the `verify:` block and the mappings in rooms of their own),
+//! `checks.rs` (warnings about a loaded catalog), `targets.rs` (the
 //! dev server's targets file).
 //!
 //! [`load_dir`] reads every `*.yaml`/`*.yml` file of a directory, validates it against the

@@ -1,12 +1,18 @@
 //! Reading and validating source files: [`load_dir`] and [`load_sources`] check every
 //! key, path, action, param and script of every file and report all problems at once.
+//!
+//! Its rooms: `verify.rs` (the `verify:` block), `mappings.rs` (mappings and their
+//! params against the action catalog); this file reads the files and the rest of each
+//! source and environment.
+
+mod mappings;
+mod verify;
 
 use super::model::*;
-use crate::catalog::{ActionKind, ParamType};
 use crate::path::FieldPath;
 use crate::presets::{self, Preset};
 use crate::script::{CompiledScript, ScriptEngine};
-use crate::verify::{DEFAULT_TOLERANCE_SECS, HMAC_OPTION_NAMES, SCHEME_NAMES, Scheme};
+use crate::verify::DEFAULT_TOLERANCE_SECS;
 use crate::yaml::{self, Kind, Node};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -131,7 +137,7 @@ pub fn load_sources(
 }
 
 /// Validates one file; problems accumulate in `errors`.
-struct FileLoader<'a> {
+pub(super) struct FileLoader<'a> {
     file: &'a Path,
     engine: &'a ScriptEngine,
     read_script: ScriptReader<'a>,
@@ -152,8 +158,8 @@ const ENV_KEYS: &[&str] = &[
 ];
 const IDEMPOTENCY_KEYS: &[&str] = &["enabled", "key_path", "window"];
 /// `verify:`'s own keys; the `hmac` scheme also takes [`HMAC_OPTION_NAMES`].
-const VERIFY_KEYS: &[&str] = &["scheme", "secret_var", "tolerance"];
-const MAPPING_KEYS: &[&str] = &["action", "params", "active"];
+pub(super) const VERIFY_KEYS: &[&str] = &["scheme", "secret_var", "tolerance"];
+pub(super) const MAPPING_KEYS: &[&str] = &["action", "params", "active"];
 
 impl FileLoader<'_> {
     fn error(&mut self, line: usize, message: impl Into<String>, fix: impl Into<String>) {
@@ -453,160 +459,6 @@ impl FileLoader<'_> {
         }
     }
 
-    fn verify(&mut self, node: &Node) -> Option<VerifyConfig> {
-        let allowed: Vec<&str> = VERIFY_KEYS
-            .iter()
-            .chain(HMAC_OPTION_NAMES.iter())
-            .copied()
-            .collect();
-        let entries = self.entries(node, "`verify`", &allowed)?;
-        let get = |name: &str| entries.iter().find(|(k, ..)| k == name).map(|(_, _, v)| v);
-        let before = self.errors.len();
-        let scheme_name = match get("scheme") {
-            Some(n) => self.string(n, "verify.scheme"),
-            None => {
-                self.error(
-                    node.line,
-                    "`verify` has no `scheme`",
-                    format!("add `scheme: <one of {}>`", SCHEME_NAMES.join(", ")),
-                );
-                None
-            }
-        };
-        let mut scheme = scheme_name.as_deref().and_then(|name| {
-            let scheme = Scheme::from_name(name);
-            if scheme.is_none() {
-                let line = get("scheme").map_or(node.line, |n| n.line);
-                let fix = match strsim_closest(name, SCHEME_NAMES) {
-                    Some(near) => format!(
-                        "did you mean `{near}`? schemes: {}",
-                        SCHEME_NAMES.join(", ")
-                    ),
-                    None => format!("use one of: {}", SCHEME_NAMES.join(", ")),
-                };
-                self.error(line, format!("unknown verification scheme `{name}`"), fix);
-            }
-            scheme
-        });
-        let secret_var = match get("secret_var") {
-            Some(n) => self.string(n, "verify.secret_var"),
-            None => {
-                self.error(
-                    node.line,
-                    "`verify` has no `secret_var`",
-                    "add `secret_var: NAME`, the var holding the signing secret (a JSON array of secrets during a rotation)",
-                );
-                None
-            }
-        };
-        let tolerance_secs = match get("tolerance") {
-            None => Some(DEFAULT_TOLERANCE_SECS),
-            Some(n) => self.duration_secs(
-                n,
-                "verify.tolerance",
-                0,
-                "write a duration such as `300s`, `5m` or whole seconds",
-            ),
-        };
-        match &mut scheme {
-            Some(Scheme::Hmac(options)) => {
-                let mut text = std::collections::HashMap::new();
-                for key in HMAC_OPTION_NAMES {
-                    if let Some(n) = get(key)
-                        && let Some(value) = self.string(n, &format!("verify.{key}"))
-                    {
-                        text.insert(key, (value, n.line));
-                    }
-                }
-                match text.remove("header") {
-                    Some((header, _)) => options.header = header.to_ascii_lowercase(),
-                    None if get("header").is_none() => self.error(
-                        node.line,
-                        "the `hmac` scheme needs `header`",
-                        "add `header: x-signature`, the header holding the signature",
-                    ),
-                    None => {}
-                }
-                if let Some((prefix, _)) = text.remove("prefix") {
-                    options.prefix = prefix;
-                }
-                if let Some((content, _)) = text.remove("signed_content") {
-                    options.signed_content = content;
-                }
-                options.timestamp_header = text
-                    .remove("timestamp_header")
-                    .map(|(h, _)| h.to_ascii_lowercase());
-                options.id_header = text
-                    .remove("id_header")
-                    .map(|(h, _)| h.to_ascii_lowercase());
-                let mut problems = Vec::new();
-                if let Some((value, line)) = text.remove("encoding") {
-                    match crate::script::parse_encoding(&value) {
-                        Ok(v) => options.encoding = v,
-                        Err(p) => problems.push((line, "encoding", p)),
-                    }
-                }
-                if let Some((value, line)) = text.remove("algorithm") {
-                    match crate::script::parse_algorithm(&value) {
-                        Ok(v) => options.algorithm = v,
-                        Err(p) => problems.push((line, "algorithm", p)),
-                    }
-                }
-                if let Some((value, line)) = text.remove("timestamp_unit") {
-                    match crate::script::parse_unit(&value) {
-                        Ok(v) => options.timestamp_unit = v,
-                        Err(p) => problems.push((line, "timestamp_unit", p)),
-                    }
-                }
-                for (line, key, problem) in problems {
-                    self.error(line, format!("`verify.{key}`: {problem}"), "fix the value");
-                }
-                let content_line = get("signed_content").map_or(node.line, |n| n.line);
-                for (placeholder, key, present) in [
-                    (
-                        "{timestamp}",
-                        "timestamp_header",
-                        options.timestamp_header.is_some(),
-                    ),
-                    ("{id}", "id_header", options.id_header.is_some()),
-                ] {
-                    if options.signed_content.contains(placeholder) && !present {
-                        self.error(
-                            content_line,
-                            format!(
-                                "`signed_content` uses {placeholder} but `verify` has no `{key}`"
-                            ),
-                            format!("add `{key}: <the header holding it>`"),
-                        );
-                    }
-                }
-            }
-            Some(other) => {
-                for key in HMAC_OPTION_NAMES {
-                    if let Some(n) = get(key) {
-                        self.error(
-                            n.line,
-                            format!(
-                                "`{key}` is an option of the `hmac` scheme, not of `{}`",
-                                other.name()
-                            ),
-                            "remove it (the scheme fixes it), or use `scheme: hmac`",
-                        );
-                    }
-                }
-            }
-            None => {}
-        }
-        if self.errors.len() > before {
-            return None;
-        }
-        Some(VerifyConfig {
-            scheme: scheme?,
-            secret_var: secret_var?,
-            tolerance_secs: tolerance_secs?,
-        })
-    }
-
     /// A duration (`300s`, `5m`, `24h`) or whole seconds, at least `min_secs`; `fix`
     /// is the example the error gives.
     fn duration_secs(&mut self, node: &Node, what: &str, min_secs: u64, fix: &str) -> Option<u64> {
@@ -669,40 +521,6 @@ impl FileLoader<'_> {
         })
     }
 
-    fn mappings(&mut self, n: &Node) -> BTreeMap<String, Vec<MappingConfig>> {
-        let mut mappings = BTreeMap::new();
-        if let Kind::Map(types) = &n.kind {
-            for (event_type, _, list) in types {
-                let Kind::Seq(items) = &list.kind else {
-                    self.error(
-                        list.line,
-                        format!(
-                            "mappings for `{event_type}` must be a list, found {}",
-                            list.describe()
-                        ),
-                        "start each mapping with `- action: <name>`",
-                    );
-                    continue;
-                };
-                let parsed: Vec<MappingConfig> = items
-                    .iter()
-                    .filter_map(|m| self.mapping(m, event_type))
-                    .collect();
-                mappings.insert(event_type.clone(), parsed);
-            }
-        } else {
-            self.error(
-                n.line,
-                format!(
-                    "`mappings` must map event types to lists, found {}",
-                    n.describe()
-                ),
-                "write `mappings:` then `  task.assigned:` then `    - action: workflows_trigger`",
-            );
-        }
-        mappings
-    }
-
     fn preset(&mut self, node: &Node) -> Option<&'static Preset> {
         let name = self.string(node, "preset")?;
         let found = presets::preset(&name);
@@ -734,148 +552,9 @@ impl FileLoader<'_> {
             }
         }
     }
-
-    fn mapping(&mut self, node: &Node, event_type: &str) -> Option<MappingConfig> {
-        let what = format!("a mapping of `{event_type}`");
-        let entries = self.entries(node, &what, MAPPING_KEYS)?;
-        let get = |name: &str| entries.iter().find(|(k, ..)| k == name).map(|(_, _, v)| v);
-        let known = || ActionKind::ALL.iter().map(|a| a.name()).collect::<Vec<_>>();
-        let action = match get("action") {
-            None => {
-                self.error(
-                    node.line,
-                    format!("{what} has no `action`"),
-                    format!("add `action: <name>`; actions: {}", known().join(", ")),
-                );
-                return None;
-            }
-            Some(n) => {
-                let name = self.string(n, "action")?;
-                match ActionKind::from_name(&name) {
-                    Some(action) => action,
-                    None => {
-                        let fix = match strsim_closest(&name, &known()) {
-                            Some(near) => format!("did you mean `{near}`?"),
-                            None => format!("use one of: {}", known().join(", ")),
-                        };
-                        self.error(n.line, format!("unknown action `{name}`"), fix);
-                        return None;
-                    }
-                }
-            }
-        };
-        let active = match get("active") {
-            Some(n) => self.boolean(n, "active")?,
-            None => true,
-        };
-        let mut params = Vec::new();
-        // Names present in the YAML, valid or not: a required param whose mapping is
-        // broken is reported once (as broken), not again as missing.
-        let mut written: Vec<String> = Vec::new();
-        let before = self.errors.len();
-        let spec_names: Vec<&str> = action.params().iter().map(|p| p.name).collect();
-
-        if let Some(pnode) = get("params") {
-            if let Kind::Map(entries) = &pnode.kind {
-                for (name, line, value) in entries {
-                    written.push(name.clone());
-                    if let Some(param) = self.param(action, &spec_names, name, *line, value) {
-                        params.push(param);
-                    }
-                }
-            } else {
-                self.error(
-                    pnode.line,
-                    format!("`params` must be a mapping, found {}", pnode.describe()),
-                    "write `params:` then one `name: path` line per param",
-                );
-            }
-        }
-        for spec in action.params().iter().filter(|p| p.required) {
-            let mapped = written
-                .iter()
-                .any(|name| name == spec.name || name.starts_with(&format!("{}.", spec.name)));
-            if !mapped {
-                self.error(
-                    node.line,
-                    format!(
-                        "{} requires param `{}`, which is not mapped",
-                        action.name(),
-                        spec.name
-                    ),
-                    format!(
-                        "add `{}: <path>` (or `{{ value: ... }}`) under `params`",
-                        spec.name
-                    ),
-                );
-            }
-        }
-        (self.errors.len() == before).then(|| MappingConfig::new(action, active, node.line, params))
-    }
-
-    fn param(
-        &mut self,
-        action: ActionKind,
-        spec_names: &[&str],
-        name: &str,
-        line: usize,
-        value: &Node,
-    ) -> Option<MappingParam> {
-        let head = name.split('.').next().unwrap_or(name);
-        let Some(spec) = action.param(head) else {
-            let fix = match strsim_closest(head, spec_names) {
-                Some(near) => format!(
-                    "did you mean `{near}`? {} takes: {}",
-                    action.name(),
-                    spec_names.join(", ")
-                ),
-                None => format!("{} takes: {}", action.name(), spec_names.join(", ")),
-            };
-            self.error(
-                line,
-                format!("unknown param `{name}` for {}", action.name()),
-                fix,
-            );
-            return None;
-        };
-        if head != name {
-            let mergeable = matches!(spec.ty, ParamType::Object | ParamType::Any);
-            if !mergeable || name.split('.').any(str::is_empty) {
-                self.error(
-                    line,
-                    format!("param `{name}` merges into `{head}`, which is not an object param"),
-                    format!("map `{head}` directly; only object params (like `data`) take `{head}.field` entries"),
-                );
-                return None;
-            }
-        }
-        let source = match &value.kind {
-            Kind::Str(_) => ParamSource::Path(self.path(value, name)?),
-            Kind::Map(entries) if entries.len() == 1 && entries[0].0 == "value" => {
-                ParamSource::Literal(entries[0].2.to_json())
-            }
-            _ => {
-                self.error(
-                    value.line,
-                    format!(
-                        "param `{name}` must be a path string or `{{ value: ... }}`, found {}",
-                        value.describe()
-                    ),
-                    format!(
-                        "write `{name}: body.some.field` or `{name}: {{ value: \"literal\" }}`"
-                    ),
-                );
-                return None;
-            }
-        };
-        Some(MappingParam {
-            name: name.to_string(),
-            source,
-        })
-    }
 }
 
-fn strsim_closest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
+pub(super) fn strsim_closest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
     candidates
         .iter()
         .map(|c| (strsim::levenshtein(word, c), *c))
