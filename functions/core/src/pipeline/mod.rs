@@ -1,8 +1,9 @@
 //! The ingest pipeline: one request in, one [`Reply`] out (with its [`Outcome`]).
 //!
 //! Its rooms: `routes.rs` (where a token leads), `request.rs` (reading a request, the
-//! redaction of secrets, the timestamp, the bounded body of a rejected request); this
-//! file runs the steps, dry runs and replays.
+//! redaction of secrets, the timestamp, the bounded body of a rejected request),
+//! `verification.rs` (the declared check and the script, inline or on the pool),
+//! `dry_run.rs` (rehearsals and replays); this file runs the steps.
 //!
 //! [`Pipeline::process`] reads as its steps: route and request checks (404/405/413/400)
 //! → verification and preprocessing by the script (401) → event type (202
@@ -44,40 +45,32 @@
 //!   `Retry-After`, so its retries succeed once the var is set, and the event is logged
 //!   with status `error` and a message naming the var and where to set it.
 
+mod dry_run;
 mod request;
 mod routes;
+mod verification;
+
+pub use dry_run::{REPLAY_KEY_WINDOW_MS, Rehearsal, Replayed};
+use verification::Verified;
 
 pub use request::{InboundRequest, REJECTED_BODY_BYTES, redact_headers, redact_query};
-use request::{
-    JSON_SENT_AS_FORM, Parsed, Received, keep_bounded_body, parse_request, read_timestamp,
-    scalar_string,
-};
+use request::{JSON_SENT_AS_FORM, Parsed, Received, parse_request, read_timestamp, scalar_string};
 pub use routes::{Route, RouteTable, TokenEntry};
 
 use crate::actions::plan_actions;
 use crate::clock::Clock;
-use crate::config::VerifyConfig;
 use crate::defaults;
 use crate::outcome::Outcome;
 use crate::path::{FieldPath, PathRoots};
 use crate::reply::{IngestError, Reply};
-use crate::script::{
-    CompiledScript, OwnedScriptInput, ScriptEngine, ScriptErrorKind, ScriptInput, ScriptOutput,
-    ScriptPool, ScriptRunError, SliceSpent,
-};
+use crate::script::{ScriptEngine, ScriptPool};
 use crate::store::{
     CommitError, Committed, EventLog, EventRecord, EventStatus, IdempotencyClaim, IdempotencyScope,
-    IdempotencyStore, StoreError, VerificationStatus,
+    StoreError, VerificationStatus,
 };
-use crate::vars::{Vars, VarsProvider};
-use crate::verify::{self, SignedRequest};
-use serde::Serialize;
-use serde_json::{Map, Value, json};
+use crate::vars::VarsProvider;
+use serde_json::json;
 use std::sync::Arc;
-
-/// How long a script may run on the thread that serves its request before it is run
-/// again, with its whole budget, on the script pool (see [`ScriptEngine::run_slice`]).
-const INLINE_SLICE: std::time::Duration = std::time::Duration::from_millis(1);
 
 #[derive(Debug, Clone)]
 pub struct PipelineSettings {
@@ -110,18 +103,6 @@ pub struct Pipeline {
     pub script_pool: Option<Arc<ScriptPool>>,
 }
 
-/// What verification and preprocessing decided.
-enum Verified {
-    /// Go on; the script's output for `preprocess.*` paths (empty without a script).
-    Passed(Value),
-    /// The script answered the sender itself (a handshake); nothing is logged.
-    Answered(Reply),
-    /// Log the event as it stands, then answer with this error.
-    Refused(IngestError),
-    /// The script did not run (the pool is full): answer with this error, log nothing.
-    NotRun(IngestError),
-}
-
 /// An evaluated request: the event as it would be logged, and how its request ends.
 struct Evaluated {
     event: EventRecord,
@@ -141,42 +122,6 @@ enum Ending {
         claim: Option<IdempotencyClaim>,
     },
 }
-
-/// What a dry run found ([`Pipeline::rehearse`]).
-#[derive(Debug, Clone, Serialize)]
-pub struct Rehearsal {
-    /// Always `true`: nothing was stored.
-    pub dry_run: bool,
-    /// The status the sender would get.
-    pub http_status: u16,
-    /// What that answer would say (`accepted`, `duplicate of …`, `unverified: …`).
-    pub answer: String,
-    /// The event that holds the idempotency key, if this would be its duplicate.
-    pub duplicate_of: Option<String>,
-    /// The actions that would run (not skipped).
-    pub runnable_actions: usize,
-    /// The event as it would be logged, with its plan (each action's resolved params
-    /// and payload, or why it would be skipped).
-    pub event: EventRecord,
-}
-
-/// A replayed event ([`Pipeline::replay`]).
-#[derive(Debug, Clone, Serialize)]
-pub struct Replayed {
-    pub event_id: String,
-    pub replay_of: String,
-    pub status: EventStatus,
-    /// The actions that will run.
-    pub actions: usize,
-    /// Why the replay did not get as far as its actions, if it did not.
-    pub error: Option<String>,
-    /// The request key was used before: `event_id` is the replay that request made,
-    /// and nothing new was stored.
-    pub repeated: bool,
-}
-
-/// How long a replay's request key answers the replay it made.
-pub const REPLAY_KEY_WINDOW_MS: i64 = 24 * 3_600_000;
 
 /// A request's answer and what became of it.
 #[derive(Debug, Clone, PartialEq)]
@@ -366,148 +311,6 @@ impl Pipeline {
         })
     }
 
-    /// A dry run of `request` through `route`'s current config: what Inlet would answer
-    /// and log (verification and its reason, the script's console, event type,
-    /// timestamp, idempotency key and whether it is held — read from `idempotency` —
-    /// and each action with its resolved params or why it would be skipped), writing
-    /// nothing. Refused for a production environment.
-    pub async fn rehearse(
-        &self,
-        route: &Route,
-        request: InboundRequest,
-        idempotency: &dyn IdempotencyStore,
-    ) -> Result<Rehearsal, IngestError> {
-        if route.env.production {
-            return Err(IngestError::ProductionRehearsal {
-                source_key: route.source.key.clone(),
-                environment: route.environment.clone(),
-            });
-        }
-        let Evaluated { mut event, ending } = self.evaluate(route, request, None).await?;
-        let (http_status, answer, duplicate_of) = match ending {
-            Ending::Answered(reply) => (
-                reply.status,
-                "answered by the script's http_response".to_string(),
-                None,
-            ),
-            Ending::Refused(error) => (error.status(), format!("{}: {error}", error.code()), None),
-            Ending::NoEventType(message) => (202, format!("invalid_event_type: {message}"), None),
-            Ending::Ready { claim, .. } => {
-                let held = match &claim {
-                    Some(claim) => idempotency
-                        .holder(&claim.scope, claim.now_ms)
-                        .await
-                        .map_err(|e| IngestError::Unavailable {
-                            detail: e.to_string(),
-                        })?,
-                    None => None,
-                };
-                match held {
-                    Some(record) => {
-                        event = event.into_duplicate(&record.event_id);
-                        (
-                            200,
-                            format!("duplicate of {}", record.event_id),
-                            Some(record.event_id),
-                        )
-                    }
-                    None => (202, "accepted".to_string(), None),
-                }
-            }
-        };
-        Ok(Rehearsal {
-            dry_run: true,
-            http_status,
-            answer,
-            duplicate_of,
-            runnable_actions: event.runnable_actions(),
-            event,
-        })
-    }
-
-    /// Runs a stored event again through `route`'s current config, as a new event that
-    /// points to it (`replay_of`): its verification result and occurred time are kept
-    /// (the script sees the original's receive time), the replay is received now, the
-    /// source's idempotency window is bypassed on purpose (a replay is always
-    /// processed), and the original is unchanged. A rejected event is not replayed (its
-    /// verification result would reject it again, and its body was kept only in part),
-    /// nor a duplicate (the event it repeats is the one to replay).
-    ///
-    /// `request_key` makes the replay itself idempotent: the same key (for a replay of
-    /// the same event) within [`REPLAY_KEY_WINDOW_MS`] answers the replay it made
-    /// (`repeated`), so a caller whose answer was lost can ask again without running
-    /// the event's actions a second time. Without a key, every call is a new replay.
-    pub async fn replay(
-        &self,
-        route: &Route,
-        original: &EventRecord,
-        request_key: Option<&str>,
-    ) -> Result<Replayed, IngestError> {
-        if original.status == EventStatus::Rejected
-            || original.verification == VerificationStatus::EnforcedUnverified
-        {
-            return Err(IngestError::NotReplayable {
-                event_id: original.id.clone(),
-                reason: "it was rejected (not verified); a replay keeps its verification result, so it would be rejected again".into(),
-            });
-        }
-        if let Some(accepted) = original
-            .duplicate_of
-            .as_deref()
-            .filter(|_| original.status == EventStatus::Duplicate)
-        {
-            // The sender's repeat of an event: replaying it would run that event's
-            // actions once more, as a third copy. The event it repeats is the one to
-            // replay.
-            return Err(IngestError::NotReplayable {
-                event_id: original.id.clone(),
-                reason: format!("it is a duplicate of event {accepted}; replay that event instead"),
-            });
-        }
-        let request = InboundRequest {
-            method: original.method.clone(),
-            headers: original.headers.clone(),
-            query: original.query.clone(),
-            body: original.raw_body.clone().into_bytes(),
-        };
-        let Evaluated { event, ending } = self.evaluate(route, request, Some(original)).await?;
-        let status = event.status;
-        let runnable = event.runnable_actions();
-        let error = event.error.clone();
-        let claim = request_key.map(|key| {
-            let now_ms = self.clock.now_ms();
-            IdempotencyClaim {
-                scope: IdempotencyScope::replay(original, key),
-                now_ms,
-                expires_at_ms: now_ms + REPLAY_KEY_WINDOW_MS,
-            }
-        });
-        let mut repeated = false;
-        let event_id = match ending {
-            Ending::Ready { .. } => match self.commit(event, claim.as_ref()).await? {
-                Committed::Stored { event_id } => event_id,
-                Committed::Duplicate { original_event_id } => {
-                    repeated = true;
-                    original_event_id
-                }
-            },
-            _ => {
-                let event_id = event.id.clone();
-                self.commit(event, None).await?;
-                event_id
-            }
-        };
-        tracing::info!(%event_id, replay_of = %original.id, status = status.as_str(), repeated, "event replayed");
-        Ok(Replayed {
-            event_id,
-            replay_of: original.id.clone(),
-            status,
-            actions: runnable,
-            error,
-            repeated,
-        })
-    }
-
     /// Checks the method and the body size, parses the body, and starts the event's log
     /// record (headers not yet redacted: that needs the vars).
     fn receive(
@@ -557,220 +360,6 @@ impl Pipeline {
             expires_at_ms: received_at_ms + self.settings.retention_days * 86_400_000,
         };
         Ok((event, parsed))
-    }
-
-    /// Runs the environment's script, if any, and records on `event` what it said.
-    async fn verify(
-        &self,
-        route: &Route,
-        parsed: &Parsed,
-        vars: Arc<Vars>,
-        event: &mut EventRecord,
-        replaying: bool,
-    ) -> Verified {
-        let env = &route.env;
-        let mut preprocess = Value::Object(Map::new());
-        // A declared `verify:` check decides first; a script after it preprocesses (and
-        // may still refuse with `verified: false`). A replay keeps the original's result.
-        let declared = match &env.verify {
-            Some(_) if replaying => Some(true),
-            Some(check) => match self.check_declared(check, route, parsed, &vars, event) {
-                Ok(verified) => Some(verified),
-                Err(refused) => return refused,
-            },
-            None => None,
-        };
-        let Some(script) = &env.script else {
-            if let Some(verified) = declared {
-                event.verification =
-                    VerificationStatus::from_parts(env.enforce_verification, verified);
-            }
-            return Verified::Passed(preprocess);
-        };
-        let received_at = event.received_at_ms.div_euclid(1000);
-        let input = ScriptInput {
-            vars: vars.clone(),
-            body: parsed.body.clone(),
-            raw_body: &event.raw_body,
-            headers: parsed.headers.clone(),
-            query: parsed.query.clone(),
-            method: &event.method,
-            received_at,
-            now_ms: self.clock.now_ms(),
-        };
-        let outcome = match &self.script_pool {
-            None => self.engine.run(script, input),
-            Some(pool) => match self.engine.run_slice(script, input, INLINE_SLICE) {
-                Ok(outcome) => outcome,
-                Err(SliceSpent) => {
-                    match self
-                        .run_on_pool(pool, script, vars, parsed, event, received_at)
-                        .await
-                    {
-                        Ok(outcome) => outcome,
-                        Err(busy) => return Verified::NotRun(busy),
-                    }
-                }
-            },
-        };
-        let mut verify_failure = None;
-        let verified = match outcome {
-            Ok(output) => {
-                event.script_console = output.console;
-                let verified = match declared {
-                    // The declared check passed or is not enforced: the script objects
-                    // only by saying `verified: false`.
-                    Some(declared) => declared && output.verified != Some(false),
-                    None => output.verified == Some(true),
-                };
-                verify_failure = output.verify_failure;
-                if let Some(custom) = output.http_response
-                    && (verified || !env.enforce_verification)
-                {
-                    tracing::info!(source = %event.source, status = custom.status, "answered by the script's http_response");
-                    return Verified::Answered(Reply {
-                        status: custom.status,
-                        headers: custom.headers,
-                        body: custom.body,
-                    });
-                }
-                if !output.preprocess.is_empty() {
-                    preprocess = Value::Object(output.preprocess.clone());
-                    event.preprocess = Some(output.preprocess);
-                }
-                verified
-            }
-            Err(error) => {
-                let message = format!("{error} ({})", script.name);
-                event.script_console = error.console;
-                if let ScriptErrorKind::MissingVar(name) = &error.kind {
-                    // A configuration problem, not a bad request: answer 503 so the
-                    // sender retries (and nothing is lost) once the var is set.
-                    let detail = format!(
-                        "{message}; {}",
-                        self.vars.how_to_set(&route.environment, name)
-                    );
-                    event.status = EventStatus::Error;
-                    event.verification =
-                        VerificationStatus::from_parts(env.enforce_verification, false);
-                    event.error = Some(detail.clone());
-                    return Verified::Refused(IngestError::Unavailable { detail });
-                }
-                if error.kind == ScriptErrorKind::Overloaded {
-                    // Not the script's fault nor the sender's: nothing is stored and the
-                    // sender retries.
-                    return Verified::NotRun(IngestError::Busy { detail: message });
-                }
-                tracing::warn!(source = %event.source, error = %message, "script failed");
-                event.error = Some(message);
-                false
-            }
-        };
-        event.verification = VerificationStatus::from_parts(env.enforce_verification, verified);
-        if env.enforce_verification && !verified && !replaying {
-            if event.error.is_none() {
-                // Why: the last failed `verify_*` check of the script, if it made one.
-                event.error = Some(match verify_failure {
-                    Some(failure) => format!("unverified: {failure}"),
-                    None => "unverified: the script did not return `verified: true`".into(),
-                });
-            }
-            event.status = EventStatus::Rejected;
-            keep_bounded_body(event);
-            return Verified::Refused(IngestError::Unverified);
-        }
-        Verified::Passed(preprocess)
-    }
-
-    /// The environment's declared `verify:` check. `Ok(verified)` to go on (a failure
-    /// that is not enforced is kept as a warning); `Err` answers the request: 401 when
-    /// enforced and the check failed, 503 when the secret's var is not set (a
-    /// configuration problem: the sender retries once it is).
-    fn check_declared(
-        &self,
-        check: &VerifyConfig,
-        route: &Route,
-        parsed: &Parsed,
-        vars: &Vars,
-        event: &mut EventRecord,
-    ) -> Result<bool, Verified> {
-        let env = &route.env;
-        let Some(secret) = vars.for_scripts().get(&check.secret_var) else {
-            let detail = format!(
-                "var `{}` (the secret of `verify: {{ scheme: {} }}`) is not set; {}",
-                check.secret_var,
-                check.scheme.name(),
-                self.vars.how_to_set(&route.environment, &check.secret_var)
-            );
-            event.status = EventStatus::Error;
-            event.verification = VerificationStatus::from_parts(env.enforce_verification, false);
-            event.error = Some(detail.clone());
-            return Err(Verified::Refused(IngestError::Unavailable { detail }));
-        };
-        let secrets: Vec<String> = match secret {
-            Value::Array(items) => items
-                .iter()
-                .map(|item| match item {
-                    Value::String(s) => s.clone(),
-                    other => other.to_string(),
-                })
-                .collect(),
-            Value::String(s) => vec![s.clone()],
-            other => vec![other.to_string()],
-        };
-        let empty = Map::new();
-        let request = SignedRequest {
-            headers: parsed.headers.as_object().unwrap_or(&empty),
-            body: event.raw_body.as_bytes(),
-            received_at: event.received_at_ms.div_euclid(1000),
-        };
-        match verify::verify(&check.scheme, &request, &secrets, check.tolerance_secs) {
-            Ok(()) => Ok(true),
-            Err(failure) => {
-                let reason = format!("unverified: {}: {failure}", check.scheme.name());
-                if env.enforce_verification {
-                    event.verification = VerificationStatus::EnforcedUnverified;
-                    event.error = Some(reason);
-                    event.status = EventStatus::Rejected;
-                    keep_bounded_body(event);
-                    return Err(Verified::Refused(IngestError::Unverified));
-                }
-                event.warnings.push(reason);
-                Ok(false)
-            }
-        }
-    }
-
-    /// Runs a script that needed more than its inline slice on a pool thread, with its
-    /// whole budget (from the start: scripts have no side effects).
-    async fn run_on_pool(
-        &self,
-        pool: &ScriptPool,
-        script: &Arc<CompiledScript>,
-        vars: Arc<Vars>,
-        parsed: &Parsed,
-        event: &mut EventRecord,
-        received_at: i64,
-    ) -> Result<Result<ScriptOutput, ScriptRunError>, IngestError> {
-        let input = OwnedScriptInput {
-            vars,
-            body: parsed.body.clone(),
-            raw_body: std::mem::take(&mut event.raw_body),
-            headers: parsed.headers.clone(),
-            query: parsed.query.clone(),
-            method: event.method.clone(),
-            received_at,
-            now_ms: self.clock.now_ms(),
-        };
-        match pool.run(script.clone(), input).await {
-            Ok((outcome, raw_body)) => {
-                event.raw_body = raw_body;
-                Ok(outcome)
-            }
-            Err(full) => Err(IngestError::Busy {
-                detail: full.to_string(),
-            }),
-        }
     }
 
     /// Logs a refused request (401, or 503 for a missing var). The answer does not
@@ -864,7 +453,9 @@ mod pipeline_tests {
     use crate::memory::{MemoryStore, StaticVars};
     use crate::script::ScriptLimits;
     use crate::store::{ActionLogEntry, ActionUpdate, EventPage, EventQuery, EventTypeStats};
+    use crate::vars::Vars;
     use async_trait::async_trait;
+    use serde_json::Value;
 
     /// A memory store whose commits can be made to fail, once each time it is armed.
     #[derive(Default)]
