@@ -2,8 +2,8 @@
 //!
 //! Its rooms: `table.rs` (the table and the limits its writes keep to), `keys.rs` (how
 //! each record is keyed), `partition.rs` (cutting an event's changes into parts that
-//! fit a transaction), `write.rs` (applying the parts), `read.rs` (the `Directory`
-//! trait: apply and every read).
+//! fit a transaction), `plan.rs` (the writes of each part), `write.rs` (applying the
+//! parts), `read.rs` (the `Directory` trait: apply and every read).
 //!
 //! | item | pk | sk |
 //! |---|---|---|
@@ -68,6 +68,7 @@
 
 mod keys;
 mod partition;
+mod plan;
 mod read;
 mod table;
 mod write;
