@@ -1,6 +1,10 @@
 //! The local dev server behind `inlet dev`: an axum HTTP server that runs the core
 //! pipeline on the SQLite store.
 //!
+//! Its rooms: `reload.rs` (watching the sources and vars, swapping them in),
+//! `workers.rs` (the action worker's thread, the hourly purge); this file starts the
+//! server and answers its routes.
+//!
 //! - `POST /receive/{token}`: webhooks. The token is looked up first (unknown → 404), then
 //!   the method (405), then the body is read with the size limit (413); the pipeline
 //!   does the rest. Every answer, errors included, comes from the core's `Reply`.
@@ -11,6 +15,9 @@
 //! - The action worker (the core's `OutboxWorker`) drains the outbox in the background.
 //! - Shutdown is graceful: the listener closes, in-flight requests finish (their events
 //!   are committed before their 2xx is written), then the process exits.
+
+mod reload;
+mod workers;
 
 use crate::http::HttpLimits;
 use crate::sqlite::{SqliteStore, TokenEntry};
@@ -32,13 +39,15 @@ use inlet_core::pipeline::{InboundRequest, Pipeline, PipelineSettings, RouteTabl
 use inlet_core::reply::{IngestError, Reply};
 use inlet_core::script::{ScriptEngine, ScriptLimits, ScriptPool};
 use inlet_core::tokens::TokenStore;
+use reload::spawn_config_watcher;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
+use workers::{spawn_action_thread, spawn_purger};
 
 /// Everything `inlet dev` can be told.
 #[derive(Debug, Clone)]
@@ -558,180 +567,4 @@ async fn not_found(uri: Uri) -> Response {
             uri.path()
         ),
     ))
-}
-
-/// Watches the sources directory and the vars file; swaps in a new route table after
-/// each valid edit of the sources, and new vars after each valid edit of the vars file
-/// (a broken one is logged and the last good vars stay). Either way, each var the
-/// config needs and the vars do not provide is warned about, as at start.
-#[allow(clippy::too_many_arguments)]
-fn spawn_config_watcher(
-    options: DevOptions,
-    engine: Arc<ScriptEngine>,
-    store: Arc<SqliteStore>,
-    state: Arc<AppState>,
-    base: String,
-    mut known_urls: std::collections::HashSet<String>,
-    vars: LocalVars,
-) -> anyhow::Result<()> {
-    use notify::Watcher;
-    let sources_dir = options
-        .sources_dir
-        .canonicalize()
-        .unwrap_or_else(|_| options.sources_dir.clone());
-    let vars_file = options
-        .vars_file
-        .as_deref()
-        .and_then(|f| f.canonicalize().ok());
-    let (tx, mut rx) = mpsc::unbounded_channel::<()>();
-    let watched = (sources_dir.clone(), vars_file.clone());
-    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        // Only the sources and the vars file: the vars file's directory may hold other
-        // files that change all the time (the database, say).
-        let ours = |path: &std::path::PathBuf| {
-            path.starts_with(&watched.0) || watched.1.as_ref() == Some(path)
-        };
-        if event.is_ok_and(|e| !e.kind.is_access() && e.paths.iter().any(ours)) {
-            let _ = tx.send(());
-        }
-    })?;
-    watcher
-        .watch(&sources_dir, notify::RecursiveMode::Recursive)
-        .with_context(|| format!("cannot watch {}", sources_dir.display()))?;
-    // The vars file's directory: editors replace a file rather than write it in place.
-    if let Some(dir) = vars_file.as_deref().and_then(std::path::Path::parent) {
-        watcher
-            .watch(dir, notify::RecursiveMode::NonRecursive)
-            .with_context(|| format!("cannot watch {}", dir.display()))?;
-    }
-    let read_vars = |file: Option<&std::path::Path>| -> Option<inlet_core::vars::Vars> {
-        file.map(|f| load_local_vars(Some(f), std::env::vars()))
-            .and_then(|loaded| match loaded {
-                Ok(vars) => Some(vars),
-                Err(e) => {
-                    tracing::error!("vars reload failed; keeping the last good vars: {e}");
-                    None
-                }
-            })
-    };
-    tokio::spawn(async move {
-        let _watcher = watcher; // dropping it would stop the notifications
-        let mut vars_text = options
-            .vars_file
-            .as_deref()
-            .and_then(|f| std::fs::read(f).ok());
-        while rx.recv().await.is_some() {
-            // Editors write in several steps; wait for the burst to settle.
-            tokio::time::sleep(Duration::from_millis(200)).await;
-            while rx.try_recv().is_ok() {}
-            let now_text = options
-                .vars_file
-                .as_deref()
-                .and_then(|f| std::fs::read(f).ok());
-            if now_text != vars_text
-                && let Some(fresh) = read_vars(options.vars_file.as_deref())
-            {
-                vars_text = now_text;
-                vars.replace(fresh);
-                tracing::info!("vars reloaded");
-                for missing in state.live().catalog.missing_vars(&vars.current()) {
-                    tracing::warn!("{missing}");
-                }
-            }
-            let catalog = match load_catalog(&options, &engine).await {
-                Ok(catalog) => catalog,
-                Err(e) => {
-                    tracing::error!("config reload failed; keeping the last good config\n{e:#}");
-                    continue;
-                }
-            };
-            match store.ensure_tokens(&catalog, SystemClock.now_ms()).await {
-                Ok(tokens) => {
-                    let urls = configured_urls(&base, &tokens, &catalog);
-                    for u in &urls {
-                        if known_urls.insert(u.url.clone()) {
-                            tracing::info!(source = %u.source, environment = %u.environment, url = %u.url, "new webhook URL");
-                        }
-                    }
-                    tracing::info!(sources = catalog.sources.len(), "config reloaded");
-                    for missing in catalog.missing_vars(&vars.current()) {
-                        tracing::warn!("{missing}");
-                    }
-                    let live = LiveConfig {
-                        routes: RouteTable::new(&catalog, &tokens),
-                        catalog: Arc::new(catalog),
-                        urls,
-                    };
-                    *state.live.write().expect("config lock poisoned") = Arc::new(live);
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "config reload could not read tokens; keeping the last good config")
-                }
-            }
-        }
-    });
-    Ok(())
-}
-
-/// Deletes records past retention once an hour.
-fn spawn_purger(store: Arc<SqliteStore>, clock: Arc<dyn Clock>) {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(3600));
-        tick.tick().await;
-        loop {
-            tick.tick().await;
-            if let Err(e) = store.purge_expired(clock.now_ms()).await {
-                tracing::warn!(error = %e, "could not purge expired records");
-            }
-        }
-    });
-}
-
-/// The nice value of the action worker's thread (see [`spawn_action_thread`]).
-const ACTION_WORKER_NICE: i32 = 10;
-
-/// Runs the action worker on a thread and runtime of its own, at a lower CPU priority
-/// than the threads answering senders. When the machine is saturated, acknowledging
-/// webhooks wins and the outbox grows instead (it is on disk: nothing is lost, each
-/// event still runs once); the worker drains it with the CPU that is left, and at full
-/// speed once the load drops. Its blocking store reads run on its runtime's own pool,
-/// whose threads inherit the priority. The receiver fires when the worker has stopped.
-fn spawn_action_thread(
-    worker: OutboxWorker,
-    wakeup: Arc<tokio::sync::Notify>,
-    stop: watch::Receiver<bool>,
-) -> anyhow::Result<oneshot::Receiver<()>> {
-    let (done_tx, done_rx) = oneshot::channel();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .thread_name("inlet-actions-io")
-        .on_thread_start(lower_this_threads_priority)
-        .build()
-        .context("building the action worker's runtime")?;
-    std::thread::Builder::new()
-        .name("inlet-actions".into())
-        .spawn(move || {
-            lower_this_threads_priority();
-            runtime.block_on(worker.run(wakeup, stop, Duration::from_millis(500)));
-            let _ = done_tx.send(());
-        })
-        .context("starting the action worker's thread")?;
-    Ok(done_rx)
-}
-
-/// Gives the calling thread the nice value [`ACTION_WORKER_NICE`]. On Linux the nice
-/// value belongs to a thread, and `setpriority(PRIO_PROCESS, 0, ..)` names the calling
-/// one; elsewhere it would name the whole process, so there it does nothing.
-fn lower_this_threads_priority() {
-    #[cfg(target_os = "linux")]
-    {
-        // SAFETY: setpriority takes plain integers and touches no memory of ours.
-        let failed = unsafe { libc::setpriority(libc::PRIO_PROCESS as _, 0, ACTION_WORKER_NICE) };
-        if failed != 0 {
-            tracing::debug!(
-                error = %std::io::Error::last_os_error(),
-                "the action worker keeps the normal CPU priority"
-            );
-        }
-    }
 }
