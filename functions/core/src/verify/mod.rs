@@ -14,6 +14,17 @@
 //!
 //! Used by the script helpers (`verify_stripe(ctx, secret)`, ...) and by a source's
 //! declarative `verify:` block; both go through [`verify`].
+//!
+//! Its rooms: `schemes.rs` (the multi-header schemes and the configurable HMAC one),
+//! `signing.rs` (signing as a sender would, for `inlet send --sign`); this file holds
+//! the schemes' model, [`verify`] and the single-header schemes, and the checks they
+//! share (digests, constant-time matching, the timestamp window).
+
+mod schemes;
+mod signing;
+
+use schemes::{generic_hmac, standard_webhooks, timestamp_then_body};
+pub use signing::{SIGNING_NAMES, sign_headers};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -292,180 +303,6 @@ pub fn verify(
     }
 }
 
-/// Stripe's and WorkOS's scheme: `t=<timestamp>,v1=<hex>` in `header`, HMAC-SHA256 of
-/// `{t}.{body}`; they differ in the timestamp's unit.
-fn timestamp_then_body(
-    request: &SignedRequest<'_>,
-    secrets: &[String],
-    tolerance_secs: u64,
-    header: &str,
-    unit: TimestampUnit,
-) -> Result<(), VerifyFailure> {
-    let text = request.require(header)?;
-    let (timestamp, signatures) = timestamp_and_v1(text, header)?;
-    let value = parse_timestamp(timestamp, header)?;
-    let head = format!("{timestamp}.");
-    match_any(secrets, &signatures, |secret| {
-        mac(
-            Algorithm::Sha256,
-            secret.as_bytes(),
-            &[head.as_bytes(), request.body],
-        )
-    })
-    .map_err(|()| mismatch(header))?;
-    check_time(value, unit, request, tolerance_secs)
-}
-
-/// `t=<timestamp>,v1=<hex>[,v1=<hex>...]` (spaces around parts allowed; other schemes
-/// ignored; a `v1` that is not hex simply matches nothing).
-fn timestamp_and_v1<'h>(
-    header: &'h str,
-    name: &str,
-) -> Result<(&'h str, Vec<Vec<u8>>), VerifyFailure> {
-    let mut timestamp = None;
-    let mut signatures = Vec::new();
-    for part in header.split(',') {
-        match part.trim().split_once('=') {
-            Some(("t", value)) => timestamp = Some(value.trim()),
-            Some(("v1", value)) => signatures.extend(hex::decode(value.trim()).ok()),
-            _ => {}
-        }
-    }
-    let timestamp = timestamp
-        .ok_or_else(|| VerifyFailure::BadFormat(format!("`{name}` has no `t=` timestamp")))?;
-    if signatures.is_empty() {
-        return Err(VerifyFailure::BadFormat(format!(
-            "`{name}` has no `v1=` signature in hex"
-        )));
-    }
-    Ok((timestamp, signatures))
-}
-
-fn standard_webhooks(
-    request: &SignedRequest<'_>,
-    secrets: &[String],
-    tolerance_secs: u64,
-) -> Result<(), VerifyFailure> {
-    // The Standard Webhooks names, or Svix's (Clerk and other Svix users send these).
-    let family = if request.header("webhook-id").is_none() && request.header("svix-id").is_some() {
-        "svix"
-    } else {
-        "webhook"
-    };
-    let id = request.require(&format!("{family}-id"))?;
-    let timestamp_name = format!("{family}-timestamp");
-    let timestamp = request.require(&timestamp_name)?.trim();
-    let signature_name = format!("{family}-signature");
-    let header = request.require(&signature_name)?;
-    let seconds = parse_timestamp(timestamp, &timestamp_name)?;
-    let signed_with = |version: &str| -> Vec<Vec<u8>> {
-        header
-            .split(' ')
-            .filter_map(|entry| entry.strip_prefix(version))
-            .filter_map(|b64| STANDARD.decode(b64).ok())
-            .collect()
-    };
-    let (symmetric, asymmetric) = (signed_with("v1,"), signed_with("v1a,"));
-    if symmetric.is_empty() && asymmetric.is_empty() {
-        return Err(VerifyFailure::BadFormat(format!(
-            "`{signature_name}` has no `v1,<base64>` or `v1a,<base64>` signature"
-        )));
-    }
-    let head = format!("{id}.{timestamp}.");
-    // `whpk_` secrets are ed25519 public keys (`v1a`); the others HMAC keys (`v1`).
-    let (public_keys, hmac_secrets): (Vec<&String>, Vec<&String>) =
-        secrets.iter().partition(|s| s.starts_with("whpk_"));
-    for key in public_keys {
-        let bytes: [u8; 32] = STANDARD
-            .decode(&key["whpk_".len()..])
-            .ok()
-            .and_then(|b| b.try_into().ok())
-            .ok_or_else(|| {
-                VerifyFailure::BadSecret(
-                    "a `whpk_` key is base64 of a 32-byte ed25519 public key; this one is not"
-                        .into(),
-                )
-            })?;
-        let key = ed25519_dalek::VerifyingKey::from_bytes(&bytes).map_err(|_| {
-            VerifyFailure::BadSecret("the `whpk_` key is not a valid ed25519 public key".into())
-        })?;
-        let message = [head.as_bytes(), request.body].concat();
-        let verified = asymmetric.iter().any(|signature| {
-            ed25519_dalek::Signature::from_slice(signature)
-                .is_ok_and(|signature| key.verify_strict(&message, &signature).is_ok())
-        });
-        if verified {
-            return check_time(seconds, TimestampUnit::Seconds, request, tolerance_secs);
-        }
-    }
-    let signatures = symmetric;
-    let keys = hmac_secrets
-        .iter()
-        .map(|secret| {
-            let encoded = secret.strip_prefix("whsec_").unwrap_or(secret);
-            STANDARD.decode(encoded).map_err(|_| {
-                VerifyFailure::BadSecret(
-                    "a Standard Webhooks secret is `whsec_` followed by base64; this one is not base64"
-                        .into(),
-                )
-            })
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    let matched = keys.iter().any(|key| {
-        let expected = mac(Algorithm::Sha256, key, &[head.as_bytes(), request.body]);
-        signatures
-            .iter()
-            .any(|given| bool::from(expected.ct_eq(given)))
-    });
-    if !matched {
-        return Err(mismatch(&signature_name));
-    }
-    check_time(seconds, TimestampUnit::Seconds, request, tolerance_secs)
-}
-
-fn generic_hmac(
-    options: &HmacScheme,
-    request: &SignedRequest<'_>,
-    secrets: &[String],
-    tolerance_secs: u64,
-) -> Result<(), VerifyFailure> {
-    let header = request.require(&options.header)?.trim();
-    let encoded = header
-        .strip_prefix(options.prefix.as_str())
-        .ok_or_else(|| {
-            VerifyFailure::BadFormat(format!(
-                "`{}` does not start with `{}`",
-                options.header, options.prefix
-            ))
-        })?;
-    let signature = decode(options.encoding, encoded, &options.header)?;
-    let timestamp = match &options.timestamp_header {
-        Some(name) => {
-            let text = request.require(name)?.trim();
-            Some((text, parse_timestamp(text, name)?))
-        }
-        None => None,
-    };
-    let id = match &options.id_header {
-        Some(name) => Some(request.require(name)?),
-        None => None,
-    };
-    let signed = render(
-        &options.signed_content,
-        request.body,
-        timestamp.map(|(text, _)| text),
-        id,
-    );
-    match_any(secrets, &[signature], |secret| {
-        mac(options.algorithm, secret.as_bytes(), &[&signed])
-    })
-    .map_err(|()| mismatch(&options.header))?;
-    match timestamp {
-        Some((_, value)) => check_time(value, options.timestamp_unit, request, tolerance_secs),
-        None => Ok(()),
-    }
-}
-
 /// The signed content: `template` with `{body}`, `{timestamp}` and `{id}` replaced.
 /// Placeholders without a value stay as written (the config check requires the headers
 /// for the placeholders it uses).
@@ -587,107 +424,6 @@ fn mismatch(header: &str) -> VerifyFailure {
     VerifyFailure::SignatureMismatch(format!(
         "no signature in `{header}` matches the body signed with the configured secret(s)"
     ))
-}
-
-/// The scheme names [`sign_headers`] takes: each of [`SCHEME_NAMES`] but `hmac`, plus
-/// `svix` and `clerk` (Standard Webhooks with the `svix-*` header names).
-pub const SIGNING_NAMES: [&str; 12] = [
-    "hmac",
-    "stripe",
-    "github",
-    "standard-webhooks",
-    "svix",
-    "clerk",
-    "workos",
-    "shopify",
-    "slack",
-    "segment",
-    "bearer",
-    "basic",
-];
-
-/// The headers a sender using `scheme` adds to `body` signed with `secret` at `now`
-/// (unix s), `id` naming the message where the scheme signs one — what [`verify`]
-/// checks. `inlet send --sign` uses it to post samples the way the provider would.
-pub fn sign_headers(
-    scheme: &str,
-    secret: &str,
-    body: &[u8],
-    now: i64,
-    id: &str,
-) -> Result<Vec<(String, String)>, String> {
-    let hmac_hex =
-        |algorithm, parts: &[&[u8]]| hex::encode(mac(algorithm, secret.as_bytes(), parts));
-    let pair = |name: &str, value: String| (name.to_string(), value);
-    Ok(match scheme {
-        "stripe" => {
-            let signature = hmac_hex(Algorithm::Sha256, &[format!("{now}.").as_bytes(), body]);
-            vec![pair("stripe-signature", format!("t={now},v1={signature}"))]
-        }
-        "github" => vec![pair(
-            "x-hub-signature-256",
-            format!("sha256={}", hmac_hex(Algorithm::Sha256, &[body])),
-        )],
-        "standard-webhooks" | "svix" | "clerk" => {
-            let family = if scheme == "standard-webhooks" {
-                "webhook"
-            } else {
-                "svix"
-            };
-            let key = STANDARD
-                .decode(secret.strip_prefix("whsec_").unwrap_or(secret))
-                .map_err(|_| {
-                    "a Standard Webhooks secret is `whsec_` followed by base64".to_string()
-                })?;
-            let signed = mac(
-                Algorithm::Sha256,
-                &key,
-                &[format!("{id}.{now}.").as_bytes(), body],
-            );
-            vec![
-                pair(&format!("{family}-id"), id.to_string()),
-                pair(&format!("{family}-timestamp"), now.to_string()),
-                pair(
-                    &format!("{family}-signature"),
-                    format!("v1,{}", STANDARD.encode(signed)),
-                ),
-            ]
-        }
-        "workos" => {
-            let ms = now * 1000;
-            let signature = hmac_hex(Algorithm::Sha256, &[format!("{ms}.").as_bytes(), body]);
-            vec![pair("workos-signature", format!("t={ms}, v1={signature}"))]
-        }
-        "shopify" => vec![pair(
-            "x-shopify-hmac-sha256",
-            STANDARD.encode(mac(Algorithm::Sha256, secret.as_bytes(), &[body])),
-        )],
-        "slack" => {
-            let signature = hmac_hex(Algorithm::Sha256, &[format!("v0:{now}:").as_bytes(), body]);
-            vec![
-                pair("x-slack-signature", format!("v0={signature}")),
-                pair("x-slack-request-timestamp", now.to_string()),
-            ]
-        }
-        "segment" => vec![pair("x-signature", hmac_hex(Algorithm::Sha1, &[body]))],
-        // The generic form a hand-written script checks (the example task-app source):
-        // `x-webhook-signature: sha256=<hex HMAC-SHA256 of the raw body>`.
-        "hmac" => vec![pair(
-            "x-webhook-signature",
-            format!("sha256={}", hmac_hex(Algorithm::Sha256, &[body])),
-        )],
-        "bearer" => vec![pair("authorization", format!("Bearer {secret}"))],
-        "basic" => vec![pair(
-            "authorization",
-            format!("Basic {}", STANDARD.encode(secret)),
-        )],
-        other => {
-            return Err(format!(
-                "cannot sign with `{other}`; signing schemes: {}",
-                SIGNING_NAMES.join(", ")
-            ));
-        }
-    })
 }
 
 #[cfg(test)]
