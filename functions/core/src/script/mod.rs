@@ -9,16 +9,24 @@
 //! The sandbox: Rhai has no file or network access of its own; `eval` and `import` are
 //! disabled and no module resolver is installed; operations, call depth, expression
 //! depth and string/array/map sizes are capped; and a wall-time budget is enforced from
-//! the progress callback, which Rhai calls on every operation (checked every 256
+//! the progress callback, which Rhai calls on every operation (checked every 16
 //! operations, so the check costs nothing measurable). `print` and `debug` go to
 //! `tracing` and into the run's console, which the event log keeps. Per-run state
 //! (deadline, console, clock) lives in thread-locals because Rhai's callbacks are
 //! engine-wide; a run never awaits, so the thread is the run.
+//!
+//! Its rooms: `context.rs` (`ctx`, converted lazily), `helpers.rs` and `verifiers.rs`
+//! (the functions scripts call), `bounds.rs` (size and time checks inside helpers),
+//! `run_state.rs` (the per-run thread-locals), `memory.rs` (the memory budget),
+//! `pool.rs` (the threads long runs move to), `output.rs` (reading what a run
+//! returned); this file builds the engine, compiles and runs scripts, and describes
+//! their failures.
 
 mod bounds;
 mod context;
 mod helpers;
 mod memory;
+mod output;
 mod pool;
 mod run_state;
 mod verifiers;
@@ -26,6 +34,7 @@ mod verifiers;
 pub use context::{CONTEXT_TYPE_NAME, ScriptContext, ScriptInput, VARS_TYPE_NAME};
 pub use helpers::hmac_sha256;
 pub use memory::{CountingAllocator, installed as memory_budget_enforced};
+use output::read_output;
 pub use pool::{OwnedScriptInput, PoolFull, ScriptPool};
 pub(crate) use verifiers::{parse_algorithm, parse_encoding, parse_unit};
 
@@ -40,7 +49,7 @@ const WALL_TIME_SPENT: &str = "wall time budget exhausted";
 /// The token a run is terminated with when it holds more memory than its budget.
 const MEMORY_SPENT: &str = "memory budget exhausted";
 
-use context::{MissingVar, dynamic_to_json};
+use context::MissingVar;
 use rhai::{AST, Dynamic, Engine, EvalAltResult, Scope};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
@@ -450,14 +459,6 @@ fn root_cause(err: &EvalAltResult) -> &EvalAltResult {
     }
 }
 
-fn bad_return(message: String, console: Vec<String>) -> ScriptRunError {
-    ScriptRunError {
-        kind: ScriptErrorKind::BadReturn,
-        message,
-        console,
-    }
-}
-
 /// The var names a script reads as `ctx.vars.NAME` or `ctx.vars["NAME"]`, less those
 /// it tests for with `"NAME" in ctx.vars` (optional vars), sorted. Found in the source
 /// text, so that a var no vars file provides is reported at load, not at the first
@@ -502,176 +503,6 @@ fn looks_like_javascript(code: &str) -> bool {
             || line.starts_with("export ")
             || line.contains("return {")
             || line.contains(") => ")
-    })
-}
-
-fn read_output(value: Dynamic, mut console: Vec<String>) -> Result<ScriptOutput, ScriptRunError> {
-    // A script may return (parts of) `ctx`, which are shared values; read them through.
-    let value = value.flatten();
-    let type_name = value.type_name();
-    let Some(mut map) = value.try_cast::<rhai::Map>() else {
-        return Err(bad_return(
-            format!(
-                "main must return a map such as #{{ verified: true }}, it returned {type_name}"
-            ),
-            console,
-        ));
-    };
-    let verified = match map.remove("verified").map(Dynamic::flatten) {
-        None => None,
-        Some(v) if v.is_unit() => None,
-        Some(v) => match v.as_bool() {
-            Ok(b) => Some(b),
-            // What a `verify_*` helper returns: `#{ verified: bool, reason, ... }`.
-            Err(_) if v.is_map() => {
-                let result = v.cast::<rhai::Map>();
-                match result.get("verified").map(Dynamic::as_bool) {
-                    Some(Ok(b)) => Some(b),
-                    _ => {
-                        return Err(bad_return(
-                            "`verified` must be true or false (or what a verify_* helper returns), it was a map without a boolean `verified`".into(),
-                            console,
-                        ));
-                    }
-                }
-            }
-            Err(t) => {
-                return Err(bad_return(
-                    format!("`verified` must be true or false, it was {t}"),
-                    console,
-                ));
-            }
-        },
-    };
-    let http_response = match map.remove("http_response").map(Dynamic::flatten) {
-        None => None,
-        Some(v) if v.is_unit() => None,
-        Some(v) => match read_http_response(v, &mut console) {
-            Ok(r) => Some(r),
-            Err(message) => return Err(bad_return(message, console)),
-        },
-    };
-    let mut preprocess = Map::new();
-    for (key, value) in map {
-        match dynamic_to_json(&value) {
-            Ok(json) => {
-                preprocess.insert(key.to_string(), json);
-            }
-            Err(e) => {
-                return Err(bad_return(
-                    format!("`{key}` cannot be turned into JSON: {e}"),
-                    console,
-                ));
-            }
-        }
-    }
-    Ok(ScriptOutput {
-        verified,
-        verify_failure: None,
-        http_response,
-        preprocess,
-        console,
-    })
-}
-
-/// Headers that frame the message or concern one connection: the server sets them
-/// from the answer it sends, so a script's values (a `content-length` that does not
-/// match the body, `transfer-encoding: chunked`, `connection: upgrade`) would break
-/// HTTP. They are dropped, with a note in the console.
-const FRAMING_HEADERS: [&str; 8] = [
-    "content-length",
-    "transfer-encoding",
-    "connection",
-    "upgrade",
-    "keep-alive",
-    "proxy-connection",
-    "te",
-    "trailer",
-];
-
-/// An HTTP header name: a non-empty token.
-fn is_header_name(name: &str) -> bool {
-    !name.is_empty()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
-}
-
-/// An HTTP header value: no control characters but tab.
-fn is_header_value(value: &str) -> bool {
-    value.chars().all(|c| c == '\t' || !c.is_control())
-}
-
-fn read_http_response(
-    value: Dynamic,
-    console: &mut Vec<String>,
-) -> Result<ScriptHttpResponse, String> {
-    let t = value.type_name();
-    let mut map = value.try_cast::<rhai::Map>().ok_or_else(|| {
-        format!("`http_response` must be a map #{{status, headers, body}}, it was {t}")
-    })?;
-    let status = match map.remove("status").map(Dynamic::flatten) {
-        None => 200,
-        Some(s) => s
-            .as_int()
-            .ok()
-            .and_then(|s| u16::try_from(s).ok())
-            .filter(|s| (200..=599).contains(s))
-            .ok_or("`http_response.status` must be an integer from 200 to 599 (1xx answers switch protocols, which a webhook endpoint does not)")?,
-    };
-    let mut headers = Vec::new();
-    if let Some(h) = map.remove("headers").map(Dynamic::flatten) {
-        let h = h
-            .try_cast::<rhai::Map>()
-            .ok_or("`http_response.headers` must be a map of strings")?;
-        for (name, value) in h {
-            let name = name.to_ascii_lowercase();
-            let value = value.to_string();
-            if !is_header_name(&name) {
-                return Err(format!(
-                    "`http_response.headers` has `{name}`, which is not an HTTP header name"
-                ));
-            }
-            if !is_header_value(&value) {
-                return Err(format!(
-                    "`http_response.headers.{name}` holds a control character (a line break?); header values are one line"
-                ));
-            }
-            if FRAMING_HEADERS.contains(&name.as_str()) {
-                console.push(format!(
-                    "[inlet] dropped `{name}` from http_response: the server sets it for the answer it sends"
-                ));
-                continue;
-            }
-            headers.push((name, value));
-        }
-    }
-    let body = match map.remove("body").map(Dynamic::flatten) {
-        None => String::new(),
-        Some(b) if b.is_string() => b.into_string().unwrap_or_default(),
-        Some(b) => {
-            let json = dynamic_to_json(&b)
-                .map_err(|e| format!("`http_response.body` cannot be turned into JSON: {e}"))?;
-            if !headers.iter().any(|(n, _)| n == "content-type") {
-                headers.push(("content-type".into(), "application/json".into()));
-            }
-            json.to_string()
-        }
-    };
-    if matches!(status, 204 | 304) && !body.is_empty() {
-        return Err(format!(
-            "an http_response with status {status} carries no body; remove `body` or use 200"
-        ));
-    }
-    if let Some(extra) = map.keys().next() {
-        return Err(format!(
-            "`http_response` has an unknown key `{extra}`; use status, headers and body"
-        ));
-    }
-    Ok(ScriptHttpResponse {
-        status,
-        headers,
-        body,
     })
 }
 
