@@ -8,7 +8,8 @@
 //! | `GET /admin/events/{id}` | one event with its action log and outbox state |
 //! | `GET /admin/directory/users/{id}?env=` | a user (likewise `tenants/{id}`, `objects/{collection}/{id}`, `objects/{collection}/{id}/subscriptions`, `audiences/{key}`, `workflow-runs/{id}`, `workflow-runs?key=`) |
 //!
-//! Rehearse, replay and token rotation are in [`operations`]; the web console's pages
+//! The event log's routes are in `event_log.rs`, the directory's in `directory.rs`;
+//! rehearse, replay and token rotation are in [`operations`]; the web console's pages
 //! (`/console/...`, HTML over these same handlers) in [`console`]. Requests that change
 //! something are refused when a browser marks them as coming from another site (see
 //! `refuse_cross_site`).
@@ -21,8 +22,14 @@
 //! API Gateway's IAM auth; see [`on_aws`]).
 
 pub mod console;
+mod directory;
+mod event_log;
 pub mod on_aws;
 pub mod operations;
+
+use directory::{audience, object, subscriptions, tenant, user, workflow_run, workflow_runs};
+pub use event_log::page_with_counts;
+use event_log::{event, events};
 
 use axum::Router;
 use axum::extract::{Path, Query, State};
@@ -32,7 +39,7 @@ use axum::routing::{get, post};
 use inlet_core::config::Catalog;
 use inlet_core::directory::{Directory, DirectoryError};
 use inlet_core::reply::Reply;
-use inlet_core::store::{EventLog, EventQuery, EventStatus, StoreError, list_across};
+use inlet_core::store::{EventLog, StoreError};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -412,253 +419,4 @@ pub fn parse_time(name: &str, text: &str) -> Result<i64, AdminError> {
                 "`{name}` must be a time back from now (90m, 1h, 2d), an RFC 3339 time (2024-09-15T14:30:00Z) or unix milliseconds, got `{text}`"
             ))
         })
-}
-
-/// A page cursor is the last event id of the previous page (a UUID); anything else is
-/// refused rather than answered with an arbitrary page.
-fn cursor(text: String) -> Result<String, AdminError> {
-    let is_uuid = text.len() == 36
-        && text.char_indices().all(|(i, c)| match i {
-            8 | 13 | 18 | 23 => c == '-',
-            _ => c.is_ascii_hexdigit(),
-        });
-    if is_uuid {
-        Ok(text)
-    } else {
-        Err(AdminError::BadRequest(format!(
-            "`cursor` must be the `next_cursor` of a previous page (an event id), got `{text}`"
-        )))
-    }
-}
-
-pub(crate) async fn events(
-    State(state): State<Arc<AdminState>>,
-    Query(q): Query<EventsQuery>,
-) -> AdminResult {
-    let page = listed(&state, q).await?;
-    Ok(axum::Json(
-        page_with_counts(state.events.as_ref(), page).await?,
-    ))
-}
-
-/// One page of events (without their plans) for the query's filters.
-pub(crate) async fn listed(
-    state: &AdminState,
-    q: EventsQuery,
-) -> Result<inlet_core::store::EventPage, AdminError> {
-    let status = match q.status.as_deref() {
-        None => None,
-        Some(text) => Some(EventStatus::parse(text).ok_or_else(|| {
-            AdminError::BadRequest(format!(
-                "unknown status `{text}`; use accepted, duplicate, rejected, invalid_event_type, error or answered"
-            ))
-        })?),
-    };
-    let limit = match q.limit.as_deref() {
-        None => 50,
-        Some(text) => text
-            .parse::<usize>()
-            .ok()
-            .filter(|n| (1..=500).contains(n))
-            .ok_or_else(|| {
-                AdminError::BadRequest(format!(
-                    "`limit` must be a number from 1 to 500, got `{text}`"
-                ))
-            })?,
-    };
-    let query = EventQuery {
-        source: q.source,
-        environment: q.env.or_else(|| state.environment.clone()),
-        event_type: q.event_type,
-        status,
-        since_ms: q
-            .since
-            .as_deref()
-            .map(|t| parse_time("since", t))
-            .transpose()?,
-        until_ms: q
-            .until
-            .as_deref()
-            .map(|t| parse_time("until", t))
-            .transpose()?,
-        cursor: q.cursor.map(cursor).transpose()?,
-        limit,
-    };
-    Ok(match &query.source {
-        Some(_) => state.events.list(&query).await?,
-        None => {
-            let catalog = state.sources.catalog().await?;
-            let keys: Vec<String> = catalog.sources.iter().map(|s| s.key.clone()).collect();
-            list_across(state.events.as_ref(), &keys, &query).await?
-        }
-    })
-}
-
-/// A page of events as the API lists them: each event (without its plan) with
-/// `action_counts` (planned, succeeded, failed, skipped) from its action log.
-pub async fn page_with_counts(
-    events: &dyn inlet_core::store::EventLog,
-    page: inlet_core::store::EventPage,
-) -> Result<Value, inlet_core::store::StoreError> {
-    let ids: Vec<String> = page.events.iter().map(|e| e.id.clone()).collect();
-    let counts = events.action_counts(&ids).await?;
-    let mut value = serde_json::to_value(page).expect("a page serialises");
-    if let Some(listed) = value["events"].as_array_mut() {
-        for (event, counts) in listed.iter_mut().zip(counts) {
-            if let Some(fields) = event.as_object_mut() {
-                fields.remove("actions");
-                fields.insert("action_counts".into(), json!(counts));
-            }
-        }
-    }
-    Ok(value)
-}
-
-pub(crate) async fn event(
-    State(state): State<Arc<AdminState>>,
-    Path(id): Path<String>,
-) -> AdminResult {
-    let Some(mut event) = state.events.get(&id).await? else {
-        return Err(AdminError::NotFound(format!(
-            "no event `{id}` (events are kept 30 days)"
-        )));
-    };
-    event.actions.clear();
-    let actions = state.events.action_log(&id).await?;
-    let outbox = match &state.outbox {
-        Some(view) => view.outbox(&id).await?,
-        None => None,
-    };
-    // The plan is shown once, as the action log beside the event (an empty `actions`
-    // inside the event would read as "no actions").
-    let mut event = serde_json::to_value(&event).expect("an event serialises");
-    if let Some(fields) = event.as_object_mut() {
-        fields.remove("actions");
-    }
-    Ok(axum::Json(
-        json!({ "event": event, "actions": actions, "outbox": outbox }),
-    ))
-}
-
-fn found<T: serde::Serialize>(what: String, value: Option<T>) -> AdminResult {
-    match value {
-        Some(v) => Ok(axum::Json(
-            serde_json::to_value(v).expect("directory records serialise"),
-        )),
-        None => Err(AdminError::NotFound(format!("no {what}"))),
-    }
-}
-
-pub(crate) async fn user(
-    State(state): State<Arc<AdminState>>,
-    Path(id): Path<String>,
-    Query(query): Query<HashMap<String, String>>,
-) -> AdminResult {
-    let env = environment(&state, &query).await?;
-    // Knock's shape: `email`, `name`, … and custom properties at the top level.
-    let user = state.directory.user(&env, &id).await?.map(|user| {
-        let mut shaped = serde_json::Map::new();
-        shaped.insert("id".into(), json!(user.id));
-        for (key, value) in user.properties {
-            if !matches!(key.as_str(), "id" | "created_at_ms" | "updated_at_ms") {
-                shaped.insert(key, value);
-            }
-        }
-        shaped.insert("created_at_ms".into(), json!(user.created_at_ms));
-        shaped.insert("updated_at_ms".into(), json!(user.updated_at_ms));
-        Value::Object(shaped)
-    });
-    found(format!("user `{id}` in {env}"), user)
-}
-
-pub(crate) async fn tenant(
-    State(state): State<Arc<AdminState>>,
-    Path(id): Path<String>,
-    Query(query): Query<HashMap<String, String>>,
-) -> AdminResult {
-    let env = environment(&state, &query).await?;
-    found(
-        format!("tenant `{id}` in {env}"),
-        state.directory.tenant(&env, &id).await?,
-    )
-}
-
-pub(crate) async fn object(
-    State(state): State<Arc<AdminState>>,
-    Path((collection, id)): Path<(String, String)>,
-    Query(query): Query<HashMap<String, String>>,
-) -> AdminResult {
-    let env = environment(&state, &query).await?;
-    found(
-        format!("object `{collection}/{id}` in {env}"),
-        state.directory.object(&env, &collection, &id).await?,
-    )
-}
-
-pub(crate) async fn subscriptions(
-    State(state): State<Arc<AdminState>>,
-    Path((collection, id)): Path<(String, String)>,
-    Query(query): Query<HashMap<String, String>>,
-) -> AdminResult {
-    let env = environment(&state, &query).await?;
-    let subs: Vec<Value> = state
-        .directory
-        .subscriptions(&env, &collection, &id)
-        .await?
-        .into_iter()
-        .map(|(recipient, properties)| json!({"recipient": recipient.to_json(), "properties": properties}))
-        .collect();
-    // Like the object itself: an object that does not exist (and has no subscriptions
-    // either) is a 404, not an empty list that reads as "exists, no subscribers".
-    if subs.is_empty()
-        && state
-            .directory
-            .object(&env, &collection, &id)
-            .await?
-            .is_none()
-    {
-        return Err(AdminError::NotFound(format!(
-            "no object `{collection}/{id}` in {env}"
-        )));
-    }
-    Ok(axum::Json(
-        json!({ "collection": collection, "id": id, "subscriptions": subs }),
-    ))
-}
-
-async fn audience(
-    State(state): State<Arc<AdminState>>,
-    Path(key): Path<String>,
-    Query(query): Query<HashMap<String, String>>,
-) -> AdminResult {
-    let env = environment(&state, &query).await?;
-    let members = state.directory.audience_members(&env, &key).await?;
-    found(
-        format!("audience `{key}` in {env}"),
-        members.map(|m| json!({"key": key, "members": m})),
-    )
-}
-
-pub(crate) async fn workflow_run(
-    State(state): State<Arc<AdminState>>,
-    Path(id): Path<String>,
-    Query(query): Query<HashMap<String, String>>,
-) -> AdminResult {
-    let env = environment(&state, &query).await?;
-    found(
-        format!("workflow run `{id}` in {env}"),
-        state.directory.workflow_run(&env, &id).await?,
-    )
-}
-
-pub(crate) async fn workflow_runs(
-    State(state): State<Arc<AdminState>>,
-    Query(query): Query<HashMap<String, String>>,
-) -> AdminResult {
-    let env = environment(&state, &query).await?;
-    let runs = state
-        .directory
-        .workflow_runs(&env, query.get("key").map(String::as_str), 100)
-        .await?;
-    Ok(axum::Json(json!({ "workflow_runs": runs })))
 }

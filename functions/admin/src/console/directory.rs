@@ -197,7 +197,7 @@ pub(crate) async fn user(
     Path(id): Path<String>,
     Query(params): Query<Params>,
 ) -> Response {
-    let answer = crate::user(State(state), Path(id.clone()), Query(params)).await;
+    let answer = crate::directory::user(State(state), Path(id.clone()), Query(params)).await;
     record_page(format!("User {id}"), answer)
 }
 
@@ -206,7 +206,7 @@ pub(crate) async fn tenant(
     Path(id): Path<String>,
     Query(params): Query<Params>,
 ) -> Response {
-    let answer = crate::tenant(State(state), Path(id.clone()), Query(params)).await;
+    let answer = crate::directory::tenant(State(state), Path(id.clone()), Query(params)).await;
     record_page(format!("Tenant {id}"), answer)
 }
 
@@ -216,18 +216,20 @@ pub(crate) async fn object(
     Query(params): Query<Params>,
 ) -> Response {
     let key = Path((collection.clone(), id.clone()));
-    let object = match crate::object(State(state.clone()), key, Query(params.clone())).await {
-        Ok(axum::Json(object)) => object,
-        Err(error) => return error_page(error),
-    };
+    let object =
+        match crate::directory::object(State(state.clone()), key, Query(params.clone())).await {
+            Ok(axum::Json(object)) => object,
+            Err(error) => return error_page(error),
+        };
     let key = Path((collection.clone(), id.clone()));
-    let subscriptions = match crate::subscriptions(State(state), key, Query(params.clone())).await {
-        Ok(axum::Json(body)) => body["subscriptions"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default(),
-        Err(error) => return error_page(error),
-    };
+    let subscriptions =
+        match crate::directory::subscriptions(State(state), key, Query(params.clone())).await {
+            Ok(axum::Json(body)) => body["subscriptions"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default(),
+            Err(error) => return error_page(error),
+        };
     page(
         &format!("Object {collection}/{id}"),
         html! {
@@ -261,17 +263,18 @@ pub(crate) async fn workflow_runs(
         Err(error) => return error_page(error),
     };
     // A store that lists runs per workflow only asks for the key: the form says so.
-    let (runs, refused) = match crate::workflow_runs(State(state), Query(params.clone())).await {
-        Ok(axum::Json(body)) => (
-            body["workflow_runs"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default(),
-            None,
-        ),
-        Err(AdminError::BadRequest(message)) => (Vec::new(), Some(message)),
-        Err(error) => return error_page(error),
-    };
+    let (runs, refused) =
+        match crate::directory::workflow_runs(State(state), Query(params.clone())).await {
+            Ok(axum::Json(body)) => (
+                body["workflow_runs"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default(),
+                None,
+            ),
+            Err(AdminError::BadRequest(message)) => (Vec::new(), Some(message)),
+            Err(error) => return error_page(error),
+        };
     page(
         "Workflow runs",
         html! {
@@ -309,11 +312,13 @@ pub(crate) async fn workflow_run(
     Path(id): Path<String>,
     Query(params): Query<Params>,
 ) -> Response {
-    let run = match crate::workflow_run(State(state), Path(id.clone()), Query(params.clone())).await
-    {
-        Ok(axum::Json(run)) => run,
-        Err(error) => return error_page(error),
-    };
+    let run =
+        match crate::directory::workflow_run(State(state), Path(id.clone()), Query(params.clone()))
+            .await
+        {
+            Ok(axum::Json(run)) => run,
+            Err(error) => return error_page(error),
+        };
     page(
         &format!("Workflow run {id}"),
         html! {

@@ -250,7 +250,7 @@ async fn list_events(
 ) -> Result<(Vec<Value>, Option<String>), AdminError> {
     // Without action counts: the list does not show them, and on a stack each count
     // is a read of the event's partition, at every live refresh.
-    let page = crate::listed(&state, query).await?;
+    let page = crate::event_log::listed(&state, query).await?;
     let body = serde_json::to_value(page).expect("a page serialises");
     let events = body["events"].as_array().cloned().unwrap_or_default();
     let next = body["next_cursor"].as_str().map(str::to_string);
@@ -351,7 +351,7 @@ pub(crate) async fn event(
     State(state): State<Arc<AdminState>>,
     Path(id): Path<String>,
 ) -> Response {
-    let body = match crate::event(State(state.clone()), Path(id.clone())).await {
+    let body = match crate::event_log::event(State(state.clone()), Path(id.clone())).await {
         Ok(axum::Json(body)) => body,
         Err(error) => return error_page(error),
     };
