@@ -3,15 +3,18 @@
 //!
 //! - [`config`]: source files and their validation; [`path`]: field paths;
 //! - [`script`]: the sandboxed Rhai engine, its `ctx` and helpers; [`vars`]: the
-//!   variables scripts read, and where they come from;
-//! - [`catalog`]: the actions Inlet knows and their params; [`actions`]: plan
-//!   resolution; [`executor`]: running one action against the [`directory`] and outside
-//!   targets;
-//! - [`store`]: the traits the pipeline stores through; [`memory`]: in-memory versions
+//!   variables scripts read, and where they come from; [`verify`]: signature schemes;
+//!   [`presets`]: the providers a source can name instead of writing a script;
+//! - [`catalog`]: the actions Inlet knows, their params and typed payloads;
+//!   [`actions`]: plan resolution; [`executor`]: running one action against the
+//!   [`directory`] and outside targets;
+//! - [`store`]: the traits the pipeline stores through, and [`status`] the statuses
+//!   they keep; [`tokens`]: where webhook tokens lead; [`memory`]: in-memory versions
 //!   for tests, benchmarks and dry runs; [`outbox`]: the worker that drains the local
 //!   hand-off to the executor;
-//! - [`pipeline`]: the ingest steps; [`reply`]: the one place errors become HTTP
-//!   answers; [`clock`]: injectable time.
+//! - [`pipeline`]: the ingest steps; [`outcome`]: what became of a request (for
+//!   metrics); [`reply`]: the one place errors become HTTP answers; [`clock`]:
+//!   injectable time.
 
 pub mod actions;
 pub mod catalog;
@@ -27,6 +30,7 @@ pub mod pipeline;
 pub mod presets;
 pub mod reply;
 pub mod script;
+pub mod status;
 pub mod store;
 pub mod tokens;
 pub mod vars;
