@@ -6,7 +6,7 @@ use super::{Algorithm, mac};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 
-/// The scheme names [`sign_headers`] takes: each of [`SCHEME_NAMES`] but `hmac`, plus
+/// The scheme names [`sign_headers`] takes: each of [`SCHEME_NAMES`](super::SCHEME_NAMES) but `hmac`, plus
 /// `svix` and `clerk` (Standard Webhooks with the `svix-*` header names).
 pub const SIGNING_NAMES: [&str; 12] = [
     "hmac",
@@ -24,7 +24,7 @@ pub const SIGNING_NAMES: [&str; 12] = [
 ];
 
 /// The headers a sender using `scheme` adds to `body` signed with `secret` at `now`
-/// (unix s), `id` naming the message where the scheme signs one — what [`verify`]
+/// (unix s), `id` naming the message where the scheme signs one — what [`verify`](super::verify)
 /// checks. `inlet send --sign` uses it to post samples the way the provider would.
 pub fn sign_headers(
     scheme: &str,
