@@ -18,6 +18,12 @@
 //!   `update`; an idempotency record is `completed`; an event-type item names its last
 //!   event, whose body is the sample.
 //!
+//! The directory and config tables carry no `fv` yet: their items have only ever had
+//! one format, so a missing `fv` already reads as their version 1, and the first change
+//! to one of them adds `fv` = 2 to its writers and a version check to its readers, as
+//! here. (Until then, an Inlet rolled back past such a change could not refuse the new
+//! items; that is the one case this leaves open.)
+//!
 //! Changing what an item holds means a new version here, its writer, and a reader for
 //! each older version still in the window of stored items (events are kept for the
 //! retention period, so a reader may go once no item of its version can be left).
