@@ -296,6 +296,31 @@ impl ActionLogEntry {
 }
 
 impl ActionLogEntry {
+    /// The planned action this entry logs, as the plan had it ([`Self::planned`]'s
+    /// inverse: a `skipped` entry is the skipped action, with its reason).
+    pub fn planned_action(&self) -> crate::actions::PlannedAction {
+        crate::actions::PlannedAction {
+            index: self.index,
+            action: self.action,
+            params: self.params.clone(),
+            payload: self.payload.clone(),
+            skipped: (self.status == ActionStatus::Skipped)
+                .then(|| self.error.clone().unwrap_or_default()),
+        }
+    }
+
+    /// The entry's state as the executor's update that wrote it.
+    pub fn as_update(&self) -> ActionUpdate {
+        ActionUpdate {
+            index: self.index,
+            status: self.status,
+            result: self.result.clone(),
+            error: self.error.clone(),
+            attempts: self.attempts,
+            now_ms: self.updated_at_ms,
+        }
+    }
+
     /// The entry after an executor update.
     pub fn apply(&mut self, update: &ActionUpdate) {
         self.status = update.status;

@@ -240,23 +240,9 @@ fn read_logged_action(
     updates: &mut Vec<ActionUpdate>,
 ) -> Result<(), StoreError> {
     let entry: ActionLogEntry = get_json(item, "data")?;
-    updates.push(ActionUpdate {
-        index: entry.index,
-        status: entry.status,
-        result: entry.result.clone(),
-        error: entry.error.clone(),
-        attempts: entry.attempts,
-        now_ms: entry.updated_at_ms,
-    });
+    updates.push(entry.as_update());
     if !event.actions.iter().any(|a| a.index == entry.index) {
-        event.actions.push(inlet_core::actions::PlannedAction {
-            index: entry.index,
-            action: entry.action,
-            params: entry.params,
-            payload: entry.payload,
-            skipped: (entry.status == ActionStatus::Skipped)
-                .then(|| entry.error.unwrap_or_default()),
-        });
+        event.actions.push(entry.planned_action());
     }
     Ok(())
 }

@@ -4,7 +4,6 @@
 use super::idempotency::holder;
 use super::{SqliteStore, from_json, json_text};
 use async_trait::async_trait;
-use inlet_core::actions::PlannedAction;
 use inlet_core::catalog::ActionKind;
 use inlet_core::store::{
     ActionLogEntry, ActionUpdate, CommitError, Committed, EventLog, EventPage, EventQuery,
@@ -392,24 +391,10 @@ fn read_event(conn: &Connection, event_id: &str) -> rusqlite::Result<Option<Even
     let Some(mut event) = event else {
         return Ok(None);
     };
-    let mut stmt = conn.prepare_cached(
-        "SELECT idx, action, params, payload, status, error FROM actions WHERE event_id = ?1 ORDER BY idx",
-    )?;
-    let actions = stmt.query_map([event_id], |r| {
-        let action: String = r.get(1)?;
-        let status: String = r.get(4)?;
-        let error: Option<String> = r.get(5)?;
-        Ok(PlannedAction {
-            index: r.get::<_, i64>(0)? as usize,
-            action: ActionKind::from_name(&action).ok_or_else(|| {
-                rusqlite::Error::InvalidColumnType(1, action.clone(), rusqlite::types::Type::Text)
-            })?,
-            params: from_json(&r.get::<_, String>(2)?)?,
-            payload: from_json(&r.get::<_, String>(3)?)?,
-            skipped: (status == "skipped").then(|| error.unwrap_or_default()),
-        })
-    })?;
-    event.actions = actions.collect::<rusqlite::Result<_>>()?;
+    event.actions = read_action_log(conn, event_id)?
+        .iter()
+        .map(ActionLogEntry::planned_action)
+        .collect();
     Ok(Some(event))
 }
 
