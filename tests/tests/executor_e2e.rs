@@ -528,3 +528,71 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     all
 }
+
+/// A server taking many events a second writes at most 50 of their log lines a second
+/// and says how many it left out, so the terminal stays readable (and the lines cost no
+/// CPU) at thousands a second; every event is still accepted and listed.
+#[tokio::test]
+async fn a_busy_server_logs_at_most_50_event_lines_a_second_and_counts_the_rest() {
+    let binary = inlet_binary();
+    let ws = Workspace::new();
+    let log = ws.dir.path().join("dev.log");
+    let port = free_port();
+    let mut server = spawn_dev_logging_to(&binary, &ws, port, &log);
+    let client = reqwest::Client::new();
+    let mut sends = tokio::task::JoinSet::new();
+    for i in 0..300 {
+        let (client, url) = (client.clone(), server.url.clone());
+        sends.spawn(async move {
+            let body = sample("task-assigned.json")
+                .replace("evt_task_assigned_0001", &format!("evt-log-{i}"));
+            client
+                .post(url)
+                .header("content-type", "application/json")
+                .header("x-webhook-secret", SECRET)
+                .body(body)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        });
+    }
+    let started = std::time::Instant::now();
+    let statuses = sends.join_all().await;
+    let seconds = started.elapsed().as_secs() + 1;
+    assert!(
+        statuses.iter().all(|s| *s == StatusCode::ACCEPTED),
+        "{statuses:?}"
+    );
+    // The summary comes within a second of the burst.
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+    let text = std::fs::read_to_string(&log).unwrap();
+    let lines = text
+        .lines()
+        .filter(|l| l.contains("event accepted"))
+        .count() as u64;
+    let left_out: u64 = text
+        .lines()
+        .filter(|l| l.contains("not logged one by one"))
+        .map(|l| {
+            let at = l.find("left_out=").expect(l) + "left_out=".len();
+            l[at..]
+                .split_whitespace()
+                .next()
+                .unwrap()
+                .parse::<u64>()
+                .unwrap()
+        })
+        .sum();
+    assert!(
+        lines <= 50 * (seconds + 1),
+        "{lines} lines in {seconds} s:\n{text}"
+    );
+    assert_eq!(lines + left_out, 300, "{text}");
+    assert_eq!(
+        ws.count("SELECT COUNT(*) FROM events WHERE status = 'accepted'"),
+        300
+    );
+}

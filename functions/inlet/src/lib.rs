@@ -14,7 +14,8 @@
 //!   and directory traits, every write through one writer thread (group commit), each
 //!   holding a connection of its own (`connection`);
 //! - [`targets`]: HTTP targets for workflow runs and `lambda_invoke`;
-//! - [`vars`]: local variables from a file and the environment.
+//! - [`vars`]: local variables from a file and the environment;
+//! - [`log_budget`]: at most 50 per-event log lines a second, the rest counted.
 
 pub mod aws_cli;
 pub mod cli;
@@ -22,6 +23,7 @@ mod connection;
 pub mod console_cli;
 pub mod directory;
 pub mod http;
+pub mod log_budget;
 pub mod malformed;
 pub mod operations_cli;
 pub mod output;

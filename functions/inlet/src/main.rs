@@ -3,6 +3,7 @@
 use clap::Parser;
 use std::process::ExitCode;
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::prelude::*;
 
 /// mimalloc (the server allocates and frees per request on several threads, which it
 /// does several times faster than glibc's malloc), counting the memory each script run
@@ -31,18 +32,26 @@ async fn main() -> ExitCode {
             libc::signal(libc::SIGPIPE, libc::SIG_DFL);
         }
     }
-    tracing_subscriber::fmt()
+    // A server writes at most 50 per-event lines a second, and says how many it left out.
+    let budget = std::sync::Arc::new(inlet::log_budget::LogBudget::default());
+    let lines = tracing_subscriber::fmt::layer()
         // Colours only on a terminal: a log written to a file keeps no escape codes.
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(stderr)
+        .with_filter(inlet::log_budget::LogBudget::filter(budget.clone()));
+    tracing_subscriber::registry()
         // The SDK's credential and region providers warn at each fallback they try (no
         // profile, no instance metadata on a laptop); the command's own error says what
         // is missing, once.
-        .with_env_filter(
+        .with(
             EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| EnvFilter::new("info,aws_config=error")),
         )
-        .with_writer(stderr)
+        .with(lines)
         .init();
+    if cli.serves() {
+        inlet::log_budget::report_suppressed(budget);
+    }
     let outcome = inlet::cli::run(cli).await;
     drop(flush_on_drop);
     match outcome {

@@ -236,6 +236,17 @@ pub fn spawn_dev(binary: &Path, ws: &Workspace, port: u16, extra: &[&str]) -> Pr
     spawn_dev_with_env(binary, ws, port, extra, &[])
 }
 
+/// [`spawn_dev`] with its log (stderr) written to `log`.
+pub fn spawn_dev_logging_to(binary: &Path, ws: &Workspace, port: u16, log: &Path) -> Process {
+    let file = std::fs::File::create(log).unwrap();
+    start_dev_logging(Command::new(binary), ws, port, &[], file.into())
+}
+
+/// Starts `command` as `inlet dev`, its log discarded.
+fn start_dev(command: Command, ws: &Workspace, port: u16, extra: &[&str]) -> Process {
+    start_dev_logging(command, ws, port, extra, Stdio::null())
+}
+
 /// [`spawn_dev`] as another user (`Some(uid)`; needs root), or as this one.
 pub fn spawn_dev_as(binary: &Path, ws: &Workspace, port: u16, uid: Option<u32>) -> Process {
     let mut command = Command::new(binary);
@@ -259,7 +270,14 @@ pub fn spawn_dev_with_env(
     start_dev(command, ws, port, extra)
 }
 
-fn start_dev(mut command: Command, ws: &Workspace, port: u16, extra: &[&str]) -> Process {
+/// Starts `command` as `inlet dev`, its log (stderr) going to `log`.
+fn start_dev_logging(
+    mut command: Command,
+    ws: &Workspace,
+    port: u16,
+    extra: &[&str],
+    log: Stdio,
+) -> Process {
     let mut child = command
         .arg("dev")
         .args(["--addr", &format!("127.0.0.1:{port}")])
@@ -268,7 +286,7 @@ fn start_dev(mut command: Command, ws: &Workspace, port: u16, extra: &[&str]) ->
         .args(["--vars", ws.dir.path().join("vars.json").to_str().unwrap()])
         .args(extra)
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(log)
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();

@@ -450,7 +450,7 @@ async fn receive(
         // Logged by source, never by token (a token is a credential).
         let (source, environment) = (&route.source.key, &route.environment);
         let too_large = || {
-            tracing::warn!(%source, %environment, limit_bytes = state.max_body_bytes, "request refused: body too large (413)");
+            tracing::warn!(target: inlet_core::pipeline::EVENT_LOG_TARGET, %source, %environment, limit_bytes = state.max_body_bytes, "request refused: body too large (413)");
             to_response(
                 IngestError::PayloadTooLarge {
                     limit_bytes: state.max_body_bytes,
@@ -472,7 +472,7 @@ async fn receive(
             Ok(Ok(bytes)) => bytes.to_vec(),
             Ok(Err(_)) => return too_large(),
             Err(_) => {
-                tracing::warn!(%source, %environment, "request refused: the body did not arrive in time (408)");
+                tracing::warn!(target: inlet_core::pipeline::EVENT_LOG_TARGET, %source, %environment, "request refused: the body did not arrive in time (408)");
                 return crate::http::error_response(
                     axum::http::StatusCode::REQUEST_TIMEOUT,
                     "request_timeout",
