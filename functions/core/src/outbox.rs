@@ -372,6 +372,23 @@ mod tests {
         }
     }
 
+    /// A worker on `events` and `outbox`, with nothing to apply actions to (the tests
+    /// below fail before any action runs), 3 attempts and a 1 s backoff.
+    fn worker_on(events: Arc<dyn EventLog>, outbox: Arc<dyn Outbox>) -> OutboxWorker {
+        OutboxWorker {
+            events,
+            outbox,
+            executor: ActionExecutor {
+                directory: Arc::new(NoDirectory),
+                targets: Arc::new(NoTargets),
+                clock: Arc::new(SystemClock),
+            },
+            clock: Arc::new(SystemClock),
+            max_attempts: 3,
+            backoff: Duration::from_secs(1),
+        }
+    }
+
     /// While the store fails, the worker waits longer and longer between rounds instead
     /// of retrying at once: over a minute (of virtual time) it tries about fifteen
     /// times, not millions.
@@ -382,18 +399,7 @@ mod tests {
             reads: AtomicUsize::new(0),
             stop: stop.clone(),
         });
-        let worker = OutboxWorker {
-            events: store.clone(),
-            outbox: store.clone(),
-            executor: ActionExecutor {
-                directory: Arc::new(NoDirectory),
-                targets: Arc::new(NoTargets),
-                clock: Arc::new(SystemClock),
-            },
-            clock: Arc::new(SystemClock),
-            max_attempts: 3,
-            backoff: Duration::from_secs(1),
-        };
+        let worker = worker_on(store.clone(), store.clone());
         let handle = worker.spawn(Arc::new(Notify::new()), stopped, Duration::from_millis(500));
         tokio::time::sleep(Duration::from_secs(60)).await;
         stop.send(true).unwrap();
@@ -436,19 +442,8 @@ mod tests {
         let store = Arc::new(EveryOtherRound {
             rounds: AtomicUsize::new(0),
         });
-        let worker = OutboxWorker {
-            // The event log is not reached: `gone` has no event, so its row is closed.
-            events: Arc::new(crate::memory::MemoryStore::new()),
-            outbox: store.clone(),
-            executor: ActionExecutor {
-                directory: Arc::new(NoDirectory),
-                targets: Arc::new(NoTargets),
-                clock: Arc::new(SystemClock),
-            },
-            clock: Arc::new(SystemClock),
-            max_attempts: 3,
-            backoff: Duration::from_secs(1),
-        };
+        // The event log is not reached: `gone` has no event, so its row is closed.
+        let worker = worker_on(Arc::new(crate::memory::MemoryStore::new()), store.clone());
         let handle = worker.spawn(Arc::new(Notify::new()), stopped, Duration::from_millis(500));
         tokio::time::sleep(Duration::from_secs(60)).await;
         stop.send(true).unwrap();

@@ -527,6 +527,16 @@ environments:
         _dir: tempfile::TempDir,
     }
 
+    impl Harness {
+        /// The answer to a request with `body`.
+        async fn send(&self, body: &str) -> Reply {
+            self.pipeline
+                .ingest(Some(&self.route), request(body))
+                .await
+                .reply
+        }
+    }
+
     fn harness(script: &str, enforce: bool) -> Harness {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(
@@ -593,7 +603,7 @@ environments:
         let h = harness(OK_SCRIPT, true);
         h.store
             .fail_next_commit(StoreError::Failed("item too large".into()));
-        let reply = h.pipeline.ingest(Some(&h.route), request(PAID)).await.reply;
+        let reply = h.send(PAID).await;
         assert_eq!(reply.status, 500);
         assert_eq!(reply.header("retry-after"), None);
         let body: Value = serde_json::from_str(&reply.body).unwrap();
@@ -618,46 +628,25 @@ environments:
         );
         assert!(h.store.inner.queued().is_empty(), "nothing runs for it");
         // It holds no idempotency record: a retry (should the cause go away) is new.
-        let reply = h.pipeline.ingest(Some(&h.route), request(PAID)).await.reply;
+        let reply = h.send(PAID).await;
         assert_eq!(reply.status, 202, "{}", reply.body);
     }
 
     #[tokio::test]
     async fn idempotency_window_expires_with_the_clock() {
         let h = harness(OK_SCRIPT, true);
-        assert_eq!(
-            h.pipeline
-                .ingest(Some(&h.route), request(PAID))
-                .await
-                .reply
-                .status,
-            202
-        );
+        assert_eq!(h.send(PAID).await.status, 202);
         h.clock.advance_ms(24 * 3600 * 1000 - 1);
-        assert_eq!(
-            h.pipeline
-                .ingest(Some(&h.route), request(PAID))
-                .await
-                .reply
-                .status,
-            200
-        );
+        assert_eq!(h.send(PAID).await.status, 200);
         h.clock.advance_ms(1);
-        assert_eq!(
-            h.pipeline
-                .ingest(Some(&h.route), request(PAID))
-                .await
-                .reply
-                .status,
-            202
-        );
+        assert_eq!(h.send(PAID).await.status, 202);
     }
 
     #[tokio::test]
     async fn script_errors_reject_when_enforced_and_are_logged_when_not() {
         let broken = "fn main(ctx) { throw \"kaboom\"; }";
         let h = harness(broken, true);
-        let reply = h.pipeline.ingest(Some(&h.route), request(PAID)).await.reply;
+        let reply = h.send(PAID).await;
         assert_eq!(reply.status, 401);
         assert!(
             !reply.body.contains("kaboom"),
@@ -668,7 +657,7 @@ environments:
         assert!(logged.error.as_deref().unwrap().contains("kaboom"));
 
         let h = harness(broken, false);
-        let reply = h.pipeline.ingest(Some(&h.route), request(PAID)).await.reply;
+        let reply = h.send(PAID).await;
         assert_eq!(reply.status, 202);
         let logged = &h.store.inner.events()[0];
         assert_eq!(
@@ -685,7 +674,7 @@ environments:
             "fn main(ctx) { #{ verified: secure_eq(ctx.vars.SHOP_SECRET, \"s\") } }",
             true,
         );
-        let reply = h.pipeline.ingest(Some(&h.route), request(PAID)).await.reply;
+        let reply = h.send(PAID).await;
         assert_eq!(reply.status, 503);
         assert_eq!(reply.header("retry-after"), Some("5"));
         assert!(!reply.body.contains("SHOP_SECRET"), "{}", reply.body);
@@ -705,7 +694,7 @@ environments:
             "SHOP_SECRET".to_string(),
             "s".to_string(),
         )]))));
-        let reply = h.pipeline.ingest(Some(&h.route), request(PAID)).await.reply;
+        let reply = h.send(PAID).await;
         assert_eq!(reply.status, 202, "the retry succeeds once the var is set");
     }
 
@@ -715,11 +704,7 @@ environments:
             r#"fn main(ctx) { #{ verified: true, http_response: #{ status: 200, headers: #{ "x-echo": "1" }, body: ctx.body.challenge } } }"#,
             true,
         );
-        let reply = h
-            .pipeline
-            .ingest(Some(&h.route), request(r#"{"challenge": "abc"}"#))
-            .await
-            .reply;
+        let reply = h.send(r#"{"challenge": "abc"}"#).await;
         assert_eq!(
             (reply.status, reply.body.as_str(), reply.header("x-echo")),
             (200, "abc", Some("1"))
@@ -744,42 +729,14 @@ environments:
     async fn integer_keys_dedupe_and_overlong_keys_do_not() {
         let h = harness(OK_SCRIPT, true);
         let numeric = r#"{"type": "order.paid", "id": 42, "user": "u1"}"#;
-        assert_eq!(
-            h.pipeline
-                .ingest(Some(&h.route), request(numeric))
-                .await
-                .reply
-                .status,
-            202
-        );
-        assert_eq!(
-            h.pipeline
-                .ingest(Some(&h.route), request(numeric))
-                .await
-                .reply
-                .status,
-            200
-        );
+        assert_eq!(h.send(numeric).await.status, 202);
+        assert_eq!(h.send(numeric).await.status, 200);
         let long = format!(
             r#"{{"type": "order.paid", "id": "{}", "user": "u1"}}"#,
             "k".repeat(256)
         );
-        assert_eq!(
-            h.pipeline
-                .ingest(Some(&h.route), request(&long))
-                .await
-                .reply
-                .status,
-            202
-        );
-        assert_eq!(
-            h.pipeline
-                .ingest(Some(&h.route), request(&long))
-                .await
-                .reply
-                .status,
-            202
-        );
+        assert_eq!(h.send(&long).await.status, 202);
+        assert_eq!(h.send(&long).await.status, 202);
         let last = h.store.inner.events().pop().unwrap();
         assert_eq!(last.idempotency_key, None);
         assert!(last.warnings[0].contains("longer than 255 characters"));
