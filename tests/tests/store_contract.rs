@@ -576,31 +576,52 @@ async fn concurrent_deliveries_dynamodb() {
     one_winner(vec![Arc::new(log), Arc::new(second)]).await;
 }
 
+/// Writes an idempotency record item as a release of Inlet might have: `scope(key)`
+/// held by `event_id` in `status` until `expires_at_ms`, with `more` attributes.
+async fn put_record(
+    records: &DynamoIdempotency,
+    key: &str,
+    event_id: &str,
+    status: &str,
+    expires_at_ms: i64,
+    more: &[(&str, AttributeValue)],
+) {
+    let mut put = records
+        .client
+        .put_item()
+        .table_name(&records.table)
+        .item("pk", AttributeValue::S(scope(key).storage_key()))
+        .item("sk", AttributeValue::S("CLAIM".into()))
+        .item("event_id", AttributeValue::S(event_id.into()))
+        .item("status", AttributeValue::S(status.into()))
+        .item(
+            "expires_at_ms",
+            AttributeValue::N(expires_at_ms.to_string()),
+        );
+    for (name, value) in more {
+        put = put.item(*name, value.clone());
+    }
+    put.send().await.unwrap();
+}
+
 /// An `in_progress` claim item left by an earlier version does not block: the scope
 /// counts as free.
 #[tokio::test]
 async fn dynamodb_ignores_claims_left_in_progress() {
     let (records, log) = dynamo().await;
     let t0 = 1_700_000_000_000;
-    records
-        .client
-        .put_item()
-        .table_name(&records.table)
-        .item("pk", AttributeValue::S(scope("k-old").storage_key()))
-        .item("sk", AttributeValue::S("CLAIM".into()))
-        .item("event_id", AttributeValue::S("never-stored".into()))
-        .item("status", AttributeValue::S("in_progress".into()))
-        .item(
-            "expires_at_ms",
-            AttributeValue::N((t0 + WINDOW_MS).to_string()),
-        )
-        .item(
+    put_record(
+        &records,
+        "k-old",
+        "never-stored",
+        "in_progress",
+        t0 + WINDOW_MS,
+        &[(
             "in_progress_until_ms",
             AttributeValue::N((t0 + 60_000).to_string()),
-        )
-        .send()
-        .await
-        .unwrap();
+        )],
+    )
+    .await;
     assert_eq!(records.holder(&scope("k-old"), t0 + 1).await.unwrap(), None);
     let retry = event(
         "retry",
@@ -876,22 +897,15 @@ async fn dynamodb_items_carry_their_format_version_and_are_read_by_it() {
     );
 
     // An idempotency record of a newer format is refused, not taken as free or held.
-    records
-        .client
-        .put_item()
-        .table_name(&records.table)
-        .item("pk", AttributeValue::S(scope("k-v3").storage_key()))
-        .item("sk", AttributeValue::S("CLAIM".into()))
-        .item("event_id", AttributeValue::S("now".into()))
-        .item("status", AttributeValue::S("completed".into()))
-        .item(
-            "expires_at_ms",
-            AttributeValue::N((t0 + WINDOW_MS).to_string()),
-        )
-        .item("fv", AttributeValue::N("3".into()))
-        .send()
-        .await
-        .unwrap();
+    put_record(
+        &records,
+        "k-v3",
+        "now",
+        "completed",
+        t0 + WINDOW_MS,
+        &[("fv", AttributeValue::N("3".into()))],
+    )
+    .await;
     let error = records
         .holder(&scope("k-v3"), t0 + 1)
         .await

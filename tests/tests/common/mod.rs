@@ -119,6 +119,22 @@ pub struct Answer {
     pub body: Value,
 }
 
+impl Answer {
+    /// Asserts that this is a `status` answer with the error `code`, whose message
+    /// says `says` (any message for "").
+    #[track_caller]
+    pub fn assert_error(&self, status: u16, code: &str, says: &str) {
+        assert_eq!(
+            (self.status.as_u16(), self.body["error"]["code"].as_str()),
+            (status, Some(code)),
+            "{}",
+            self.body
+        );
+        let message = self.body["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains(says), "{message:?} does not say {says:?}");
+    }
+}
+
 pub async fn post(url: &str, body: &str, headers: &[(&str, &str)]) -> Answer {
     let mut request = reqwest::Client::new().post(url).body(body.to_string());
     if !headers
