@@ -5,7 +5,7 @@
 //! `verification.rs` (the declared check and the script, inline or on the pool),
 //! `dry_run.rs` (rehearsals and replays); this file runs the steps.
 //!
-//! [`Pipeline::process`] reads as its steps: route and request checks (404/405/413/400)
+//! `Pipeline::process` reads as its steps: route and request checks (404/405/413/400)
 //! → verification and preprocessing by the script (401) → event type (202
 //! `invalid_event_type` when missing) → timestamp → idempotency scope → action plan →
 //! **one commit** → reply (202 accepted, 200 duplicate). Every path that logs an event
