@@ -52,11 +52,17 @@ pub fn version_of(item: &Item, what: &str) -> Result<i64, StoreError> {
         return Ok(1);
     }
     let version = get_n(item, ATTRIBUTE)?;
-    if !(1..=CURRENT).contains(&version) {
+    if version > CURRENT {
         return Err(StoreError::Failed(format!(
             "{what} is stored in format {version}, which this Inlet does not read (it reads \
              formats 1 to {CURRENT}): it was written by a newer Inlet; deploy that version \
              (or a later one) again"
+        )));
+    }
+    if version < 1 {
+        return Err(StoreError::Failed(format!(
+            "{what} has `{ATTRIBUTE}` = {version}, which no Inlet writes (formats start at 1): \
+             the item was written by something else"
         )));
     }
     Ok(version)

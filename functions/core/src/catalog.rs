@@ -93,6 +93,13 @@ impl<'de> Deserialize<'de> for Id {
     }
 }
 
+impl Id {
+    /// The id of an inline object (`{id, ...}`), if it has one that is an id.
+    pub fn in_map(map: &Map<String, Value>) -> Option<Id> {
+        Id::deserialize(map.get("id")?).ok()
+    }
+}
+
 /// A recipient param once resolved: a user id, or an inline user `{id, ...}` or object
 /// `{id, collection, ...}` (checked by the planner).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -195,7 +202,7 @@ macro_rules! actions {
                 let read = |e: serde_json::Error| format!("the {} payload does not fit: {e}", kind.name());
                 Ok(match kind {
                     $(ActionKind::$kind => Action::$kind(
-                        serde_json::from_value(payload.clone()).map_err(read)?,
+                        $kind::deserialize(payload).map_err(read)?,
                     ),)*
                 })
             }

@@ -391,10 +391,7 @@ impl ActionExecutor {
                     .and_then(|a| recipient(a, &mut changes));
                 let tenant = match trigger.tenant {
                     Some(IdOrObject::Object(t)) => {
-                        let id = t
-                            .get("id")
-                            .cloned()
-                            .and_then(|id| serde_json::from_value::<Id>(id).ok());
+                        let id = Id::in_map(&t);
                         if let Some(Id(id)) = &id {
                             changes.push(DirectoryChange::SetTenant {
                                 id: id.clone(),
@@ -479,7 +476,7 @@ fn recipient(recipient: &Recipient, changes: &mut Vec<DirectoryChange>) -> Optio
         Recipient::User(Id(id)) => return Some(RecipientRef::User(id.clone())),
         Recipient::Inline(map) => map,
     };
-    let Id(id) = serde_json::from_value(map.get("id")?.clone()).ok()?;
+    let Id(id) = Id::in_map(map)?;
     match map.get("collection").and_then(Value::as_str) {
         Some(collection) => {
             changes.push(DirectoryChange::SetObject {
