@@ -15,8 +15,7 @@ use inlet_core::catalog::ActionKind;
 use inlet_core::clock::ManualClock;
 use inlet_core::config::{Target, Targets};
 use inlet_core::directory::{
-    ActionKey, Applied, Directory, DirectoryChange, DirectoryError, Entity, RecipientRef,
-    WorkflowRun,
+    ActionChanges, Applied, Directory, DirectoryError, Entity, RecipientRef, WorkflowRun,
 };
 use inlet_core::executor::{ActionExecutor, ActionOutcome, PlanRun};
 use inlet_core::memory::MemoryStore;
@@ -953,22 +952,13 @@ struct FailingApply {
 
 #[async_trait::async_trait]
 impl Directory for FailingApply {
-    async fn apply(
-        &self,
-        environment: &str,
-        key: &ActionKey,
-        changes: &[DirectoryChange],
-        result: &Value,
-        now_ms: i64,
-    ) -> Result<Applied, DirectoryError> {
+    async fn apply(&self, action: ActionChanges<'_>) -> Result<Applied, DirectoryError> {
         self.applies
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         if let Some(error) = self.next_failures.lock().unwrap().pop() {
             return Err(error);
         }
-        self.inner
-            .apply(environment, key, changes, result, now_ms)
-            .await
+        self.inner.apply(action).await
     }
     async fn known_users(&self, e: &str, ids: &[String]) -> Result<Vec<String>, DirectoryError> {
         self.inner.known_users(e, ids).await

@@ -130,7 +130,9 @@ async fn rejected_requests_on_one_url_write_no_key_hot() {
 #[tokio::test]
 async fn items_written_under_the_unsharded_keys_are_still_listed_and_read() {
     use aws_sdk_dynamodb::types::AttributeValue;
-    use inlet_core::directory::{ActionKey, Directory, DirectoryChange, RecipientRef, WorkflowRun};
+    use inlet_core::directory::{
+        ActionChanges, ActionKey, Directory, DirectoryChange, RecipientRef, WorkflowRun,
+    };
     use inlet_core::store::{EventLog, EventQuery};
     let (stack, function, token) = task_app("hot-legacy").await;
     let mut ids = Vec::new();
@@ -247,20 +249,20 @@ async fn items_written_under_the_unsharded_keys_are_still_listed_and_read() {
         .unwrap();
     assert_eq!(listed, [run]);
     directory
-        .apply(
-            "development",
-            &ActionKey {
+        .apply(ActionChanges {
+            environment: "development",
+            key: &ActionKey {
                 event_id: "cancel-legacy".into(),
                 index: 0,
             },
-            &[DirectoryChange::CancelWorkflowRuns {
+            changes: &[DirectoryChange::CancelWorkflowRuns {
                 workflow_key: "legacy".into(),
                 cancellation_key: "c1".into(),
                 recipients: None,
             }],
-            &serde_json::json!({}),
-            2,
-        )
+            result: &serde_json::json!({}),
+            now_ms: 2,
+        })
         .await
         .unwrap();
     let cancelled = directory

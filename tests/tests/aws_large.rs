@@ -21,7 +21,9 @@ use common::aws::{
     SECRET, Stack, answer, apigw, example_files, ingest_function, padded_task_event, source,
 };
 use inlet_aws::directory::DynamoDirectory;
-use inlet_core::directory::{ActionKey, Applied, Directory, DirectoryChange, RecipientRef};
+use inlet_core::directory::{
+    ActionChanges, ActionKey, Applied, Directory, DirectoryChange, RecipientRef,
+};
 use inlet_core::store::{ActionStatus, EventLog, EventQuery, EventStatus};
 use serde_json::{Map, Value, json};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -401,7 +403,7 @@ async fn a_large_action_that_crashed_between_its_parts_resumes_without_reapplyin
     };
     let result = json!({"recipients": 100});
     let crashed = crashing
-        .apply(env, &key, &subscribe, &result, 1_000)
+        .apply(changes(env, &key, &subscribe, &result, 1_000))
         .await
         .unwrap_err();
     assert!(crashed.to_string().contains("crashed"), "{crashed}");
@@ -427,7 +429,7 @@ async fn a_large_action_that_crashed_between_its_parts_resumes_without_reapplyin
     };
     stack
         .directory
-        .apply(env, &other, &unsubscribe, &json!({}), 2_000)
+        .apply(changes(env, &other, &unsubscribe, &json!({}), 2_000))
         .await
         .unwrap();
 
@@ -435,7 +437,7 @@ async fn a_large_action_that_crashed_between_its_parts_resumes_without_reapplyin
     assert_eq!(
         stack
             .directory
-            .apply(env, &key, &subscribe, &result, 3_000)
+            .apply(changes(env, &key, &subscribe, &result, 3_000))
             .await
             .unwrap(),
         Applied::Now
@@ -453,10 +455,32 @@ async fn a_large_action_that_crashed_between_its_parts_resumes_without_reapplyin
     assert_eq!(
         stack
             .directory
-            .apply(env, &key, &subscribe, &json!({"other": true}), 4_000)
+            .apply(changes(
+                env,
+                &key,
+                &subscribe,
+                &json!({"other": true}),
+                4_000
+            ))
             .await
             .unwrap(),
         Applied::Before(result),
         "applied once; the stored result answers"
     );
+}
+
+fn changes<'a>(
+    environment: &'a str,
+    key: &'a ActionKey,
+    changes: &'a [DirectoryChange],
+    result: &'a Value,
+    now_ms: i64,
+) -> ActionChanges<'a> {
+    ActionChanges {
+        environment,
+        key,
+        changes,
+        result,
+        now_ms,
+    }
 }

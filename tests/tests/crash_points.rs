@@ -27,8 +27,7 @@ use inlet::targets::HttpTargets;
 use inlet_core::clock::{Clock, SystemClock};
 use inlet_core::config::load_dir;
 use inlet_core::directory::{
-    ActionKey, Applied, Directory, DirectoryChange, DirectoryError, Entity, RecipientRef,
-    WorkflowRun,
+    ActionChanges, Applied, Directory, DirectoryError, Entity, RecipientRef, WorkflowRun,
 };
 use inlet_core::executor::ActionExecutor;
 use inlet_core::memory::{MemoryStore, StaticVars};
@@ -36,7 +35,7 @@ use inlet_core::outbox::OutboxWorker;
 use inlet_core::pipeline::{InboundRequest, Pipeline, PipelineSettings, Route};
 use inlet_core::script::{ScriptEngine, ScriptLimits};
 use inlet_core::store::{
-    ActionLogEntry, ActionStatus, ActionUpdate, CommitError, Committed, EventLog, EventPage,
+    ActionLogEntry, ActionStatus, ActionUpdate, CommitError, CommitResult, EventLog, EventPage,
     EventQuery, EventRecord, EventStatus, EventTypeStats, IdempotencyClaim, Outbox, OutboxItem,
     StoreError,
 };
@@ -172,11 +171,7 @@ impl Crashing {
 
 #[async_trait]
 impl EventLog for Crashing {
-    async fn commit(
-        &self,
-        event: EventRecord,
-        claim: Option<&IdempotencyClaim>,
-    ) -> Result<Committed, CommitError> {
+    async fn commit(&self, event: EventRecord, claim: Option<&IdempotencyClaim>) -> CommitResult {
         match self.step("commit") {
             Step::Run => self.events.commit(event, claim).await,
             Step::RunThenCrash => {
@@ -210,14 +205,8 @@ impl Outbox for Crashing {
     async fn due(&self, now_ms: i64, limit: usize) -> Result<Vec<OutboxItem>, StoreError> {
         self.call("due", self.outbox().due(now_ms, limit)).await
     }
-    async fn retry_at(
-        &self,
-        id: &str,
-        attempts: u32,
-        at: i64,
-        error: &str,
-    ) -> Result<(), StoreError> {
-        self.call("retry_at", self.outbox().retry_at(id, attempts, at, error))
+    async fn retry_at(&self, item: &OutboxItem, at_ms: i64, error: &str) -> Result<(), StoreError> {
+        self.call("retry_at", self.outbox().retry_at(item, at_ms, error))
             .await
     }
     async fn finish(&self, id: &str, error: Option<&str>) -> Result<(), StoreError> {
@@ -227,19 +216,9 @@ impl Outbox for Crashing {
 
 #[async_trait]
 impl Directory for Crashing {
-    async fn apply(
-        &self,
-        env: &str,
-        key: &ActionKey,
-        changes: &[DirectoryChange],
-        result: &Value,
-        now_ms: i64,
-    ) -> Result<Applied, DirectoryError> {
-        self.directory_call(
-            "apply",
-            self.directory.apply(env, key, changes, result, now_ms),
-        )
-        .await
+    async fn apply(&self, action: ActionChanges<'_>) -> Result<Applied, DirectoryError> {
+        self.directory_call("apply", self.directory.apply(action))
+            .await
     }
     async fn known_users(&self, env: &str, ids: &[String]) -> Result<Vec<String>, DirectoryError> {
         self.directory_call("known_users", self.directory.known_users(env, ids))

@@ -20,6 +20,18 @@ pub struct ActionKey {
     pub index: usize,
 }
 
+/// One action's changes as [`Directory::apply`] takes them: applied together, at most
+/// once under `key`, in `environment`'s directory.
+#[derive(Debug, Clone, Copy)]
+pub struct ActionChanges<'a> {
+    pub environment: &'a str,
+    pub key: &'a ActionKey,
+    pub changes: &'a [DirectoryChange],
+    /// Stored with the key: a later apply of the same key returns it.
+    pub result: &'a Value,
+    pub now_ms: i64,
+}
+
 /// A reference to a recipient: a user id, or an object.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(untagged)]
@@ -150,14 +162,7 @@ pub struct Entity {
 #[async_trait]
 pub trait Directory: Send + Sync {
     /// Applies `changes` atomically, once per `key`; `result` is stored with the key.
-    async fn apply(
-        &self,
-        environment: &str,
-        key: &ActionKey,
-        changes: &[DirectoryChange],
-        result: &Value,
-        now_ms: i64,
-    ) -> Result<Applied, DirectoryError>;
+    async fn apply(&self, action: ActionChanges<'_>) -> Result<Applied, DirectoryError>;
 
     /// Which of `ids` are known users.
     async fn known_users(

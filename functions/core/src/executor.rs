@@ -29,7 +29,7 @@ use crate::catalog::{
 };
 use crate::clock::Clock;
 use crate::directory::{
-    ActionKey, Directory, DirectoryChange, DirectoryError, RecipientRef, WorkflowRun,
+    ActionChanges, ActionKey, Directory, DirectoryChange, DirectoryError, RecipientRef, WorkflowRun,
 };
 use crate::store::{ActionLogEntry, ActionStatus, ActionUpdate, EventLog, EventRecord, StoreError};
 use async_trait::async_trait;
@@ -234,7 +234,13 @@ impl ActionExecutor {
         };
         let applied = self
             .directory
-            .apply(env, &key, &work.changes, &work.result, self.clock.now_ms())
+            .apply(ActionChanges {
+                environment: env,
+                key: &key,
+                changes: &work.changes,
+                result: &work.result,
+                now_ms: self.clock.now_ms(),
+            })
             .await;
         let mut result = match applied {
             Ok(crate::directory::Applied::Now) => work.result,

@@ -5,8 +5,8 @@
 //! benchmark, and dry runs. They are not a production store: nothing survives the process.
 
 use crate::store::{
-    ActionLogEntry, ActionUpdate, CommitError, Committed, EventLog, EventPage, EventQuery,
-    EventRecord, EventTypeStats, IdempotencyClaim, IdempotencyRecord, IdempotencyScope,
+    ActionLogEntry, ActionUpdate, CommitError, CommitResult, Committed, EventLog, EventPage,
+    EventQuery, EventRecord, EventTypeStats, IdempotencyClaim, IdempotencyRecord, IdempotencyScope,
     IdempotencyStore, Outbox, OutboxItem, StoreError,
 };
 use crate::vars::{Vars, VarsError, VarsProvider};
@@ -153,7 +153,7 @@ impl EventLog for MemoryStore {
         &self,
         mut event: EventRecord,
         claim: Option<&IdempotencyClaim>,
-    ) -> Result<Committed, CommitError> {
+    ) -> CommitResult {
         let mut state = self.state();
         if state.log.by_id.contains_key(&event.id) {
             let error = StoreError::Failed(format!("event {} is already stored", event.id));
@@ -323,16 +323,10 @@ impl Outbox for MemoryStore {
             .collect())
     }
 
-    async fn retry_at(
-        &self,
-        event_id: &str,
-        attempts: u32,
-        next_attempt_at_ms: i64,
-        error: &str,
-    ) -> Result<(), StoreError> {
-        if let Some(row) = self.state().outbox.get_mut(event_id) {
-            row.attempts = attempts;
-            row.next_attempt_at_ms = next_attempt_at_ms;
+    async fn retry_at(&self, item: &OutboxItem, at_ms: i64, error: &str) -> Result<(), StoreError> {
+        if let Some(row) = self.state().outbox.get_mut(&item.event_id) {
+            row.attempts = item.attempts;
+            row.next_attempt_at_ms = at_ms;
             row.error = Some(error.to_string());
         }
         Ok(())

@@ -215,9 +215,11 @@ impl OutboxWorker {
             PlanRun::RetryLater { attempts, error } => {
                 let delay = self.backoff * 2u32.saturating_pow(attempts - 1);
                 let next = self.clock.now_ms() + delay.as_millis() as i64;
-                self.outbox
-                    .retry_at(&event.id, attempts, next, &error)
-                    .await
+                let row = OutboxItem {
+                    event_id: event.id.clone(),
+                    attempts,
+                };
+                self.outbox.retry_at(&row, next, &error).await
             }
         }
     }
@@ -228,13 +230,12 @@ mod tests {
     use super::*;
     use crate::clock::SystemClock;
     use crate::directory::{
-        ActionKey, Applied, Directory, DirectoryChange, DirectoryError, Entity, RecipientRef,
-        WorkflowRun,
+        ActionChanges, Applied, Directory, DirectoryError, Entity, RecipientRef, WorkflowRun,
     };
     use crate::executor::{InvokeError, TargetInvoker};
     use crate::store::{
-        ActionLogEntry, ActionUpdate, CommitError, Committed, EventPage, EventQuery, EventRecord,
-        EventTypeStats, IdempotencyClaim,
+        ActionLogEntry, ActionUpdate, CommitError, CommitResult, EventPage, EventQuery,
+        EventRecord, EventTypeStats, IdempotencyClaim,
     };
     use async_trait::async_trait;
     use serde_json::{Map, Value};
@@ -260,7 +261,7 @@ mod tests {
                 attempts: 0,
             }])
         }
-        async fn retry_at(&self, _: &str, _: u32, _: i64, _: &str) -> Result<(), StoreError> {
+        async fn retry_at(&self, _: &OutboxItem, _: i64, _: &str) -> Result<(), StoreError> {
             Err(full())
         }
         async fn finish(&self, _: &str, _: Option<&str>) -> Result<(), StoreError> {
@@ -270,11 +271,7 @@ mod tests {
 
     #[async_trait]
     impl EventLog for FullDisk {
-        async fn commit(
-            &self,
-            event: EventRecord,
-            _: Option<&IdempotencyClaim>,
-        ) -> Result<Committed, CommitError> {
+        async fn commit(&self, event: EventRecord, _: Option<&IdempotencyClaim>) -> CommitResult {
             Err(CommitError::new(full(), event))
         }
         async fn get(&self, _: &str) -> Result<Option<EventRecord>, StoreError> {
@@ -301,14 +298,7 @@ mod tests {
 
     #[async_trait]
     impl Directory for NoDirectory {
-        async fn apply(
-            &self,
-            _: &str,
-            _: &ActionKey,
-            _: &[DirectoryChange],
-            _: &Value,
-            _: i64,
-        ) -> Result<Applied, DirectoryError> {
+        async fn apply(&self, _: ActionChanges<'_>) -> Result<Applied, DirectoryError> {
             unreachable!()
         }
         async fn known_users(&self, _: &str, _: &[String]) -> Result<Vec<String>, DirectoryError> {
@@ -428,7 +418,7 @@ mod tests {
                 attempts: 0,
             }])
         }
-        async fn retry_at(&self, _: &str, _: u32, _: i64, _: &str) -> Result<(), StoreError> {
+        async fn retry_at(&self, _: &OutboxItem, _: i64, _: &str) -> Result<(), StoreError> {
             Ok(())
         }
         async fn finish(&self, _: &str, _: Option<&str>) -> Result<(), StoreError> {

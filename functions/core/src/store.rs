@@ -164,6 +164,9 @@ pub enum Committed {
     Duplicate { original_event_id: String },
 }
 
+/// What [`EventLog::commit`] answers.
+pub type CommitResult = Result<Committed, CommitError>;
+
 /// One received request as the event log keeps it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EventRecord {
@@ -415,11 +418,7 @@ pub trait EventLog: Send + Sync {
     /// On error the event is handed back; nothing of it holds the scope (a store of
     /// several writes may have stored the event itself when the answer to its write was
     /// lost: the next commit of the scope is then its duplicate).
-    async fn commit(
-        &self,
-        event: EventRecord,
-        claim: Option<&IdempotencyClaim>,
-    ) -> Result<Committed, CommitError>;
+    async fn commit(&self, event: EventRecord, claim: Option<&IdempotencyClaim>) -> CommitResult;
 
     async fn get(&self, event_id: &str) -> Result<Option<EventRecord>, StoreError>;
 
@@ -526,14 +525,9 @@ pub trait Outbox: Send + Sync {
     /// Pending rows whose next attempt is due, oldest first.
     async fn due(&self, now_ms: i64, limit: usize) -> Result<Vec<OutboxItem>, StoreError>;
 
-    /// Schedules another run of an event's plan.
-    async fn retry_at(
-        &self,
-        event_id: &str,
-        attempts: u32,
-        next_attempt_at_ms: i64,
-        error: &str,
-    ) -> Result<(), StoreError>;
+    /// Schedules another run of `item`'s plan at `at_ms`: the row records `item.attempts`
+    /// runs so far and the error that ended the last.
+    async fn retry_at(&self, item: &OutboxItem, at_ms: i64, error: &str) -> Result<(), StoreError>;
 
     /// Closes a row: done, or dead with the error that stopped it.
     async fn finish(&self, event_id: &str, error: Option<&str>) -> Result<(), StoreError>;

@@ -8,7 +8,7 @@
 use crate::sqlite::{Cached, SqliteStore, from_json, json_text};
 use async_trait::async_trait;
 use inlet_core::directory::{
-    ActionKey, Applied, Directory, DirectoryChange, DirectoryError, Entity, RecipientRef,
+    ActionChanges, Applied, Directory, DirectoryChange, DirectoryError, Entity, RecipientRef,
     WorkflowRun, merge_properties,
 };
 use inlet_core::store::StoreError;
@@ -294,19 +294,13 @@ impl SqliteStore {
 
 #[async_trait]
 impl Directory for SqliteStore {
-    async fn apply(
-        &self,
-        environment: &str,
-        key: &ActionKey,
-        changes: &[DirectoryChange],
-        result: &Value,
-        now_ms: i64,
-    ) -> Result<Applied, DirectoryError> {
-        let (env, key, changes, result) = (
-            environment.to_string(),
-            key.clone(),
-            changes.to_vec(),
-            result.clone(),
+    async fn apply(&self, action: ActionChanges<'_>) -> Result<Applied, DirectoryError> {
+        let (env, key, changes, result, now_ms) = (
+            action.environment.to_string(),
+            action.key.clone(),
+            action.changes.to_vec(),
+            action.result.clone(),
+            action.now_ms,
         );
         self.writer()
             .write_early(move |tx| {

@@ -8,7 +8,7 @@ use super::write::*;
 use crate::item::get_s;
 use async_trait::async_trait;
 use inlet_core::directory::{
-    ActionKey, Applied, Directory, DirectoryChange, DirectoryError, Entity, RecipientRef,
+    ActionChanges, Applied, Directory, DirectoryChange, DirectoryError, Entity, RecipientRef,
     WorkflowRun,
 };
 use serde_json::{Map, Value};
@@ -16,14 +16,14 @@ use std::collections::HashSet;
 
 #[async_trait]
 impl Directory for DynamoDirectory {
-    async fn apply(
-        &self,
-        environment: &str,
-        key: &ActionKey,
-        changes: &[DirectoryChange],
-        result: &Value,
-        now_ms: i64,
-    ) -> Result<Applied, DirectoryError> {
+    async fn apply(&self, action: ActionChanges<'_>) -> Result<Applied, DirectoryError> {
+        let ActionChanges {
+            environment,
+            key,
+            changes,
+            result,
+            now_ms,
+        } = action;
         let marker_pk = applied_pk(environment, &key.event_id);
         let whole = applied_sk(key.index);
         // The action's markers: the whole action's, and those of parts applied so far.

@@ -114,8 +114,8 @@ use aws_sdk_dynamodb::types::{
     KeysAndAttributes, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
 };
 use inlet_core::store::{
-    ActionLogEntry, ActionUpdate, CommitError, Committed, EventLog, EventPage, EventQuery,
-    EventRecord, EventTypeStats, IdempotencyClaim, StoreError,
+    ActionLogEntry, ActionUpdate, CommitError, CommitResult, Committed, EventLog, EventPage,
+    EventQuery, EventRecord, EventTypeStats, IdempotencyClaim, StoreError,
 };
 use std::collections::HashMap;
 use std::time::Duration;
@@ -486,11 +486,7 @@ pub fn queued_event_id(
 
 #[async_trait]
 impl EventLog for DynamoEventLog {
-    async fn commit(
-        &self,
-        event: EventRecord,
-        claim: Option<&IdempotencyClaim>,
-    ) -> Result<Committed, CommitError> {
+    async fn commit(&self, event: EventRecord, claim: Option<&IdempotencyClaim>) -> CommitResult {
         self.commit_event(&event, claim)
             .await
             .map_err(|error| CommitError::new(error, event))

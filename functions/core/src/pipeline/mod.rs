@@ -457,7 +457,9 @@ mod pipeline_tests {
     use crate::config::load_dir;
     use crate::memory::{MemoryStore, StaticVars};
     use crate::script::ScriptLimits;
-    use crate::store::{ActionLogEntry, ActionUpdate, EventPage, EventQuery, EventTypeStats};
+    use crate::store::{
+        ActionLogEntry, ActionUpdate, CommitResult, EventPage, EventQuery, EventTypeStats,
+    };
     use crate::vars::Vars;
     use async_trait::async_trait;
     use serde_json::Value;
@@ -481,7 +483,7 @@ mod pipeline_tests {
             &self,
             event: EventRecord,
             claim: Option<&IdempotencyClaim>,
-        ) -> Result<Committed, CommitError> {
+        ) -> CommitResult {
             if let Some(error) = self.fail_next.lock().unwrap().take() {
                 return Err(CommitError::new(error, event));
             }

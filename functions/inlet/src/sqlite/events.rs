@@ -6,8 +6,8 @@ use super::{SqliteStore, from_json, json_text};
 use async_trait::async_trait;
 use inlet_core::catalog::ActionKind;
 use inlet_core::store::{
-    ActionLogEntry, ActionUpdate, CommitError, Committed, EventLog, EventPage, EventQuery,
-    EventRecord, EventStatus, EventTypeStats, IdempotencyClaim, StoreError,
+    ActionLogEntry, ActionUpdate, CommitError, CommitResult, Committed, EventLog, EventPage,
+    EventQuery, EventRecord, EventStatus, EventTypeStats, IdempotencyClaim, StoreError,
 };
 use rusqlite::{Connection, OptionalExtension, params};
 use std::sync::Arc;
@@ -142,11 +142,7 @@ fn insert_event(
 
 #[async_trait]
 impl EventLog for SqliteStore {
-    async fn commit(
-        &self,
-        event: EventRecord,
-        claim: Option<&IdempotencyClaim>,
-    ) -> Result<Committed, CommitError> {
+    async fn commit(&self, event: EventRecord, claim: Option<&IdempotencyClaim>) -> CommitResult {
         let queued = event.is_queued();
         // Shared with the write, which drops its copy once it ran, so the event can be
         // handed back whole if the commit fails.

@@ -28,19 +28,13 @@ impl Outbox for SqliteStore {
         .await
     }
 
-    async fn retry_at(
-        &self,
-        event_id: &str,
-        attempts: u32,
-        next_attempt_at_ms: i64,
-        error: &str,
-    ) -> Result<(), StoreError> {
-        let (event_id, error) = (event_id.to_string(), error.to_string());
+    async fn retry_at(&self, item: &OutboxItem, at_ms: i64, error: &str) -> Result<(), StoreError> {
+        let (event_id, attempts, error) = (item.event_id.clone(), item.attempts, error.to_string());
         self.writer.queue_early("scheduling an event's retry", move |conn| {
             conn.prepare_cached(
                 "UPDATE outbox SET attempts = ?2, next_attempt_at_ms = ?3, last_error = ?4 WHERE event_id = ?1",
             )?
-            .execute(params![event_id, attempts as i64, next_attempt_at_ms, error])
+            .execute(params![event_id, attempts as i64, at_ms, error])
             .map(drop)
         });
         Ok(())
