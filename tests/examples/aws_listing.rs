@@ -30,30 +30,15 @@ fn event(i: usize, now_ms: i64) -> EventRecord {
         _ => (EventStatus::Accepted, Some("task.assigned")),
     };
     EventRecord {
-        id: inlet_core::store::new_event_id(),
-        source: "task-app".into(),
-        environment: "development".into(),
         status,
         verification: VerificationStatus::EnforcedVerified,
         event_type: event_type.map(str::to_string),
-        received_at_ms: now_ms,
-        occurred_at_ms: now_ms,
-        idempotency_key: None,
-        duplicate_of: None,
-        replay_of: None,
-        method: "POST".into(),
-        query: String::new(),
         headers: vec![("content-type".into(), "application/json".into())],
         raw_body: format!(
             r#"{{"event_type": "{}", "event_id": "evt-{i}", "data": {{"task_id": "t{i}", "title": "Task {i}"}}}}"#,
             event_type.unwrap_or("task.assigned")
         ),
-        preprocess: None,
-        script_console: Vec::new(),
-        error: None,
-        warnings: Vec::new(),
-        actions: Default::default(),
-        expires_at_ms: now_ms + 86_400_000,
+        ..EventRecord::received("task-app", "development", now_ms, now_ms + 86_400_000)
     }
 }
 

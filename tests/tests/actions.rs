@@ -19,9 +19,7 @@ use inlet_core::directory::{
 };
 use inlet_core::executor::{ActionExecutor, ActionOutcome, PlanRun};
 use inlet_core::memory::MemoryStore;
-use inlet_core::store::{
-    ActionStatus, EventLog, EventRecord, EventStatus, StoreError, VerificationStatus,
-};
+use inlet_core::store::{ActionStatus, EventLog, EventRecord, StoreError};
 use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -116,26 +114,9 @@ on_both_stores!(
 fn event(id: &str) -> EventRecord {
     EventRecord {
         id: id.into(),
-        source: "s".into(),
-        environment: ENV.into(),
-        status: EventStatus::Accepted,
-        verification: VerificationStatus::None,
         event_type: Some("t".into()),
-        received_at_ms: 0,
-        occurred_at_ms: 0,
-        idempotency_key: None,
-        duplicate_of: None,
-        replay_of: None,
-        method: "POST".into(),
-        query: String::new(),
-        headers: vec![],
         raw_body: "{}".into(),
-        preprocess: None,
-        script_console: vec![],
-        error: None,
-        warnings: vec![],
-        actions: vec![],
-        expires_at_ms: i64::MAX,
+        ..EventRecord::received("s", ENV, 0, i64::MAX)
     }
 }
 

@@ -7,7 +7,8 @@
 mod common;
 
 use aws_sdk_dynamodb::Client;
-use common::{expanded_template, require_emulator, unique_name};
+use common::aws::Stack;
+use common::{expanded_template, require_emulator};
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 
@@ -154,13 +155,7 @@ async fn provisioned(client: &Client, name: &str) -> Shape {
 async fn provisioned_tables_are_the_template_s() {
     require_emulator();
     let template = expanded_template();
-    let env = unique_name("tables");
-    let names = inlet_aws::StackNames::for_environment(&env);
-    let clients =
-        inlet_aws::clients::AwsClients::from_env(&inlet_aws::clients::ClientSettings::CLI).await;
-    inlet_aws::provision::create_tables(&clients.dynamodb, &names)
-        .await
-        .unwrap();
+    let Stack { names, dynamo, .. } = Stack::for_environment("tables").await;
     for (resource, table) in [
         ("IdempotencyTable", &names.idempotency_table),
         ("EventsTable", &names.events_table),
@@ -170,7 +165,7 @@ async fn provisioned_tables_are_the_template_s() {
         let properties = &template["Resources"][resource]["Properties"];
         assert!(properties.is_object(), "the template has no {resource}");
         assert_eq!(
-            provisioned(&clients.dynamodb, table).await,
+            provisioned(&dynamo, table).await,
             declared(properties),
             "{resource} as provisioned (left) and as the template declares it (right)"
         );

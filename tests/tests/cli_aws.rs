@@ -3,6 +3,7 @@
 
 mod common;
 
+use common::aws::Stack;
 use common::*;
 use std::process::Command;
 
@@ -20,13 +21,7 @@ async fn config_push_creates_tokens_once_and_refuses_broken_config() {
     require_emulator();
     let binary = inlet_binary();
     // A stack environment of its own, so that reruns against one emulator do not meet.
-    let env = format!("push{}", std::process::id());
-    let names = inlet_aws::StackNames::for_environment(&env);
-    let clients =
-        inlet_aws::clients::AwsClients::from_env(&inlet_aws::clients::ClientSettings::CLI).await;
-    inlet_aws::provision::create_tables(&clients.dynamodb, &names)
-        .await
-        .unwrap();
+    let env = Stack::for_environment("push").await.names.environment;
     let ws = Workspace::new();
     let yaml = ws.sources().join("task-app.yaml");
     let text = std::fs::read_to_string(&yaml)
@@ -37,19 +32,17 @@ async fn config_push_creates_tokens_once_and_refuses_broken_config() {
     let sources = sources.to_str().unwrap();
 
     let base = "https://abc.execute-api.us-east-1.amazonaws.com/receive/";
-    let (ok, out, err) = inlet(
-        &binary,
-        &[
-            "config",
-            "push",
-            "--env",
-            &env,
-            "--sources",
-            sources,
-            "--base-url",
-            base,
-        ],
-    );
+    let push = [
+        "config",
+        "push",
+        "--env",
+        &env,
+        "--sources",
+        sources,
+        "--base-url",
+        base,
+    ];
+    let (ok, out, err) = inlet(&binary, &push);
     assert!(ok, "{out}{err}");
     assert!(
         out.contains("Pushed 2 file(s)") && out.contains("1 new token(s)"),
@@ -69,19 +62,7 @@ async fn config_push_creates_tokens_once_and_refuses_broken_config() {
         .to_string();
     assert_eq!(token.len(), 48);
 
-    let (ok, out, _) = inlet(
-        &binary,
-        &[
-            "config",
-            "push",
-            "--env",
-            &env,
-            "--sources",
-            sources,
-            "--base-url",
-            base,
-        ],
-    );
+    let (ok, out, _) = inlet(&binary, &push);
     assert!(
         ok && out.contains("0 new token(s)") && out.contains(&token),
         "tokens are kept: {out}"

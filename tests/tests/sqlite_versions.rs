@@ -7,7 +7,7 @@
 mod common;
 
 use inlet::sqlite::SqliteStore;
-use inlet_core::store::{EventLog, EventRecord, EventStatus, VerificationStatus};
+use inlet_core::store::{EventLog, EventRecord, VerificationStatus};
 use inlet_core::tokens::TokenStore;
 use std::time::Duration;
 
@@ -15,27 +15,12 @@ const NOW: i64 = 1_800_000_000_000;
 
 fn event() -> EventRecord {
     EventRecord {
-        id: inlet_core::store::new_event_id(),
-        source: "task-app".into(),
-        environment: "development".into(),
-        status: EventStatus::Accepted,
         verification: VerificationStatus::EnforcedVerified,
         event_type: Some("task.assigned".into()),
-        received_at_ms: NOW,
-        occurred_at_ms: NOW,
-        idempotency_key: None,
-        duplicate_of: None,
         replay_of: Some("01a22fae-49e9-7486-900d-02974c777388".into()),
-        method: "POST".into(),
-        query: String::new(),
         headers: vec![("content-type".into(), "application/json".into())],
         raw_body: "{}".into(),
-        preprocess: None,
-        script_console: Vec::new(),
-        error: None,
-        warnings: Vec::new(),
-        actions: Vec::new(),
-        expires_at_ms: NOW + 86_400_000,
+        ..EventRecord::received("task-app", "development", NOW, NOW + 86_400_000)
     }
 }
 

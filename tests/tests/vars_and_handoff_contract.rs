@@ -188,24 +188,9 @@ fn accepted_event(event_id: &str, user_id: &str) -> EventRecord {
     let now = SystemClock.now_ms();
     EventRecord {
         id: event_id.into(),
-        source: "task-app".into(),
-        environment: ENV.into(),
-        status: EventStatus::Accepted,
         verification: VerificationStatus::EnforcedVerified,
         event_type: Some("user.created".into()),
-        received_at_ms: now,
-        occurred_at_ms: now,
-        idempotency_key: None,
-        duplicate_of: None,
-        replay_of: None,
-        method: "POST".into(),
-        query: String::new(),
-        headers: Vec::new(),
         raw_body: "{}".into(),
-        preprocess: None,
-        script_console: Vec::new(),
-        error: None,
-        warnings: Vec::new(),
         actions: vec![PlannedAction {
             index: 0,
             action: ActionKind::UsersIdentify,
@@ -213,7 +198,7 @@ fn accepted_event(event_id: &str, user_id: &str) -> EventRecord {
             payload: json!({"id": user_id, "name": "Ada"}),
             skipped: None,
         }],
-        expires_at_ms: now + 86_400_000,
+        ..EventRecord::received("task-app", ENV, now, now + 86_400_000)
     }
 }
 

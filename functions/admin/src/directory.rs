@@ -2,28 +2,53 @@
 //! workflow runs (`GET /admin/directory/...`).
 
 use crate::{AdminError, AdminResult, AdminState, environment};
-use axum::extract::{Path, Query, State};
+use axum::extract::{FromRequestParts, Path, Query};
+use axum::http::request::Parts;
+use inlet_core::directory::Directory;
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::Arc;
 
-fn found<T: serde::Serialize>(what: String, value: Option<T>) -> AdminResult {
-    match value {
-        Some(v) => Ok(axum::Json(
-            serde_json::to_value(v).expect("directory records serialise"),
-        )),
-        None => Err(AdminError::NotFound(format!("no {what}"))),
+/// The directory of the environment a request reads (`?env=`, else the stack's, else
+/// the only one configured), taken from the request before its handler runs.
+#[derive(Clone)]
+pub(crate) struct EnvDirectory {
+    directory: Arc<dyn Directory>,
+    env: String,
+}
+
+impl FromRequestParts<Arc<AdminState>> for EnvDirectory {
+    type Rejection = AdminError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<AdminState>,
+    ) -> Result<Self, AdminError> {
+        let Query(query) = Query::<HashMap<String, String>>::from_request_parts(parts, state)
+            .await
+            .map_err(|e| AdminError::BadRequest(e.body_text()))?;
+        Ok(EnvDirectory {
+            directory: state.directory.clone(),
+            env: environment(state, &query).await?,
+        })
     }
 }
 
-pub(crate) async fn user(
-    State(state): State<Arc<AdminState>>,
-    Path(id): Path<String>,
-    Query(query): Query<HashMap<String, String>>,
-) -> AdminResult {
-    let env = environment(&state, &query).await?;
+impl EnvDirectory {
+    /// `value` as the answer, or a 404 that says which `what` is missing where.
+    fn found<T: serde::Serialize>(&self, what: String, value: Option<T>) -> AdminResult {
+        match value {
+            Some(v) => Ok(axum::Json(
+                serde_json::to_value(v).expect("directory records serialise"),
+            )),
+            None => Err(AdminError::NotFound(format!("no {what} in {}", self.env))),
+        }
+    }
+}
+
+pub(crate) async fn user(at: EnvDirectory, Path(id): Path<String>) -> AdminResult {
     // Knock's shape: `email`, `name`, … and custom properties at the top level.
-    let user = state.directory.user(&env, &id).await?.map(|user| {
+    let user = at.directory.user(&at.env, &id).await?.map(|user| {
         let mut shaped = serde_json::Map::new();
         shaped.insert("id".into(), json!(user.id));
         for (key, value) in user.properties {
@@ -35,55 +60,36 @@ pub(crate) async fn user(
         shaped.insert("updated_at_ms".into(), json!(user.updated_at_ms));
         Value::Object(shaped)
     });
-    found(format!("user `{id}` in {env}"), user)
+    at.found(format!("user `{id}`"), user)
 }
 
-pub(crate) async fn tenant(
-    State(state): State<Arc<AdminState>>,
-    Path(id): Path<String>,
-    Query(query): Query<HashMap<String, String>>,
-) -> AdminResult {
-    let env = environment(&state, &query).await?;
-    found(
-        format!("tenant `{id}` in {env}"),
-        state.directory.tenant(&env, &id).await?,
-    )
+pub(crate) async fn tenant(at: EnvDirectory, Path(id): Path<String>) -> AdminResult {
+    let tenant = at.directory.tenant(&at.env, &id).await?;
+    at.found(format!("tenant `{id}`"), tenant)
 }
 
 pub(crate) async fn object(
-    State(state): State<Arc<AdminState>>,
+    at: EnvDirectory,
     Path((collection, id)): Path<(String, String)>,
-    Query(query): Query<HashMap<String, String>>,
 ) -> AdminResult {
-    let env = environment(&state, &query).await?;
-    found(
-        format!("object `{collection}/{id}` in {env}"),
-        state.directory.object(&env, &collection, &id).await?,
-    )
+    let object = at.directory.object(&at.env, &collection, &id).await?;
+    at.found(format!("object `{collection}/{id}`"), object)
 }
 
 pub(crate) async fn subscriptions(
-    State(state): State<Arc<AdminState>>,
+    at: EnvDirectory,
     Path((collection, id)): Path<(String, String)>,
-    Query(query): Query<HashMap<String, String>>,
 ) -> AdminResult {
-    let env = environment(&state, &query).await?;
-    let subs: Vec<Value> = state
-        .directory
-        .subscriptions(&env, &collection, &id)
+    let EnvDirectory { directory, env } = &at;
+    let subs: Vec<Value> = directory
+        .subscriptions(env, &collection, &id)
         .await?
         .into_iter()
         .map(|(recipient, properties)| json!({"recipient": recipient.to_json(), "properties": properties}))
         .collect();
     // Like the object itself: an object that does not exist (and has no subscriptions
     // either) is a 404, not an empty list that reads as "exists, no subscribers".
-    if subs.is_empty()
-        && state
-            .directory
-            .object(&env, &collection, &id)
-            .await?
-            .is_none()
-    {
+    if subs.is_empty() && directory.object(env, &collection, &id).await?.is_none() {
         return Err(AdminError::NotFound(format!(
             "no object `{collection}/{id}` in {env}"
         )));
@@ -93,39 +99,22 @@ pub(crate) async fn subscriptions(
     ))
 }
 
-pub(crate) async fn audience(
-    State(state): State<Arc<AdminState>>,
-    Path(key): Path<String>,
-    Query(query): Query<HashMap<String, String>>,
-) -> AdminResult {
-    let env = environment(&state, &query).await?;
-    let members = state.directory.audience_members(&env, &key).await?;
-    found(
-        format!("audience `{key}` in {env}"),
-        members.map(|m| json!({"key": key, "members": m})),
-    )
+pub(crate) async fn audience(at: EnvDirectory, Path(key): Path<String>) -> AdminResult {
+    let members = at.directory.audience_members(&at.env, &key).await?;
+    let audience = members.map(|m| json!({"key": key, "members": m}));
+    at.found(format!("audience `{key}`"), audience)
 }
 
-pub(crate) async fn workflow_run(
-    State(state): State<Arc<AdminState>>,
-    Path(id): Path<String>,
-    Query(query): Query<HashMap<String, String>>,
-) -> AdminResult {
-    let env = environment(&state, &query).await?;
-    found(
-        format!("workflow run `{id}` in {env}"),
-        state.directory.workflow_run(&env, &id).await?,
-    )
+pub(crate) async fn workflow_run(at: EnvDirectory, Path(id): Path<String>) -> AdminResult {
+    let run = at.directory.workflow_run(&at.env, &id).await?;
+    at.found(format!("workflow run `{id}`"), run)
 }
 
 pub(crate) async fn workflow_runs(
-    State(state): State<Arc<AdminState>>,
+    at: EnvDirectory,
     Query(query): Query<HashMap<String, String>>,
 ) -> AdminResult {
-    let env = environment(&state, &query).await?;
-    let runs = state
-        .directory
-        .workflow_runs(&env, query.get("key").map(String::as_str), 100)
-        .await?;
+    let key = query.get("key").map(String::as_str);
+    let runs = at.directory.workflow_runs(&at.env, key, 100).await?;
     Ok(axum::Json(json!({ "workflow_runs": runs })))
 }

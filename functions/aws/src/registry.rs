@@ -241,7 +241,6 @@ impl Registry {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use inlet_core::store::EventStatus;
 
     fn registry() -> Registry {
         let config = aws_sdk_dynamodb::Config::builder()
@@ -254,26 +253,9 @@ mod tests {
     fn event(id: &str, event_type: &str, at: i64) -> EventRecord {
         EventRecord {
             id: id.into(),
-            source: "shop".into(),
-            environment: "development".into(),
-            status: EventStatus::Accepted,
-            verification: inlet_core::store::VerificationStatus::None,
             event_type: Some(event_type.into()),
-            received_at_ms: at,
-            occurred_at_ms: at,
-            idempotency_key: None,
-            duplicate_of: None,
-            replay_of: None,
-            method: "POST".into(),
-            query: String::new(),
-            headers: Vec::new(),
             raw_body: "{}".into(),
-            preprocess: None,
-            script_console: Vec::new(),
-            error: None,
-            warnings: Vec::new(),
-            actions: Default::default(),
-            expires_at_ms: at + 1,
+            ..EventRecord::received("shop", "development", at, at + 1)
         }
     }
 

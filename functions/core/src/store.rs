@@ -164,6 +164,10 @@ pub enum Committed {
     Duplicate { original_event_id: String },
 }
 
+/// An event as the action worker reads it: the record (`None` when it no longer
+/// exists) with its action log.
+pub type EventWithLog = (Option<EventRecord>, Vec<ActionLogEntry>);
+
 /// What [`EventLog::commit`] answers.
 pub type CommitResult = Result<Committed, CommitError>;
 
@@ -203,6 +207,41 @@ pub struct EventRecord {
 }
 
 impl EventRecord {
+    /// A request as it arrives, before anything is judged of it: a new id, accepted so
+    /// far, unverified, occurred when received, an empty `POST` with no type, plan,
+    /// output or warnings; kept until `expires_at_ms`. The pipeline fills in the request
+    /// and its verdicts.
+    pub fn received(
+        source: &str,
+        environment: &str,
+        received_at_ms: i64,
+        expires_at_ms: i64,
+    ) -> Self {
+        EventRecord {
+            id: new_event_id(),
+            source: source.to_string(),
+            environment: environment.to_string(),
+            status: EventStatus::Accepted,
+            verification: VerificationStatus::None,
+            event_type: None,
+            received_at_ms,
+            occurred_at_ms: received_at_ms,
+            idempotency_key: None,
+            duplicate_of: None,
+            replay_of: None,
+            method: "POST".into(),
+            query: String::new(),
+            headers: Vec::new(),
+            raw_body: String::new(),
+            preprocess: None,
+            script_console: Vec::new(),
+            error: None,
+            warnings: Vec::new(),
+            actions: Vec::new(),
+            expires_at_ms,
+        }
+    }
+
     /// The actions that will run (those not skipped).
     pub fn runnable_actions(&self) -> usize {
         self.actions.iter().filter(|a| a.skipped.is_none()).count()
@@ -436,10 +475,7 @@ pub trait EventLog: Send + Sync {
     /// Each of `event_ids` with its action log (an empty log when the event does not
     /// exist), in the order asked: what the action worker needs for a round. Stores that
     /// can read them in one go override it.
-    async fn get_with_logs(
-        &self,
-        event_ids: &[String],
-    ) -> Result<Vec<(Option<EventRecord>, Vec<ActionLogEntry>)>, StoreError> {
+    async fn get_with_logs(&self, event_ids: &[String]) -> Result<Vec<EventWithLog>, StoreError> {
         let mut found = Vec::with_capacity(event_ids.len());
         for event_id in event_ids {
             let event = self.get(event_id).await?;

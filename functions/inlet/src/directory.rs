@@ -290,6 +290,28 @@ impl SqliteStore {
     {
         self.call(f).await.map_err(directory_error)
     }
+
+    /// One user, tenant or object from `table`, by its key: environment and id, or for
+    /// objects environment, collection and id.
+    async fn entity(
+        &self,
+        table: &'static str,
+        key: &[&str],
+    ) -> Result<Option<Entity>, DirectoryError> {
+        let key_columns = match key.len() {
+            2 => "environment = ?1 AND id = ?2",
+            _ => "environment = ?1 AND collection = ?2 AND id = ?3",
+        };
+        let sql = format!(
+            "SELECT id, properties, created_at_ms, updated_at_ms FROM {table} WHERE {key_columns}"
+        );
+        let key: Vec<String> = key.iter().map(|k| k.to_string()).collect();
+        self.dir(move |conn| {
+            conn.row(&sql, rusqlite::params_from_iter(key), read_entity)
+                .optional()
+        })
+        .await
+    }
 }
 
 #[async_trait]
@@ -359,16 +381,7 @@ impl Directory for SqliteStore {
     }
 
     async fn user(&self, environment: &str, id: &str) -> Result<Option<Entity>, DirectoryError> {
-        let (env, id) = (environment.to_string(), id.to_string());
-        self.dir(move |conn| {
-            conn.row(
-                "SELECT id, properties, created_at_ms, updated_at_ms FROM users WHERE environment = ?1 AND id = ?2",
-                params![env, id],
-                read_entity,
-            )
-            .optional()
-        })
-        .await
+        self.entity("users", &[environment, id]).await
     }
 
     async fn object(
@@ -377,33 +390,11 @@ impl Directory for SqliteStore {
         collection: &str,
         id: &str,
     ) -> Result<Option<Entity>, DirectoryError> {
-        let (env, collection, id) = (
-            environment.to_string(),
-            collection.to_string(),
-            id.to_string(),
-        );
-        self.dir(move |conn| {
-            conn.row(
-                "SELECT id, properties, created_at_ms, updated_at_ms FROM objects WHERE environment = ?1 AND collection = ?2 AND id = ?3",
-                params![env, collection, id],
-                read_entity,
-            )
-            .optional()
-        })
-        .await
+        self.entity("objects", &[environment, collection, id]).await
     }
 
     async fn tenant(&self, environment: &str, id: &str) -> Result<Option<Entity>, DirectoryError> {
-        let (env, id) = (environment.to_string(), id.to_string());
-        self.dir(move |conn| {
-            conn.row(
-                "SELECT id, properties, created_at_ms, updated_at_ms FROM tenants WHERE environment = ?1 AND id = ?2",
-                params![env, id],
-                read_entity,
-            )
-            .optional()
-        })
-        .await
+        self.entity("tenants", &[environment, id]).await
     }
 
     async fn subscriptions(

@@ -16,7 +16,8 @@
 //! cannot miss for a mistyped name.
 
 use super::{error_page, page, text, time};
-use crate::{AdminError, AdminState};
+use crate::directory::EnvDirectory;
+use crate::{AdminError, AdminResult, AdminState};
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::{Markup, html};
@@ -184,52 +185,58 @@ pub(crate) async fn lookup(
     .into_response()
 }
 
+/// What the admin API's `lookup` answers in the request's environment, or why the
+/// environment is not known.
+async fn look_up<F: Future<Output = AdminResult>>(
+    at: InEnvironment,
+    lookup: impl FnOnce(EnvDirectory) -> F,
+) -> AdminResult {
+    lookup(at?).await
+}
+
+/// The request's environment's directory, or the error that says how to name one.
+type InEnvironment = Result<EnvDirectory, AdminError>;
+
 /// A record page, or the admin API's error as a page.
-fn record_page(title: String, answer: Result<axum::Json<Value>, AdminError>) -> Response {
+fn record_page(title: String, answer: AdminResult) -> Response {
     match answer {
         Ok(axum::Json(value)) => page(&title, record(&value)).into_response(),
         Err(error) => error_page(error),
     }
 }
 
-pub(crate) async fn user(
-    State(state): State<Arc<AdminState>>,
-    Path(id): Path<String>,
-    Query(params): Query<Params>,
-) -> Response {
-    let answer = crate::directory::user(State(state), Path(id.clone()), Query(params)).await;
-    record_page(format!("User {id}"), answer)
+pub(crate) async fn user(at: InEnvironment, Path(id): Path<String>) -> Response {
+    let answer = look_up(at, |at| crate::directory::user(at, Path(id.clone())));
+    record_page(format!("User {id}"), answer.await)
 }
 
-pub(crate) async fn tenant(
-    State(state): State<Arc<AdminState>>,
-    Path(id): Path<String>,
-    Query(params): Query<Params>,
-) -> Response {
-    let answer = crate::directory::tenant(State(state), Path(id.clone()), Query(params)).await;
-    record_page(format!("Tenant {id}"), answer)
+pub(crate) async fn tenant(at: InEnvironment, Path(id): Path<String>) -> Response {
+    let answer = look_up(at, |at| crate::directory::tenant(at, Path(id.clone())));
+    record_page(format!("Tenant {id}"), answer.await)
 }
 
 pub(crate) async fn object(
-    State(state): State<Arc<AdminState>>,
+    at: InEnvironment,
     Path((collection, id)): Path<(String, String)>,
     Query(params): Query<Params>,
 ) -> Response {
+    let at = match at {
+        Ok(at) => at,
+        Err(error) => return error_page(error),
+    };
     let key = Path((collection.clone(), id.clone()));
-    let object =
-        match crate::directory::object(State(state.clone()), key, Query(params.clone())).await {
-            Ok(axum::Json(object)) => object,
-            Err(error) => return error_page(error),
-        };
+    let object = match crate::directory::object(at.clone(), key).await {
+        Ok(axum::Json(object)) => object,
+        Err(error) => return error_page(error),
+    };
     let key = Path((collection.clone(), id.clone()));
-    let subscriptions =
-        match crate::directory::subscriptions(State(state), key, Query(params.clone())).await {
-            Ok(axum::Json(body)) => body["subscriptions"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default(),
-            Err(error) => return error_page(error),
-        };
+    let subscriptions = match crate::directory::subscriptions(at, key).await {
+        Ok(axum::Json(body)) => body["subscriptions"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default(),
+        Err(error) => return error_page(error),
+    };
     page(
         &format!("Object {collection}/{id}"),
         html! {
@@ -256,6 +263,7 @@ pub(crate) async fn object(
 
 pub(crate) async fn workflow_runs(
     State(state): State<Arc<AdminState>>,
+    at: InEnvironment,
     Query(params): Query<Params>,
 ) -> Response {
     let environments = match environments(&state, &params).await {
@@ -263,18 +271,19 @@ pub(crate) async fn workflow_runs(
         Err(error) => return error_page(error),
     };
     // A store that lists runs per workflow only asks for the key: the form says so.
-    let (runs, refused) =
-        match crate::directory::workflow_runs(State(state), Query(params.clone())).await {
-            Ok(axum::Json(body)) => (
-                body["workflow_runs"]
-                    .as_array()
-                    .cloned()
-                    .unwrap_or_default(),
-                None,
-            ),
-            Err(AdminError::BadRequest(message)) => (Vec::new(), Some(message)),
-            Err(error) => return error_page(error),
-        };
+    let query = Query(params.clone());
+    let answer = look_up(at, |at| crate::directory::workflow_runs(at, query));
+    let (runs, refused) = match answer.await {
+        Ok(axum::Json(body)) => (
+            body["workflow_runs"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default(),
+            None,
+        ),
+        Err(AdminError::BadRequest(message)) => (Vec::new(), Some(message)),
+        Err(error) => return error_page(error),
+    };
     page(
         "Workflow runs",
         html! {
@@ -308,17 +317,15 @@ pub(crate) async fn workflow_runs(
 }
 
 pub(crate) async fn workflow_run(
-    State(state): State<Arc<AdminState>>,
+    at: InEnvironment,
     Path(id): Path<String>,
     Query(params): Query<Params>,
 ) -> Response {
-    let run =
-        match crate::directory::workflow_run(State(state), Path(id.clone()), Query(params.clone()))
-            .await
-        {
-            Ok(axum::Json(run)) => run,
-            Err(error) => return error_page(error),
-        };
+    let key = Path(id.clone());
+    let run = match look_up(at, |at| crate::directory::workflow_run(at, key)).await {
+        Ok(axum::Json(run)) => run,
+        Err(error) => return error_page(error),
+    };
     page(
         &format!("Workflow run {id}"),
         html! {

@@ -94,10 +94,7 @@ impl Directory for DynamoDirectory {
     }
 
     async fn user(&self, environment: &str, id: &str) -> Result<Option<Entity>, DirectoryError> {
-        self.get(&user_pk(environment, id), "PROFILE")
-            .await?
-            .map(|i| self.entity(&i, id))
-            .transpose()
+        self.profile(&user_pk(environment, id), id).await
     }
 
     async fn object(
@@ -106,17 +103,12 @@ impl Directory for DynamoDirectory {
         collection: &str,
         id: &str,
     ) -> Result<Option<Entity>, DirectoryError> {
-        self.get(&object_pk(environment, collection, id), "PROFILE")
-            .await?
-            .map(|i| self.entity(&i, id))
-            .transpose()
+        self.profile(&object_pk(environment, collection, id), id)
+            .await
     }
 
     async fn tenant(&self, environment: &str, id: &str) -> Result<Option<Entity>, DirectoryError> {
-        self.get(&tenant_pk(environment, id), "PROFILE")
-            .await?
-            .map(|i| self.entity(&i, id))
-            .transpose()
+        self.profile(&tenant_pk(environment, id), id).await
     }
 
     async fn subscriptions(
@@ -209,5 +201,30 @@ impl Directory for DynamoDirectory {
         runs.sort_by(|a, b| (b.created_at_ms, &b.id).cmp(&(a.created_at_ms, &a.id)));
         runs.truncate(limit);
         Ok(runs)
+    }
+}
+
+impl DynamoDirectory {
+    /// A user's, tenant's or object's profile item under `pk`, as an entity.
+    async fn profile(&self, pk: &str, id: &str) -> Result<Option<Entity>, DirectoryError> {
+        let Some(item) = self.get(pk, "PROFILE").await? else {
+            return Ok(None);
+        };
+        let properties = match item.get("properties").map(from_av) {
+            Some(Value::Object(map)) => map,
+            _ => Map::new(),
+        };
+        let number = |name: &str| {
+            item.get(name)
+                .and_then(|v| v.as_n().ok())
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0)
+        };
+        Ok(Some(Entity {
+            id: id.to_string(),
+            properties,
+            created_at_ms: number("created_at_ms"),
+            updated_at_ms: number("updated_at_ms"),
+        }))
     }
 }

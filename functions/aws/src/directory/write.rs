@@ -15,7 +15,7 @@ use aws_sdk_dynamodb::types::{
     AttributeValue, KeysAndAttributes, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
 };
 use inlet_core::directory::{
-    ActionKey, Applied, DirectoryChange, DirectoryError, Entity, RecipientRef, WorkflowRun,
+    ActionKey, Applied, DirectoryChange, DirectoryError, RecipientRef, WorkflowRun,
 };
 use serde_json::{Map, Value};
 use std::collections::{HashMap, HashSet};
@@ -463,24 +463,5 @@ impl DynamoDirectory {
             serde_json::from_str(get_s(marker, "result").map_err(unavailable)?)
                 .unwrap_or(Value::Null),
         )
-    }
-
-    pub(super) fn entity(&self, item: &Item, id: &str) -> Result<Entity, DirectoryError> {
-        let properties = match item.get("properties").map(from_av) {
-            Some(Value::Object(map)) => map,
-            _ => Map::new(),
-        };
-        let number = |name: &str| {
-            item.get(name)
-                .and_then(|v| v.as_n().ok())
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(0)
-        };
-        Ok(Entity {
-            id: id.to_string(),
-            properties,
-            created_at_ms: number("created_at_ms"),
-            updated_at_ms: number("updated_at_ms"),
-        })
     }
 }

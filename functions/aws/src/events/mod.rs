@@ -115,7 +115,7 @@ use aws_sdk_dynamodb::types::{
 };
 use inlet_core::store::{
     ActionLogEntry, ActionUpdate, CommitError, CommitResult, Committed, EventLog, EventPage,
-    EventQuery, EventRecord, EventTypeStats, IdempotencyClaim, StoreError,
+    EventQuery, EventRecord, EventTypeStats, EventWithLog, IdempotencyClaim, StoreError,
 };
 use std::collections::HashMap;
 use std::time::Duration;
@@ -522,10 +522,7 @@ impl EventLog for DynamoEventLog {
     /// One `Query` of each event's partition gives both the event and its action log
     /// (the default would read the partition twice: one read unit more per event in the
     /// actions function).
-    async fn get_with_logs(
-        &self,
-        event_ids: &[String],
-    ) -> Result<Vec<(Option<EventRecord>, Vec<ActionLogEntry>)>, StoreError> {
+    async fn get_with_logs(&self, event_ids: &[String]) -> Result<Vec<EventWithLog>, StoreError> {
         let mut found = Vec::with_capacity(event_ids.len());
         for event_id in event_ids {
             found.push(match items::assemble(&self.event_items(event_id).await?)? {

@@ -66,7 +66,7 @@ use crate::reply::{IngestError, Reply};
 use crate::script::{ScriptEngine, ScriptPool};
 use crate::store::{
     CommitError, Committed, EventLog, EventRecord, EventStatus, IdempotencyClaim, IdempotencyScope,
-    StoreError, VerificationStatus,
+    StoreError,
 };
 use crate::vars::VarsProvider;
 use serde_json::json;
@@ -341,28 +341,18 @@ impl Pipeline {
             header_list,
             parsed,
         } = parse_request(request.headers, &request.query, request.body)?;
+        let retention_ms = self.settings.retention_days * 86_400_000;
         let event = EventRecord {
-            id: crate::store::new_event_id(),
-            source: route.source.key.clone(),
-            environment: route.environment.clone(),
-            status: EventStatus::Accepted,
-            verification: VerificationStatus::None,
-            event_type: None,
-            received_at_ms,
-            occurred_at_ms: received_at_ms,
-            idempotency_key: None,
-            duplicate_of: None,
-            replay_of: None,
             method,
             query: request.query,
             headers: header_list,
             raw_body,
-            preprocess: None,
-            script_console: Vec::new(),
-            error: None,
-            warnings: Vec::new(),
-            actions: Vec::new(),
-            expires_at_ms: received_at_ms + self.settings.retention_days * 86_400_000,
+            ..EventRecord::received(
+                &route.source.key,
+                &route.environment,
+                received_at_ms,
+                received_at_ms + retention_ms,
+            )
         };
         Ok((event, parsed))
     }
@@ -459,6 +449,7 @@ mod pipeline_tests {
     use crate::script::ScriptLimits;
     use crate::store::{
         ActionLogEntry, ActionUpdate, CommitResult, EventPage, EventQuery, EventTypeStats,
+        VerificationStatus,
     };
     use crate::vars::Vars;
     use async_trait::async_trait;

@@ -7,7 +7,8 @@ use async_trait::async_trait;
 use inlet_core::catalog::ActionKind;
 use inlet_core::store::{
     ActionLogEntry, ActionUpdate, CommitError, CommitResult, Committed, EventLog, EventPage,
-    EventQuery, EventRecord, EventStatus, EventTypeStats, IdempotencyClaim, StoreError,
+    EventQuery, EventRecord, EventStatus, EventTypeStats, EventWithLog, IdempotencyClaim,
+    StoreError,
 };
 use rusqlite::{Connection, OptionalExtension, params};
 use std::sync::Arc;
@@ -254,10 +255,7 @@ impl EventLog for SqliteStore {
     }
 
     /// One read for the worker's whole round.
-    async fn get_with_logs(
-        &self,
-        event_ids: &[String],
-    ) -> Result<Vec<(Option<EventRecord>, Vec<ActionLogEntry>)>, StoreError> {
+    async fn get_with_logs(&self, event_ids: &[String]) -> Result<Vec<EventWithLog>, StoreError> {
         let event_ids = event_ids.to_vec();
         self.call(move |conn| {
             event_ids
