@@ -12,7 +12,7 @@ use inlet_aws::config_table::ConfigTable;
 use inlet_core::clock::SystemClock;
 use inlet_core::pipeline::TokenEntry;
 use inlet_core::script::{ScriptEngine, ScriptLimits};
-use inlet_core::tokens::TokenStore;
+use inlet_core::tokens::{Rotation, TokenStore};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -47,10 +47,7 @@ async fn contract(store: &dyn TokenStore) {
     assert!(first.len() >= 32, "a token of 192 random bits: {first}");
 
     // A rotation: a new current token, the old one retires after the overlap.
-    let rotated = store
-        .rotate("billing", "development", T0 + 10, 1_000)
-        .await
-        .unwrap();
+    let rotated = store.rotate(rotation(T0 + 10, 1_000)).await.unwrap();
     assert_eq!(rotated.len(), 2, "{rotated:?}");
     assert_eq!(rotated[0].token, first);
     assert_eq!(rotated[0].retires_at_ms, Some(T0 + 1_010));
@@ -65,10 +62,7 @@ async fn contract(store: &dyn TokenStore) {
 
     // A second rotation before the first overlap ends: the first keeps its earlier
     // time, the second retires at the new overlap's end.
-    let again = store
-        .rotate("billing", "development", T0 + 20, 5_000)
-        .await
-        .unwrap();
+    let again = store.rotate(rotation(T0 + 20, 5_000)).await.unwrap();
     let tokens: Vec<(&str, Option<i64>)> = again
         .iter()
         .map(|t| (t.token.as_str(), t.retires_at_ms))
@@ -132,4 +126,14 @@ async fn tokens_config_table() {
         Arc::new(SystemClock),
     );
     contract(&table).await;
+}
+
+/// A rotation of `billing` in development.
+fn rotation(now_ms: i64, overlap_ms: i64) -> Rotation<'static> {
+    Rotation {
+        source: "billing",
+        environment: "development",
+        now_ms,
+        overlap_ms,
+    }
 }

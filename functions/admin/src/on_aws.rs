@@ -22,7 +22,7 @@ use inlet_core::config::Catalog;
 use inlet_core::pipeline::{Pipeline, PipelineSettings};
 use inlet_core::script::{ScriptEngine, ScriptLimits};
 use inlet_core::store::IdempotencyStore;
-use inlet_core::tokens::TokenStore;
+use inlet_core::tokens::{Rotation, TokenStore};
 use std::sync::Arc;
 
 struct ConfigTableSources {
@@ -69,16 +69,10 @@ impl Operations for StackOperations {
 
     async fn rotate_token(
         &self,
-        source: &str,
-        environment: &str,
-        overlap_ms: i64,
+        rotation: Rotation<'_>,
         host: Option<&str>,
     ) -> Result<Vec<WebhookUrl>, AdminError> {
-        let now = self.config.clock.now_ms();
-        let pair = self
-            .config
-            .rotate(source, environment, now, overlap_ms)
-            .await?;
+        let pair = self.config.rotate(rotation).await?;
         let base = base_url(host);
         Ok(pair
             .into_iter()

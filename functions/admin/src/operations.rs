@@ -18,6 +18,7 @@ use axum::extract::{Path, Query, State};
 use inlet_core::config::Catalog;
 use inlet_core::pipeline::{InboundRequest, Pipeline, Route};
 use inlet_core::store::IdempotencyStore;
+use inlet_core::tokens::Rotation;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap};
@@ -32,13 +33,11 @@ pub const DEFAULT_OVERLAP: &str = "24h";
 pub trait Operations: Send + Sync {
     fn pipeline(&self) -> &Pipeline;
     fn idempotency(&self) -> &dyn IdempotencyStore;
-    /// Replaces the token of `source`'s `environment`; the old ones retire after
-    /// `overlap_ms`. Returns the environment's working URLs, the new one last.
+    /// Replaces the token of the rotation's pair (see [`inlet_core::tokens::TokenStore::rotate`]). Returns
+    /// the pair's working URLs (on `host`), the new one last.
     async fn rotate_token(
         &self,
-        source: &str,
-        environment: &str,
-        overlap_ms: i64,
+        rotation: Rotation<'_>,
         host: Option<&str>,
     ) -> Result<Vec<WebhookUrl>, AdminError>;
 }
@@ -191,9 +190,12 @@ pub(crate) async fn rotate(
     })?;
     let urls = ops
         .rotate_token(
-            &key,
-            &env,
-            overlap.as_millis() as i64,
+            Rotation {
+                source: &key,
+                environment: &env,
+                now_ms: ops.pipeline().clock.now_ms(),
+                overlap_ms: overlap.as_millis() as i64,
+            },
             state.webhook_host.as_deref().or(crate::host(&headers)),
         )
         .await?;

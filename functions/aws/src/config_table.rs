@@ -21,7 +21,7 @@ use inlet_core::config::{Catalog, ConfigErrors, SourceFile, load_sources};
 use inlet_core::pipeline::{Route, TokenEntry};
 use inlet_core::script::ScriptEngine;
 use inlet_core::store::StoreError;
-use inlet_core::tokens::TokenStore;
+use inlet_core::tokens::{Rotation, TokenStore};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -325,14 +325,14 @@ impl TokenStore for ConfigTable {
         Ok(created)
     }
 
-    async fn rotate(
-        &self,
-        source: &str,
-        environment: &str,
-        now_ms: i64,
-        overlap_ms: i64,
-    ) -> Result<Vec<TokenEntry>, StoreError> {
-        let retires_at = now_ms + overlap_ms;
+    async fn rotate(&self, rotation: Rotation<'_>) -> Result<Vec<TokenEntry>, StoreError> {
+        let Rotation {
+            source,
+            environment,
+            now_ms,
+            ..
+        } = rotation;
+        let retires_at = rotation.retires_at_ms();
         let working: Vec<StoredToken> = self
             .tokens()
             .await?

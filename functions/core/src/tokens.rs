@@ -20,15 +20,26 @@ pub trait TokenStore: Send + Sync {
     /// returns how many it created (none when asked again).
     async fn ensure(&self, pairs: &[(String, String)], now_ms: i64) -> Result<usize, StoreError>;
 
-    /// A new current token for the pair; its working tokens retire at `now_ms +
-    /// overlap_ms` (one already retiring earlier keeps its time). Returns the pair's
-    /// working tokens, the new one last. The new token is written first, so a rotation
-    /// cut short leaves one token too many, never a pair without a working one.
-    async fn rotate(
-        &self,
-        source: &str,
-        environment: &str,
-        now_ms: i64,
-        overlap_ms: i64,
-    ) -> Result<Vec<TokenEntry>, StoreError>;
+    /// A new current token for the rotation's pair; its working tokens retire at
+    /// `now_ms + overlap_ms` (one already retiring earlier keeps its time). Returns the
+    /// pair's working tokens, the new one last. The new token is written first, so a
+    /// rotation cut short leaves one token too many, never a pair without a working one.
+    async fn rotate(&self, rotation: Rotation<'_>) -> Result<Vec<TokenEntry>, StoreError>;
+}
+
+/// A token rotation of one (source, environment) pair, asked at `now_ms`.
+#[derive(Debug, Clone, Copy)]
+pub struct Rotation<'a> {
+    pub source: &'a str,
+    pub environment: &'a str,
+    pub now_ms: i64,
+    /// How long the pair's tokens before this one keep working.
+    pub overlap_ms: i64,
+}
+
+impl Rotation<'_> {
+    /// When the pair's earlier tokens stop working.
+    pub fn retires_at_ms(&self) -> i64 {
+        self.now_ms + self.overlap_ms
+    }
 }

@@ -11,7 +11,7 @@ use crate::sqlite::SqliteStore;
 use anyhow::Context;
 use axum::body::Body;
 use inlet_core::clock::{Clock, SystemClock};
-use inlet_core::tokens::TokenStore;
+use inlet_core::tokens::{Rotation, TokenStore};
 use serde_json::{Value, json};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -307,7 +307,12 @@ pub async fn rotate(
             let store = SqliteStore::open(db, Duration::from_secs(5))
                 .with_context(|| format!("opening the store {}", db.display()))?;
             let tokens = store
-                .rotate(source, env, SystemClock.now_ms(), overlap_ms)
+                .rotate(Rotation {
+                    source,
+                    environment: env,
+                    now_ms: SystemClock.now_ms(),
+                    overlap_ms,
+                })
                 .await?;
             let urls = crate::server::webhook_urls(server, &tokens);
             println!(

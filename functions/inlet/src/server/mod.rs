@@ -38,7 +38,7 @@ use inlet_core::outbox::OutboxWorker;
 use inlet_core::pipeline::{InboundRequest, Pipeline, PipelineSettings, RouteTable};
 use inlet_core::reply::{IngestError, Reply};
 use inlet_core::script::{ScriptEngine, ScriptLimits, ScriptPool};
-use inlet_core::tokens::TokenStore;
+use inlet_core::tokens::{Rotation, TokenStore};
 use reload::spawn_config_watcher;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -165,16 +165,16 @@ impl inlet_admin::operations::Operations for DevOperations {
 
     async fn rotate_token(
         &self,
-        source: &str,
-        environment: &str,
-        overlap_ms: i64,
+        rotation: Rotation<'_>,
         _host: Option<&str>,
     ) -> Result<Vec<WebhookUrl>, inlet_admin::AdminError> {
-        let now = self.pipeline.clock.now_ms();
-        let pair = self
-            .store
-            .rotate(source, environment, now, overlap_ms)
-            .await?;
+        let Rotation {
+            source,
+            environment,
+            now_ms: now,
+            overlap_ms,
+        } = rotation;
+        let pair = self.store.rotate(rotation).await?;
         let catalog = self
             .live
             .read()

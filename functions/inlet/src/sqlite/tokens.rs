@@ -3,7 +3,7 @@
 use super::{SqliteStore, TokenEntry};
 use async_trait::async_trait;
 use inlet_core::store::StoreError;
-use inlet_core::tokens::TokenStore;
+use inlet_core::tokens::{Rotation, TokenStore};
 use rusqlite::{Connection, params};
 
 #[async_trait]
@@ -43,18 +43,15 @@ impl TokenStore for SqliteStore {
             .await
     }
 
-    async fn rotate(
-        &self,
-        source: &str,
-        environment: &str,
-        now_ms: i64,
-        overlap_ms: i64,
-    ) -> Result<Vec<TokenEntry>, StoreError> {
-        let (source, environment) = (source.to_string(), environment.to_string());
+    async fn rotate(&self, rotation: Rotation<'_>) -> Result<Vec<TokenEntry>, StoreError> {
+        let (source, environment) = (
+            rotation.source.to_string(),
+            rotation.environment.to_string(),
+        );
+        let (now_ms, retires_at) = (rotation.now_ms, rotation.retires_at_ms());
         let fresh = inlet_core::store::new_webhook_token()?;
         self.writer
             .write(move |conn| {
-                let retires_at = now_ms + overlap_ms;
                 // One transaction: the new token and the retirements commit together.
                 conn.execute(
                     "INSERT INTO tokens (token, source, environment, created_at_ms) VALUES (?1, ?2, ?3, ?4)",
