@@ -430,9 +430,10 @@ impl Backend for Dynamo {
         let function = inlet_aws::actions::ActionsFunction {
             executor: ActionExecutor {
                 directory: stores.clone(),
-                targets: Arc::new(inlet_aws::targets::LambdaTargets {
-                    client: aws_sdk_lambda::Client::new(&self.stack.sdk),
-                }),
+                targets: Arc::new(inlet_aws::targets::AwsTargets::new(
+                    &inlet_aws::clients::AwsClients::new(&self.stack.sdk),
+                    Default::default(),
+                )),
                 clock: Arc::new(SystemClock),
             },
             events: stores.clone(),

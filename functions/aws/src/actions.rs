@@ -21,10 +21,11 @@ use crate::StackNames;
 use crate::clients::{AwsClients, ClientSettings};
 use crate::directory::DynamoDirectory;
 use crate::events::{QUEUE_ATTRIBUTE, queued_event_id};
-use crate::targets::LambdaTargets;
+use crate::targets::AwsTargets;
 use aws_lambda_events::event::dynamodb::{Event, EventRecord as StreamRecord};
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use inlet_core::clock::{Clock, SystemClock};
+use inlet_core::config::Targets;
 use inlet_core::executor::{ActionExecutor, PlanRun};
 use inlet_core::store::{EventLog, StoreError};
 use std::sync::Arc;
@@ -71,9 +72,7 @@ impl ActionsFunction {
                     client: clients.dynamodb.clone(),
                     table: names.directory_table.clone(),
                 }),
-                targets: Arc::new(LambdaTargets {
-                    client: clients.lambda.clone(),
-                }),
+                targets: Arc::new(AwsTargets::new(clients, Targets::default())),
                 clock,
             },
             events: Arc::new(clients.event_log(names)),

@@ -125,6 +125,9 @@ pub struct AwsClients {
     pub dynamodb: aws_sdk_dynamodb::Client,
     pub ssm: aws_sdk_ssm::Client,
     pub lambda: aws_sdk_lambda::Client,
+    pub sfn: aws_sdk_sfn::Client,
+    pub eventbridge: aws_sdk_eventbridge::Client,
+    pub sqs: aws_sdk_sqs::Client,
 }
 
 impl AwsClients {
@@ -134,6 +137,9 @@ impl AwsClients {
             dynamodb: aws_sdk_dynamodb::Client::new(config),
             ssm: aws_sdk_ssm::Client::new(config),
             lambda: aws_sdk_lambda::Client::new(config),
+            sfn: aws_sdk_sfn::Client::new(config),
+            eventbridge: aws_sdk_eventbridge::Client::new(config),
+            sqs: aws_sdk_sqs::Client::new(config),
         }
     }
 

@@ -5,7 +5,7 @@
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use inlet_core::store::StoreError;
 
-const RETRYABLE_CODES: [&str; 8] = [
+const RETRYABLE_CODES: [&str; 10] = [
     "ThrottlingException",
     "ProvisionedThroughputExceededException",
     "RequestLimitExceeded",
@@ -14,6 +14,8 @@ const RETRYABLE_CODES: [&str; 8] = [
     "TransactionInProgressException",
     "TransactionConflictException",
     "TooManyRequestsException",
+    "RequestThrottled",
+    "InternalFailure",
 ];
 
 /// The reasons of a cancelled transaction that may pass if it is sent again: an item of

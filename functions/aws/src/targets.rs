@@ -1,40 +1,212 @@
-//! Outside effects on AWS: `lambda_invoke` calls the user's function synchronously
-//! (`RequestResponse`) and keeps its answer. The function must be named
-//! `inlet-<env>-target-*`: the actions function's IAM policy allows no other. A
-//! function error or throttling is retryable; a function that does not exist is not.
-//! Workflow runs have no delivery target on AWS yet: they are recorded in the directory.
+//! Outside effects through AWS services: `lambda_invoke` calls and the delivery of
+//! workflow runs to the targets of a targets file ([`Targets`]).
+//!
+//! - `lambda_invoke` calls its function synchronously (`RequestResponse`) and keeps the
+//!   answer. A `functions:` entry naming a function stands for it; a call with no entry
+//!   goes to the function of that name (on a stack the actions function may only call
+//!   functions named `inlet-<env>-target-*`).
+//! - A workflow's run goes to its `workflows:` target; a workflow with none only records
+//!   its runs in the directory. What a target receives is [`run_input`]: the same bytes
+//!   on every delivery of a run, so a redelivery is recognised where the service can:
+//!   - **state machine**: `StartExecution` named after the run id. A second start of the
+//!     same run is answered with the running execution, or `ExecutionAlreadyExists` once
+//!     it has finished: both mean "already started", and succeed with its ARN. Express
+//!     workflows do not check names: at least once, the run id in the input.
+//!   - **event bus**: `PutEvents`, `Source` `inlet.<source>`, `DetailType` the workflow
+//!     key, the run as `Detail`. A 200 answer can still fail its entry: that entry's
+//!     code decides (throttling and internal errors are retried, anything else fails the
+//!     action). At least once.
+//!   - **queue**: `SendMessage`; on a FIFO queue the deduplication id is the run id (one
+//!     message per run within SQS's 5-minute window) and the group is the workflow key
+//!     or the first recipient ([`QueueGroup`]). Elsewhere at least once.
+//!   - **function**: invoked asynchronously (`Event`): Lambda queues it and retries the
+//!     function's own failures. At least once.
+//!
+//! Errors: throttling, server errors and lost connections are retryable (the action is
+//! tried again, see the executor); a missing target, a refused permission or a
+//! malformed request fails the action at once, with the service's message.
 
+use crate::clients::AwsClients;
 use crate::error::store_error;
 use async_trait::async_trait;
-use aws_sdk_lambda::Client;
+use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::InvocationType;
-use inlet_core::directory::WorkflowRun;
+use aws_sdk_sfn::error::ProvideErrorMetadata;
+use inlet_core::config::{QueueGroup, Target, Targets};
+use inlet_core::directory::{RecipientRef, WorkflowRun};
 use inlet_core::executor::{InvokeError, TargetInvoker};
 use inlet_core::store::StoreError;
-use serde_json::Value;
+use serde_json::{Value, json};
 
-pub struct LambdaTargets {
-    pub client: Client,
+/// The codes of an entry of a `PutEvents` answer that may pass if put again.
+const RETRYABLE_ENTRY_CODES: [&str; 3] = [
+    "ThrottlingException",
+    "InternalException",
+    "InternalFailure",
+];
+
+pub struct AwsTargets {
+    pub lambda: aws_sdk_lambda::Client,
+    pub sfn: aws_sdk_sfn::Client,
+    pub eventbridge: aws_sdk_eventbridge::Client,
+    pub sqs: aws_sdk_sqs::Client,
+    pub targets: Targets,
 }
 
-#[async_trait]
-impl TargetInvoker for LambdaTargets {
-    async fn invoke_function(&self, function: &str, payload: &Value) -> Result<Value, InvokeError> {
-        let response = self
-            .client
-            .invoke()
-            .function_name(function)
-            .invocation_type(InvocationType::RequestResponse)
-            .payload(Blob::new(
-                serde_json::to_vec(payload).expect("JSON serialises"),
-            ))
+impl AwsTargets {
+    pub fn new(clients: &AwsClients, targets: Targets) -> Self {
+        AwsTargets {
+            lambda: clients.lambda.clone(),
+            sfn: clients.sfn.clone(),
+            eventbridge: clients.eventbridge.clone(),
+            sqs: clients.sqs.clone(),
+            targets,
+        }
+    }
+
+    /// Delivers `run` (of an event of `source`) to `target`; the answer says where it
+    /// went (execution ARN, event id, message id).
+    pub async fn deliver(
+        &self,
+        target: &Target,
+        source: &str,
+        run: &WorkflowRun,
+    ) -> Result<Value, InvokeError> {
+        let input = run_input(source, run).to_string();
+        match target {
+            Target::StateMachine(arn) => self.start_execution(arn, run, input).await,
+            Target::EventBus(bus) => self.put_event(bus, source, run, input).await,
+            Target::Queue { url, group_by } => self.send_message(url, *group_by, run, input).await,
+            Target::Function(name) => {
+                let answer = self
+                    .invoke(name, InvocationType::Event, input.into_bytes())
+                    .await?;
+                Ok(json!({ "target": "function", "function": name, "status": answer["status"] }))
+            }
+            Target::Url(url) => Err(InvokeError::Permanent(format!(
+                "workflow `{}` goes to the URL {url}, which only `inlet dev` posts to",
+                run.workflow_key
+            ))),
+        }
+    }
+
+    async fn start_execution(
+        &self,
+        state_machine: &str,
+        run: &WorkflowRun,
+        input: String,
+    ) -> Result<Value, InvokeError> {
+        let started = self
+            .sfn
+            .start_execution()
+            .state_machine_arn(state_machine)
+            .name(&run.id)
+            .input(input)
+            .send()
+            .await;
+        match started {
+            Ok(execution) => Ok(json!({
+                "target": "state_machine",
+                "execution_arn": execution.execution_arn(),
+            })),
+            Err(error) if error.code() == Some("ExecutionAlreadyExists") => Ok(json!({
+                "target": "state_machine",
+                "execution_arn": execution_arn(state_machine, &run.id),
+                "already_started": true,
+            })),
+            Err(error) => Err(invoke_error(store_error(
+                &format!("start an execution of {state_machine}"),
+                error,
+            ))),
+        }
+    }
+
+    async fn put_event(
+        &self,
+        bus: &str,
+        source: &str,
+        run: &WorkflowRun,
+        input: String,
+    ) -> Result<Value, InvokeError> {
+        let entry = PutEventsRequestEntry::builder()
+            .event_bus_name(bus)
+            .source(format!("inlet.{source}"))
+            .detail_type(&run.workflow_key)
+            .detail(input)
+            .build();
+        let answer = self
+            .eventbridge
+            .put_events()
+            .entries(entry)
             .send()
             .await
-            .map_err(|e| match store_error(&format!("invoke `{function}`"), e) {
-                StoreError::Unavailable(m) => InvokeError::Retryable(m),
-                StoreError::Failed(m) => InvokeError::Permanent(m),
-            })?;
+            .map_err(|e| invoke_error(store_error(&format!("put an event on bus `{bus}`"), e)))?;
+        let entry = answer.entries().first();
+        match entry.and_then(|e| e.error_code()) {
+            None if answer.failed_entry_count() == 0 => Ok(json!({
+                "target": "event_bus",
+                "bus": bus,
+                "event_id": entry.and_then(|e| e.event_id()),
+            })),
+            code => {
+                let code = code.unwrap_or("unknown");
+                let message = format!(
+                    "bus `{bus}` refused the event: {code}: {}",
+                    entry.and_then(|e| e.error_message()).unwrap_or_default()
+                );
+                Err(if RETRYABLE_ENTRY_CODES.contains(&code) {
+                    InvokeError::Retryable(message)
+                } else {
+                    InvokeError::Permanent(message)
+                })
+            }
+        }
+    }
+
+    async fn send_message(
+        &self,
+        queue: &str,
+        group_by: QueueGroup,
+        run: &WorkflowRun,
+        input: String,
+    ) -> Result<Value, InvokeError> {
+        let mut send = self.sqs.send_message().queue_url(queue).message_body(input);
+        if queue.ends_with(".fifo") {
+            let group = match (group_by, run.recipients.first()) {
+                (QueueGroup::Recipient, Some(RecipientRef::User(id))) => id.clone(),
+                (QueueGroup::Recipient, Some(RecipientRef::Object { collection, id })) => {
+                    format!("{collection}/{id}")
+                }
+                _ => run.workflow_key.clone(),
+            };
+            send = send
+                .message_deduplication_id(&run.id)
+                .message_group_id(group);
+        }
+        let sent = send
+            .send()
+            .await
+            .map_err(|e| invoke_error(store_error(&format!("send a message to {queue}"), e)))?;
+        Ok(json!({ "target": "queue", "queue": queue, "message_id": sent.message_id() }))
+    }
+
+    /// Invokes a function; its answer as `{status, body}`.
+    async fn invoke(
+        &self,
+        function: &str,
+        invocation: InvocationType,
+        payload: Vec<u8>,
+    ) -> Result<Value, InvokeError> {
+        let response = self
+            .lambda
+            .invoke()
+            .function_name(function)
+            .invocation_type(invocation)
+            .payload(Blob::new(payload))
+            .send()
+            .await
+            .map_err(|e| invoke_error(store_error(&format!("invoke `{function}`"), e)))?;
         let body = response.payload.map(|b| b.into_inner()).unwrap_or_default();
         let answer = serde_json::from_slice(&body)
             .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned()));
@@ -42,11 +214,84 @@ impl TargetInvoker for LambdaTargets {
             Some(kind) => Err(InvokeError::Retryable(format!(
                 "function `{function}` failed ({kind}): {answer}"
             ))),
-            None => Ok(serde_json::json!({ "status": response.status_code, "body": answer })),
+            None => Ok(json!({ "status": response.status_code, "body": answer })),
         }
     }
+}
 
-    async fn deliver_run(&self, _run: &WorkflowRun) -> Result<Option<Value>, InvokeError> {
-        Ok(None)
+#[async_trait]
+impl TargetInvoker for AwsTargets {
+    async fn invoke_function(&self, function: &str, payload: &Value) -> Result<Value, InvokeError> {
+        let name = match self.targets.functions.get(function) {
+            None => function,
+            Some(Target::Function(name)) => name,
+            Some(other) => {
+                return Err(InvokeError::Permanent(format!(
+                    "function `{function}` goes to {other:?}, which only `inlet dev` calls"
+                )));
+            }
+        };
+        let payload = serde_json::to_vec(payload).expect("JSON serialises");
+        self.invoke(name, InvocationType::RequestResponse, payload)
+            .await
+    }
+
+    async fn deliver_run(
+        &self,
+        source: &str,
+        run: &WorkflowRun,
+    ) -> Result<Option<Value>, InvokeError> {
+        match self.targets.workflows.get(&run.workflow_key) {
+            Some(target) => self.deliver(target, source, run).await.map(Some),
+            None => Ok(None),
+        }
+    }
+}
+
+/// What a target receives of a run: what triggered it and for whom, without the
+/// directory's bookkeeping (status, the time the run was recorded), so that every
+/// delivery of a run sends the same bytes.
+pub fn run_input(source: &str, run: &WorkflowRun) -> Value {
+    json!({
+        "run_id": run.id,
+        "workflow_key": run.workflow_key,
+        "recipients": run.recipients,
+        "actor": run.actor,
+        "tenant": run.tenant,
+        "data": run.data,
+        "cancellation_key": run.cancellation_key,
+        "event_id": run.event_id,
+        "source": source,
+    })
+}
+
+/// The ARN of the execution named `name` of a state machine.
+pub fn execution_arn(state_machine: &str, name: &str) -> String {
+    format!(
+        "{}:{name}",
+        state_machine.replacen(":stateMachine:", ":execution:", 1)
+    )
+}
+
+fn invoke_error(error: StoreError) -> InvokeError {
+    match error {
+        StoreError::Unavailable(m) => InvokeError::Retryable(m),
+        StoreError::Failed(m) => InvokeError::Permanent(m),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_execution_arn_is_its_state_machine_s_with_the_name() {
+        assert_eq!(
+            execution_arn(
+                "arn:aws:states:us-east-1:123456789012:stateMachine:orders",
+                "wr_1_0"
+            ),
+            "arn:aws:states:us-east-1:123456789012:execution:orders:wr_1_0"
+        );
     }
 }

@@ -49,8 +49,13 @@ pub enum InvokeError {
 pub trait TargetInvoker: Send + Sync {
     /// `lambda_invoke`: calls `function` with `payload`, returns its answer.
     async fn invoke_function(&self, function: &str, payload: &Value) -> Result<Value, InvokeError>;
-    /// Delivers a run to its workflow's target; `Ok(None)` when the workflow has none.
-    async fn deliver_run(&self, run: &WorkflowRun) -> Result<Option<Value>, InvokeError>;
+    /// Delivers a run (of an event of `source`) to its workflow's target; `Ok(None)` when
+    /// the workflow has none.
+    async fn deliver_run(
+        &self,
+        source: &str,
+        run: &WorkflowRun,
+    ) -> Result<Option<Value>, InvokeError>;
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -248,7 +253,7 @@ impl ActionExecutor {
             Err(e) => return from_directory(e),
         };
         if let Some(run) = &work.run {
-            match self.targets.deliver_run(run).await {
+            match self.targets.deliver_run(&event.source, run).await {
                 Ok(Some(answer)) => result["delivery"] = answer,
                 Ok(None) => {}
                 Err(e) => return from_invoke(e),

@@ -357,7 +357,11 @@ mod tests {
         async fn invoke_function(&self, _: &str, _: &Value) -> Result<Value, InvokeError> {
             unreachable!()
         }
-        async fn deliver_run(&self, _: &WorkflowRun) -> Result<Option<Value>, InvokeError> {
+        async fn deliver_run(
+            &self,
+            _: &str,
+            _: &WorkflowRun,
+        ) -> Result<Option<Value>, InvokeError> {
             unreachable!()
         }
     }

@@ -1,10 +1,14 @@
-//! Outside effects for `inlet dev`: workflow runs and `lambda_invoke` calls are POSTed
-//! as JSON to the URLs of the targets file (`--targets FILE`).
+//! Outside effects for `inlet dev`: workflow runs and `lambda_invoke` calls go where
+//! the targets file (`--targets FILE`) says. A URL target gets a JSON POST; a state
+//! machine, event bus, queue or function is reached through the AWS SDK exactly as a
+//! deployed stack reaches it ([`inlet_aws::targets`]), with the credentials and
+//! endpoint of the environment (`AWS_PROFILE`, `AWS_ENDPOINT_URL` for an emulator).
 //!
-//! A 2xx answer is success (its JSON, or text, becomes the action result). Connection
-//! failures, timeouts, 429 and 5xx are retryable; other 4xx answers are not.
+//! A URL's 2xx answer is success (its JSON, or text, becomes the action result).
+//! Connection failures, timeouts, 429 and 5xx are retryable; other 4xx answers are not.
 
 use async_trait::async_trait;
+use inlet_aws::targets::AwsTargets;
 use inlet_core::config::{Target, Targets};
 use inlet_core::directory::WorkflowRun;
 use inlet_core::executor::{InvokeError, TargetInvoker};
@@ -14,6 +18,8 @@ use std::time::Duration;
 pub struct HttpTargets {
     targets: Targets,
     client: reqwest::Client,
+    /// For the targets on AWS; `None` when the file names none.
+    aws: Option<AwsTargets>,
 }
 
 impl HttpTargets {
@@ -22,17 +28,39 @@ impl HttpTargets {
             .timeout(Duration::from_secs(10))
             .build()
             .expect("a plain HTTP client builds");
-        HttpTargets { targets, client }
+        HttpTargets {
+            targets,
+            client,
+            aws: None,
+        }
+    }
+
+    /// These targets, reaching the ones on AWS through `aws`.
+    pub fn with_aws(mut self, aws: AwsTargets) -> Self {
+        self.aws = Some(aws);
+        self
+    }
+
+    /// Whether any target needs the AWS SDK.
+    pub fn need_aws(targets: &Targets) -> bool {
+        targets
+            .workflows
+            .values()
+            .chain(targets.functions.values())
+            .any(Target::on_aws)
+    }
+
+    fn aws(&self, what: &str) -> Result<&AwsTargets, InvokeError> {
+        self.aws.as_ref().ok_or_else(|| {
+            InvokeError::Permanent(format!(
+                "{what} is on AWS, and this server has no AWS client"
+            ))
+        })
     }
 
     async fn post(&self, what: &str, target: &Target, body: &Value) -> Result<Value, InvokeError> {
-        let url = match target {
-            Target::Url(url) => url,
-            Target::Function(name) => {
-                return Err(InvokeError::Permanent(format!(
-                    "{what} names Lambda function `{name}`, which `inlet dev` cannot call; give it a `url` in the targets file"
-                )));
-            }
+        let Target::Url(url) = target else {
+            unreachable!("only URL targets are posted to")
         };
         let response = self
             .client
@@ -66,17 +94,30 @@ impl TargetInvoker for HttpTargets {
                 "no target for function `{function}`; add `functions: {{ {function}: {{ url: http://... }} }}` to the targets file (--targets)"
             ))
         })?;
-        self.post(&format!("function `{function}`"), target, payload)
-            .await
+        let what = format!("function `{function}`");
+        match target {
+            Target::Url(_) => self.post(&what, target, payload).await,
+            _ => self.aws(&what)?.invoke_function(function, payload).await,
+        }
     }
 
-    async fn deliver_run(&self, run: &WorkflowRun) -> Result<Option<Value>, InvokeError> {
+    async fn deliver_run(
+        &self,
+        source: &str,
+        run: &WorkflowRun,
+    ) -> Result<Option<Value>, InvokeError> {
         let Some(target) = self.targets.workflows.get(&run.workflow_key) else {
             return Ok(None);
         };
+        let what = format!("workflow `{}`", run.workflow_key);
+        if target.on_aws() {
+            return self
+                .aws(&what)?
+                .deliver(target, source, run)
+                .await
+                .map(Some);
+        }
         let body = serde_json::to_value(run).expect("a run serialises");
-        self.post(&format!("workflow `{}`", run.workflow_key), target, &body)
-            .await
-            .map(Some)
+        self.post(&what, target, &body).await.map(Some)
     }
 }

@@ -8,12 +8,13 @@ use aws_lambda_events::event::dynamodb::Event;
 use aws_sdk_dynamodbstreams::types::{AttributeValue, ShardIteratorType};
 use inlet_aws::StackNames;
 use inlet_aws::actions::ActionsFunction;
+use inlet_aws::clients::AwsClients;
 use inlet_aws::config_table::{ConfigTable, StoredToken};
 use inlet_aws::directory::DynamoDirectory;
 use inlet_aws::events::DynamoEventLog;
 use inlet_aws::idempotency::DynamoIdempotency;
 use inlet_aws::ingest::IngestFunction;
-use inlet_aws::targets::LambdaTargets;
+use inlet_aws::targets::AwsTargets;
 use inlet_aws::vars::SsmVars;
 use inlet_core::clock::{Clock, SystemClock};
 use inlet_core::executor::ActionExecutor;
@@ -71,9 +72,7 @@ impl Stack {
         let actions = Arc::new(ActionsFunction {
             executor: ActionExecutor {
                 directory: directory.clone(),
-                targets: Arc::new(LambdaTargets {
-                    client: aws_sdk_lambda::Client::new(&sdk),
-                }),
+                targets: Arc::new(AwsTargets::new(&AwsClients::new(&sdk), Default::default())),
                 clock,
             },
             events: Arc::new(events.clone()),

@@ -2,8 +2,8 @@
 //!
 //! Its rooms: `model.rs` (the [`Catalog`] and what it holds), `load/` (reading and
 //! validating files; the `verify:` block and the mappings in rooms of their own),
-//! `checks.rs` (warnings about a loaded catalog), `targets.rs` (the
-//! dev server's targets file).
+//! `checks.rs` (warnings about a loaded catalog), `targets.rs` (the targets file:
+//! where workflow runs and `lambda_invoke` calls go).
 //!
 //! [`load_dir`] reads every `*.yaml`/`*.yml` file of a directory, validates it against the
 //! schema below and compiles the scripts it names. Validation never stops at the first

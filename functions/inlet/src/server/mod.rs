@@ -281,6 +281,15 @@ pub async fn start(
             .map_err(|errors| anyhow::anyhow!("the targets file has problems:\n{errors}"))?,
         None => Default::default(),
     };
+    let targets = if HttpTargets::need_aws(&targets) {
+        let clients =
+            inlet_aws::clients::AwsClients::from_env(&inlet_aws::clients::ClientSettings::CLI)
+                .await;
+        let aws = inlet_aws::targets::AwsTargets::new(&clients, targets.clone());
+        HttpTargets::new(targets).with_aws(aws)
+    } else {
+        HttpTargets::new(targets)
+    };
     let store = Arc::new(
         SqliteStore::open(&options.db_path, options.busy_timeout)
             .with_context(|| format!("opening the store {}", options.db_path.display()))?,
@@ -347,7 +356,7 @@ pub async fn start(
             outbox: store.clone(),
             executor: ActionExecutor {
                 directory: store.clone(),
-                targets: Arc::new(HttpTargets::new(targets)),
+                targets: Arc::new(targets),
                 clock: clock.clone(),
             },
             clock: clock.clone(),

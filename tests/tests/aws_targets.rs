@@ -1,0 +1,385 @@
+//! Workflow runs delivered to AWS targets (Step Functions, EventBridge, SQS) through
+//! the real executor and the real SDK, against the emulator: what each target receives,
+//! what a redelivered run (a crash after the delivery, a stream record sent again)
+//! leaves behind, and how a missing target fails the action.
+
+mod common;
+
+use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
+use inlet::sqlite::SqliteStore;
+use inlet::targets::HttpTargets;
+use inlet_aws::clients::AwsClients;
+use inlet_aws::targets::{AwsTargets, execution_arn};
+use inlet_core::actions::PlannedAction;
+use inlet_core::catalog::ActionKind;
+use inlet_core::clock::ManualClock;
+use inlet_core::config::{QueueGroup, Target, Targets};
+use inlet_core::directory::{RecipientRef, WorkflowRun};
+use inlet_core::executor::{ActionExecutor, ActionOutcome, InvokeError, TargetInvoker};
+use inlet_core::store::EventRecord;
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::time::Duration;
+
+struct World {
+    clients: AwsClients,
+    clock: Arc<ManualClock>,
+    executor: ActionExecutor,
+    _dir: tempfile::TempDir,
+}
+
+/// An executor on a SQLite directory whose workflows go to `targets` on the emulator,
+/// reached as `inlet dev --targets` reaches them.
+async fn world_of(targets: Targets) -> World {
+    common::require_emulator();
+    let clients = AwsClients::new(&aws_config::load_from_env().await);
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(1_700_000_000_000));
+    let aws = AwsTargets::new(&clients, targets.clone());
+    let executor = ActionExecutor {
+        directory: Arc::new(
+            SqliteStore::open(&dir.path().join("a.db"), Duration::from_secs(5)).unwrap(),
+        ),
+        targets: Arc::new(HttpTargets::new(targets).with_aws(aws)),
+        clock: clock.clone(),
+    };
+    World {
+        clients,
+        clock,
+        executor,
+        _dir: dir,
+    }
+}
+
+fn workflows(key: &str, target: Target) -> Targets {
+    Targets {
+        workflows: [(key.to_string(), target)].into(),
+        ..Default::default()
+    }
+}
+
+/// Runs event `event_id`'s trigger of `workflow` for `u1` (action 0).
+async fn trigger(world: &World, event_id: &str, workflow: &str) -> ActionOutcome {
+    let event = EventRecord {
+        id: event_id.into(),
+        event_type: Some("order.placed".into()),
+        ..EventRecord::received("shop", "development", 1_700_000_000_000, i64::MAX)
+    };
+    let action = PlannedAction {
+        index: 0,
+        action: ActionKind::WorkflowsTrigger,
+        params: Default::default(),
+        payload: json!({"key": workflow, "recipients": ["u1"], "data": {"total": 5}}),
+        skipped: None,
+    };
+    world.executor.execute(&event, &action).await
+}
+
+fn delivered(outcome: ActionOutcome) -> Value {
+    match outcome {
+        ActionOutcome::Succeeded(result) => result["delivery"].clone(),
+        other => panic!("the trigger did not succeed: {other:?}"),
+    }
+}
+
+/// What every target receives of event `event_id`'s run of `workflow`.
+fn run_input(event_id: &str, workflow: &str) -> Value {
+    json!({
+        "run_id": format!("wr_{event_id}_0"),
+        "workflow_key": workflow,
+        "recipients": ["u1"],
+        "actor": null,
+        "tenant": null,
+        "data": {"total": 5},
+        "cancellation_key": null,
+        "event_id": event_id,
+        "source": "shop",
+    })
+}
+
+async fn state_machine(clients: &AwsClients) -> String {
+    clients
+        .sfn
+        .create_state_machine()
+        .name(common::unique_name("orders"))
+        .definition(r#"{"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}}"#)
+        .role_arn("arn:aws:iam::123456789012:role/inlet-test")
+        .send()
+        .await
+        .unwrap()
+        .state_machine_arn
+}
+
+async fn queue(clients: &AwsClients, name: &str, fifo: bool) -> (String, String) {
+    let mut create = clients.sqs.create_queue().queue_name(name);
+    if fifo {
+        create = create.attributes(QueueAttributeName::FifoQueue, "true");
+    }
+    let url = create.send().await.unwrap().queue_url.unwrap();
+    let arn = clients
+        .sqs
+        .get_queue_attributes()
+        .queue_url(&url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .unwrap()[&QueueAttributeName::QueueArn]
+        .clone();
+    (url, arn)
+}
+
+/// Every message waiting in `queue`: (body, message group).
+async fn messages(clients: &AwsClients, queue: &str) -> Vec<(Value, Option<String>)> {
+    let mut all = Vec::new();
+    loop {
+        let page = clients
+            .sqs
+            .receive_message()
+            .queue_url(queue)
+            .max_number_of_messages(10)
+            .message_system_attribute_names(MessageSystemAttributeName::MessageGroupId)
+            .send()
+            .await
+            .unwrap();
+        let received = page.messages.unwrap_or_default();
+        if received.is_empty() {
+            return all;
+        }
+        for message in received {
+            let group = message
+                .attributes
+                .as_ref()
+                .and_then(|a| a.get(&MessageSystemAttributeName::MessageGroupId).cloned());
+            all.push((
+                serde_json::from_str(message.body().unwrap()).unwrap(),
+                group,
+            ));
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_run_starts_one_execution_however_often_it_is_delivered() {
+    let clients = AwsClients::new(&aws_config::load_from_env().await);
+    let arn = state_machine(&clients).await;
+    let world = world_of(workflows("orders", Target::StateMachine(arn.clone()))).await;
+    let first = delivered(trigger(&world, "e1", "orders").await);
+    let execution = execution_arn(&arn, "wr_e1_0");
+    assert_eq!(first["execution_arn"], json!(execution), "{first}");
+
+    // The action again, later (an actions function that crashed after StartExecution,
+    // a redelivered stream record): the run is planned anew, and starts nothing new.
+    world.clock.advance_ms(60_000);
+    let again = delivered(trigger(&world, "e1", "orders").await);
+    assert_eq!(again["execution_arn"], json!(execution), "{again}");
+    // Once the execution has ended, Step Functions answers ExecutionAlreadyExists:
+    // still the same run, already started.
+    world
+        .clients
+        .sfn
+        .stop_execution()
+        .execution_arn(&execution)
+        .send()
+        .await
+        .unwrap();
+    let after_end = delivered(trigger(&world, "e1", "orders").await);
+    assert_eq!(after_end["execution_arn"], json!(execution));
+    assert_eq!(after_end["already_started"], json!(true));
+
+    let executions = world
+        .clients
+        .sfn
+        .list_executions()
+        .state_machine_arn(&arn)
+        .send()
+        .await
+        .unwrap()
+        .executions;
+    assert_eq!(executions.len(), 1, "{executions:?}");
+    let input = world
+        .clients
+        .sfn
+        .describe_execution()
+        .execution_arn(&execution)
+        .send()
+        .await
+        .unwrap()
+        .input
+        .unwrap();
+    assert_eq!(
+        serde_json::from_str::<Value>(&input).unwrap(),
+        run_input("e1", "orders")
+    );
+
+    // Another event's run is another execution.
+    let other = delivered(trigger(&world, "e2", "orders").await);
+    assert_eq!(
+        other["execution_arn"],
+        json!(execution_arn(&arn, "wr_e2_0"))
+    );
+}
+
+#[tokio::test]
+async fn a_state_machine_that_does_not_exist_fails_the_action_once_and_says_so() {
+    let missing = "arn:aws:states:us-east-1:123456789012:stateMachine:no-such-machine";
+    let world = world_of(workflows("orders", Target::StateMachine(missing.into()))).await;
+    match trigger(&world, "e1", "orders").await {
+        ActionOutcome::Failed { error, retryable } => {
+            assert!(!retryable, "{error}");
+            assert!(
+                error.contains("no-such-machine") && error.contains("StateMachineDoesNotExist"),
+                "{error}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_bus_run_reaches_the_queue_its_rule_routes_to_and_refusals_fail_the_action() {
+    let clients = AwsClients::new(&aws_config::load_from_env().await);
+    let bus = common::unique_name("billing");
+    clients
+        .eventbridge
+        .create_event_bus()
+        .name(&bus)
+        .send()
+        .await
+        .unwrap();
+    let (queue_url, queue_arn) = queue(&clients, &common::unique_name("bus-runs"), false).await;
+    let rule = common::unique_name("inlet-runs");
+    clients
+        .eventbridge
+        .put_rule()
+        .name(&rule)
+        .event_bus_name(&bus)
+        .event_pattern(r#"{"source": ["inlet.shop"]}"#)
+        .send()
+        .await
+        .unwrap();
+    clients
+        .eventbridge
+        .put_targets()
+        .rule(&rule)
+        .event_bus_name(&bus)
+        .targets(
+            aws_sdk_eventbridge::types::Target::builder()
+                .id("queue")
+                .arn(&queue_arn)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+
+    let world = world_of(workflows("invoices", Target::EventBus(bus.clone()))).await;
+    let delivery = delivered(trigger(&world, "e1", "invoices").await);
+    assert!(delivery["event_id"].is_string(), "{delivery}");
+    let received = messages(&clients, &queue_url).await;
+    assert_eq!(received.len(), 1, "{received:?}");
+    let event = &received[0].0;
+    assert_eq!(event["source"], "inlet.shop");
+    assert_eq!(event["detail-type"], "invoices");
+    assert_eq!(event["id"], delivery["event_id"]);
+    assert_eq!(event["detail"], run_input("e1", "invoices"));
+
+    // A bus that does not exist: the request is refused, the action fails at once.
+    let nowhere = world_of(workflows(
+        "invoices",
+        Target::EventBus("no-such-bus".into()),
+    ))
+    .await;
+    match trigger(&nowhere, "e2", "invoices").await {
+        ActionOutcome::Failed { error, retryable } => {
+            assert!(!retryable && error.contains("no-such-bus"), "{error}");
+        }
+        other => panic!("{other:?}"),
+    }
+
+    // A 200 answer whose entry failed is a failure with the entry's code, not a success.
+    let targets = AwsTargets::new(&clients, Targets::default());
+    let nameless = WorkflowRun {
+        id: "wr_e3_0".into(),
+        workflow_key: String::new(),
+        recipients: vec![RecipientRef::User("u1".into())],
+        actor: None,
+        tenant: None,
+        data: Default::default(),
+        cancellation_key: None,
+        status: "triggered".into(),
+        event_id: "e3".into(),
+        created_at_ms: 0,
+    };
+    match targets
+        .deliver(&Target::EventBus(bus.clone()), "shop", &nameless)
+        .await
+    {
+        Err(InvokeError::Permanent(error)) => {
+            assert!(error.contains("InvalidArgument"), "{error}")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(messages(&clients, &queue_url).await.is_empty());
+}
+
+#[tokio::test]
+async fn a_fifo_queue_keeps_one_message_per_run_in_the_recipient_s_group() {
+    let clients = AwsClients::new(&aws_config::load_from_env().await);
+    let (url, _) = queue(
+        &clients,
+        &format!("{}.fifo", common::unique_name("runs")),
+        true,
+    )
+    .await;
+    let world = world_of(workflows(
+        "digest",
+        Target::Queue {
+            url: url.clone(),
+            group_by: QueueGroup::Recipient,
+        },
+    ))
+    .await;
+    let first = delivered(trigger(&world, "e1", "digest").await);
+    assert!(first["message_id"].is_string(), "{first}");
+    world.clock.advance_ms(1_000);
+    delivered(trigger(&world, "e1", "digest").await);
+    delivered(trigger(&world, "e2", "digest").await);
+    let received = messages(&clients, &url).await;
+    assert_eq!(
+        received,
+        [
+            (run_input("e1", "digest"), Some("u1".to_string())),
+            (run_input("e2", "digest"), Some("u1".to_string())),
+        ],
+        "one message per run, the redelivery dropped"
+    );
+}
+
+#[tokio::test]
+async fn without_a_target_a_run_is_only_recorded() {
+    let world = world_of(Targets::default()).await;
+    match trigger(&world, "e1", "orders").await {
+        ActionOutcome::Succeeded(result) => {
+            assert_eq!(result["workflow_run_id"], "wr_e1_0");
+            assert!(result.get("delivery").is_none(), "{result}");
+        }
+        other => panic!("{other:?}"),
+    }
+    let targets = AwsTargets::new(&world.clients, Targets::default());
+    let run = WorkflowRun {
+        id: "wr_x_0".into(),
+        workflow_key: "orders".into(),
+        recipients: Vec::new(),
+        actor: None,
+        tenant: None,
+        data: Default::default(),
+        cancellation_key: None,
+        status: "triggered".into(),
+        event_id: "x".into(),
+        created_at_ms: 0,
+    };
+    assert_eq!(targets.deliver_run("shop", &run).await.unwrap(), None);
+}
