@@ -383,3 +383,64 @@ async fn without_a_target_a_run_is_only_recorded() {
     };
     assert_eq!(targets.deliver_run("shop", &run).await.unwrap(), None);
 }
+
+/// The deployed path: `inlet config push --targets` (the real binary) validates and
+/// stores the targets; the stack's actions function reads them from its config table.
+#[tokio::test]
+async fn a_stack_delivers_runs_to_the_targets_config_push_stored() {
+    let stack = common::aws::Stack::for_environment("targets").await;
+    let env = stack.names.environment.clone();
+    let clients = AwsClients::new(&stack.sdk);
+    let arn = state_machine(&clients).await;
+    let ws = common::Workspace::new();
+    let dir = tempfile::tempdir().unwrap();
+    let push = |targets: &str| {
+        let file = dir.path().join("targets.yaml");
+        std::fs::write(&file, targets).unwrap();
+        let out = std::process::Command::new(common::inlet_binary())
+            .args(["config", "push", "--env", &env, "--sources"])
+            .arg(ws.sources())
+            .arg("--targets")
+            .arg(&file)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string()
+            + &*String::from_utf8_lossy(&out.stderr);
+        (out.status.success(), text)
+    };
+    let (ok, said) = push("workflows:\n  orders: { state_machine: \"arn:aws:lambda:x\" }\n");
+    assert!(
+        !ok && said.contains("the targets file has problems"),
+        "{said}"
+    );
+    assert!(said.contains("a state machine ARN"), "{said}");
+    let (ok, said) = push(&format!(
+        "workflows:\n  orders: {{ state_machine: \"{arn}\" }}\n"
+    ));
+    assert!(ok, "{said}");
+    assert!(
+        said.contains("Pushed the targets: 1 workflow(s), 0 function(s)."),
+        "{said}"
+    );
+
+    let function = inlet_aws::actions::ActionsFunction::new(&clients, &stack.names);
+    let event = EventRecord {
+        id: "e1".into(),
+        ..EventRecord::received("shop", &env, 1_700_000_000_000, i64::MAX)
+    };
+    let action = PlannedAction {
+        index: 0,
+        action: ActionKind::WorkflowsTrigger,
+        params: Default::default(),
+        payload: json!({"key": "orders", "recipients": ["u1"], "data": {"total": 5}}),
+        skipped: None,
+    };
+    match function.executor.execute(&event, &action).await {
+        ActionOutcome::Succeeded(result) => assert_eq!(
+            result["delivery"]["execution_arn"],
+            json!(execution_arn(&arn, "wr_e1_0")),
+            "{result}"
+        ),
+        other => panic!("{other:?}"),
+    }
+}

@@ -16,17 +16,21 @@
 //! then sends the batch's location to the stack's on-failure queue, while the action
 //! log shows which actions are still `planned`. A store error that retrying cannot
 //! cure (a malformed item) is reported at once.
+//!
+//! Workflow runs and `lambda_invoke` calls go to the targets pushed to the config table
+//! ([`crate::targets`]).
 
 use crate::StackNames;
 use crate::clients::{AwsClients, ClientSettings};
+use crate::config_table::ConfigTable;
 use crate::directory::DynamoDirectory;
 use crate::events::{QUEUE_ATTRIBUTE, queued_event_id};
-use crate::targets::AwsTargets;
+use crate::targets::{AwsTargets, TargetsFrom};
 use aws_lambda_events::event::dynamodb::{Event, EventRecord as StreamRecord};
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use inlet_core::clock::{Clock, SystemClock};
-use inlet_core::config::Targets;
 use inlet_core::executor::{ActionExecutor, PlanRun};
+use inlet_core::script::{ScriptEngine, ScriptLimits};
 use inlet_core::store::{EventLog, StoreError};
 use std::sync::Arc;
 use std::time::Duration;
@@ -72,7 +76,15 @@ impl ActionsFunction {
                     client: clients.dynamodb.clone(),
                     table: names.directory_table.clone(),
                 }),
-                targets: Arc::new(AwsTargets::new(clients, Targets::default())),
+                targets: Arc::new(AwsTargets::from(
+                    clients,
+                    TargetsFrom::Table(Arc::new(ConfigTable::new(
+                        clients.dynamodb.clone(),
+                        names.config_table.clone(),
+                        Arc::new(ScriptEngine::new(ScriptLimits::default())),
+                        clock.clone(),
+                    ))),
+                )),
                 clock,
             },
             events: Arc::new(clients.event_log(names)),

@@ -6,6 +6,11 @@
 //! 30 s per execution environment; a new bundle is compiled once, scripts
 //! being cached by content hash.
 //!
+//! `inlet config push --targets FILE` writes the targets file (where workflow runs go)
+//! as one more item; the actions function reads it, re-reading it after 30 s like the
+//! ingest function its bundle. A stack that was never given one has no targets: its
+//! runs are recorded only.
+//!
 //! A token rotation ([`ConfigTable::rotate`]) writes a new token and gives the ones it
 //! replaces a `retires_at_ms`: they keep working until then and are refused after it
 //! (checked on every request, cached or not). A new token reaches warm ingest
@@ -17,7 +22,7 @@ use crate::item::{Item, get_n, get_s, n, s};
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue;
 use inlet_core::clock::Clock;
-use inlet_core::config::{Catalog, ConfigErrors, SourceFile, load_sources};
+use inlet_core::config::{Catalog, ConfigErrors, SourceFile, Targets, load_sources, parse_targets};
 use inlet_core::pipeline::{Route, TokenEntry};
 use inlet_core::script::ScriptEngine;
 use inlet_core::store::StoreError;
@@ -60,6 +65,7 @@ pub struct ConfigTable {
     pub engine: Arc<ScriptEngine>,
     pub clock: Arc<dyn Clock>,
     catalog: Mutex<Option<(i64, String, Arc<Catalog>)>>,
+    targets: Mutex<Option<(i64, Arc<Targets>)>>,
     tokens: Mutex<HashMap<String, (i64, Option<RetiringRoute>)>>,
 }
 
@@ -76,6 +82,7 @@ impl ConfigTable {
             engine,
             clock,
             catalog: Mutex::default(),
+            targets: Mutex::default(),
             tokens: Mutex::default(),
         }
     }
@@ -98,6 +105,48 @@ impl ConfigTable {
             .await
             .map_err(|e| store_error("push config", e))?;
         Ok(())
+    }
+
+    /// Writes the targets file (validated by the caller).
+    pub async fn push_targets(&self, text: &str) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s("CONFIG"))
+            .item("sk", s("TARGETS"))
+            .item("file", s(text.to_string()))
+            .send()
+            .await
+            .map_err(|e| store_error("push targets", e))?;
+        Ok(())
+    }
+
+    /// The pushed targets (none when none were pushed), from cache when fresh.
+    pub async fn targets(&self) -> Result<Arc<Targets>, ConfigTableError> {
+        let now = self.clock.now_ms();
+        if let Some((at, targets)) = &*self.targets.lock().expect("targets cache poisoned")
+            && now - at < CONFIG_CACHE_MS
+        {
+            return Ok(targets.clone());
+        }
+        let item = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s("CONFIG"))
+            .key("sk", s("TARGETS"))
+            .send()
+            .await
+            .map_err(|e| store_error("read targets", e))?
+            .item;
+        let targets = match item {
+            Some(item) => parse_targets(get_s(&item, "file")?, Path::new("targets (pushed)"))
+                .map_err(ConfigTableError::Invalid)?,
+            None => Targets::default(),
+        };
+        let targets = Arc::new(targets);
+        *self.targets.lock().expect("targets cache poisoned") = Some((now, targets.clone()));
+        Ok(targets)
     }
 
     pub async fn tokens(&self) -> Result<Vec<StoredToken>, StoreError> {

@@ -5,6 +5,8 @@
 //!   answer. A `functions:` entry naming a function stands for it; a call with no entry
 //!   goes to the function of that name (on a stack the actions function may only call
 //!   functions named `inlet-<env>-target-*`).
+//! - The targets come from a targets file (`inlet dev --targets`) or, on a stack, from
+//!   the one `inlet config push --targets` stored in the config table ([`TargetsFrom`]).
 //! - A workflow's run goes to its `workflows:` target; a workflow with none only records
 //!   its runs in the directory. What a target receives is [`run_input`]: the same bytes
 //!   on every delivery of a run, so a redelivery is recognised where the service can:
@@ -27,6 +29,7 @@
 //! malformed request fails the action at once, with the service's message.
 
 use crate::clients::AwsClients;
+use crate::config_table::{ConfigTable, ConfigTableError};
 use crate::error::store_error;
 use async_trait::async_trait;
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
@@ -38,6 +41,7 @@ use inlet_core::directory::{RecipientRef, WorkflowRun};
 use inlet_core::executor::{InvokeError, TargetInvoker};
 use inlet_core::store::StoreError;
 use serde_json::{Value, json};
+use std::sync::Arc;
 
 /// The codes of an entry of a `PutEvents` answer that may pass if put again.
 const RETRYABLE_ENTRY_CODES: [&str; 3] = [
@@ -51,17 +55,42 @@ pub struct AwsTargets {
     pub sfn: aws_sdk_sfn::Client,
     pub eventbridge: aws_sdk_eventbridge::Client,
     pub sqs: aws_sdk_sqs::Client,
-    pub targets: Targets,
+    pub targets: TargetsFrom,
+}
+
+/// Where an [`AwsTargets`] learns its targets.
+pub enum TargetsFrom {
+    /// A targets file, read once (`inlet dev --targets`).
+    File(Arc<Targets>),
+    /// The targets pushed to a stack's config table, re-read after 30 s.
+    Table(Arc<ConfigTable>),
 }
 
 impl AwsTargets {
+    /// Targets of a file.
     pub fn new(clients: &AwsClients, targets: Targets) -> Self {
+        Self::from(clients, TargetsFrom::File(Arc::new(targets)))
+    }
+
+    pub fn from(clients: &AwsClients, targets: TargetsFrom) -> Self {
         AwsTargets {
             lambda: clients.lambda.clone(),
             sfn: clients.sfn.clone(),
             eventbridge: clients.eventbridge.clone(),
             sqs: clients.sqs.clone(),
             targets,
+        }
+    }
+
+    /// The targets now. A config table that does not answer is retryable: the run is
+    /// delivered when it answers again.
+    async fn current(&self) -> Result<Arc<Targets>, InvokeError> {
+        match &self.targets {
+            TargetsFrom::File(targets) => Ok(targets.clone()),
+            TargetsFrom::Table(table) => table.targets().await.map_err(|e| match e {
+                ConfigTableError::Store(e) => invoke_error(e),
+                other => InvokeError::Permanent(other.to_string()),
+            }),
         }
     }
 
@@ -222,7 +251,8 @@ impl AwsTargets {
 #[async_trait]
 impl TargetInvoker for AwsTargets {
     async fn invoke_function(&self, function: &str, payload: &Value) -> Result<Value, InvokeError> {
-        let name = match self.targets.functions.get(function) {
+        let targets = self.current().await?;
+        let name = match targets.functions.get(function) {
             None => function,
             Some(Target::Function(name)) => name,
             Some(other) => {
@@ -241,7 +271,7 @@ impl TargetInvoker for AwsTargets {
         source: &str,
         run: &WorkflowRun,
     ) -> Result<Option<Value>, InvokeError> {
-        match self.targets.workflows.get(&run.workflow_key) {
+        match self.current().await?.workflows.get(&run.workflow_key) {
             Some(target) => self.deliver(target, source, run).await.map(Some),
             None => Ok(None),
         }

@@ -10,7 +10,7 @@ use inlet_aws::StackNames;
 use inlet_aws::clients::{AwsClients, ClientSettings};
 use inlet_aws::config_table::ConfigTable;
 use inlet_core::clock::{Clock, SystemClock};
-use inlet_core::config::load_dir;
+use inlet_core::config::{Targets, load_dir, load_targets};
 use inlet_core::script::{ScriptEngine, ScriptLimits};
 use inlet_core::store::{EventLog, EventQuery, list_across};
 use inlet_core::tokens::TokenStore;
@@ -24,6 +24,8 @@ pub struct PushReport {
     pub new_tokens: usize,
     /// (source, token) of every source environment of `environment`.
     pub tokens: Vec<(String, String)>,
+    /// The targets pushed, if a targets file was given.
+    pub targets: Option<Targets>,
 }
 
 async fn config_table(names: &StackNames) -> ConfigTable {
@@ -36,13 +38,28 @@ async fn config_table(names: &StackNames) -> ConfigTable {
     )
 }
 
-/// Validates `sources` like `inlet check`, writes every file of it to the config table,
-/// and creates tokens for source environments of `environment` that have none.
-pub async fn push(sources: &Path, names: &StackNames) -> anyhow::Result<PushReport> {
+/// Validates `sources` like `inlet check` (and the targets file, if given), writes
+/// every file of it (and the targets) to the config table, and creates tokens for
+/// source environments of `environment` that have none.
+pub async fn push(
+    sources: &Path,
+    targets_file: Option<&Path>,
+    names: &StackNames,
+) -> anyhow::Result<PushReport> {
     let engine = ScriptEngine::new(ScriptLimits::default());
     let catalog = load_dir(sources, &engine).map_err(|errors| {
         anyhow::anyhow!("the source config has problems (nothing was pushed):\n{errors}")
     })?;
+    let targets = match targets_file {
+        Some(file) => {
+            let targets = load_targets(file).map_err(|errors| {
+                anyhow::anyhow!("the targets file has problems (nothing was pushed):\n{errors}")
+            })?;
+            let text = std::fs::read_to_string(file)?;
+            Some((targets, text))
+        }
+        None => None,
+    };
     let mut files = Vec::new();
     for entry in
         std::fs::read_dir(sources).with_context(|| format!("reading {}", sources.display()))?
@@ -67,6 +84,9 @@ pub async fn push(sources: &Path, names: &StackNames) -> anyhow::Result<PushRepo
             names.config_table
         )
     })?;
+    if let Some((_, text)) = &targets {
+        table.push_targets(text).await?;
+    }
     let pairs: Vec<(String, String)> = catalog
         .environments()
         .filter(|(_, e)| *e == names.environment)
@@ -89,6 +109,7 @@ pub async fn push(sources: &Path, names: &StackNames) -> anyhow::Result<PushRepo
         files: files.len(),
         new_tokens,
         tokens,
+        targets: targets.map(|(targets, _)| targets),
     })
 }
 

@@ -72,20 +72,26 @@ impl Target {
 
 /// Reads and validates a targets file; every problem is reported with its line.
 pub fn load_targets(file: &Path) -> Result<Targets, ConfigErrors> {
+    let text = std::fs::read_to_string(file).map_err(|e| {
+        ConfigErrors(vec![ConfigError {
+            file: file.to_path_buf(),
+            line: 0,
+            message: format!("cannot read the targets file: {e}"),
+            fix: "pass an existing file to --targets".into(),
+        }])
+    })?;
+    parse_targets(&text, file)
+}
+
+/// Validates the text of a targets file (`file` names it in the errors).
+pub fn parse_targets(text: &str, file: &Path) -> Result<Targets, ConfigErrors> {
     let fail = |line: usize, message: String, fix: &str| ConfigError {
         file: file.to_path_buf(),
         line,
         message,
         fix: fix.to_string(),
     };
-    let text = std::fs::read_to_string(file).map_err(|e| {
-        ConfigErrors(vec![fail(
-            0,
-            format!("cannot read the targets file: {e}"),
-            "pass an existing file to --targets",
-        )])
-    })?;
-    let root = yaml::parse(&text).map_err(|e| {
+    let root = yaml::parse(text).map_err(|e| {
         ConfigErrors(vec![fail(
             e.line,
             e.message,

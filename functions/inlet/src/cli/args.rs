@@ -198,6 +198,11 @@ pub struct PushArgs {
     /// The stack's `WebhookBaseUrl` output, to print full URLs.
     #[arg(long)]
     pub base_url: Option<String>,
+    /// A targets file (where workflow runs go: state machines, event buses, queues,
+    /// functions), validated and stored for the actions function. Without it the
+    /// stack keeps the targets it has.
+    #[arg(long)]
+    pub targets: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -62,11 +62,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 
 async fn config_push(args: PushArgs) -> anyhow::Result<ExitCode> {
     let names = inlet_aws::StackNames::for_environment(&args.env);
-    let report = crate::aws_cli::push(&args.sources, &names).await?;
+    let report = crate::aws_cli::push(&args.sources, args.targets.as_deref(), &names).await?;
     println!(
         "Pushed {} file(s) to {}; {} new token(s).",
         report.files, names.config_table, report.new_tokens
     );
+    if let Some(targets) = &report.targets {
+        println!(
+            "Pushed the targets: {} workflow(s), {} function(s).",
+            targets.workflows.len(),
+            targets.functions.len()
+        );
+    }
     print_stack_urls(&report.tokens, args.base_url.as_deref(), &args.env);
     Ok(ExitCode::SUCCESS)
 }
