@@ -60,6 +60,16 @@ fn workflows(key: &str, target: Target) -> Targets {
 
 /// Runs event `event_id`'s trigger of `workflow` for `u1` (action 0).
 async fn trigger(world: &World, event_id: &str, workflow: &str) -> ActionOutcome {
+    let payload = json!({"key": workflow, "recipients": ["u1"], "data": {"total": 5}});
+    run_action(world, event_id, ActionKind::WorkflowsTrigger, payload).await
+}
+
+async fn run_action(
+    world: &World,
+    event_id: &str,
+    action: ActionKind,
+    payload: Value,
+) -> ActionOutcome {
     let event = EventRecord {
         id: event_id.into(),
         event_type: Some("order.placed".into()),
@@ -67,9 +77,9 @@ async fn trigger(world: &World, event_id: &str, workflow: &str) -> ActionOutcome
     };
     let action = PlannedAction {
         index: 0,
-        action: ActionKind::WorkflowsTrigger,
+        action,
         params: Default::default(),
-        payload: json!({"key": workflow, "recipients": ["u1"], "data": {"total": 5}}),
+        payload,
         skipped: None,
     };
     world.executor.execute(&event, &action).await
@@ -443,4 +453,64 @@ async fn a_stack_delivers_runs_to_the_targets_config_push_stored() {
         ),
         other => panic!("{other:?}"),
     }
+}
+
+#[tokio::test]
+async fn a_cancel_stops_the_executions_of_its_key_and_only_those() {
+    let clients = AwsClients::new(&aws_config::load_from_env().await);
+    let arn = state_machine(&clients).await;
+    let world = world_of(workflows("orders", Target::StateMachine(arn.clone()))).await;
+    for (event_id, cancellation_key) in [("e1", "order-1"), ("e2", "order-1"), ("e3", "order-2")] {
+        let payload = json!({"key": "orders", "recipients": ["u1"], "data": {"total": 5},
+                             "cancellation_key": cancellation_key});
+        let outcome = run_action(&world, event_id, ActionKind::WorkflowsTrigger, payload).await;
+        assert!(
+            matches!(outcome, ActionOutcome::Succeeded(_)),
+            "{outcome:?}"
+        );
+    }
+    let cancel = json!({"key": "orders", "cancellation_key": "order-1"});
+    let stopped = match run_action(&world, "c1", ActionKind::WorkflowsCancel, cancel.clone()).await
+    {
+        ActionOutcome::Succeeded(result) => result["stopped"].clone(),
+        other => panic!("{other:?}"),
+    };
+    let mut executions: Vec<String> =
+        serde_json::from_value(stopped["executions"].clone()).unwrap();
+    executions.sort();
+    assert_eq!(
+        executions,
+        [
+            execution_arn(&arn, "wr_e1_0"),
+            execution_arn(&arn, "wr_e2_0")
+        ]
+    );
+    let status = |run: &'static str| {
+        let execution = execution_arn(&arn, run);
+        let sfn = clients.sfn.clone();
+        async move {
+            sfn.describe_execution()
+                .execution_arn(execution)
+                .send()
+                .await
+                .unwrap()
+                .status
+                .as_str()
+                .to_string()
+        }
+    };
+    assert_eq!(status("wr_e1_0").await, "ABORTED");
+    assert_eq!(status("wr_e2_0").await, "ABORTED");
+    assert_eq!(
+        status("wr_e3_0").await,
+        "RUNNING",
+        "another cancellation key"
+    );
+
+    // Delivered again, the cancellation stops nothing new and still succeeds.
+    match run_action(&world, "c1", ActionKind::WorkflowsCancel, cancel).await {
+        ActionOutcome::Succeeded(_) => {}
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(status("wr_e3_0").await, "RUNNING");
 }

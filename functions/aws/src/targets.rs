@@ -23,6 +23,10 @@
 //!     or the first recipient ([`QueueGroup`]). Elsewhere at least once.
 //!   - **function**: invoked asynchronously (`Event`): Lambda queues it and retries the
 //!     function's own failures. At least once.
+//! - `workflows_cancel` stops the executions of the runs it cancelled when their
+//!   workflow's target is a state machine (`StopExecution`; the action's result lists
+//!   them under `stopped`); for the other kinds the cancellation is recorded in the
+//!   directory only.
 //!
 //! Errors: throttling, server errors and lost connections are retryable (the action is
 //! tried again, see the executor); a missing target, a refused permission or a
@@ -275,6 +279,59 @@ impl TargetInvoker for AwsTargets {
             Some(target) => self.deliver(target, source, run).await.map(Some),
             None => Ok(None),
         }
+    }
+
+    async fn cancel_runs(
+        &self,
+        _source: &str,
+        runs: &[WorkflowRun],
+    ) -> Result<Option<Value>, InvokeError> {
+        let Some(first) = runs.first() else {
+            return Ok(None);
+        };
+        match self.current().await?.workflows.get(&first.workflow_key) {
+            Some(Target::StateMachine(arn)) => self.stop_executions(arn, runs).await.map(Some),
+            _ => Ok(None),
+        }
+    }
+}
+
+impl AwsTargets {
+    /// Stops the executions of `runs`. Stopping one that has already ended changes
+    /// nothing, so a redelivered cancellation stops nothing new; a run whose execution
+    /// never started is named as such.
+    async fn stop_executions(
+        &self,
+        state_machine: &str,
+        runs: &[WorkflowRun],
+    ) -> Result<Value, InvokeError> {
+        let (mut stopped, mut never_started) = (Vec::new(), Vec::new());
+        for run in runs {
+            let execution = execution_arn(state_machine, &run.id);
+            match self
+                .sfn
+                .stop_execution()
+                .execution_arn(&execution)
+                .send()
+                .await
+            {
+                Ok(_) => stopped.push(execution),
+                Err(e) if e.code() == Some("ExecutionDoesNotExist") => {
+                    never_started.push(run.id.clone())
+                }
+                Err(e) => {
+                    return Err(invoke_error(store_error(
+                        &format!("stop execution {execution}"),
+                        e,
+                    )));
+                }
+            }
+        }
+        Ok(json!({
+            "target": "state_machine",
+            "executions": stopped,
+            "never_started": never_started,
+        }))
     }
 }
 

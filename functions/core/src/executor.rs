@@ -56,6 +56,15 @@ pub trait TargetInvoker: Send + Sync {
         source: &str,
         run: &WorkflowRun,
     ) -> Result<Option<Value>, InvokeError>;
+    /// Tells the targets of `runs` (all of one workflow, just cancelled in the
+    /// directory) to stop them; `Ok(None)` when their target cannot stop anything.
+    async fn cancel_runs(
+        &self,
+        _source: &str,
+        _runs: &[WorkflowRun],
+    ) -> Result<Option<Value>, InvokeError> {
+        Ok(None)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -101,11 +110,16 @@ fn from_invoke(e: InvokeError) -> ActionOutcome {
     }
 }
 
+/// How many of a workflow's newest runs a cancellation looks at to tell their targets.
+const MAX_CANCELLED_RUNS: usize = 1_000;
+
 /// The work one action amounts to.
 struct Work {
     changes: Vec<DirectoryChange>,
     result: Value,
     run: Option<WorkflowRun>,
+    /// A cancellation's change, whose runs' targets are told once it is applied.
+    cancel: Option<DirectoryChange>,
 }
 
 /// How one run over an event's remaining plan ended.
@@ -259,7 +273,50 @@ impl ActionExecutor {
                 Err(e) => return from_invoke(e),
             }
         }
+        if let Some(cancel) = &work.cancel {
+            let runs = match self.cancelled_runs(env, cancel).await {
+                Ok(runs) => runs,
+                Err(e) => return from_directory(e),
+            };
+            match self.targets.cancel_runs(&event.source, &runs).await {
+                Ok(Some(answer)) => result["stopped"] = answer,
+                Ok(None) => {}
+                Err(e) => return from_invoke(e),
+            }
+        }
         ActionOutcome::Succeeded(result)
+    }
+
+    /// The runs a cancellation has marked `cancelled` (of its workflow and cancellation
+    /// key, and including one of its recipients when it names them); a redelivered
+    /// cancellation finds the same runs, and their targets are told again.
+    async fn cancelled_runs(
+        &self,
+        environment: &str,
+        cancel: &DirectoryChange,
+    ) -> Result<Vec<WorkflowRun>, DirectoryError> {
+        let DirectoryChange::CancelWorkflowRuns {
+            workflow_key,
+            cancellation_key,
+            recipients,
+        } = cancel
+        else {
+            return Ok(Vec::new());
+        };
+        let runs = self
+            .directory
+            .workflow_runs(environment, Some(workflow_key), MAX_CANCELLED_RUNS)
+            .await?;
+        Ok(runs
+            .into_iter()
+            .filter(|run| {
+                run.status == "cancelled"
+                    && run.cancellation_key.as_ref() == Some(cancellation_key)
+                    && recipients
+                        .as_ref()
+                        .is_none_or(|only| run.recipients.iter().any(|r| only.contains(r)))
+            })
+            .collect())
     }
 
     /// The directory changes (and the workflow run, if any) one action amounts to, and
@@ -273,6 +330,7 @@ impl ActionExecutor {
     ) -> Result<Work, ActionOutcome> {
         let mut changes = Vec::new();
         let mut run = None;
+        let mut cancel = None;
         let result = match payload {
             Action::UsersIdentify(user) => {
                 let properties = properties_of(fields, &["id"]);
@@ -387,11 +445,13 @@ impl ActionExecutor {
             }) => {
                 // Cancelling changes no recipient: inline ones are not identified.
                 let recipients = list.map(|list| recipients(&list, &mut Vec::new()));
-                changes.push(DirectoryChange::CancelWorkflowRuns {
+                let change = DirectoryChange::CancelWorkflowRuns {
                     workflow_key: key.clone(),
                     cancellation_key: cancellation_key.clone(),
                     recipients,
-                });
+                };
+                cancel = Some(change.clone());
+                changes.push(change);
                 json!({ "workflow": key, "cancellation_key": cancellation_key })
             }
             Action::WorkflowsTrigger(trigger) => {
@@ -458,6 +518,7 @@ impl ActionExecutor {
             changes,
             result,
             run,
+            cancel,
         })
     }
 }

@@ -120,4 +120,15 @@ impl TargetInvoker for HttpTargets {
         let body = serde_json::to_value(run).expect("a run serialises");
         self.post(&what, target, &body).await.map(Some)
     }
+
+    async fn cancel_runs(
+        &self,
+        source: &str,
+        runs: &[WorkflowRun],
+    ) -> Result<Option<Value>, InvokeError> {
+        match &self.aws {
+            Some(aws) => aws.cancel_runs(source, runs).await,
+            None => Ok(None),
+        }
+    }
 }
