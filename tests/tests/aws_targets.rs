@@ -432,6 +432,13 @@ async fn a_stack_delivers_runs_to_the_targets_config_push_stored() {
         said.contains("Pushed the targets: 1 workflow(s), 0 function(s)."),
         "{said}"
     );
+    // The emulator's state machine is not named inlet-<env>-*: a deployed stack's policy
+    // would refuse it, and the push says so.
+    assert!(
+        said.contains("warning: workflow `orders` goes to `")
+            && said.contains(&format!("name it `inlet-{env}-*`")),
+        "{said}"
+    );
 
     let function = inlet_aws::actions::ActionsFunction::new(&clients, &stack.names);
     let event = EventRecord {

@@ -457,3 +457,96 @@ fn ingest_concurrency_and_the_webhook_route_s_throttle_are_set_only_when_asked()
         }})
     );
 }
+
+/// The actions function may reach the workflow targets a stack's targets file names —
+/// state machines (and their executions, to stop them), event buses and queues named
+/// `inlet-<env>-*`, functions named `inlet-<env>-target-*` — and nothing else; and
+/// `inlet config push` warns about exactly the targets this policy leaves out.
+#[test]
+fn the_actions_function_reaches_the_workflow_targets_push_accepts_and_no_others() {
+    use inlet_core::config::{QueueGroup, Target, Targets};
+    let template = expanded();
+    let policies = template["Resources"]["ActionsFunctionRole"]["Properties"]["Policies"]
+        .as_array()
+        .unwrap();
+    let statements: Vec<&Value> = policies
+        .iter()
+        .flat_map(|p| p["PolicyDocument"]["Statement"].as_array().unwrap())
+        .collect();
+    // Each action's resources, as deployed to account 123456789012 in us-east-1 for the
+    // environment `prod`.
+    let allowed = |action: &str| -> Vec<String> {
+        statements
+            .iter()
+            .filter(|s| s["Action"].as_array().unwrap().iter().any(|a| a == action))
+            // The stack's own resources (the failure queue) are named by reference.
+            .filter_map(|s| s["Resource"]["Fn::Sub"].as_str())
+            .map(|pattern| {
+                pattern
+                    .replace("${AWS::Partition}", "aws")
+                    .replace("${AWS::Region}", "us-east-1")
+                    .replace("${AWS::AccountId}", "123456789012")
+                    .replace("${Environment}", "prod")
+            })
+            .collect()
+    };
+    // IAM's wildcard: `*` matches any run of characters.
+    fn matches(pattern: &str, arn: &str) -> bool {
+        match pattern.split_once('*') {
+            None => pattern == arn,
+            Some((head, rest)) => {
+                arn.starts_with(head)
+                    && (0..=arn.len() - head.len()).any(|i| matches(rest, &arn[head.len() + i..]))
+            }
+        }
+    }
+    let reaches = |action: &str, arn: &str| allowed(action).iter().any(|p| matches(p, arn));
+    let machine = |name: &str| format!("arn:aws:states:us-east-1:123456789012:stateMachine:{name}");
+    let queue = |name: &str| format!("https://sqs.us-east-1.amazonaws.com/123456789012/{name}");
+    let targets = |name: &str| Targets {
+        workflows: [
+            ("a".to_string(), Target::StateMachine(machine(name))),
+            ("b".to_string(), Target::EventBus(name.to_string())),
+            (
+                "c".to_string(),
+                Target::Queue {
+                    url: queue(name),
+                    group_by: QueueGroup::Workflow,
+                },
+            ),
+        ]
+        .into(),
+        ..Default::default()
+    };
+    for (name, reachable) in [
+        ("inlet-prod-orders", true),
+        ("orders", false),
+        ("inlet-dev-orders", false),
+    ] {
+        let warned = inlet_aws::targets::unreachable_from_stack(&targets(name), "prod");
+        assert_eq!(warned.is_empty(), reachable, "{name}: {warned:?}");
+        assert_eq!(
+            reaches("states:StartExecution", &machine(name)),
+            reachable,
+            "{name}"
+        );
+        let execution = format!("arn:aws:states:us-east-1:123456789012:execution:{name}:wr_e1_0");
+        assert_eq!(
+            reaches("states:StopExecution", &execution),
+            reachable,
+            "{name}"
+        );
+        let bus = format!("arn:aws:events:us-east-1:123456789012:event-bus/{name}");
+        assert_eq!(reaches("events:PutEvents", &bus), reachable, "{name}");
+        let queue_arn = format!("arn:aws:sqs:us-east-1:123456789012:{name}");
+        assert_eq!(reaches("sqs:SendMessage", &queue_arn), reachable, "{name}");
+    }
+    assert!(reaches(
+        "lambda:InvokeFunction",
+        "arn:aws:lambda:us-east-1:123456789012:function:inlet-prod-target-enrich"
+    ));
+    assert!(!reaches(
+        "lambda:InvokeFunction",
+        "arn:aws:lambda:us-east-1:123456789012:function:enrich"
+    ));
+}

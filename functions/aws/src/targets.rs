@@ -335,6 +335,43 @@ impl AwsTargets {
     }
 }
 
+/// The targets a stack of `environment` cannot reach: the actions function's policy
+/// (template.yaml) allows state machines, event buses and queues named
+/// `inlet-<env>-*` and functions named `inlet-<env>-target-*`, and URLs are for
+/// `inlet dev` only. One line per target, saying what to do.
+pub fn unreachable_from_stack(targets: &Targets, environment: &str) -> Vec<String> {
+    let prefix = format!("inlet-{environment}-");
+    let function_prefix = format!("{prefix}target-");
+    let named = |name: &str, prefix: &str| name.starts_with(prefix);
+    let mut problems = Vec::new();
+    let sections = [
+        ("workflow", &targets.workflows),
+        ("function", &targets.functions),
+    ];
+    for (section, entries) in sections {
+        for (key, target) in entries {
+            let (name, wanted) = match target {
+                Target::Url(url) => {
+                    problems.push(format!(
+                        "{section} `{key}` goes to the URL {url}: a stack cannot post to URLs (only `inlet dev` does)"
+                    ));
+                    continue;
+                }
+                Target::Function(name) => (name.as_str(), &function_prefix),
+                Target::StateMachine(arn) => (arn.rsplit(':').next().unwrap_or(arn), &prefix),
+                Target::EventBus(bus) => (bus.rsplit('/').next().unwrap_or(bus), &prefix),
+                Target::Queue { url, .. } => (url.rsplit('/').next().unwrap_or(url), &prefix),
+            };
+            if !named(name, wanted) {
+                problems.push(format!(
+                    "{section} `{key}` goes to `{name}`, which the stack's actions function may not reach: name it `{wanted}*`, or add a statement for it to ActionsFunction's policy in template.yaml"
+                ));
+            }
+        }
+    }
+    problems
+}
+
 /// What a target receives of a run: what triggered it and for whom, without the
 /// directory's bookkeeping (status, the time the run was recorded), so that every
 /// delivery of a run sends the same bytes.

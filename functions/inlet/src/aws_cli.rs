@@ -26,6 +26,9 @@ pub struct PushReport {
     pub tokens: Vec<(String, String)>,
     /// The targets pushed, if a targets file was given.
     pub targets: Option<Targets>,
+    /// Targets the stack's policy does not let it reach (see
+    /// [`inlet_aws::targets::unreachable_from_stack`]).
+    pub unreachable: Vec<String>,
 }
 
 async fn config_table(names: &StackNames) -> ConfigTable {
@@ -109,6 +112,12 @@ pub async fn push(
         files: files.len(),
         new_tokens,
         tokens,
+        unreachable: targets
+            .as_ref()
+            .map(|(targets, _)| {
+                inlet_aws::targets::unreachable_from_stack(targets, &names.environment)
+            })
+            .unwrap_or_default(),
         targets: targets.map(|(targets, _)| targets),
     })
 }

@@ -74,6 +74,9 @@ async fn config_push(args: PushArgs) -> anyhow::Result<ExitCode> {
             targets.functions.len()
         );
     }
+    for problem in &report.unreachable {
+        println!("warning: {problem}");
+    }
     print_stack_urls(&report.tokens, args.base_url.as_deref(), &args.env);
     Ok(ExitCode::SUCCESS)
 }
