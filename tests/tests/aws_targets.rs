@@ -521,3 +521,39 @@ async fn a_cancel_stops_the_executions_of_its_key_and_only_those() {
     }
     assert_eq!(status("wr_e3_0").await, "RUNNING");
 }
+
+/// A Step Functions endpoint that throttles every request, as the service does above
+/// an account's rate: the run stays undelivered and its action planned, with no
+/// attempt counted (like Inlet's own store being unavailable), instead of failing.
+#[tokio::test]
+async fn a_throttled_target_leaves_the_action_planned_without_counting_an_attempt() {
+    use axum::http::StatusCode;
+    let app = axum::Router::new().fallback(|| async {
+        (
+            StatusCode::BAD_REQUEST,
+            [("content-type", "application/x-amz-json-1.0")],
+            r#"{"__type": "com.amazonaws.swf.base.model#ThrottlingException", "message": "Rate exceeded"}"#,
+        )
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(&endpoint)
+        .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(1))
+        .load()
+        .await;
+    let machine = "arn:aws:states:us-east-1:123456789012:stateMachine:inlet-dev-orders";
+    let targets = workflows("orders", Target::StateMachine(machine.into()));
+    let mut world = world_of(targets.clone()).await;
+    world.executor.targets = Arc::new(
+        HttpTargets::new(targets.clone())
+            .with_aws(AwsTargets::new(&AwsClients::new(&sdk), targets)),
+    );
+    match trigger(&world, "e1", "orders").await {
+        ActionOutcome::StoreUnavailable(detail) => {
+            assert!(detail.contains("ThrottlingException"), "{detail}")
+        }
+        other => panic!("a throttled target is not the action's failure: {other:?}"),
+    }
+}

@@ -28,8 +28,10 @@
 //!   them under `stopped`); for the other kinds the cancellation is recorded in the
 //!   directory only.
 //!
-//! Errors: throttling, server errors and lost connections are retryable (the action is
-//! tried again, see the executor); a missing target, a refused permission or a
+//! Errors: throttling, server errors and lost connections are the service's, not the
+//! action's ([`InvokeError::Unavailable`]: no attempt counted, the action stays planned
+//! and runs when the service answers, see the executor); a function's own error is
+//! retryable and counts an attempt; a missing target, a refused permission or a
 //! malformed request fails the action at once, with the service's message.
 
 use crate::clients::AwsClients;
@@ -189,7 +191,7 @@ impl AwsTargets {
                     entry.and_then(|e| e.error_message()).unwrap_or_default()
                 );
                 Err(if RETRYABLE_ENTRY_CODES.contains(&code) {
-                    InvokeError::Retryable(message)
+                    InvokeError::Unavailable(message)
                 } else {
                     InvokeError::Permanent(message)
                 })
@@ -399,7 +401,7 @@ pub fn execution_arn(state_machine: &str, name: &str) -> String {
 
 fn invoke_error(error: StoreError) -> InvokeError {
     match error {
-        StoreError::Unavailable(m) => InvokeError::Retryable(m),
+        StoreError::Unavailable(m) => InvokeError::Unavailable(m),
         StoreError::Failed(m) => InvokeError::Permanent(m),
     }
 }

@@ -14,7 +14,8 @@
 //!   an unknown audience without `create_if_missing`); the caller retries the former
 //!   with backoff, a few times, then the action has `failed`.
 //! - Inlet's own directory being unavailable (DynamoDB throttling a provisioned table, a
-//!   network failure, SQLite unable to write) is not the action's failure: it counts no
+//!   network failure, SQLite unable to write), or an AWS target's service throttling or
+//!   not answering ([`InvokeError::Unavailable`]), is not the action's failure: it counts no
 //!   attempt and leaves the action `planned`, and the run stops with a store error, which
 //!   the caller handles as it handles the event log failing (the action worker backs
 //!   off and runs the event again; the actions function has Lambda retry the record).
@@ -38,10 +39,17 @@ use std::sync::Arc;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum InvokeError {
+    /// The target failed in a way a later try may not (a 5xx, a function's error):
+    /// counts an attempt.
     #[error("{0}")]
     Retryable(String),
     #[error("{0}")]
     Permanent(String),
+    /// The service in front of the target throttled or did not answer (an AWS target's
+    /// `ThrottlingException`, a lost connection): not the action's failure, handled like
+    /// the directory being unavailable (no attempt counted, the action stays planned).
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 /// Outside effects: the user's functions and workflow targets.
@@ -94,7 +102,9 @@ fn permanent(error: impl Into<String>) -> ActionOutcome {
 
 fn from_directory(e: DirectoryError) -> ActionOutcome {
     match e {
-        DirectoryError::Unavailable(m) => ActionOutcome::StoreUnavailable(m),
+        DirectoryError::Unavailable(m) => {
+            ActionOutcome::StoreUnavailable(format!("directory: {m}"))
+        }
         DirectoryError::Failed(m) => permanent(format!("directory store failed: {m}")),
         DirectoryError::Rejected(m) => permanent(m),
     }
@@ -107,6 +117,9 @@ fn from_invoke(e: InvokeError) -> ActionOutcome {
             retryable: true,
         },
         InvokeError::Permanent(error) => permanent(error),
+        InvokeError::Unavailable(error) => {
+            ActionOutcome::StoreUnavailable(format!("target: {error}"))
+        }
     }
 }
 
@@ -175,7 +188,7 @@ impl ActionExecutor {
                     // Left as it is (planned, attempts unchanged): the caller runs the
                     // event again once the store answers.
                     return Err(StoreError::Unavailable(format!(
-                        "directory, for action {} ({}): {detail}",
+                        "action {} ({}): {detail}",
                         entry.index,
                         planned.action.name()
                     )));
