@@ -325,6 +325,38 @@ functions:
         assert!(!targets.workflows["a"].on_aws() && targets.workflows["b"].on_aws());
     }
 
+    /// The example of docs/sources.md is a valid targets file with every kind.
+    #[test]
+    fn the_docs_example_reads() {
+        let docs = include_str!("../../../../docs/sources.md");
+        let example = docs
+            .split("```yaml\n")
+            .map(|block| block.split("```").next().unwrap())
+            .find(|block| block.contains("workflows:") && block.contains("state_machine"))
+            .expect("docs/sources.md has a targets example");
+        // The block sits in a list item: two spaces deeper than the file.
+        let example: String = example
+            .lines()
+            .map(|l| format!("{}\n", l.strip_prefix("  ").unwrap_or(l)))
+            .collect();
+        let targets = parse_targets(&example, Path::new("docs/sources.md")).unwrap();
+        let kinds: Vec<&str> = targets
+            .workflows
+            .values()
+            .map(|t| match t {
+                Target::Url(_) => "url",
+                Target::Function(_) => "function",
+                Target::StateMachine(_) => "state_machine",
+                Target::EventBus(_) => "event_bus",
+                Target::Queue { .. } => "queue",
+            })
+            .collect();
+        assert_eq!(kinds.len(), 5, "{kinds:?}");
+        for kind in WORKFLOW_KINDS {
+            assert!(kinds.contains(kind), "the example has no {kind}");
+        }
+    }
+
     #[test]
     fn each_bad_target_is_named_with_its_line_and_fix() {
         let errors = load(
