@@ -121,6 +121,20 @@ impl ConfigTable {
         Ok(())
     }
 
+    /// The config item `sk` (the bundle, the targets), if pushed.
+    async fn config_item(&self, sk: &str, what: &str) -> Result<Option<Item>, StoreError> {
+        let answer = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s("CONFIG"))
+            .key("sk", s(sk.to_string()))
+            .send()
+            .await
+            .map_err(|e| store_error(what, e))?;
+        Ok(answer.item)
+    }
+
     /// The pushed targets (none when none were pushed), from cache when fresh.
     pub async fn targets(&self) -> Result<Arc<Targets>, ConfigTableError> {
         let now = self.clock.now_ms();
@@ -129,17 +143,7 @@ impl ConfigTable {
         {
             return Ok(targets.clone());
         }
-        let item = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", s("CONFIG"))
-            .key("sk", s("TARGETS"))
-            .send()
-            .await
-            .map_err(|e| store_error("read targets", e))?
-            .item;
-        let targets = match item {
+        let targets = match self.config_item("TARGETS", "read targets").await? {
             Some(item) => parse_targets(get_s(&item, "file")?, Path::new("targets (pushed)"))
                 .map_err(ConfigTableError::Invalid)?,
             None => Targets::default(),
@@ -198,15 +202,8 @@ impl ConfigTable {
             return Ok(catalog.clone());
         }
         let item = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", s("CONFIG"))
-            .key("sk", s("BUNDLE"))
-            .send()
-            .await
-            .map_err(|e| store_error("read config", e))?
-            .item
+            .config_item("BUNDLE", "read config")
+            .await?
             .ok_or(ConfigTableError::NotPushed)?;
         let version = get_s(&item, "version")?.to_string();
         if let Some((_, cached_version, catalog)) = cached.filter(|(_, v, _)| *v == version) {

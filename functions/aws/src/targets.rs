@@ -44,7 +44,7 @@ use aws_sdk_lambda::types::InvocationType;
 use aws_sdk_sfn::error::ProvideErrorMetadata;
 use inlet_core::config::{QueueGroup, Target, Targets};
 use inlet_core::directory::{RecipientRef, WorkflowRun};
-use inlet_core::executor::{InvokeError, TargetInvoker};
+use inlet_core::executor::{Delivered, InvokeError, TargetInvoker};
 use inlet_core::store::StoreError;
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -272,22 +272,18 @@ impl TargetInvoker for AwsTargets {
             .await
     }
 
-    async fn deliver_run(
-        &self,
-        source: &str,
-        run: &WorkflowRun,
-    ) -> Result<Option<Value>, InvokeError> {
+    async fn deliver_run(&self, source: &str, run: &WorkflowRun) -> Delivered {
         match self.current().await?.workflows.get(&run.workflow_key) {
             Some(target) => self.deliver(target, source, run).await.map(Some),
             None => Ok(None),
         }
     }
 
-    async fn cancel_runs(
-        &self,
-        _source: &str,
-        runs: &[WorkflowRun],
-    ) -> Result<Option<Value>, InvokeError> {
+    async fn prepare(&self) -> Result<(), InvokeError> {
+        self.current().await.map(|_| ())
+    }
+
+    async fn cancel_runs(&self, _source: &str, runs: &[WorkflowRun]) -> Delivered {
         let Some(first) = runs.first() else {
             return Ok(None);
         };

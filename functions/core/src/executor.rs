@@ -52,6 +52,10 @@ pub enum InvokeError {
     Unavailable(String),
 }
 
+/// What a target answered a delivery (or a cancellation) with; `None` when there is no
+/// target to tell.
+pub type Delivered = Result<Option<Value>, InvokeError>;
+
 /// Outside effects: the user's functions and workflow targets.
 #[async_trait]
 pub trait TargetInvoker: Send + Sync {
@@ -59,18 +63,17 @@ pub trait TargetInvoker: Send + Sync {
     async fn invoke_function(&self, function: &str, payload: &Value) -> Result<Value, InvokeError>;
     /// Delivers a run (of an event of `source`) to its workflow's target; `Ok(None)` when
     /// the workflow has none.
-    async fn deliver_run(
-        &self,
-        source: &str,
-        run: &WorkflowRun,
-    ) -> Result<Option<Value>, InvokeError>;
+    async fn deliver_run(&self, source: &str, run: &WorkflowRun) -> Delivered;
+    /// Called before the directory changes of an action that will tell a target
+    /// (trigger, cancel) apply: targets that must be looked up (a stack's, in its config
+    /// table) are looked up here, so that failing to learn them fails the action before
+    /// anything of it is recorded.
+    async fn prepare(&self) -> Result<(), InvokeError> {
+        Ok(())
+    }
     /// Tells the targets of `runs` (all of one workflow, just cancelled in the
     /// directory) to stop them; `Ok(None)` when their target cannot stop anything.
-    async fn cancel_runs(
-        &self,
-        _source: &str,
-        _runs: &[WorkflowRun],
-    ) -> Result<Option<Value>, InvokeError> {
+    async fn cancel_runs(&self, _source: &str, _runs: &[WorkflowRun]) -> Delivered {
         Ok(None)
     }
 }
@@ -264,6 +267,11 @@ impl ActionExecutor {
             Ok(work) => work,
             Err(outcome) => return outcome,
         };
+        if (work.run.is_some() || work.cancel.is_some())
+            && let Err(e) = self.targets.prepare().await
+        {
+            return from_invoke(e);
+        }
         let applied = self
             .directory
             .apply(ActionChanges {

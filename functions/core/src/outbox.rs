@@ -232,7 +232,7 @@ mod tests {
     use crate::directory::{
         ActionChanges, Applied, Directory, DirectoryError, Entity, RecipientRef, WorkflowRun,
     };
-    use crate::executor::{InvokeError, TargetInvoker};
+    use crate::executor::{Delivered, InvokeError, TargetInvoker};
     use crate::store::{
         ActionLogEntry, ActionUpdate, CommitError, CommitResult, EventPage, EventQuery,
         EventRecord, EventTypeStats, IdempotencyClaim,
@@ -357,11 +357,7 @@ mod tests {
         async fn invoke_function(&self, _: &str, _: &Value) -> Result<Value, InvokeError> {
             unreachable!()
         }
-        async fn deliver_run(
-            &self,
-            _: &str,
-            _: &WorkflowRun,
-        ) -> Result<Option<Value>, InvokeError> {
+        async fn deliver_run(&self, _: &str, _: &WorkflowRun) -> Delivered {
             unreachable!()
         }
     }

@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use inlet_aws::targets::AwsTargets;
 use inlet_core::config::{Target, Targets};
 use inlet_core::directory::WorkflowRun;
-use inlet_core::executor::{InvokeError, TargetInvoker};
+use inlet_core::executor::{Delivered, InvokeError, TargetInvoker};
 use serde_json::Value;
 use std::time::Duration;
 
@@ -101,11 +101,7 @@ impl TargetInvoker for HttpTargets {
         }
     }
 
-    async fn deliver_run(
-        &self,
-        source: &str,
-        run: &WorkflowRun,
-    ) -> Result<Option<Value>, InvokeError> {
+    async fn deliver_run(&self, source: &str, run: &WorkflowRun) -> Delivered {
         let Some(target) = self.targets.workflows.get(&run.workflow_key) else {
             return Ok(None);
         };
@@ -121,11 +117,14 @@ impl TargetInvoker for HttpTargets {
         self.post(&what, target, &body).await.map(Some)
     }
 
-    async fn cancel_runs(
-        &self,
-        source: &str,
-        runs: &[WorkflowRun],
-    ) -> Result<Option<Value>, InvokeError> {
+    async fn prepare(&self) -> Result<(), InvokeError> {
+        match &self.aws {
+            Some(aws) => aws.prepare().await,
+            None => Ok(()),
+        }
+    }
+
+    async fn cancel_runs(&self, source: &str, runs: &[WorkflowRun]) -> Delivered {
         match &self.aws {
             Some(aws) => aws.cancel_runs(source, runs).await,
             None => Ok(None),
