@@ -37,14 +37,13 @@ async fn ingest_handler_on_api_gateway_events() {
     let events = stack.events.clone();
 
     let started_s = clock.now_ms() / 1000;
-    let accepted = function
-        .handle(common::aws::apigw_event(
-            "task-assigned.json",
-            &token,
-            "demo-secret-change-me",
-        ))
-        .await
-        .unwrap();
+    let accepted = send(
+        &function,
+        "task-assigned.json",
+        &token,
+        "demo-secret-change-me",
+    )
+    .await;
     assert_eq!(accepted.status(), 202);
     let body: Value = serde_json::from_slice(accepted.body().as_ref()).unwrap();
     assert_eq!(body["status"], "accepted");
@@ -134,33 +133,18 @@ async fn ingest_handler_on_api_gateway_events() {
     assert_eq!(stored.actions[0].payload["recipients"], json!(["user_456"]));
 
     // Duplicate and rejected requests.
-    let duplicate = function
-        .handle(common::aws::apigw_event(
-            "task-assigned.json",
-            &token,
-            "demo-secret-change-me",
-        ))
-        .await
-        .unwrap();
+    let duplicate = send(
+        &function,
+        "task-assigned.json",
+        &token,
+        "demo-secret-change-me",
+    )
+    .await;
     assert_eq!(duplicate.status(), 200);
     assert_eq!(duplicate.headers()["inlet-duplicate"], "true");
-    let rejected = function
-        .handle(common::aws::apigw_event(
-            "task-completed.json",
-            &token,
-            "wrong",
-        ))
-        .await
-        .unwrap();
+    let rejected = send(&function, "task-completed.json", &token, "wrong").await;
     assert_eq!(rejected.status(), 401);
-    let unknown = function
-        .handle(common::aws::apigw_event(
-            "task-completed.json",
-            "not-a-token",
-            "x",
-        ))
-        .await
-        .unwrap();
+    let unknown = send(&function, "task-completed.json", "not-a-token", "x").await;
     assert_eq!(unknown.status(), 404);
     let rest = stack.deliver().await;
     assert!(
@@ -391,4 +375,18 @@ async fn the_slack_preset_handshake_and_verification_through_the_ingest_function
         accepted[0].verification,
         VerificationStatus::EnforcedVerified
     );
+}
+
+/// The ingest function's answer to `event` (a file of `events/`) sent with `token` and
+/// `secret`.
+async fn send(
+    function: &inlet_aws::ingest::IngestFunction,
+    event: &str,
+    token: &str,
+    secret: &str,
+) -> lambda_http::Response<lambda_http::Body> {
+    function
+        .handle(common::aws::apigw_event(event, token, secret))
+        .await
+        .unwrap()
 }

@@ -303,12 +303,7 @@ async fn restart_keeps_tokens_and_dedup() {
     let ws = Workspace::new();
     let server = ws.start().await;
     let url = server.url("task-app", "development").unwrap().to_string();
-    let first = post(
-        &url,
-        &sample("task-assigned.json"),
-        &[("x-webhook-secret", SECRET)],
-    )
-    .await;
+    let first = post_sample(&url, "task-assigned.json").await;
     assert_eq!(first.status, StatusCode::ACCEPTED);
     let token = url.rsplit('/').next().unwrap().to_string();
     server.shutdown().await.unwrap();
@@ -317,12 +312,7 @@ async fn restart_keeps_tokens_and_dedup() {
     let url = server.url("task-app", "development").unwrap().to_string();
     assert!(url.ends_with(&token), "the token survives a restart");
     assert!(token.len() >= 32, "at least 128 bits of token");
-    let again = post(
-        &url,
-        &sample("task-assigned.json"),
-        &[("x-webhook-secret", SECRET)],
-    )
-    .await;
+    let again = post_sample(&url, "task-assigned.json").await;
     assert_eq!(again.status, StatusCode::OK);
     assert_eq!(again.body["event_id"], first.body["event_id"]);
     server.shutdown().await.unwrap();
@@ -1012,12 +1002,7 @@ async fn slow_idle_and_excess_connections_are_closed() {
         .unwrap();
 
     // Meanwhile the server answers others (the fifth connection of the cap).
-    let accepted = post(
-        &url,
-        &sample("task-assigned.json"),
-        &[("x-webhook-secret", SECRET)],
-    )
-    .await;
+    let accepted = post_sample(&url, "task-assigned.json").await;
     assert_eq!(accepted.status, StatusCode::ACCEPTED);
 
     // While four connections are held and a fifth is open, a sixth is refused.

@@ -60,12 +60,7 @@ async fn the_worked_example_runs_end_to_end() {
     let server = ws.start().await;
     let base = format!("http://{}", server.addr);
     let url = server.url("task-app", "development").unwrap().to_string();
-    let accepted = post(
-        &url,
-        &sample("task-assigned.json"),
-        &[("x-webhook-secret", SECRET)],
-    )
-    .await;
+    let accepted = post_sample(&url, "task-assigned.json").await;
     assert_eq!(accepted.status, StatusCode::ACCEPTED);
     let id = accepted.body["event_id"].as_str().unwrap();
 
@@ -210,12 +205,7 @@ async fn a_failing_target_is_retried_then_the_action_fails_and_the_outbox_row_di
     let server = ws.start_with(options).await;
     let base = format!("http://{}", server.addr);
     let url = server.url("task-app", "development").unwrap().to_string();
-    let accepted = post(
-        &url,
-        &sample("task-assigned.json"),
-        &[("x-webhook-secret", SECRET)],
-    )
-    .await;
+    let accepted = post_sample(&url, "task-assigned.json").await;
     let detail = settled(&base, accepted.body["event_id"].as_str().unwrap()).await;
     let action = &detail["actions"][0];
     assert_eq!(action["status"], "failed");
@@ -256,12 +246,7 @@ async fn sigkill_after_the_202_loses_nothing_and_runs_every_action_once() {
 
     // First life: accepts, acknowledges, and is killed before any action runs.
     let mut first = spawn_dev(&binary, &ws, port, &["--pause-actions"]);
-    let accepted = post(
-        &first.url,
-        &sample("task-assigned.json"),
-        &[("x-webhook-secret", SECRET)],
-    )
-    .await;
+    let accepted = post_sample(&first.url, "task-assigned.json").await;
     assert_eq!(accepted.status, StatusCode::ACCEPTED);
     let id = accepted.body["event_id"].as_str().unwrap().to_string();
     let first_url = first.url.clone();
@@ -447,12 +432,7 @@ async fn runs_are_delivered_to_https_targets() {
         &["--targets", targets.to_str().unwrap()],
         &[("SSL_CERT_FILE", ca_file.to_str().unwrap())],
     );
-    let accepted = post(
-        &server.url,
-        &sample("task-assigned.json"),
-        &[("x-webhook-secret", SECRET)],
-    )
-    .await;
+    let accepted = post_sample(&server.url, "task-assigned.json").await;
     assert_eq!(accepted.status, StatusCode::ACCEPTED);
     let id = accepted.body["event_id"].as_str().unwrap().to_string();
     let detail = settled(&server.base, &id).await;

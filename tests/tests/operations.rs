@@ -453,12 +453,7 @@ async fn logs_since_a_time_back_from_now() {
     let server = ws.start().await;
     let base = format!("http://{}", server.addr);
     let url = server.url("task-app", "development").unwrap().to_string();
-    let sent = post(
-        &url,
-        &sample("task-assigned.json"),
-        &[("x-webhook-secret", SECRET)],
-    )
-    .await;
+    let sent = post_sample(&url, "task-assigned.json").await;
     let id = sent.body["event_id"].as_str().unwrap().to_string();
     for since in ["1h", "2d", "90m"] {
         let (code, out, err) = run_inlet(&["logs", "--since", since, "--server", &base]).await;
@@ -512,12 +507,7 @@ async fn logs_show_each_event_s_action_counts() {
     let server = ws.start().await;
     let base = format!("http://{}", server.addr);
     let url = server.url("task-app", "development").unwrap().to_string();
-    let sent = post(
-        &url,
-        &sample("task-assigned.json"),
-        &[("x-webhook-secret", SECRET)],
-    )
-    .await;
+    let sent = post_sample(&url, "task-assigned.json").await;
     let id = sent.body["event_id"].as_str().unwrap().to_string();
     wait_for_count(
         &ws,

@@ -135,6 +135,12 @@ impl Answer {
     }
 }
 
+/// POSTs the sample `name` (a file of `events/`) to `url` with the source's secret
+/// ([`SECRET`]), as the task-app source expects it.
+pub async fn post_sample(url: &str, name: &str) -> Answer {
+    post(url, &sample(name), &[("x-webhook-secret", SECRET)]).await
+}
+
 pub async fn post(url: &str, body: &str, headers: &[(&str, &str)]) -> Answer {
     let mut request = reqwest::Client::new().post(url).body(body.to_string());
     if !headers
