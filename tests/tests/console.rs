@@ -228,6 +228,13 @@ async fn the_console_rehearses_replays_shows_the_directory_and_refuses_other_sit
         run.contains("href=\"/console/directory/users/user_456\""),
         "{run}"
     );
+    // Its delivery, from the trigger action, linked to that action on the event's page.
+    assert!(
+        run.contains("<h2>Delivery</h2>")
+            && run.contains(&format!("href=\"/console/events/{id}#action-0\""))
+            && run.contains("workflows_trigger"),
+        "{run}"
+    );
     let (status, _, user) = page(&base, "/console/directory/users/user_456").await;
     assert_eq!(
         status,

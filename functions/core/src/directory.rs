@@ -51,6 +51,12 @@ impl RecipientRef {
     }
 }
 
+/// The id of the run action `index` of event `event_id` records: derived from the action
+/// key, so that every delivery of the action names the same run.
+pub fn run_id(event_id: &str, index: usize) -> String {
+    format!("wr_{event_id}_{index}")
+}
+
 /// A stored workflow run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WorkflowRun {

@@ -511,7 +511,7 @@ impl ActionExecutor {
                     .map_err(from_directory)?;
                 let unknown: Vec<&String> = bare.iter().filter(|id| !known.contains(id)).collect();
                 let workflow_run = WorkflowRun {
-                    id: format!("wr_{}_{}", key_of_action.event_id, key_of_action.index),
+                    id: crate::directory::run_id(&key_of_action.event_id, key_of_action.index),
                     workflow_key: trigger.key.clone(),
                     recipients: recipients_list,
                     actor,

@@ -20,6 +20,8 @@ use crate::directory::EnvDirectory;
 use crate::{AdminError, AdminResult, AdminState};
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
+use inlet_core::catalog::ActionKind;
+use inlet_core::store::{ActionLogEntry, ActionStatus};
 use maud::{Markup, html};
 use serde_json::Value;
 use std::collections::HashMap;
@@ -317,6 +319,7 @@ pub(crate) async fn workflow_runs(
 }
 
 pub(crate) async fn workflow_run(
+    State(state): State<Arc<AdminState>>,
     at: InEnvironment,
     Path(id): Path<String>,
     Query(params): Query<Params>,
@@ -325,6 +328,15 @@ pub(crate) async fn workflow_run(
     let run = match look_up(at, |at| crate::directory::workflow_run(at, key)).await {
         Ok(axum::Json(run)) => run,
         Err(error) => return error_page(error),
+    };
+    let event_id = text(&run["event_id"]);
+    // The trigger action that recorded the run: its status, attempts and delivery.
+    let trigger = match state.events.action_log(&event_id).await {
+        Ok(log) => log.into_iter().find(|a| {
+            a.action == ActionKind::WorkflowsTrigger
+                && inlet_core::directory::run_id(&event_id, a.index) == id
+        }),
+        Err(error) => return error_page(error.into()),
     };
     page(
         &format!("Workflow run {id}"),
@@ -341,9 +353,42 @@ pub(crate) async fn workflow_run(
                 @if let Some(key) = run["cancellation_key"].as_str() { dt { "Cancellation key" } dd { code { (key) } } }
                 dt { "Triggered by" } dd { a href={ "/console/events/" (text(&run["event_id"])) } { code { (text(&run["event_id"])) } } }
             }
+            h2 { "Delivery" }
+            (delivery(&event_id, trigger.as_ref()))
             h2 { "Data" }
             pre { (serde_json::to_string_pretty(&run["data"]).unwrap_or_default()) }
         },
     )
     .into_response()
+}
+
+/// Where a run went, from the action that triggered it: its status and attempts, the
+/// target's answer (execution ARN, event id or message id), or its error.
+fn delivery(event_id: &str, trigger: Option<&ActionLogEntry>) -> Markup {
+    let Some(action) = trigger else {
+        return html! { p { "The action that triggered this run is not in its event's log (past retention?)." } };
+    };
+    let delivered = action
+        .result
+        .as_ref()
+        .map(|r| &r["delivery"])
+        .filter(|d| !d.is_null());
+    html! {
+        dl {
+            dt { "Action" }
+            dd { a href={ "/console/events/" (event_id) "#action-" (action.index) } { "#" (action.index) " workflows_trigger" } }
+            dt { "Status" } dd { (action.status.as_str()) }
+            dt { "Attempts" } dd { (action.attempts) }
+            @if let Some(d) = delivered {
+                dt { "Target" } dd { (text(&d["target"])) }
+                @for field in ["execution_arn", "event_id", "message_id", "bus", "queue", "function"] {
+                    @if let Some(value) = d[field].as_str() { dt { (field) } dd { code { (value) } } }
+                }
+                @if d["already_started"] == true { dt { "Note" } dd { "already started by an earlier delivery of this run" } }
+            } @else if action.status == ActionStatus::Succeeded {
+                dt { "Target" } dd { "none: the workflow has no target, the run is recorded only" }
+            }
+            @if let Some(error) = &action.error { dt { "Error" } dd { (error) } }
+        }
+    }
 }

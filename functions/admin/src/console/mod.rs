@@ -397,7 +397,7 @@ pub(crate) async fn event(
                     thead { tr { th { "#" } th { "Action" } th { "Status" } th { "Attempts" } th { "Payload (resolved params)" } th { "Result or reason" } } }
                     tbody {
                         @for a in &actions {
-                            tr {
+                            tr id={ "action-" (text(&a["index"])) } {
                                 td { (text(&a["index"])) }
                                 td { code { (text(&a["action"])) } }
                                 td { (status_badge(a["status"].as_str().unwrap_or("?"))) }
