@@ -557,3 +557,39 @@ async fn a_throttled_target_leaves_the_action_planned_without_counting_an_attemp
         other => panic!("a throttled target is not the action's failure: {other:?}"),
     }
 }
+
+/// `inlet dev --targets` reaches the AWS kinds through the SDK, with the environment's
+/// credentials and endpoint (here the emulator's): a webhook's run lands in the queue.
+#[tokio::test]
+async fn inlet_dev_delivers_a_webhook_s_run_to_a_queue_through_the_sdk() {
+    let clients = AwsClients::new(&aws_config::load_from_env().await);
+    let (queue_url, _) = queue(&clients, &common::unique_name("dev-runs"), false).await;
+    let ws = common::Workspace::new();
+    let targets = ws.dir.path().join("targets.yaml");
+    std::fs::write(
+        &targets,
+        format!("workflows:\n  task-assigned: {{ queue: \"{queue_url}\" }}\n"),
+    )
+    .unwrap();
+    let mut options = ws.options();
+    options.targets_file = Some(targets);
+    let server = ws.start_with(options).await;
+    let url = server.url("task-app", "development").unwrap().to_string();
+    let accepted = common::post_sample(&url, "task-assigned.json").await;
+    assert_eq!(accepted.status, 202, "{:?}", accepted.body);
+    let event_id = accepted.body["event_id"].as_str().unwrap().to_string();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let received = loop {
+        let received = messages(&clients, &queue_url).await;
+        if !received.is_empty() || std::time::Instant::now() > deadline {
+            break received;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(received.len(), 1, "{received:?}");
+    let run = &received[0].0;
+    assert_eq!(run["workflow_key"], "task-assigned");
+    assert_eq!(run["source"], "task-app");
+    assert_eq!(run["event_id"], json!(event_id));
+    assert_eq!(run["run_id"], json!(format!("wr_{event_id}_0")));
+}
