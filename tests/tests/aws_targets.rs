@@ -593,3 +593,43 @@ async fn inlet_dev_delivers_a_webhook_s_run_to_a_queue_through_the_sdk() {
     assert_eq!(run["event_id"], json!(event_id));
     assert_eq!(run["run_id"], json!(format!("wr_{event_id}_0")));
 }
+
+/// `inlet check --targets FILE --env ENV`: every problem with its line and fix (exit 1),
+/// and for a valid file the targets a stack of ENV may not reach.
+#[test]
+fn inlet_check_validates_a_targets_file_and_names_what_a_stack_cannot_reach() {
+    let dir = tempfile::tempdir().unwrap();
+    let check = |text: &str| {
+        let file = dir.path().join("targets.yaml");
+        std::fs::write(&file, text).unwrap();
+        let out = std::process::Command::new(common::inlet_binary())
+            .arg("check")
+            .arg(common::repo_root().join("infra/sources"))
+            .arg("--targets")
+            .arg(&file)
+            .args(["--env", "prod"])
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&out.stdout).to_string()
+            + &*String::from_utf8_lossy(&out.stderr);
+        (out.status.success(), said)
+    };
+    let (ok, said) = check("workflows:\n  a: { state_machine: nope }\n");
+    assert!(!ok, "{said}");
+    assert!(
+        said.contains("targets.yaml:2: target `a`: `state_machine` must be a state machine ARN"),
+        "{said}"
+    );
+    let (ok, said) = check(
+        "workflows:\n  a: { state_machine: \"arn:aws:states:us-east-1:1:stateMachine:orders\" }\n  b: { event_bus: inlet-prod-billing }\n",
+    );
+    assert!(ok, "{said}");
+    assert!(
+        said.contains("OK: 2 workflow target(s), 0 function target(s)"),
+        "{said}"
+    );
+    assert!(
+        said.contains("warning: workflow `a` goes to `orders`") && !said.contains("`b`"),
+        "{said}"
+    );
+}

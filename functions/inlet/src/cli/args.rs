@@ -29,6 +29,13 @@ pub enum Command {
         /// INLET_VAR_*) does not provide.
         #[arg(long)]
         vars: Option<PathBuf>,
+        /// Also validate this targets file (where workflow runs go).
+        #[arg(long)]
+        targets: Option<PathBuf>,
+        /// With `--targets`: warn about the targets a stack of this environment may not
+        /// reach (its IAM allows state machines, buses and queues named `inlet-<env>-*`).
+        #[arg(long, requires = "targets")]
+        env: Option<String>,
     },
     /// Print the webhook URL of every source environment (creating tokens if needed).
     Urls(UrlsArgs),

@@ -18,7 +18,20 @@ use std::time::Duration;
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Dev(args) => dev(args).await,
-        Command::Check { dir, vars } => check(dir, vars),
+        Command::Check {
+            dir,
+            vars,
+            targets,
+            env,
+        } => {
+            let sources = check(dir, vars)?;
+            let targets = check_targets(targets, env.as_deref());
+            Ok(if sources == ExitCode::SUCCESS {
+                targets
+            } else {
+                sources
+            })
+        }
         Command::Urls(args) => urls(args).await,
         Command::Logs(args) => logs(args).await,
         Command::Event(args) => event(args).await,
@@ -199,6 +212,35 @@ fn check(dir: PathBuf, vars_file: Option<PathBuf>) -> anyhow::Result<ExitCode> {
             ExitCode::FAILURE
         }
     })
+}
+
+/// `inlet check --targets FILE [--env ENV]`: the targets file's problems, and with an
+/// environment the targets its stack may not reach. `SUCCESS` without a file.
+fn check_targets(file: Option<PathBuf>, env: Option<&str>) -> ExitCode {
+    let Some(file) = file else {
+        return ExitCode::SUCCESS;
+    };
+    match inlet_core::config::load_targets(&file) {
+        Ok(targets) => {
+            if let Some(env) = env {
+                for problem in inlet_aws::targets::unreachable_from_stack(&targets, env) {
+                    eprintln!("warning: {problem}");
+                }
+            }
+            println!(
+                "OK: {} workflow target(s), {} function target(s) in {}",
+                targets.workflows.len(),
+                targets.functions.len(),
+                file.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            eprintln!("{errors}");
+            eprintln!("\n{} problem(s) found.", errors.0.len());
+            ExitCode::FAILURE
+        }
+    }
 }
 
 async fn urls(args: UrlsArgs) -> anyhow::Result<ExitCode> {
