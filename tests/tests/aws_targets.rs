@@ -633,3 +633,93 @@ fn inlet_check_validates_a_targets_file_and_names_what_a_stack_cannot_reach() {
         "{said}"
     );
 }
+
+/// `forward_to_event_bus`, end to end through `inlet dev`: every accepted webhook is put
+/// on the bus once (a rule routes it to a queue here) with the event as its detail,
+/// after its mapped actions; the action log settles it.
+#[tokio::test]
+async fn an_environment_forwards_every_accepted_event_to_its_bus_once() {
+    let clients = AwsClients::new(&aws_config::load_from_env().await);
+    let bus = common::unique_name("inlet-development-events");
+    clients
+        .eventbridge
+        .create_event_bus()
+        .name(&bus)
+        .send()
+        .await
+        .unwrap();
+    let (queue_url, queue_arn) = queue(&clients, &common::unique_name("forwarded"), false).await;
+    let rule = common::unique_name("all-events");
+    clients
+        .eventbridge
+        .put_rule()
+        .name(&rule)
+        .event_bus_name(&bus)
+        .event_pattern(r#"{"source": ["inlet.task-app"]}"#)
+        .send()
+        .await
+        .unwrap();
+    clients
+        .eventbridge
+        .put_targets()
+        .rule(&rule)
+        .event_bus_name(&bus)
+        .targets(
+            aws_sdk_eventbridge::types::Target::builder()
+                .id("queue")
+                .arn(&queue_arn)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+
+    let ws = common::Workspace::new();
+    let yaml = ws.sources().join("task-app.yaml");
+    let text = std::fs::read_to_string(&yaml).unwrap().replacen(
+        "  development:\n",
+        &format!("  development:\n    forward_to_event_bus: {bus}\n"),
+        1,
+    );
+    std::fs::write(&yaml, text).unwrap();
+    let server = ws.start().await;
+    let url = server.url("task-app", "development").unwrap().to_string();
+    let accepted = common::post_sample(&url, "task-assigned.json").await;
+    assert_eq!(accepted.status, 202, "{:?}", accepted.body);
+    let event_id = accepted.body["event_id"].as_str().unwrap().to_string();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let received = loop {
+        let received = messages(&clients, &queue_url).await;
+        if !received.is_empty() || std::time::Instant::now() > deadline {
+            break received;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(received.len(), 1, "{received:?}");
+    let put = &received[0].0;
+    assert_eq!(put["source"], "inlet.task-app");
+    assert_eq!(put["detail-type"], "task.assigned");
+    let detail = &put["detail"];
+    assert_eq!(detail["event_id"], json!(event_id));
+    assert_eq!(detail["environment"], "development");
+    let sample: Value = serde_json::from_str(&common::sample("task-assigned.json")).unwrap();
+    assert_eq!(detail["body"], sample, "the body, parsed");
+
+    // The action log: the mapped trigger first, then the forward, both settled.
+    let base = format!("http://{}", server.addr);
+    let settled = common::settled(&base, &event_id).await;
+    let actions = settled["actions"].as_array().unwrap();
+    let kinds: Vec<(&str, &str)> = actions
+        .iter()
+        .map(|a| (a["action"].as_str().unwrap(), a["status"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("workflows_trigger", "succeeded"),
+            ("events_forward", "succeeded")
+        ]
+    );
+    assert!(messages(&clients, &queue_url).await.is_empty(), "put once");
+}

@@ -23,6 +23,11 @@
 //!     or the first recipient ([`QueueGroup`]). Elsewhere at least once.
 //!   - **function**: invoked asynchronously (`Event`): Lambda queues it and retries the
 //!     function's own failures. At least once.
+//! - `events_forward` (what `forward_to_event_bus` adds to every accepted event) puts the
+//!   event ([`event_detail`]) on its bus: `DetailType` the event type. The action log
+//!   settles it once it succeeded, so a redelivered record puts nothing again; a crash
+//!   between the put and its log entry puts it twice (at least once: `event_id` is in
+//!   the detail).
 //! - `workflows_cancel` stops the executions of the runs it cancelled when their
 //!   workflow's target is a state machine (`StopExecution`; the action's result lists
 //!   them under `stopped`); for the other kinds the cancellation is recorded in the
@@ -45,7 +50,7 @@ use aws_sdk_sfn::error::ProvideErrorMetadata;
 use inlet_core::config::{QueueGroup, Target, Targets};
 use inlet_core::directory::{RecipientRef, WorkflowRun};
 use inlet_core::executor::{Delivered, InvokeError, TargetInvoker};
-use inlet_core::store::StoreError;
+use inlet_core::store::{EventRecord, StoreError};
 use serde_json::{Value, json};
 use std::sync::Arc;
 
@@ -164,11 +169,23 @@ impl AwsTargets {
         run: &WorkflowRun,
         input: String,
     ) -> Result<Value, InvokeError> {
+        self.put_entry(bus, source, &run.workflow_key, input).await
+    }
+
+    /// Puts one event on `bus`: `Source` `inlet.<source>`. A 200 answer whose entry
+    /// failed is a failure by the entry's code.
+    async fn put_entry(
+        &self,
+        bus: &str,
+        source: &str,
+        detail_type: &str,
+        detail: String,
+    ) -> Result<Value, InvokeError> {
         let entry = PutEventsRequestEntry::builder()
             .event_bus_name(bus)
             .source(format!("inlet.{source}"))
-            .detail_type(&run.workflow_key)
-            .detail(input)
+            .detail_type(detail_type)
+            .detail(detail)
             .build();
         let answer = self
             .eventbridge
@@ -283,6 +300,13 @@ impl TargetInvoker for AwsTargets {
         self.current().await.map(|_| ())
     }
 
+    async fn forward_event(&self, bus: &str, event: &EventRecord) -> Result<Value, InvokeError> {
+        let detail_type = event.event_type.as_deref().unwrap_or("unknown");
+        let detail = event_detail(event).to_string();
+        self.put_entry(bus, &event.source, detail_type, detail)
+            .await
+    }
+
     async fn cancel_runs(&self, _source: &str, runs: &[WorkflowRun]) -> Delivered {
         let Some(first) = runs.first() else {
             return Ok(None);
@@ -384,6 +408,24 @@ pub fn run_input(source: &str, run: &WorkflowRun) -> Value {
         "cancellation_key": run.cancellation_key,
         "event_id": run.event_id,
         "source": source,
+    })
+}
+
+/// What `events_forward` puts on a bus of an event: its identity and times, the body
+/// (parsed when it is JSON, else the text) and the script's output.
+pub fn event_detail(event: &EventRecord) -> Value {
+    let body = serde_json::from_str::<Value>(&event.raw_body)
+        .unwrap_or_else(|_| Value::String(event.raw_body.clone()));
+    json!({
+        "event_id": event.id,
+        "source": event.source,
+        "environment": event.environment,
+        "event_type": event.event_type,
+        "received_at_ms": event.received_at_ms,
+        "occurred_at_ms": event.occurred_at_ms,
+        "idempotency_key": event.idempotency_key,
+        "body": body,
+        "preprocess": event.preprocess,
     })
 }
 

@@ -53,6 +53,19 @@ pub fn plan_actions(mappings: &[MappingConfig], roots: &PathRoots<'_>) -> Action
         .collect()
 }
 
+/// The `events_forward` action `forward_to_event_bus` adds at `index` (after the mapped
+/// actions): the whole event to `bus`.
+pub fn forward_action(index: usize, bus: &str) -> PlannedAction {
+    let params = serde_json::json!({ "event_bus": bus });
+    PlannedAction {
+        index,
+        action: ActionKind::EventsForward,
+        params: std::sync::Arc::new(params.clone()),
+        payload: params,
+        skipped: None,
+    }
+}
+
 /// Resolves every param of one mapping; returns the payload and the problems that make
 /// the action unrunnable (missing required params, wrong types).
 fn resolve_mapping(mapping: &MappingConfig, roots: &PathRoots<'_>) -> (Value, Vec<String>) {

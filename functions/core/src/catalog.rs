@@ -46,6 +46,7 @@ pub enum ActionKind {
     WorkflowsCancel,
     WorkflowsTrigger,
     LambdaInvoke,
+    EventsForward,
 }
 
 /// The type a param value must have once resolved.
@@ -281,6 +282,12 @@ actions! {
         required { function: Text }
         optional { payload: Any }
     }
+    /// `events_forward`: puts the whole event on an EventBridge bus (what
+    /// `forward_to_event_bus` adds to every accepted event of an environment).
+    EventsForward {
+        required { event_bus: Text }
+        optional {}
+    }
 }
 
 /// The fields of a payload (or an inline recipient) other than `keys`, with the entries
@@ -429,7 +436,8 @@ mod tests {
                 "audiences_remove_member",
                 "workflows_cancel",
                 "workflows_trigger",
-                "lambda_invoke"
+                "lambda_invoke",
+                "events_forward"
             ]
         );
         for kind in ActionKind::ALL {

@@ -64,6 +64,12 @@ pub trait TargetInvoker: Send + Sync {
     /// Delivers a run (of an event of `source`) to its workflow's target; `Ok(None)` when
     /// the workflow has none.
     async fn deliver_run(&self, source: &str, run: &WorkflowRun) -> Delivered;
+    /// `events_forward`: puts `event` on `bus`; the answer says where it went.
+    async fn forward_event(&self, bus: &str, _event: &EventRecord) -> Result<Value, InvokeError> {
+        Err(InvokeError::Permanent(format!(
+            "forwarding events to bus `{bus}` needs AWS: run on a stack, or give `inlet dev` AWS credentials"
+        )))
+    }
     /// Called before the directory changes of an action that will tell a target
     /// (trigger, cancel) apply: targets that must be looked up (a stack's, in its config
     /// table) are looked up here, so that failing to learn them fails the action before
@@ -260,6 +266,12 @@ impl ActionExecutor {
                 Ok(answer) => ActionOutcome::Succeeded(
                     json!({ "function": invoke.function, "response": answer }),
                 ),
+                Err(e) => from_invoke(e),
+            };
+        }
+        if let Action::EventsForward(forward) = &payload {
+            return match self.targets.forward_event(&forward.event_bus, event).await {
+                Ok(answer) => ActionOutcome::Succeeded(answer),
                 Err(e) => from_invoke(e),
             };
         }
@@ -533,7 +545,9 @@ impl ActionExecutor {
                 run = Some(workflow_run);
                 result
             }
-            Action::LambdaInvoke(_) => unreachable!("handled before"),
+            Action::LambdaInvoke(_) | Action::EventsForward(_) => {
+                unreachable!("handled before")
+            }
         };
         Ok(Work {
             changes,

@@ -12,6 +12,7 @@ use inlet_aws::targets::AwsTargets;
 use inlet_core::config::{Target, Targets};
 use inlet_core::directory::WorkflowRun;
 use inlet_core::executor::{Delivered, InvokeError, TargetInvoker};
+use inlet_core::store::EventRecord;
 use serde_json::Value;
 use std::time::Duration;
 
@@ -115,6 +116,11 @@ impl TargetInvoker for HttpTargets {
         }
         let body = serde_json::to_value(run).expect("a run serialises");
         self.post(&what, target, &body).await.map(Some)
+    }
+
+    async fn forward_event(&self, bus: &str, event: &EventRecord) -> Result<Value, InvokeError> {
+        let what = format!("forwarding to bus `{bus}`");
+        self.aws(&what)?.forward_event(bus, event).await
     }
 
     async fn prepare(&self) -> Result<(), InvokeError> {

@@ -376,3 +376,23 @@ pub fn expanded_template() -> Value {
     assert!(status.success(), "expand_sam.py failed");
     serde_json::from_slice(&std::fs::read(out.path()).unwrap()).unwrap()
 }
+
+pub async fn get(url: &str) -> Answer {
+    answer(reqwest::get(url).await.unwrap()).await
+}
+
+/// Polls the admin API until every action of `event_id` has left `planned` and its
+/// outbox row is settled (the worker closes the row just after the last action).
+pub async fn settled(base: &str, event_id: &str) -> Value {
+    for _ in 0..200 {
+        let body = get(&format!("{base}/admin/events/{event_id}")).await.body;
+        let actions = body["actions"].as_array().cloned().unwrap_or_default();
+        let outbox_settled = body["outbox"].is_null() || body["outbox"]["state"] != "pending";
+        if !actions.is_empty() && actions.iter().all(|a| a["status"] != "planned") && outbox_settled
+        {
+            return body;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("actions of {event_id} never finished");
+}

@@ -122,7 +122,7 @@ environments:
         let expected = [
             "bad.yaml:3: unknown key `colour` in the source | remove it; allowed keys: key, name, description, environments",
             "bad.yaml:1: source key `Task App` may only use a-z, 0-9, `-` and `_` | rename it, e.g. `task-app`",
-            "bad.yaml:6: unknown key `event_type_pth` in environment `development` | did you mean `event_type_path`? allowed keys: preset, script, verify, enforce_verification, production, event_type_path, timestamp_path, idempotency, mappings",
+            "bad.yaml:6: unknown key `event_type_pth` in environment `development` | did you mean `event_type_path`? allowed keys: preset, script, verify, enforce_verification, production, event_type_path, timestamp_path, idempotency, mappings, forward_to_event_bus",
             "bad.yaml:7: idempotency is enabled but has no `key_path` | add `key_path: body.event_id` (the field that identifies an event), or `enabled: false`",
             "bad.yaml:10: unknown action `workflow_trigger` | did you mean `workflows_trigger`?",
             "bad.yaml:13: `id`: invalid path `body..id`: the path has an empty segment (a leading, trailing or doubled `.`) | write segments separated by single dots, e.g. `body.data.id`",

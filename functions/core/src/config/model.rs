@@ -96,6 +96,9 @@ pub struct EnvironmentConfig {
     pub idempotency: IdempotencySettings,
     /// Event type → its mappings, in config order.
     pub mappings: BTreeMap<String, Vec<MappingConfig>>,
+    /// `forward_to_event_bus`: every accepted event also goes to this EventBridge bus
+    /// (an `events_forward` action after its mapped ones).
+    pub forward_to_event_bus: Option<String>,
 }
 
 /// `verify:` — a scheme of [`crate::verify`], the var holding its secret (a string, or

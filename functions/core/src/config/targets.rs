@@ -262,7 +262,7 @@ fn is_arn(arn: &str, service: &str, resource_prefix: &str) -> bool {
     matches!(parts.as_slice(), ["arn", _, s, _, _, resource] if *s == service && resource.starts_with(resource_prefix) && resource.len() > resource_prefix.len())
 }
 
-fn is_bus(bus: &str) -> bool {
+pub(super) fn is_bus(bus: &str) -> bool {
     is_arn(bus, "events", "event-bus/")
         || ((1..=256).contains(&bus.len())
             && bus

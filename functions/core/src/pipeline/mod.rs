@@ -57,7 +57,7 @@ pub use request::{InboundRequest, REJECTED_BODY_BYTES, redact_headers, redact_qu
 use request::{JSON_SENT_AS_FORM, Parsed, Received, parse_request, read_timestamp, scalar_string};
 pub use routes::{Route, RouteTable, TokenEntry};
 
-use crate::actions::plan_actions;
+use crate::actions::{forward_action, plan_actions};
 use crate::clock::Clock;
 use crate::defaults;
 use crate::outcome::Outcome;
@@ -309,6 +309,9 @@ impl Pipeline {
         let claim = self.idempotency_claim(route, &roots, &event_type, &mut event);
         let mappings = env.mappings.get(&event_type).map_or(&[][..], Vec::as_slice);
         event.actions = plan_actions(mappings, &roots);
+        if let Some(bus) = &env.forward_to_event_bus {
+            event.actions.push(forward_action(event.actions.len(), bus));
+        }
         event.event_type = Some(event_type.clone());
         Ok(Evaluated {
             event,

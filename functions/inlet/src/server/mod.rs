@@ -281,7 +281,12 @@ pub async fn start(
             .map_err(|errors| anyhow::anyhow!("the targets file has problems:\n{errors}"))?,
         None => Default::default(),
     };
-    let targets = if HttpTargets::need_aws(&targets) {
+    let forwards = catalog
+        .sources
+        .iter()
+        .flat_map(|s| s.environments.values())
+        .any(|e| e.forward_to_event_bus.is_some());
+    let targets = if forwards || HttpTargets::need_aws(&targets) {
         let clients =
             inlet_aws::clients::AwsClients::from_env(&inlet_aws::clients::ClientSettings::CLI)
                 .await;

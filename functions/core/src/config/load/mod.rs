@@ -155,6 +155,7 @@ const ENV_KEYS: &[&str] = &[
     "timestamp_path",
     "idempotency",
     "mappings",
+    "forward_to_event_bus",
 ];
 const IDEMPOTENCY_KEYS: &[&str] = &["enabled", "key_path", "window"];
 /// `verify:`'s own keys; the `hmac` scheme also takes [`HMAC_OPTION_NAMES`].
@@ -412,6 +413,17 @@ impl FileLoader<'_> {
             },
             (None, None) => BTreeMap::new(),
         };
+        let forward_to_event_bus = get("forward_to_event_bus").and_then(|n| {
+            let bus = self.string(n, "forward_to_event_bus")?;
+            if !super::targets::is_bus(&bus) {
+                self.error(
+                    n.line,
+                    format!("`forward_to_event_bus` must be an event bus name or ARN, got `{bus}`"),
+                    "write `forward_to_event_bus: inlet-<env>-events`",
+                );
+            }
+            Some(bus)
+        });
         if self.errors.len() > before {
             return None;
         }
@@ -424,6 +436,7 @@ impl FileLoader<'_> {
             timestamp_path: timestamp_path.flatten(),
             idempotency: idempotency?,
             mappings,
+            forward_to_event_bus,
         })
     }
 
