@@ -15,8 +15,9 @@ use inlet_core::catalog::ActionKind;
 use inlet_core::clock::ManualClock;
 use inlet_core::config::{QueueGroup, Target, Targets};
 use inlet_core::directory::{RecipientRef, WorkflowRun};
-use inlet_core::executor::{ActionExecutor, ActionOutcome, InvokeError, TargetInvoker};
+use inlet_core::executor::{ActionExecutor, ActionOutcome};
 use inlet_core::store::EventRecord;
+use inlet_core::targets::{InvokeError, TargetInvoker};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
@@ -140,6 +141,66 @@ async fn queue(clients: &AwsClients, name: &str, fifo: bool) -> (String, String)
     (url, arn)
 }
 
+/// A new bus named `bus` whose rule routes the events of `inlet.<source>` to a new queue;
+/// the queue's URL.
+async fn bus_to_queue(clients: &AwsClients, bus: &str, source: &str) -> String {
+    clients
+        .eventbridge
+        .create_event_bus()
+        .name(bus)
+        .send()
+        .await
+        .unwrap();
+    let (queue_url, queue_arn) = queue(clients, &common::unique_name("bus-queue"), false).await;
+    let rule = common::unique_name("inlet-rule");
+    clients
+        .eventbridge
+        .put_rule()
+        .name(&rule)
+        .event_bus_name(bus)
+        .event_pattern(format!(r#"{{"source": ["inlet.{source}"]}}"#))
+        .send()
+        .await
+        .unwrap();
+    clients
+        .eventbridge
+        .put_targets()
+        .rule(&rule)
+        .event_bus_name(bus)
+        .targets(
+            aws_sdk_eventbridge::types::Target::builder()
+                .id("queue")
+                .arn(&queue_arn)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    queue_url
+}
+
+/// Sends the task-app sample to `server` (answered 202) and waits up to 20 s for the
+/// messages it leads to in `queue`; the event's id and the messages.
+async fn webhook_and_messages(
+    server: &inlet::server::DevServer,
+    clients: &AwsClients,
+    queue: &str,
+) -> (String, Vec<(Value, Option<String>)>) {
+    let url = server.url("task-app", "development").unwrap().to_string();
+    let accepted = common::post_sample(&url, "task-assigned.json").await;
+    assert_eq!(accepted.status, 202, "{:?}", accepted.body);
+    let event_id = accepted.body["event_id"].as_str().unwrap().to_string();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let received = messages(clients, queue).await;
+        if !received.is_empty() || std::time::Instant::now() > deadline {
+            return (event_id, received);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// Every message waiting in `queue`: (body, message group).
 async fn messages(clients: &AwsClients, queue: &str) -> Vec<(Value, Option<String>)> {
     let mut all = Vec::new();
@@ -251,39 +312,7 @@ async fn a_state_machine_that_does_not_exist_fails_the_action_once_and_says_so()
 async fn a_bus_run_reaches_the_queue_its_rule_routes_to_and_refusals_fail_the_action() {
     let clients = AwsClients::new(&aws_config::load_from_env().await);
     let bus = common::unique_name("billing");
-    clients
-        .eventbridge
-        .create_event_bus()
-        .name(&bus)
-        .send()
-        .await
-        .unwrap();
-    let (queue_url, queue_arn) = queue(&clients, &common::unique_name("bus-runs"), false).await;
-    let rule = common::unique_name("inlet-runs");
-    clients
-        .eventbridge
-        .put_rule()
-        .name(&rule)
-        .event_bus_name(&bus)
-        .event_pattern(r#"{"source": ["inlet.shop"]}"#)
-        .send()
-        .await
-        .unwrap();
-    clients
-        .eventbridge
-        .put_targets()
-        .rule(&rule)
-        .event_bus_name(&bus)
-        .targets(
-            aws_sdk_eventbridge::types::Target::builder()
-                .id("queue")
-                .arn(&queue_arn)
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
+    let queue_url = bus_to_queue(&clients, &bus, "shop").await;
 
     let world = world_of(workflows("invoices", Target::EventBus(bus.clone()))).await;
     let delivery = delivered(trigger(&world, "e1", "invoices").await);
@@ -565,27 +594,12 @@ async fn inlet_dev_delivers_a_webhook_s_run_to_a_queue_through_the_sdk() {
     let clients = AwsClients::new(&aws_config::load_from_env().await);
     let (queue_url, _) = queue(&clients, &common::unique_name("dev-runs"), false).await;
     let ws = common::Workspace::new();
-    let targets = ws.dir.path().join("targets.yaml");
-    std::fs::write(
-        &targets,
-        format!("workflows:\n  task-assigned: {{ queue: \"{queue_url}\" }}\n"),
-    )
-    .unwrap();
-    let mut options = ws.options();
-    options.targets_file = Some(targets);
-    let server = ws.start_with(options).await;
-    let url = server.url("task-app", "development").unwrap().to_string();
-    let accepted = common::post_sample(&url, "task-assigned.json").await;
-    assert_eq!(accepted.status, 202, "{:?}", accepted.body);
-    let event_id = accepted.body["event_id"].as_str().unwrap().to_string();
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    let received = loop {
-        let received = messages(&clients, &queue_url).await;
-        if !received.is_empty() || std::time::Instant::now() > deadline {
-            break received;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let server = ws
+        .start_with_targets(&format!(
+            "workflows:\n  task-assigned: {{ queue: \"{queue_url}\" }}\n"
+        ))
+        .await;
+    let (event_id, received) = webhook_and_messages(&server, &clients, &queue_url).await;
     assert_eq!(received.len(), 1, "{received:?}");
     let run = &received[0].0;
     assert_eq!(run["workflow_key"], "task-assigned");
@@ -641,39 +655,7 @@ fn inlet_check_validates_a_targets_file_and_names_what_a_stack_cannot_reach() {
 async fn an_environment_forwards_every_accepted_event_to_its_bus_once() {
     let clients = AwsClients::new(&aws_config::load_from_env().await);
     let bus = common::unique_name("inlet-development-events");
-    clients
-        .eventbridge
-        .create_event_bus()
-        .name(&bus)
-        .send()
-        .await
-        .unwrap();
-    let (queue_url, queue_arn) = queue(&clients, &common::unique_name("forwarded"), false).await;
-    let rule = common::unique_name("all-events");
-    clients
-        .eventbridge
-        .put_rule()
-        .name(&rule)
-        .event_bus_name(&bus)
-        .event_pattern(r#"{"source": ["inlet.task-app"]}"#)
-        .send()
-        .await
-        .unwrap();
-    clients
-        .eventbridge
-        .put_targets()
-        .rule(&rule)
-        .event_bus_name(&bus)
-        .targets(
-            aws_sdk_eventbridge::types::Target::builder()
-                .id("queue")
-                .arn(&queue_arn)
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
+    let queue_url = bus_to_queue(&clients, &bus, "task-app").await;
 
     let ws = common::Workspace::new();
     let yaml = ws.sources().join("task-app.yaml");
@@ -684,18 +666,7 @@ async fn an_environment_forwards_every_accepted_event_to_its_bus_once() {
     );
     std::fs::write(&yaml, text).unwrap();
     let server = ws.start().await;
-    let url = server.url("task-app", "development").unwrap().to_string();
-    let accepted = common::post_sample(&url, "task-assigned.json").await;
-    assert_eq!(accepted.status, 202, "{:?}", accepted.body);
-    let event_id = accepted.body["event_id"].as_str().unwrap().to_string();
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    let received = loop {
-        let received = messages(&clients, &queue_url).await;
-        if !received.is_empty() || std::time::Instant::now() > deadline {
-            break received;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let (event_id, received) = webhook_and_messages(&server, &clients, &queue_url).await;
     assert_eq!(received.len(), 1, "{received:?}");
     let put = &received[0].0;
     assert_eq!(put["source"], "inlet.task-app");

@@ -174,15 +174,11 @@ async fn a_failing_target_is_retried_then_the_action_fails_and_the_outbox_row_di
         .local_addr()
         .unwrap()
         .port();
-    let targets = ws.dir.path().join("targets.yaml");
-    std::fs::write(
-        &targets,
-        format!("workflows:\n  task-assigned: {{ url: http://127.0.0.1:{port}/runs }}\n"),
-    )
-    .unwrap();
-    let mut options = ws.options();
-    options.targets_file = Some(targets);
-    let server = ws.start_with(options).await;
+    let server = ws
+        .start_with_targets(&format!(
+            "workflows:\n  task-assigned: {{ url: http://127.0.0.1:{port}/runs }}\n"
+        ))
+        .await;
     let base = format!("http://{}", server.addr);
     let url = server.url("task-app", "development").unwrap().to_string();
     let accepted = post_sample(&url, "task-assigned.json").await;

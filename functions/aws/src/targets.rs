@@ -49,8 +49,8 @@ use aws_sdk_lambda::types::InvocationType;
 use aws_sdk_sfn::error::ProvideErrorMetadata;
 use inlet_core::config::{QueueGroup, Target, Targets};
 use inlet_core::directory::{RecipientRef, WorkflowRun};
-use inlet_core::executor::{Delivered, InvokeError, TargetInvoker};
 use inlet_core::store::{EventRecord, StoreError};
+use inlet_core::targets::{Delivered, InvokeError, TargetInvoker};
 use serde_json::{Value, json};
 use std::sync::Arc;
 

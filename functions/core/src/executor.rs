@@ -33,56 +33,9 @@ use crate::directory::{
     ActionChanges, ActionKey, Directory, DirectoryChange, DirectoryError, RecipientRef, WorkflowRun,
 };
 use crate::store::{ActionLogEntry, ActionStatus, ActionUpdate, EventLog, EventRecord, StoreError};
-use async_trait::async_trait;
+use crate::targets::{InvokeError, TargetInvoker};
 use serde_json::{Map, Value, json};
 use std::sync::Arc;
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum InvokeError {
-    /// The target failed in a way a later try may not (a 5xx, a function's error):
-    /// counts an attempt.
-    #[error("{0}")]
-    Retryable(String),
-    #[error("{0}")]
-    Permanent(String),
-    /// The service in front of the target throttled or did not answer (an AWS target's
-    /// `ThrottlingException`, a lost connection): not the action's failure, handled like
-    /// the directory being unavailable (no attempt counted, the action stays planned).
-    #[error("{0}")]
-    Unavailable(String),
-}
-
-/// What a target answered a delivery (or a cancellation) with; `None` when there is no
-/// target to tell.
-pub type Delivered = Result<Option<Value>, InvokeError>;
-
-/// Outside effects: the user's functions and workflow targets.
-#[async_trait]
-pub trait TargetInvoker: Send + Sync {
-    /// `lambda_invoke`: calls `function` with `payload`, returns its answer.
-    async fn invoke_function(&self, function: &str, payload: &Value) -> Result<Value, InvokeError>;
-    /// Delivers a run (of an event of `source`) to its workflow's target; `Ok(None)` when
-    /// the workflow has none.
-    async fn deliver_run(&self, source: &str, run: &WorkflowRun) -> Delivered;
-    /// `events_forward`: puts `event` on `bus`; the answer says where it went.
-    async fn forward_event(&self, bus: &str, _event: &EventRecord) -> Result<Value, InvokeError> {
-        Err(InvokeError::Permanent(format!(
-            "forwarding events to bus `{bus}` needs AWS: run on a stack, or give `inlet dev` AWS credentials"
-        )))
-    }
-    /// Called before the directory changes of an action that will tell a target
-    /// (trigger, cancel) apply: targets that must be looked up (a stack's, in its config
-    /// table) are looked up here, so that failing to learn them fails the action before
-    /// anything of it is recorded.
-    async fn prepare(&self) -> Result<(), InvokeError> {
-        Ok(())
-    }
-    /// Tells the targets of `runs` (all of one workflow, just cancelled in the
-    /// directory) to stop them; `Ok(None)` when their target cannot stop anything.
-    async fn cancel_runs(&self, _source: &str, _runs: &[WorkflowRun]) -> Delivered {
-        Ok(None)
-    }
-}
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum ActionOutcome {

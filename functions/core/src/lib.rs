@@ -32,6 +32,7 @@ pub mod reply;
 pub mod script;
 pub mod status;
 pub mod store;
+pub mod targets;
 pub mod tokens;
 pub mod vars;
 pub mod verify;

@@ -232,11 +232,11 @@ mod tests {
     use crate::directory::{
         ActionChanges, Applied, Directory, DirectoryError, Entity, RecipientRef, WorkflowRun,
     };
-    use crate::executor::{Delivered, InvokeError, TargetInvoker};
     use crate::store::{
         ActionLogEntry, ActionUpdate, CommitError, CommitResult, EventPage, EventQuery,
         EventRecord, EventTypeStats, IdempotencyClaim,
     };
+    use crate::targets::{Delivered, InvokeError, TargetInvoker};
     use async_trait::async_trait;
     use serde_json::{Map, Value};
     use std::sync::atomic::{AtomicUsize, Ordering};

@@ -11,8 +11,8 @@ use async_trait::async_trait;
 use inlet_aws::targets::AwsTargets;
 use inlet_core::config::{Target, Targets};
 use inlet_core::directory::WorkflowRun;
-use inlet_core::executor::{Delivered, InvokeError, TargetInvoker};
 use inlet_core::store::EventRecord;
+use inlet_core::targets::{Delivered, InvokeError, TargetInvoker};
 use serde_json::Value;
 use std::time::Duration;
 

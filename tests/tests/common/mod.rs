@@ -74,6 +74,15 @@ impl Workspace {
         self.start_with(self.options()).await
     }
 
+    /// The dev server with a targets file of this text (`--targets`).
+    pub async fn start_with_targets(&self, targets: &str) -> DevServer {
+        let file = self.dir.path().join("targets.yaml");
+        std::fs::write(&file, targets).unwrap();
+        let mut options = self.options();
+        options.targets_file = Some(file);
+        self.start_with(options).await
+    }
+
     pub async fn start_with(&self, options: DevOptions) -> DevServer {
         server::start(options, std::future::pending())
             .await

@@ -2,6 +2,7 @@
 //! for people (what is wrong and what to do), not as debug dumps.
 
 mod args;
+mod check;
 
 use crate::output::{event_header, event_line, time_of};
 use crate::server::{self, DevOptions, webhook_urls};
@@ -11,7 +12,6 @@ pub use args::*;
 use inlet_core::clock::{Clock, SystemClock};
 use inlet_core::config::load_dir;
 use inlet_core::script::{ScriptEngine, ScriptLimits};
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -23,15 +23,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             vars,
             targets,
             env,
-        } => {
-            let sources = check(dir, vars)?;
-            let targets = check_targets(targets, env.as_deref());
-            Ok(if sources == ExitCode::SUCCESS {
-                targets
-            } else {
-                sources
-            })
-        }
+        } => check::run(dir, vars, targets, env.as_deref()),
         Command::Urls(args) => urls(args).await,
         Command::Logs(args) => logs(args).await,
         Command::Event(args) => event(args).await,
@@ -170,76 +162,6 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = ctrl_c => {},
         _ = term => {},
-    }
-}
-
-fn check(dir: PathBuf, vars_file: Option<PathBuf>) -> anyhow::Result<ExitCode> {
-    let engine = ScriptEngine::new(ScriptLimits::default());
-    Ok(match load_dir(&dir, &engine) {
-        Ok(catalog) => {
-            for text in catalog.texts_written_as_paths() {
-                eprintln!("warning: {text}");
-            }
-            if let Some(file) = &vars_file {
-                let vars = crate::vars::load_local_vars(Some(file), std::env::vars())?;
-                for missing in catalog.missing_vars(&vars) {
-                    eprintln!("warning: {missing}");
-                }
-            }
-            let envs = catalog.environments().count();
-            let scripts = catalog
-                .sources
-                .iter()
-                .flat_map(|s| s.environments.values())
-                .filter(|e| e.script.is_some())
-                .count();
-            let mappings: usize = catalog
-                .sources
-                .iter()
-                .flat_map(|s| s.environments.values())
-                .map(|e| e.mappings.values().map(Vec::len).sum::<usize>())
-                .sum();
-            println!(
-                "OK: {} source(s), {envs} environment(s), {scripts} script(s), {mappings} mapping(s) in {}",
-                catalog.sources.len(),
-                dir.display()
-            );
-            ExitCode::SUCCESS
-        }
-        Err(errors) => {
-            eprintln!("{errors}");
-            eprintln!("\n{} problem(s) found.", errors.0.len());
-            ExitCode::FAILURE
-        }
-    })
-}
-
-/// `inlet check --targets FILE [--env ENV]`: the targets file's problems, and with an
-/// environment the targets its stack may not reach. `SUCCESS` without a file.
-fn check_targets(file: Option<PathBuf>, env: Option<&str>) -> ExitCode {
-    let Some(file) = file else {
-        return ExitCode::SUCCESS;
-    };
-    match inlet_core::config::load_targets(&file) {
-        Ok(targets) => {
-            if let Some(env) = env {
-                for problem in inlet_aws::targets::unreachable_from_stack(&targets, env) {
-                    eprintln!("warning: {problem}");
-                }
-            }
-            println!(
-                "OK: {} workflow target(s), {} function target(s) in {}",
-                targets.workflows.len(),
-                targets.functions.len(),
-                file.display()
-            );
-            ExitCode::SUCCESS
-        }
-        Err(errors) => {
-            eprintln!("{errors}");
-            eprintln!("\n{} problem(s) found.", errors.0.len());
-            ExitCode::FAILURE
-        }
     }
 }
 
