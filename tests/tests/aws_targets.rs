@@ -443,9 +443,7 @@ async fn a_stack_delivers_runs_to_the_targets_config_push_stored() {
             .arg(&file)
             .output()
             .unwrap();
-        let text = String::from_utf8_lossy(&out.stdout).to_string()
-            + &*String::from_utf8_lossy(&out.stderr);
-        (out.status.success(), text)
+        common::said(out)
     };
     let (ok, said) = push("workflows:\n  orders: { state_machine: \"arn:aws:lambda:x\" }\n");
     assert!(
@@ -624,9 +622,7 @@ fn inlet_check_validates_a_targets_file_and_names_what_a_stack_cannot_reach() {
             .args(["--env", "prod"])
             .output()
             .unwrap();
-        let said = String::from_utf8_lossy(&out.stdout).to_string()
-            + &*String::from_utf8_lossy(&out.stderr);
-        (out.status.success(), said)
+        common::said(out)
     };
     let (ok, said) = check("workflows:\n  a: { state_machine: nope }\n");
     assert!(!ok, "{said}");

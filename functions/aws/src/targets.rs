@@ -307,6 +307,14 @@ impl TargetInvoker for AwsTargets {
             .await
     }
 
+    async fn stops_runs(&self, workflow_key: &str) -> Result<bool, InvokeError> {
+        let targets = self.current().await?;
+        Ok(matches!(
+            targets.workflows.get(workflow_key),
+            Some(Target::StateMachine(_))
+        ))
+    }
+
     async fn cancel_runs(&self, _source: &str, runs: &[WorkflowRun]) -> Delivered {
         let Some(first) = runs.first() else {
             return Ok(None);
@@ -364,7 +372,6 @@ impl AwsTargets {
 pub fn unreachable_from_stack(targets: &Targets, environment: &str) -> Vec<String> {
     let prefix = format!("inlet-{environment}-");
     let function_prefix = format!("{prefix}target-");
-    let named = |name: &str, prefix: &str| name.starts_with(prefix);
     let mut problems = Vec::new();
     let sections = [
         ("workflow", &targets.workflows),
@@ -384,7 +391,7 @@ pub fn unreachable_from_stack(targets: &Targets, environment: &str) -> Vec<Strin
                 Target::EventBus(bus) => (bus.rsplit('/').next().unwrap_or(bus), &prefix),
                 Target::Queue { url, .. } => (url.rsplit('/').next().unwrap_or(url), &prefix),
             };
-            if !named(name, wanted) {
+            if !name.starts_with(wanted.as_str()) {
                 problems.push(format!(
                     "{section} `{key}` goes to `{name}`, which the stack's actions function may not reach: name it `{wanted}*`, or add a statement for it to ActionsFunction's policy in template.yaml"
                 ));

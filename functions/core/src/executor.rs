@@ -260,40 +260,48 @@ impl ActionExecutor {
             }
         }
         if let Some(cancel) = &work.cancel {
-            let runs = match self.cancelled_runs(env, cancel).await {
-                Ok(runs) => runs,
-                Err(e) => return from_directory(e),
-            };
-            match self.targets.cancel_runs(&event.source, &runs).await {
+            match self.tell_cancelled(env, &event.source, cancel).await {
                 Ok(Some(answer)) => result["stopped"] = answer,
                 Ok(None) => {}
-                Err(e) => return from_invoke(e),
+                Err(outcome) => return outcome,
             }
         }
         ActionOutcome::Succeeded(result)
     }
 
-    /// The runs a cancellation has marked `cancelled` (of its workflow and cancellation
-    /// key, and including one of its recipients when it names them); a redelivered
-    /// cancellation finds the same runs, and their targets are told again.
-    async fn cancelled_runs(
+    /// Tells the target of a cancellation's workflow to stop the runs it marked
+    /// `cancelled` (of its workflow and cancellation key, and including one of its
+    /// recipients when it names them); a redelivered cancellation finds the same runs,
+    /// and their target is told again. The runs are looked up only for a target that
+    /// can stop them.
+    async fn tell_cancelled(
         &self,
         environment: &str,
+        source: &str,
         cancel: &DirectoryChange,
-    ) -> Result<Vec<WorkflowRun>, DirectoryError> {
+    ) -> Result<Option<Value>, ActionOutcome> {
         let DirectoryChange::CancelWorkflowRuns {
             workflow_key,
             cancellation_key,
             recipients,
         } = cancel
         else {
-            return Ok(Vec::new());
+            return Ok(None);
         };
+        if !self
+            .targets
+            .stops_runs(workflow_key)
+            .await
+            .map_err(from_invoke)?
+        {
+            return Ok(None);
+        }
         let runs = self
             .directory
             .workflow_runs(environment, Some(workflow_key), MAX_CANCELLED_RUNS)
-            .await?;
-        Ok(runs
+            .await
+            .map_err(from_directory)?;
+        let cancelled: Vec<WorkflowRun> = runs
             .into_iter()
             .filter(|run| {
                 run.status == "cancelled"
@@ -302,7 +310,11 @@ impl ActionExecutor {
                         .as_ref()
                         .is_none_or(|only| run.recipients.iter().any(|r| only.contains(r)))
             })
-            .collect())
+            .collect();
+        self.targets
+            .cancel_runs(source, &cancelled)
+            .await
+            .map_err(from_invoke)
     }
 
     /// The directory changes (and the workflow run, if any) one action amounts to, and

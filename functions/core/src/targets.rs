@@ -49,6 +49,11 @@ pub trait TargetInvoker: Send + Sync {
     async fn prepare(&self) -> Result<(), InvokeError> {
         Ok(())
     }
+    /// Whether `workflow_key`'s target can stop runs (a state machine): only then does
+    /// a cancellation look its runs up and call [`Self::cancel_runs`].
+    async fn stops_runs(&self, _workflow_key: &str) -> Result<bool, InvokeError> {
+        Ok(false)
+    }
     /// Tells the targets of `runs` (all of one workflow, just cancelled in the
     /// directory) to stop them; `Ok(None)` when their target cannot stop anything.
     async fn cancel_runs(&self, _source: &str, _runs: &[WorkflowRun]) -> Delivered {

@@ -130,6 +130,13 @@ impl TargetInvoker for HttpTargets {
         }
     }
 
+    async fn stops_runs(&self, workflow_key: &str) -> Result<bool, InvokeError> {
+        match &self.aws {
+            Some(aws) => aws.stops_runs(workflow_key).await,
+            None => Ok(false),
+        }
+    }
+
     async fn cancel_runs(&self, source: &str, runs: &[WorkflowRun]) -> Delivered {
         match &self.aws {
             Some(aws) => aws.cancel_runs(source, runs).await,

@@ -405,3 +405,10 @@ pub async fn settled(base: &str, event_id: &str) -> Value {
     }
     panic!("actions of {event_id} never finished");
 }
+
+/// A finished command's success and everything it printed (stdout, then stderr).
+pub fn said(output: std::process::Output) -> (bool, String) {
+    let text = String::from_utf8_lossy(&output.stdout).to_string()
+        + &*String::from_utf8_lossy(&output.stderr);
+    (output.status.success(), text)
+}
